@@ -1,0 +1,66 @@
+import UAParser from 'ua-parser-js';
+
+/** What the device list shows about a session's browser, parsed once at sign-in. */
+export interface DeviceInfo {
+  /** A name a person recognises: "Chrome 131 on macOS", "Safari on iPhone", "Unknown device". */
+  name: string;
+  browser: string | null;
+  os: string | null;
+  /** 'desktop', 'mobile', 'tablet', 'bot', … or null when unknown. */
+  type: string | null;
+}
+
+const FIELD_MAX = 40;
+const NAME_MAX = 80;
+// C0/C1 controls, bidi overrides and isolates, zero-width characters, line/paragraph separators.
+// eslint-disable-next-line no-control-regex
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+const BOT = /bot|crawl|spider|slurp|headless|curl|wget|python-requests|httpclient|go-http-client|okhttp/i;
+const DESKTOP_OS = new Set(['Windows', 'macOS', 'Linux', 'Ubuntu', 'Debian', 'Fedora', 'Chromium OS', 'FreeBSD']);
+
+function clean(s: string | undefined, max = FIELD_MAX): string | null {
+  if (!s) return null;
+  const t = s.replace(UNSAFE, '').replace(/\s+/g, ' ').trim();
+  if (!t) return null;
+  return t.length > max ? t.slice(0, max - 1) + '…' : t;
+}
+
+function browserName(n: string | undefined): string | undefined {
+  if (!n) return n;
+  return n.replace(/^Mobile /, '').replace(/ WebView$/, '');
+}
+
+function osName(n: string | undefined): string | undefined {
+  if (n === 'Mac OS') return 'macOS';
+  if (n === 'Chrome OS') return 'ChromeOS';
+  return n;
+}
+
+/**
+ * Parse a User-Agent into a short, inert device description. The input is cut to
+ * `maxLength` first (the parser's regular expressions have had ReDoS advisories) and every
+ * output field is stripped of control and bidi characters and capped in length.
+ */
+export function parseDevice(userAgent: string | undefined, maxLength = 512): DeviceInfo {
+  const ua = typeof userAgent === 'string' ? userAgent.slice(0, maxLength) : '';
+  if (!ua.trim()) return { name: 'Unknown device', browser: null, os: null, type: null };
+  const r = new UAParser(ua).getResult();
+  const browser = clean(browserName(r.browser.name));
+  const os = clean(osName(r.os.name));
+  const major = clean(r.browser.version?.split('.')[0], 8);
+  let type = clean(r.device.type, 16);
+  if (!type && BOT.test(ua)) type = 'bot';
+  if (!type && os && DESKTOP_OS.has(os)) type = 'desktop';
+
+  // A phone or tablet is better known by its model ("iPhone", "iPad", "Pixel 8") than its OS.
+  const model = r.device.type === 'mobile' || r.device.type === 'tablet' ? clean(r.device.model, 24) : null;
+  const where = model && /^(iPhone|iPad|iPod)/.test(model) ? model : os;
+  let name: string;
+  if (browser && where) {
+    // Safari's version says little to a person; Chrome's and Firefox's help tell devices apart.
+    name = `${browser}${major && !/Safari/.test(browser) ? ` ${major}` : ''} on ${where}`;
+  } else if (browser) name = browser;
+  else if (where) name = type === 'bot' ? `Bot on ${where}` : `Unknown browser on ${where}`;
+  else name = type === 'bot' ? 'Bot' : 'Unknown device';
+  return { name: clean(name, NAME_MAX) ?? 'Unknown device', browser, os, type };
+}

@@ -1,0 +1,436 @@
+import { LRUCache } from 'lru-cache';
+import { ERR_BAD_USER_ID, ERR_DATA_NOT_SERIALIZABLE, ERR_DATA_TOO_LARGE, ERR_NOT_FOUND } from './errors.js';
+import type { DeviceInfo } from './device.js';
+import { Metrics, type StatsSnapshot } from './metrics.js';
+import type { ResolvedOptions } from './options.js';
+import { RedisStore, type StoredSession } from './store/redis-store.js';
+import { RevocationChannel } from './store/channel.js';
+import {
+  ID_LENGTH, TAG_LENGTH, constantTimeEqual, hashSecret, isPublicId, newRandomPart, newSecret, userTag,
+} from './token.js';
+
+/**
+ * The app's own per-session data. Augment it to type `request.session.data`:
+ *
+ * ```ts
+ * declare module 'fastify-tiered-session' {
+ *   interface SessionData { role?: 'admin' | 'user' }
+ * }
+ * ```
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-interface
+export interface SessionData {}
+
+/** The session a request resolved to. Immutable: change data with `request.updateSession()`. */
+export interface Session {
+  /** Public id: shown in the device list, used by the revoke route. Not a credential. */
+  readonly id: string;
+  readonly userId: string;
+  readonly data: Readonly<SessionData>;
+  /** Epoch ms. */
+  readonly createdAt: number;
+  /** Epoch ms: the session ends then, however active it is. */
+  readonly absoluteExpiresAt: number;
+}
+
+/** One entry of a user's device list. Times are epoch ms. */
+export interface SessionInfo {
+  id: string;
+  userId: string;
+  device: DeviceInfo;
+  ip: string | null;
+  country: string | null;
+  createdAt: number;
+  lastActiveAt: number;
+  expiresAt: number;
+}
+
+export interface CreateInput {
+  device: DeviceInfo;
+  ip?: string | null;
+  country?: string | null;
+  data?: SessionData;
+}
+
+/** The L1 entry: compact, and the `session` object is shared by every request that hits it. */
+interface Entry {
+  readonly session: Session;
+  /** The secret itself, compared in constant time on a hit: no hashing on the hot path. */
+  readonly secret: string;
+  readonly absoluteAt: number;
+  /** When this instance would consider the session idle; past it, Redis is asked again. */
+  idleAt: number;
+  /** Last-active as last written (or read) by this instance. */
+  touchedAt: number;
+}
+
+interface Inflight {
+  readonly promise: Promise<StoredSession | null>;
+  /** Cleared by an invalidation that arrives while the read is in flight: the read must not fill. */
+  valid: boolean;
+}
+
+const UNKNOWN_DEVICE: DeviceInfo = Object.freeze({ name: 'Unknown device', browser: null, os: null, type: null });
+const EMPTY_DATA: Readonly<SessionData> = Object.freeze({});
+
+/** Validate session data as plain JSON and return its serialised form. */
+function serialiseData(data: unknown, maxBytes: number): string {
+  const check = (v: unknown, path: string, depth: number): void => {
+    if (depth > 32) throw new ERR_DATA_NOT_SERIALIZABLE(`${path} is nested too deeply`);
+    if (v === null || typeof v === 'string' || typeof v === 'boolean') return;
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) throw new ERR_DATA_NOT_SERIALIZABLE(`${path} is ${v}`);
+      return;
+    }
+    if (Array.isArray(v)) { v.forEach((x, i) => check(x, `${path}[${i}]`, depth + 1)); return; }
+    if (typeof v === 'object') {
+      const proto = Object.getPrototypeOf(v);
+      if (proto !== Object.prototype && proto !== null) throw new ERR_DATA_NOT_SERIALIZABLE(`${path} is a ${proto?.constructor?.name ?? 'non-plain object'}`);
+      for (const k of Object.keys(v)) {
+        if (k === '__proto__') throw new ERR_DATA_NOT_SERIALIZABLE(`${path} has a "__proto__" key`);
+        check((v as Record<string, unknown>)[k], `${path}.${k}`, depth + 1);
+      }
+      return;
+    }
+    throw new ERR_DATA_NOT_SERIALIZABLE(`${path} is a ${typeof v}`);
+  };
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    throw new ERR_DATA_NOT_SERIALIZABLE('data must be an object');
+  }
+  check(data, 'data', 0);
+  const json = JSON.stringify(data);
+  const bytes = Buffer.byteLength(json);
+  if (bytes > maxBytes) throw new ERR_DATA_TOO_LARGE(bytes, maxBytes);
+  return json === '{}' ? '' : json;
+}
+
+function parseData(json: string | undefined): Readonly<SessionData> {
+  if (!json) return EMPTY_DATA;
+  try {
+    return Object.freeze(JSON.parse(json) as SessionData);
+  } catch {
+    return EMPTY_DATA;
+  }
+}
+
+function parseDevice(json: string | undefined): DeviceInfo {
+  if (!json) return UNKNOWN_DEVICE;
+  try {
+    const [name, browser, os, type] = JSON.parse(json) as (string | null)[];
+    return { name: name || 'Unknown device', browser: browser ?? null, os: os ?? null, type: type ?? null };
+  } catch {
+    return UNKNOWN_DEVICE;
+  }
+}
+
+/**
+ * The session manager: the Redis model (L2), the in-process cache (L1), the revocation
+ * channel and the throttled touch queue. One per plugin registration; `app.sessions` exposes it.
+ */
+export class SessionManager {
+  readonly #o: ResolvedOptions;
+  readonly #store: RedisStore;
+  readonly #l1: LRUCache<string, Entry> | undefined;
+  readonly #channel: RevocationChannel | undefined;
+  readonly #inflight = new Map<string, Inflight>();
+  readonly #touches = new Map<string, number>();
+  #touchTimer: NodeJS.Timeout | undefined;
+  #flushing: Promise<void> | undefined;
+  #closed = false;
+  readonly metrics = new Metrics();
+  /** Reports background failures (touch batches); the plugin points it at the app's logger. */
+  onBackgroundError: (err: unknown, what: string) => void = () => {};
+
+  constructor(options: ResolvedOptions) {
+    this.#o = options;
+    this.#store = new RedisStore(options.client, options.keyPrefix, options.commandTimeout);
+    if (options.localCache) {
+      this.#l1 = new LRUCache<string, Entry>({ max: options.localCache.max, ttl: options.localCache.ttl });
+      this.#channel = new RevocationChannel(
+        options.client, this.#store.channel, options.heartbeatInterval,
+        (msg) => this.#store.publish(msg),
+        {
+          onRevoked: (ids, sentAt) => this.#received(ids, sentAt),
+          onInterrupted: () => this.#clearL1(),
+        },
+      );
+    }
+  }
+
+  /** The Redis model underneath (keys, scripts): for tests and tools. */
+  get store(): RedisStore { return this.#store; }
+
+  /** The channel is proven to deliver, so the local cache may serve and be filled. */
+  get cacheTrusted(): boolean { return this.#channel?.confirmed === true; }
+
+  async start(): Promise<void> {
+    await this.#channel?.start();
+  }
+
+  /** Flush pending touches and close the subscriber. The app's own client is left open. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.flushTouches();
+    await this.#channel?.stop();
+    this.#clearL1();
+  }
+
+  /** The user's hash tag: every key of the user carries it. */
+  tagOf(userId: string): string { return userTag(this.#o.keyPrefix, userId); }
+
+  // ---- resolve ---------------------------------------------------------------------------
+
+  /**
+   * Resolve a token already known to be well-formed. Synchronous on an L1 hit (no promise, no
+   * allocation); a promise on a miss. Resolves to null for anything that is not a live session.
+   */
+  resolve(token: string): Entry | null | Promise<Entry | null> {
+    const id = token.slice(0, ID_LENGTH);
+    const l1 = this.#l1;
+    if (l1 !== undefined) {
+      const e = l1.get(id);
+      if (e !== undefined) {
+        if (!secretMatches(e.secret, token)) return null;
+        const now = this.#o.now();
+        if (now < e.idleAt && now < e.absoluteAt) {
+          this.metrics.l1Hits++;
+          if (now - e.touchedAt >= this.#o.touchInterval) this.#queueTouch(e, now);
+          return e;
+        }
+        // Idle here may not be idle everywhere (other instances touch too): ask Redis.
+        l1.delete(id);
+      }
+    }
+    this.metrics.l1Misses++;
+    return this.#load(id, token.slice(ID_LENGTH + 1));
+  }
+
+  async #load(id: string, secret: string): Promise<Entry | null> {
+    let f = this.#inflight.get(id);
+    if (f === undefined) {
+      const promise = this.#read(id);
+      const mine: Inflight = { promise, valid: true };
+      f = mine;
+      this.#inflight.set(id, mine);
+      void promise.then(() => { if (this.#inflight.get(id) === mine) this.#inflight.delete(id); }, () => {
+        if (this.#inflight.get(id) === mine) this.#inflight.delete(id);
+      });
+    }
+    const s = await f.promise;
+    if (s === null || !constantTimeEqual(hashSecret(secret), s.secretHash)) return null;
+    const now = this.#o.now();
+    if (now >= s.absoluteAt || now >= s.expiresAt) return null;
+    const e: Entry = {
+      session: Object.freeze({ id, userId: s.userId, data: parseData(s.data), createdAt: s.createdAt, absoluteExpiresAt: s.absoluteAt }),
+      secret,
+      absoluteAt: s.absoluteAt,
+      idleAt: s.expiresAt,
+      touchedAt: s.lastActiveAt,
+    };
+    if (now - e.touchedAt >= this.#o.touchInterval) this.#queueTouch(e, now);
+    if (f.valid && this.#l1 !== undefined && this.cacheTrusted) this.#l1.set(id, e);
+    return e;
+  }
+
+  async #read(id: string): Promise<StoredSession | null> {
+    this.metrics.redisReads++;
+    try {
+      return await this.#store.read(id);
+    } catch (err) {
+      this.metrics.redisErrors++;
+      throw err;
+    }
+  }
+
+  // ---- touches ---------------------------------------------------------------------------
+
+  #queueTouch(e: Entry, now: number): void {
+    e.touchedAt = now;
+    e.idleAt = Math.min(now + this.#o.idleTimeout, e.absoluteAt);
+    this.#touches.set(e.session.id, now);
+    if (this.#touchTimer === undefined && !this.#closed) {
+      this.#touchTimer = setTimeout(() => { void this.flushTouches(); }, 5);
+    }
+  }
+
+  /** Write every queued touch now, in one pipeline (one per user slot on a Cluster). */
+  async flushTouches(): Promise<void> {
+    clearTimeout(this.#touchTimer);
+    this.#touchTimer = undefined;
+    await this.#flushing;
+    if (this.#touches.size === 0) return;
+    const items = [...this.#touches].map(([publicId, now]) => ({ publicId, now }));
+    this.#touches.clear();
+    this.metrics.redisWrites++;
+    this.#flushing = this.#store.touch(items, this.#o.idleTimeout).then(
+      (n) => { this.metrics.touchesWritten += n; },
+      (err) => { this.metrics.redisErrors++; this.onBackgroundError(err, 'touch'); },
+    ).finally(() => { this.#flushing = undefined; });
+    await this.#flushing;
+  }
+
+  // ---- coherence -------------------------------------------------------------------------
+
+  /** Drop ids from L1 and spoil any read of them that is in flight. */
+  invalidate(ids: Iterable<string>): void {
+    for (const id of ids) {
+      this.#l1?.delete(id);
+      const f = this.#inflight.get(id);
+      if (f !== undefined) { f.valid = false; this.#inflight.delete(id); }
+    }
+  }
+
+  #received(ids: string[], sentAt: number): void {
+    this.invalidate(ids);
+    this.metrics.revocationsReceived += ids.length;
+    if (Number.isFinite(sentAt)) this.metrics.revocationLatency.observe(Math.max(0, Date.now() - sentAt) / 1000);
+  }
+
+  #clearL1(): void {
+    if (this.#l1 !== undefined && this.#l1.size > 0) this.metrics.l1Clears++;
+    this.#l1?.clear();
+    for (const f of this.#inflight.values()) f.valid = false;
+    this.#inflight.clear();
+  }
+
+  // ---- writes ----------------------------------------------------------------------------
+
+  /** Create a session for `userId`. Returns the session and the token (for the cookie only). */
+  async create(userId: string, input: CreateInput): Promise<{ session: Session; token: string; evicted: string[] }> {
+    if (typeof userId !== 'string' || userId.length === 0 || userId.length > 512) {
+      throw new ERR_BAD_USER_ID('expected a non-empty string of at most 512 characters');
+    }
+    const dat = input.data === undefined ? '' : serialiseData(input.data, this.#o.maxDataBytes);
+    const now = this.#o.now();
+    const tag = this.tagOf(userId);
+    const random = newRandomPart();
+    const secret = newSecret();
+    const absoluteAt = now + this.#o.absoluteTimeout;
+    const ttl = Math.min(this.#o.idleTimeout, this.#o.absoluteTimeout);
+    const d = input.device;
+    const fields: (string | number)[] = [
+      'u', userId, 'h', hashSecret(secret), 'c', now, 'a', now, 'x', absoluteAt, 'e', now + ttl,
+      'd', JSON.stringify([d.name, d.browser, d.os, d.type]),
+    ];
+    if (input.ip) fields.push('ip', input.ip);
+    if (input.country) fields.push('cc', input.country);
+    if (dat) fields.push('dat', dat);
+    this.metrics.redisWrites++;
+    let evicted: string[];
+    try {
+      evicted = await this.#store.create(tag, random, now, ttl, this.#o.maxSessionsPerUser, fields);
+    } catch (err) {
+      this.metrics.redisErrors++;
+      throw err;
+    }
+    this.invalidate(evicted);
+    let size = 0;
+    for (const f of fields) size += String(f).length;
+    this.metrics.sessionSize.observe(size + this.#store.sessionKey(tag + random).length);
+    const session: Session = Object.freeze({ id: tag + random, userId, data: parseData(dat), createdAt: now, absoluteExpiresAt: absoluteAt });
+    if (this.#l1 !== undefined && this.cacheTrusted) {
+      this.#l1.set(session.id, { session, secret, absoluteAt, idleAt: now + ttl, touchedAt: now });
+    }
+    return { session, token: `${session.id}.${secret}`, evicted };
+  }
+
+  async #write<T>(fn: () => Promise<T>): Promise<T> {
+    this.metrics.redisWrites++;
+    try {
+      return await fn();
+    } catch (err) {
+      this.metrics.redisErrors++;
+      throw err;
+    }
+  }
+
+  /**
+   * Revoke one session. With `owner`, only when it belongs to that user (the routes' owner
+   * check); unknown and foreign ids both answer false. Every instance drops it from L1.
+   */
+  async revoke(publicId: string, owner?: string): Promise<boolean> {
+    if (!isPublicId(publicId)) return false;
+    if (owner !== undefined && publicId.slice(0, TAG_LENGTH) !== this.tagOf(owner)) return false;
+    const ok = await this.#write(() => this.#store.revoke(publicId, owner ?? '', Date.now()));
+    this.invalidate([publicId]);
+    return ok;
+  }
+
+  /** Revoke every session of `userId` (log out everywhere, password change, ban), optionally keeping one. */
+  async revokeAll(userId: string, options: { keep?: string } = {}): Promise<number> {
+    const tag = this.tagOf(userId);
+    const ids = this.#l1 !== undefined ? [...this.#l1.keys()].filter((k) => k.startsWith(tag) && k !== options.keep) : [];
+    const n = await this.#write(() => this.#store.revokeAll(tag, userId, options.keep, Date.now()));
+    // The broadcast reaches this instance too; dropping now makes the caller's next request exact.
+    this.invalidate(ids);
+    return n;
+  }
+
+  /** Give a session a new secret (privilege change). The old token stops working everywhere. */
+  async rotate(publicId: string): Promise<string> {
+    const secret = newSecret();
+    const ok = await this.#write(() => this.#store.update(publicId, 'h', hashSecret(secret), Date.now()));
+    this.invalidate([publicId]);
+    if (!ok) throw new ERR_NOT_FOUND();
+    return `${publicId}.${secret}`;
+  }
+
+  /** Replace a session's data. Conditional on the session still existing: it is never recreated. */
+  async update(session: Session, data: SessionData): Promise<Session> {
+    const dat = serialiseData(data, this.#o.maxDataBytes);
+    const ok = await this.#write(() => this.#store.update(session.id, 'dat', dat, Date.now()));
+    this.invalidate([session.id]);
+    if (!ok) throw new ERR_NOT_FOUND();
+    return Object.freeze({ ...session, data: parseData(dat) });
+  }
+
+  // ---- reads for the device list -----------------------------------------------------------
+
+  /** A user's live sessions, most recently active first. */
+  async list(userId: string): Promise<SessionInfo[]> {
+    this.metrics.redisReads++;
+    let rows;
+    try {
+      rows = await this.#store.list(this.tagOf(userId), this.#o.now());
+    } catch (err) {
+      this.metrics.redisErrors++;
+      throw err;
+    }
+    const now = this.#o.now();
+    return rows
+      .filter(({ session: s }) => s.userId === userId && s.expiresAt > now && s.absoluteAt > now)
+      .map(({ publicId, session: s }) => ({
+        id: publicId,
+        userId: s.userId,
+        device: parseDevice(s.device),
+        ip: s.ip ?? null,
+        country: s.country ?? null,
+        createdAt: s.createdAt,
+        lastActiveAt: this.#touches.get(publicId) ?? s.lastActiveAt,
+        expiresAt: s.expiresAt,
+      }))
+      .sort((a, b) => b.lastActiveAt - a.lastActiveAt);
+  }
+
+  /** Redis answers PING within the command timeout. */
+  async healthy(): Promise<boolean> {
+    try {
+      await this.#store.ping();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  stats(): StatsSnapshot { return this.metrics.snapshot(this.#l1?.size ?? 0); }
+
+  prometheus(): string { return this.metrics.prometheus(this.#l1?.size ?? 0); }
+}
+
+/** Constant-time comparison of the cached secret with the token's secret part, in place. */
+function secretMatches(secret: string, token: string): boolean {
+  let diff = secret.length ^ (token.length - ID_LENGTH - 1);
+  for (let i = 0; i < secret.length; i++) diff |= secret.charCodeAt(i) ^ token.charCodeAt(ID_LENGTH + 1 + i);
+  return diff === 0;
+}

@@ -1,0 +1,109 @@
+/** A fixed-bucket histogram (cumulative counts are computed when rendered). */
+export class Histogram {
+  readonly buckets: readonly number[];
+  readonly counts: number[];
+  count = 0;
+  sum = 0;
+
+  constructor(buckets: readonly number[]) {
+    this.buckets = buckets;
+    this.counts = new Array(buckets.length).fill(0);
+  }
+
+  observe(v: number): void {
+    this.count++;
+    this.sum += v;
+    for (let i = 0; i < this.buckets.length; i++) {
+      if (v <= this.buckets[i]) { this.counts[i]++; return; }
+    }
+  }
+
+  /** The value below which `q` (0..1) of the observations fall, read off the buckets (upper bound). */
+  quantile(q: number): number {
+    if (this.count === 0) return NaN;
+    const rank = q * this.count;
+    let seen = 0;
+    for (let i = 0; i < this.buckets.length; i++) {
+      seen += this.counts[i];
+      if (seen >= rank) return this.buckets[i];
+    }
+    return Infinity;
+  }
+}
+
+export interface StatsSnapshot {
+  l1Hits: number;
+  l1Misses: number;
+  l1Size: number;
+  redisReads: number;
+  redisWrites: number;
+  redisErrors: number;
+  touchesWritten: number;
+  revocationsReceived: number;
+  revocationLatency: { count: number; sum: number; p50: number; p99: number };
+  sessionSize: { count: number; sum: number };
+  l1Clears: number;
+}
+
+/** The plugin's counters: plain fields bumped on the hot path, rendered on demand. */
+export class Metrics {
+  l1Hits = 0;
+  l1Misses = 0;
+  redisReads = 0;
+  redisWrites = 0;
+  redisErrors = 0;
+  touchesWritten = 0;
+  revocationsReceived = 0;
+  l1Clears = 0;
+  /** Seconds from publish to the local cache drop. */
+  readonly revocationLatency = new Histogram([0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]);
+  /** Bytes of a stored session record. */
+  readonly sessionSize = new Histogram([64, 128, 256, 512, 1024, 2048, 4096, 8192]);
+
+  snapshot(l1Size: number): StatsSnapshot {
+    return {
+      l1Hits: this.l1Hits,
+      l1Misses: this.l1Misses,
+      l1Size,
+      redisReads: this.redisReads,
+      redisWrites: this.redisWrites,
+      redisErrors: this.redisErrors,
+      touchesWritten: this.touchesWritten,
+      revocationsReceived: this.revocationsReceived,
+      revocationLatency: {
+        count: this.revocationLatency.count,
+        sum: this.revocationLatency.sum,
+        p50: this.revocationLatency.quantile(0.5),
+        p99: this.revocationLatency.quantile(0.99),
+      },
+      sessionSize: { count: this.sessionSize.count, sum: this.sessionSize.sum },
+      l1Clears: this.l1Clears,
+    };
+  }
+
+  /** Prometheus text exposition format. */
+  prometheus(l1Size: number): string {
+    const out: string[] = [];
+    const counter = (name: string, help: string, v: number) => {
+      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${v}`);
+    };
+    const histogram = (name: string, help: string, h: Histogram) => {
+      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`);
+      let cum = 0;
+      h.buckets.forEach((b, i) => { cum += h.counts[i]; out.push(`${name}_bucket{le="${b}"} ${cum}`); });
+      out.push(`${name}_bucket{le="+Inf"} ${h.count}`, `${name}_sum ${h.sum}`, `${name}_count ${h.count}`);
+    };
+    counter('tiered_session_l1_hits_total', 'Requests answered from the local cache.', this.l1Hits);
+    counter('tiered_session_l1_misses_total', 'Requests with a well-formed token not in the local cache.', this.l1Misses);
+    counter('tiered_session_redis_reads_total', 'Redis reads (session lookups and lists).', this.redisReads);
+    counter('tiered_session_redis_writes_total', 'Redis writes (create, touch batches, updates, revocations).', this.redisWrites);
+    counter('tiered_session_redis_errors_total', 'Redis calls that failed or timed out.', this.redisErrors);
+    counter('tiered_session_touches_written_total', 'Last-active writes that reached a live session.', this.touchesWritten);
+    counter('tiered_session_revocations_received_total', 'Session ids received on the revocation channel.', this.revocationsReceived);
+    counter('tiered_session_l1_clears_total', 'Times the local cache was cleared because the channel was interrupted.', this.l1Clears);
+    out.push('# HELP tiered_session_l1_entries Entries in the local cache.', '# TYPE tiered_session_l1_entries gauge', `tiered_session_l1_entries ${l1Size}`);
+    histogram('tiered_session_revocation_latency_seconds', 'From publish to the local cache drop.', this.revocationLatency);
+    histogram('tiered_session_size_bytes', 'Size of a stored session record.', this.sessionSize);
+    return out.join('\n') + '\n';
+  }
+}

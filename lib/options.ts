@@ -1,0 +1,255 @@
+import type { Redis, Cluster } from 'ioredis';
+import { ERR_INVALID_OPTION } from './errors.js';
+
+/** A duration in milliseconds. */
+export type Milliseconds = number;
+
+/** Either ioredis client: a single `Redis` or a `Cluster`. */
+export type RedisClient = Redis | Cluster;
+
+export interface CookieOptions {
+  /** Cookie name. @default '__Host-sid' */
+  name?: string;
+  /** @default true */
+  secure?: boolean;
+  /** @default true */
+  httpOnly?: boolean;
+  /** @default 'lax' */
+  sameSite?: 'lax' | 'strict' | 'none';
+  /** @default '/' */
+  path?: string;
+  /** Leave unset: a `Domain` widens the cookie to every subdomain. @default undefined */
+  domain?: string;
+}
+
+export interface LocalCacheOptions {
+  /** Most entries kept in this process. @default 10000 */
+  max?: number;
+  /** Longest an entry lives without being re-read from Redis: the staleness bound under any fault. @default 15000 (ms) */
+  ttl?: Milliseconds;
+}
+
+export interface RoutesOptions {
+  /** Where the device routes live. @default '/sessions' */
+  prefix?: string;
+}
+
+export interface TieredSessionOptions {
+  /** An ioredis `Redis` or `Cluster` client. The plugin duplicates it once for its subscriber. */
+  client: RedisClient;
+  /** Prefix of every key and of the revocation channel. @default 'ts:' */
+  keyPrefix?: string;
+  /** Sliding idle timeout. @default 1209600000 (ms, 14 days) */
+  idleTimeout?: Milliseconds;
+  /** Absolute lifetime from sign-in; sliding never passes it. @default 2592000000 (ms, 30 days) */
+  absoluteTimeout?: Milliseconds;
+  /** Last-active is written at most once per this interval per session per instance. @default 60000 (ms) */
+  touchInterval?: Milliseconds;
+  /** The in-process cache (L1); `false` reads Redis on every request. @default { max: 10000, ttl: 15000 } */
+  localCache?: LocalCacheOptions | false;
+  /** Signing in past this many live sessions revokes the least recently active one; 0 = no cap. @default 50 */
+  maxSessionsPerUser?: number;
+  /** Longest any Redis command may take before the request answers 503. @default 1000 (ms) */
+  commandTimeout?: Milliseconds;
+  /** How often the subscriber connection is pinged to catch a silent break. @default 1000 (ms) */
+  heartbeatInterval?: Milliseconds;
+  /** Largest session data, as JSON bytes. @default 4096 (bytes) */
+  maxDataBytes?: number;
+  /** Session cookie attributes. */
+  cookie?: CookieOptions;
+  /** Device routes; `false` registers none. @default { prefix: '/sessions' } */
+  routes?: RoutesOptions | false;
+  /** Origins (scheme://host[:port]) allowed besides the request's own host on state-changing routes. @default [] */
+  allowedOrigins?: string[];
+  /** A request header set by a trusted proxy holding the ISO-3166 alpha-2 country (e.g. 'cf-ipcountry'). @default undefined */
+  countryHeader?: string;
+  /** Longest User-Agent parsed at sign-in; longer ones are cut first. @default 512 (chars) */
+  maxUserAgentLength?: number;
+  /** Fill the local cache at start with up to this many recently active sessions. @default 0 */
+  prewarm?: number;
+  /** The clock, in epoch milliseconds. Tests inject one; leave it alone otherwise. @default Date.now */
+  now?: () => number;
+}
+
+export interface ResolvedCookie {
+  readonly name: string;
+  readonly secure: boolean;
+  readonly httpOnly: boolean;
+  readonly sameSite: 'lax' | 'strict' | 'none';
+  readonly path: string;
+  readonly domain: string | undefined;
+}
+
+export interface ResolvedOptions {
+  readonly client: RedisClient;
+  readonly keyPrefix: string;
+  readonly idleTimeout: Milliseconds;
+  readonly absoluteTimeout: Milliseconds;
+  readonly touchInterval: Milliseconds;
+  readonly localCache: Readonly<Required<LocalCacheOptions>> | false;
+  readonly maxSessionsPerUser: number;
+  readonly commandTimeout: Milliseconds;
+  readonly heartbeatInterval: Milliseconds;
+  readonly maxDataBytes: number;
+  readonly cookie: ResolvedCookie;
+  readonly routes: Readonly<Required<RoutesOptions>> | false;
+  readonly allowedOrigins: readonly string[];
+  readonly countryHeader: string | undefined;
+  readonly maxUserAgentLength: number;
+  readonly prewarm: number;
+  readonly now: () => number;
+  /** Cookie overrides that weaken the defaults, to warn about once at start. */
+  readonly warnings: readonly string[];
+}
+
+const KNOWN = new Set([
+  'client', 'keyPrefix', 'idleTimeout', 'absoluteTimeout', 'touchInterval', 'localCache', 'maxSessionsPerUser',
+  'commandTimeout', 'heartbeatInterval', 'maxDataBytes', 'cookie', 'routes', 'allowedOrigins', 'countryHeader',
+  'maxUserAgentLength', 'prewarm', 'now',
+]);
+
+const fail = (name: string, why: string) => new ERR_INVALID_OPTION(name, why);
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function int(name: string, v: unknown, dflt: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw fail(name, `expected an integer from ${min} to ${max}, got ${describe(v)}`);
+  }
+  return v;
+}
+
+function describe(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v);
+  if (typeof v === 'number' || typeof v === 'boolean' || v === null) return String(v);
+  return Array.isArray(v) ? 'an array' : typeof v;
+}
+
+function isRedisClient(v: unknown): v is RedisClient {
+  if (!isPlainObject(v) && typeof v !== 'object') return false;
+  const c = v as Record<string, unknown>;
+  return typeof c.duplicate === 'function' && typeof c.evalsha === 'function' && typeof c.pipeline === 'function';
+}
+
+const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const PREFIX = /^[A-Za-z0-9_:.\-]{1,64}$/;
+const ORIGIN = /^https?:\/\/[^/\s]+$/;
+const HEADER = /^[a-z0-9-]{1,64}$/;
+
+/** Validate every option, apply defaults, and return a frozen object. Throws a coded error naming the option. */
+export function resolveOptions(opts: unknown): ResolvedOptions {
+  if (!isPlainObject(opts)) throw fail('options', `expected an object, got ${describe(opts)}`);
+  for (const k of Object.keys(opts)) if (!KNOWN.has(k)) throw fail(k, 'unknown option');
+  const o = opts as unknown as TieredSessionOptions;
+  if (!isRedisClient(o.client)) throw fail('client', 'expected an ioredis Redis or Cluster client');
+
+  const keyPrefix = o.keyPrefix ?? 'ts:';
+  if (typeof keyPrefix !== 'string' || !PREFIX.test(keyPrefix)) {
+    throw fail('keyPrefix', `expected 1-64 characters of [A-Za-z0-9_:.-], got ${describe(keyPrefix)}`);
+  }
+  const absoluteTimeout = int('absoluteTimeout', o.absoluteTimeout, 30 * 24 * 3600_000, 1000);
+  const idleTimeout = int('idleTimeout', o.idleTimeout, 14 * 24 * 3600_000, 1000);
+  const touchInterval = int('touchInterval', o.touchInterval, 60_000, 0);
+  if (touchInterval >= idleTimeout) {
+    throw fail('touchInterval', `must be shorter than idleTimeout (${idleTimeout} ms), got ${touchInterval}`);
+  }
+
+  let localCache: ResolvedOptions['localCache'];
+  if (o.localCache === false) localCache = false;
+  else if (o.localCache === undefined || isPlainObject(o.localCache)) {
+    const lc = o.localCache ?? {};
+    for (const k of Object.keys(lc)) if (k !== 'max' && k !== 'ttl') throw fail(`localCache.${k}`, 'unknown option');
+    localCache = Object.freeze({
+      max: int('localCache.max', lc.max, 10_000, 1, 10_000_000),
+      ttl: int('localCache.ttl', lc.ttl, 15_000, 1, 24 * 3600_000),
+    });
+  } else throw fail('localCache', `expected false or { max, ttl }, got ${describe(o.localCache)}`);
+
+  const cookie = resolveCookie(o.cookie);
+  const warnings: string[] = [];
+  if (!cookie.secure) warnings.push('cookie.secure is false: the session cookie is sent over plain HTTP');
+  if (!cookie.httpOnly) warnings.push('cookie.httpOnly is false: page scripts can read the session cookie');
+  if (cookie.sameSite === 'none') warnings.push('cookie.sameSite is "none": the cookie rides on cross-site requests');
+  if (cookie.domain !== undefined) warnings.push('cookie.domain is set: every subdomain receives the session cookie');
+
+  let routes: ResolvedOptions['routes'];
+  if (o.routes === false) routes = false;
+  else if (o.routes === undefined || isPlainObject(o.routes)) {
+    const prefix = o.routes?.prefix ?? '/sessions';
+    if (typeof prefix !== 'string' || !/^(\/[A-Za-z0-9_\-.~]+)+$/.test(prefix)) {
+      throw fail('routes.prefix', `expected a path such as "/sessions", got ${describe(prefix)}`);
+    }
+    routes = Object.freeze({ prefix });
+  } else throw fail('routes', `expected false or { prefix }, got ${describe(o.routes)}`);
+
+  const allowedOrigins = o.allowedOrigins ?? [];
+  if (!Array.isArray(allowedOrigins) || !allowedOrigins.every((x) => typeof x === 'string' && ORIGIN.test(x))) {
+    throw fail('allowedOrigins', 'expected an array of origins such as "https://app.example.com"');
+  }
+  const countryHeader = o.countryHeader;
+  if (countryHeader !== undefined && (typeof countryHeader !== 'string' || !HEADER.test(countryHeader.toLowerCase()))) {
+    throw fail('countryHeader', `expected a header name, got ${describe(countryHeader)}`);
+  }
+  const now = o.now ?? Date.now;
+  if (typeof now !== 'function') throw fail('now', `expected a function returning epoch ms, got ${describe(now)}`);
+
+  return Object.freeze({
+    client: o.client,
+    keyPrefix,
+    idleTimeout,
+    absoluteTimeout,
+    touchInterval,
+    localCache,
+    maxSessionsPerUser: int('maxSessionsPerUser', o.maxSessionsPerUser, 50, 0, 100_000),
+    commandTimeout: int('commandTimeout', o.commandTimeout, 1000, 10, 60_000),
+    heartbeatInterval: int('heartbeatInterval', o.heartbeatInterval, 1000, 50, 3600_000),
+    maxDataBytes: int('maxDataBytes', o.maxDataBytes, 4096, 2, 1024 * 1024),
+    cookie,
+    routes,
+    allowedOrigins: Object.freeze(allowedOrigins.map((x) => x.toLowerCase())),
+    countryHeader: countryHeader?.toLowerCase(),
+    maxUserAgentLength: int('maxUserAgentLength', o.maxUserAgentLength, 512, 16, 8192),
+    prewarm: int('prewarm', o.prewarm, 0, 0, 1_000_000),
+    now,
+    warnings: Object.freeze(warnings),
+  });
+}
+
+function resolveCookie(c: CookieOptions | undefined): ResolvedCookie {
+  if (c !== undefined && !isPlainObject(c)) throw fail('cookie', `expected an object, got ${describe(c)}`);
+  const o = c ?? {};
+  const allowed = ['name', 'secure', 'httpOnly', 'sameSite', 'path', 'domain'];
+  for (const k of Object.keys(o)) if (!allowed.includes(k)) throw fail(`cookie.${k}`, 'unknown option');
+  const name = o.name ?? '__Host-sid';
+  if (typeof name !== 'string' || !COOKIE_NAME.test(name) || name.length > 64) {
+    throw fail('cookie.name', `expected a cookie name token, got ${describe(name)}`);
+  }
+  const bool = (k: 'secure' | 'httpOnly') => {
+    const v = o[k];
+    if (v !== undefined && typeof v !== 'boolean') throw fail(`cookie.${k}`, `expected a boolean, got ${describe(v)}`);
+    return v ?? true;
+  };
+  const secure = bool('secure');
+  const httpOnly = bool('httpOnly');
+  const sameSite = o.sameSite ?? 'lax';
+  if (sameSite !== 'lax' && sameSite !== 'strict' && sameSite !== 'none') {
+    throw fail('cookie.sameSite', `expected "lax", "strict" or "none", got ${describe(sameSite)}`);
+  }
+  const path = o.path ?? '/';
+  if (typeof path !== 'string' || !/^\/[\x21-\x3a\x3c-\x7e]*$/.test(path)) {
+    throw fail('cookie.path', `expected a path starting with "/", got ${describe(path)}`);
+  }
+  const domain = o.domain;
+  if (domain !== undefined && (typeof domain !== 'string' || !/^[A-Za-z0-9.-]{1,253}$/.test(domain))) {
+    throw fail('cookie.domain', `expected a host name, got ${describe(domain)}`);
+  }
+  if (name.startsWith('__Host-') && (!secure || path !== '/' || domain !== undefined)) {
+    throw fail('cookie.name', 'a "__Host-" cookie must be Secure, have Path=/ and no Domain');
+  }
+  if (name.startsWith('__Secure-') && !secure) throw fail('cookie.name', 'a "__Secure-" cookie must be Secure');
+  if (sameSite === 'none' && !secure) throw fail('cookie.sameSite', 'SameSite=None requires cookie.secure');
+  return Object.freeze({ name, secure, httpOnly, sameSite, path, domain });
+}

@@ -1,0 +1,144 @@
+import { randomBytes } from 'node:crypto';
+import type { Redis, Cluster } from 'ioredis';
+import type { RedisClient } from '../options.js';
+
+export interface ChannelEvents {
+  /** Ids revoked elsewhere (or here); `sentAt` is the publisher's epoch ms. */
+  onRevoked(ids: string[], sentAt: number): void;
+  /** The channel may have lost messages: every cached entry must go. */
+  onInterrupted(reason: string): void;
+}
+
+const HEARTBEAT = 'hb|';
+
+/**
+ * The revocation channel: a dedicated subscriber connection duplicated from the user's client.
+ *
+ * Pub/sub is at-most-once, so the channel is trusted ("confirmed") only while it is proven to
+ * deliver: after (re)subscribing, and then every `heartbeatMs`, the instance publishes a
+ * heartbeat through its main connection and must receive it back on the subscriber within
+ * `heartbeatMs`. That one round trip covers a closed socket, a silently dead one, a paused
+ * server and, on a Cluster, the internal subscriber node. Whenever the proof lapses the owner
+ * is told to drop every cached entry, and the subscriber is reconnected.
+ */
+export class RevocationChannel {
+  readonly #sub: Redis | Cluster;
+  readonly #channel: string;
+  readonly #events: ChannelEvents;
+  readonly #heartbeatMs: number;
+  readonly #publish: (message: string) => Promise<unknown>;
+  readonly #nonce = randomBytes(6).toString('base64url');
+  #seq = 0;
+  #pending: { token: string; resolve: () => void } | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #confirmed = false;
+  #closing = false;
+  #confirming = false;
+
+  constructor(
+    client: RedisClient,
+    channel: string,
+    heartbeatMs: number,
+    publish: (message: string) => Promise<unknown>,
+    events: ChannelEvents,
+  ) {
+    this.#channel = channel;
+    this.#events = events;
+    this.#heartbeatMs = heartbeatMs;
+    this.#publish = publish;
+    this.#sub = (client as Cluster).isCluster
+      ? (client as Cluster).duplicate(undefined, { lazyConnect: true })
+      : (client as Redis).duplicate({ lazyConnect: true, enableOfflineQueue: true });
+    this.#sub.on('message', (ch: string, msg: string) => { if (ch === this.#channel) this.#message(msg); });
+    this.#sub.on('ready', () => { void this.#confirm(); });
+    this.#sub.on('close', () => this.#interrupt('subscriber connection closed'));
+    this.#sub.on('error', () => { /* surfaced as close + reconnect; the app's own client logs */ });
+  }
+
+  /** True while the channel is proven to deliver: only then may the local cache be filled. */
+  get confirmed(): boolean { return this.#confirmed; }
+
+  async start(): Promise<void> {
+    this.#timer = setInterval(() => { void this.#heartbeat(); }, this.#heartbeatMs);
+    this.#timer.unref();
+    try {
+      await this.#sub.connect();
+    } catch {
+      // Redis is down at start: ioredis keeps retrying; misses answer 503 meanwhile.
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#closing = true;
+    this.#confirmed = false;
+    clearInterval(this.#timer);
+    this.#sub.disconnect();
+  }
+
+  #message(msg: string): void {
+    if (msg.startsWith(HEARTBEAT)) {
+      if (this.#pending && msg.endsWith(this.#pending.token)) this.#pending.resolve();
+      return;
+    }
+    const bar = msg.indexOf('|');
+    if (bar < 1) return;
+    this.#events.onRevoked(msg.slice(bar + 1).split(','), Number(msg.slice(0, bar)));
+  }
+
+  #interrupt(reason: string): void {
+    this.#confirmed = false;
+    if (!this.#closing) this.#events.onInterrupted(reason);
+  }
+
+  /** Publish a heartbeat and wait for it on the subscriber; rejects after heartbeatMs. */
+  #roundTrip(): Promise<void> {
+    const token = `${this.#nonce}:${++this.#seq}`;
+    let timer: NodeJS.Timeout | undefined;
+    return new Promise<void>((resolve, reject) => {
+      this.#pending = { token, resolve };
+      timer = setTimeout(() => reject(new Error('heartbeat not received')), this.#heartbeatMs);
+      this.#publish(HEARTBEAT + token).catch(reject);
+    }).finally(() => {
+      clearTimeout(timer);
+      if (this.#pending?.token === token) this.#pending = undefined;
+    });
+  }
+
+  async #confirm(): Promise<void> {
+    if (this.#confirming || this.#closing) return;
+    this.#confirming = true;
+    try {
+      await this.#sub.subscribe(this.#channel);
+      await this.#roundTrip();
+      if (this.#closing) return;
+      // Anything cached before the proof may have missed a message: start clean.
+      this.#events.onInterrupted('subscriber confirmed after (re)connect');
+      this.#confirmed = true;
+    } catch {
+      this.#broken('subscription could not be confirmed');
+    } finally {
+      this.#confirming = false;
+    }
+  }
+
+  async #heartbeat(): Promise<void> {
+    if (this.#closing || this.#pending) return;
+    if (!this.#confirmed) {
+      // Not proven yet (e.g. the first confirmation failed while Redis was down): try again.
+      if (this.#sub.status === 'ready') void this.#confirm();
+      return;
+    }
+    try {
+      await this.#roundTrip();
+    } catch {
+      this.#broken('subscriber heartbeat missed');
+    }
+  }
+
+  /** A silent break: drop the cache and reconnect the subscriber, which re-confirms on ready. */
+  #broken(reason: string): void {
+    if (this.#closing) return;
+    this.#interrupt(reason);
+    if (this.#sub.status === 'ready') this.#sub.disconnect(true);
+  }
+}

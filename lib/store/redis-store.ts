@@ -1,0 +1,191 @@
+import type { Redis, Cluster, ChainableCommander } from 'ioredis';
+import { ERR_UNAVAILABLE } from '../errors.js';
+import type { RedisClient } from '../options.js';
+import { TAG_LENGTH } from '../token.js';
+import { CREATE, TOUCH, REVOKE, REVOKE_ALL, UPDATE, LIST } from './scripts.js';
+
+/** A session as stored in Redis, fields decoded. */
+export interface StoredSession {
+  userId: string;
+  secretHash: string;
+  createdAt: number;
+  lastActiveAt: number;
+  absoluteAt: number;
+  expiresAt: number;
+  device: string | undefined;
+  ip: string | undefined;
+  country: string | undefined;
+  data: string | undefined;
+}
+
+type Cmd = (...args: (string | number)[]) => Promise<unknown>;
+interface Scripted {
+  tieredSessionCreate: Cmd;
+  tieredSessionTouch: Cmd;
+  tieredSessionRevoke: Cmd;
+  tieredSessionRevokeAll: Cmd;
+  tieredSessionUpdate: Cmd;
+  tieredSessionList: Cmd;
+}
+
+const SCRIPTS: [keyof Scripted, number, string][] = [
+  ['tieredSessionCreate', 2, CREATE],
+  ['tieredSessionTouch', 2, TOUCH],
+  ['tieredSessionRevoke', 2, REVOKE],
+  ['tieredSessionRevokeAll', 1, REVOKE_ALL],
+  ['tieredSessionUpdate', 1, UPDATE],
+  ['tieredSessionList', 1, LIST],
+];
+
+export function decodeSession(h: Record<string, string>): StoredSession | null {
+  if (!h.u || !h.h || !h.x) return null;
+  return {
+    userId: h.u,
+    secretHash: h.h,
+    createdAt: Number(h.c),
+    lastActiveAt: Number(h.a),
+    absoluteAt: Number(h.x),
+    expiresAt: Number(h.e),
+    device: h.d,
+    ip: h.ip,
+    country: h.cc,
+    data: h.dat,
+  };
+}
+
+function pairsToObject(a: string[]): Record<string, string> {
+  const o: Record<string, string> = Object.create(null);
+  for (let i = 0; i + 1 < a.length; i += 2) o[a[i]] = a[i + 1];
+  return o;
+}
+
+/**
+ * The Redis model. Every call is bounded by `commandTimeout` and fails fast with a 503-coded
+ * error while the client is not connected, so nothing piles up in ioredis's offline queue.
+ */
+export class RedisStore {
+  readonly #client: RedisClient;
+  readonly #scripted: Scripted;
+  readonly #prefix: string;
+  readonly #timeout: number;
+  readonly channel: string;
+  readonly isCluster: boolean;
+
+  constructor(client: RedisClient, prefix: string, commandTimeout: number) {
+    this.#client = client;
+    this.#prefix = prefix;
+    this.#timeout = commandTimeout;
+    this.channel = `${prefix}revoked`;
+    this.isCluster = (client as Cluster).isCluster === true;
+    for (const [name, numberOfKeys, lua] of SCRIPTS) {
+      if (typeof (client as unknown as Scripted)[name] !== 'function') client.defineCommand(name, { numberOfKeys, lua });
+    }
+    this.#scripted = client as unknown as Scripted;
+  }
+
+  get client(): RedisClient { return this.#client; }
+
+  /** `<prefix>{<tag>}`: every key of one user starts with it. */
+  base(tag: string): string { return `${this.#prefix}{${tag}}`; }
+  sessionKey(publicId: string): string {
+    return `${this.#prefix}{${publicId.slice(0, TAG_LENGTH)}}s:${publicId.slice(TAG_LENGTH)}`;
+  }
+  indexKey(tag: string): string { return `${this.#prefix}{${tag}}u`; }
+
+  get ready(): boolean { return this.#client.status === 'ready'; }
+
+  /** Run one Redis call under the command timeout; any failure becomes ERR_UNAVAILABLE (cause kept). */
+  async #run<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    if (this.#client.status !== 'ready') throw new ERR_UNAVAILABLE({ cause: new Error(`redis client is ${this.#client.status}`) });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} timed out after ${this.#timeout} ms`)), this.#timeout);
+    });
+    try {
+      return await Promise.race([fn(), timeout]);
+    } catch (err) {
+      throw new ERR_UNAVAILABLE({ cause: err });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async read(publicId: string): Promise<StoredSession | null> {
+    const h = await this.#run('HGETALL', () => this.#client.hgetall(this.sessionKey(publicId)));
+    return decodeSession(h);
+  }
+
+  async create(tag: string, random: string, now: number, ttl: number, maxPerUser: number, fields: (string | number)[]): Promise<string[]> {
+    const base = this.base(tag);
+    return (await this.#run('create', () => this.#scripted.tieredSessionCreate(
+      `${base}s:${random}`, `${base}u`, random, now, ttl, now + ttl, maxPerUser, this.channel, base, tag, ...fields,
+    ))) as string[];
+  }
+
+  async revoke(publicId: string, owner: string, now: number): Promise<boolean> {
+    const tag = publicId.slice(0, TAG_LENGTH);
+    const n = await this.#run('revoke', () => this.#scripted.tieredSessionRevoke(
+      this.sessionKey(publicId), this.indexKey(tag), publicId.slice(TAG_LENGTH), publicId, owner, this.channel, now,
+    ));
+    return n === 1;
+  }
+
+  async revokeAll(tag: string, owner: string, keepPublicId: string | undefined, now: number): Promise<number> {
+    const keep = keepPublicId && keepPublicId.startsWith(tag) ? keepPublicId.slice(TAG_LENGTH) : '';
+    return (await this.#run('revokeAll', () => this.#scripted.tieredSessionRevokeAll(
+      this.indexKey(tag), this.base(tag), tag, keep, owner, this.channel, now,
+    ))) as number;
+  }
+
+  async update(publicId: string, field: string, value: string, now: number): Promise<boolean> {
+    const n = await this.#run('update', () => this.#scripted.tieredSessionUpdate(
+      this.sessionKey(publicId), field, value, publicId, this.channel, now,
+    ));
+    return n === 1;
+  }
+
+  async list(tag: string, now: number): Promise<{ publicId: string; session: StoredSession }[]> {
+    const rows = (await this.#run('list', () => this.#scripted.tieredSessionList(this.indexKey(tag), this.base(tag), now))) as [string, string[]][];
+    const out: { publicId: string; session: StoredSession }[] = [];
+    for (const [random, pairs] of rows) {
+      const s = decodeSession(pairsToObject(pairs));
+      if (s) out.push({ publicId: tag + random, session: s });
+    }
+    return out;
+  }
+
+  /**
+   * Write queued touches. On a single Redis: one pipeline. On a Cluster a pipeline must stay
+   * in one slot, so touches go one pipeline per user tag. Returns how many were written.
+   */
+  async touch(items: { publicId: string; now: number }[], idleTimeout: number): Promise<number> {
+    const groups = new Map<string, { publicId: string; now: number }[]>();
+    if (this.isCluster) {
+      for (const it of items) {
+        const tag = it.publicId.slice(0, TAG_LENGTH);
+        const g = groups.get(tag);
+        if (g) g.push(it); else groups.set(tag, [it]);
+      }
+    } else groups.set('', items);
+    let written = 0;
+    await Promise.all([...groups.values()].map(async (group) => {
+      const p = this.#client.pipeline() as ChainableCommander & Record<string, Cmd>;
+      for (const { publicId, now } of group) {
+        p.tieredSessionTouch(this.sessionKey(publicId), this.indexKey(publicId.slice(0, TAG_LENGTH)), publicId.slice(TAG_LENGTH), now, idleTimeout);
+      }
+      const res = await this.#run('touch', () => p.exec());
+      for (const [err, n] of res ?? []) if (!err && n === 1) written++;
+    }));
+    return written;
+  }
+
+  /** Publish on the revocation channel (the channel's heartbeat). */
+  async publish(message: string): Promise<void> {
+    await this.#run('PUBLISH', () => this.#client.publish(this.channel, message));
+  }
+
+  /** PING through the main client (health checks). */
+  async ping(): Promise<void> {
+    await this.#run('PING', () => (this.#client as Redis).ping());
+  }
+}

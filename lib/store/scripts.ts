@@ -1,0 +1,140 @@
+// Lua scripts: every multi-key operation is one script over the keys of one user, which share a
+// hash tag, so each runs atomically on a single Redis and on Redis Cluster alike.
+//
+// Layout (base = `<prefix>{<userTag>}`):
+//   <base>s:<random>  hash   one session: u user id, h sha256(secret), c created, a last active,
+//                            x absolute deadline, e current expiry, d device JSON, ip, cc, dat
+//   <base>u           zset   the user's index: member <random>, score = that session's expiry
+// Times are epoch milliseconds passed in by the caller (scripts stay deterministic).
+// A revocation is published from the same script that deletes, as `<sentAt>|<id>,<id>…`, so
+// no crash or timeout can separate the delete from its broadcast.
+
+/** Shared helper: stretch the index TTL to cover `ttl` ms (never shorten it, never leave it unset). */
+const EXTEND_INDEX = `
+local function extend_index(idx, ttl)
+  local cur = redis.call('PTTL', idx)
+  -- PTTL is -1 for a key without TTL and -2 for none: both are below any positive ttl.
+  if cur < ttl then redis.call('PEXPIRE', idx, ttl) end
+end
+`;
+
+/**
+ * create: KEYS[1] session, KEYS[2] index.
+ * ARGV: random, now, ttl, expiry, maxPerUser, channel, base, tag, field, value, …
+ * Returns the public ids evicted by the per-user cap.
+ */
+export const CREATE = `${EXTEND_INDEX}
+local rnd, now, ttl, exp = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local max, channel, base, tag = tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8]
+-- Write the new session first: under maxmemory + noeviction this is the command that is
+-- refused, and nothing else has been touched yet.
+redis.call('HSET', KEYS[1], unpack(ARGV, 9))
+redis.call('PEXPIRE', KEYS[1], ttl)
+-- Expired members leave the index before the cap counts live sessions.
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local evicted = {}
+if max > 0 then
+  local ids = redis.call('ZRANGE', KEYS[2], 0, -1)
+  if #ids >= max then
+    local live = {}
+    for _, id in ipairs(ids) do
+      local a = redis.call('HGET', base .. 's:' .. id, 'a')
+      if a then live[#live + 1] = { id, tonumber(a) } else redis.call('ZREM', KEYS[2], id) end
+    end
+    -- Least recently active first; the new session is not in the index yet.
+    table.sort(live, function(p, q) return p[2] < q[2] end)
+    for i = 1, #live - max + 1 do
+      local id = live[i][1]
+      redis.call('DEL', base .. 's:' .. id)
+      redis.call('ZREM', KEYS[2], id)
+      evicted[#evicted + 1] = tag .. id
+    end
+  end
+end
+redis.call('ZADD', KEYS[2], exp, rnd)
+extend_index(KEYS[2], ttl)
+if #evicted > 0 then redis.call('PUBLISH', channel, ARGV[2] .. '|' .. table.concat(evicted, ',')) end
+return evicted
+`;
+
+/**
+ * touch: KEYS[1] session, KEYS[2] index. ARGV: random, now, idleTimeout.
+ * Returns 1 when written, 0 when the session is gone or the write is stale.
+ */
+export const TOUCH = `${EXTEND_INDEX}
+local now, idle = tonumber(ARGV[2]), tonumber(ARGV[3])
+local f = redis.call('HMGET', KEYS[1], 'x', 'a')
+-- Revoked or expired: a queued or replayed touch must not recreate the key.
+if not f[1] then return 0 end
+-- An older write arriving late never moves last-active (or the expiry) backwards.
+if tonumber(f[2]) >= now then return 0 end
+local exp = math.min(now + idle, tonumber(f[1]))
+if exp <= now then return 0 end
+redis.call('HSET', KEYS[1], 'a', ARGV[2], 'e', exp)
+redis.call('PEXPIRE', KEYS[1], exp - now)
+-- XX: only move an existing member; an id removed by a revoke stays removed.
+redis.call('ZADD', KEYS[2], 'XX', exp, ARGV[1])
+extend_index(KEYS[2], exp - now)
+return 1
+`;
+
+/**
+ * revoke: KEYS[1] session, KEYS[2] index. ARGV: random, publicId, owner ('' = anyone), channel, now.
+ * Returns 1 when a live session was revoked, 0 when unknown or owned by someone else.
+ */
+export const REVOKE = `
+if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'u') ~= ARGV[3] then return 0 end
+local n = redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+if n == 1 then redis.call('PUBLISH', ARGV[4], ARGV[5] .. '|' .. ARGV[2]) end
+return n
+`;
+
+/**
+ * revokeAll: KEYS[1] index. ARGV: base, tag, keep random ('' = none), owner, channel, now.
+ * Returns how many live sessions were revoked.
+ */
+export const REVOKE_ALL = `
+local base, tag, keep, owner = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+local revoked = {}
+for _, id in ipairs(ids) do
+  if id ~= keep then
+    local k = base .. 's:' .. id
+    -- The owner check guards the index against anything but this user's sessions.
+    if redis.call('HGET', k, 'u') == owner then
+      redis.call('DEL', k)
+      revoked[#revoked + 1] = tag .. id
+    end
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+if #revoked > 0 then redis.call('PUBLISH', ARGV[5], ARGV[6] .. '|' .. table.concat(revoked, ',')) end
+return #revoked
+`;
+
+/**
+ * update: KEYS[1] session. ARGV: field, value ('' deletes the field), publicId, channel, now.
+ * Used for session data and for rotation (a new secret hash). Conditional on the key existing,
+ * so an update that races a revoke cannot bring the session back. Returns 1 or 0.
+ */
+export const UPDATE = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[2] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+redis.call('PUBLISH', ARGV[4], ARGV[5] .. '|' .. ARGV[3])
+return 1
+`;
+
+/**
+ * list: KEYS[1] index. ARGV: base, now.
+ * Prunes expired members, then returns { random, HGETALL… } for every live session.
+ */
+export const LIST = `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+local out = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local h = redis.call('HGETALL', ARGV[1] .. 's:' .. id)
+  if #h > 0 then out[#out + 1] = { id, h } else redis.call('ZREM', KEYS[1], id) end
+end
+return out
+`;

@@ -1,0 +1,87 @@
+import { hash, randomBytes } from 'node:crypto';
+
+// Token = `<publicId>.<secret>`, publicId = `<userTag><random>`.
+// userTag: 22 base64url chars (132 bits) of sha256(keyPrefix, userId). It is the Redis hash tag
+//   that puts all of one user's keys in one slot; 132 bits make a collision between two users
+//   out of reach even for someone who picks user ids.
+// random: 16 base64url chars (96 bits): unique per session, safe to show and to put in a URL.
+// secret: 43 base64url chars (256 bits from randomBytes); only sha256(secret) reaches Redis.
+export const TAG_LENGTH = 22;
+export const RANDOM_LENGTH = 16;
+export const ID_LENGTH = TAG_LENGTH + RANDOM_LENGTH;
+export const SECRET_LENGTH = 43;
+export const TOKEN_LENGTH = ID_LENGTH + 1 + SECRET_LENGTH;
+
+const B64URL = new Uint8Array(128);
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_') B64URL[c.charCodeAt(0)] = 1;
+
+function isB64url(s: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 127 || B64URL[c] === 0) return false;
+  }
+  return true;
+}
+
+/** The user's hash tag, derived from the key prefix and the user id. */
+export function userTag(keyPrefix: string, userId: string): string {
+  return hash('sha256', `${keyPrefix}\0${userId}`, 'base64url').slice(0, TAG_LENGTH);
+}
+
+export function newRandomPart(): string {
+  return randomBytes(12).toString('base64url');
+}
+
+export function newSecret(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+export function hashSecret(secret: string): string {
+  return hash('sha256', secret, 'base64url');
+}
+
+/** A well-formed public id (no I/O, no allocation beyond the check). */
+export function isPublicId(id: unknown): id is string {
+  return typeof id === 'string' && id.length === ID_LENGTH && isB64url(id, 0, ID_LENGTH);
+}
+
+/** Whether `token` could be a token at all: exact length, one dot in place, base64url elsewhere. */
+export function isTokenShape(token: string): boolean {
+  return token.length === TOKEN_LENGTH && token.charCodeAt(ID_LENGTH) === 46 /* . */ &&
+    isB64url(token, 0, ID_LENGTH) && isB64url(token, ID_LENGTH + 1, TOKEN_LENGTH);
+}
+
+/**
+ * Compare two strings of equal, public length in time that does not depend on where they
+ * differ. Used on the hot path instead of building Buffers for `crypto.timingSafeEqual`.
+ */
+export function constantTimeEqual(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
+}
+
+/**
+ * Find the one cookie called `name` in a Cookie header with a strict scan: no decoding, no
+ * allocation but the returned value. Returns undefined when absent and null when it appears
+ * more than once (a duplicated session cookie is ambiguous, so it counts as no session).
+ */
+export function readCookie(header: string, name: string): string | null | undefined {
+  let found: string | undefined;
+  let pos = 0;
+  const n = header.length;
+  while (pos < n) {
+    while (pos < n && (header.charCodeAt(pos) === 32 || header.charCodeAt(pos) === 9)) pos++;
+    let end = header.indexOf(';', pos);
+    if (end === -1) end = n;
+    if (header.startsWith(name, pos) && header.charCodeAt(pos + name.length) === 61 /* = */) {
+      if (found !== undefined) return null;
+      let vEnd = end;
+      while (vEnd > pos && (header.charCodeAt(vEnd - 1) === 32 || header.charCodeAt(vEnd - 1) === 9)) vEnd--;
+      found = header.slice(pos + name.length + 1, vEnd);
+    }
+    pos = end + 1;
+  }
+  return found;
+}
