@@ -55,8 +55,12 @@ export interface CreateInput {
 /** The L1 entry: compact, and the `session` object is shared by every request that hits it. */
 interface Entry {
   readonly session: Session;
-  /** The secret itself, compared in constant time on a hit: no hashing on the hot path. */
-  readonly secret: string;
+  /**
+   * The secret itself, compared in constant time on a hit: no hashing on the hot path.
+   * Undefined for a pre-warmed entry until its first request proves the secret against `secretHash`.
+   */
+  secret: string | undefined;
+  readonly secretHash?: string;
   readonly absoluteAt: number;
   /** When this instance would consider the session idle; past it, Redis is asked again. */
   idleAt: number;
@@ -137,6 +141,10 @@ export class SessionManager {
   #touchTimer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> | undefined;
   #closed = false;
+  /** Ids invalidated while a pre-warm is reading. */
+  #spoiled: Set<string> | undefined;
+  /** Bumped by every full clear: a pre-warm that sees it change stops filling. */
+  #clears = 0;
   readonly metrics = new Metrics();
   /** Reports background failures (touch batches); the plugin points it at the app's logger. */
   onBackgroundError: (err: unknown, what: string) => void = () => {};
@@ -165,6 +173,47 @@ export class SessionManager {
 
   async start(): Promise<void> {
     await this.#channel?.start();
+    if (this.#o.prewarm > 0 && this.#l1 !== undefined) {
+      try {
+        await this.#prewarm(this.#o.prewarm);
+      } catch (err) {
+        this.onBackgroundError(err, 'pre-warm');
+      }
+    }
+  }
+
+  /**
+   * Fill L1 with the most recently active sessions: one ZREVRANGE, then pipelined reads in
+   * batches. Only once the channel is confirmed (a confirmation clears L1), and an id
+   * invalidated while the reads are in flight is not filled.
+   */
+  async #prewarm(n: number): Promise<number> {
+    const until = Date.now() + Math.max(2000, 2 * this.#o.heartbeatInterval);
+    while (!this.cacheTrusted && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    if (!this.cacheTrusted) return 0;
+    const ids = (await this.#store.recent(n)).filter(isPublicId);
+    const spoiled = new Set<string>();
+    this.#spoiled = spoiled;
+    const clears = this.#clears;
+    let filled = 0;
+    try {
+      for (let i = 0; i < ids.length; i += 500) {
+        const batch = ids.slice(i, i + 500);
+        this.metrics.redisReads++;
+        const rows = await this.#store.readMany(batch);
+        if (this.#clears !== clears || !this.cacheTrusted) return filled;
+        const now = this.#o.now();
+        rows.forEach((s, k) => {
+          const id = batch[k];
+          if (s === null || spoiled.has(id) || now >= s.absoluteAt || now >= s.expiresAt || this.#l1!.has(id)) return;
+          this.#l1!.set(id, entryOf(id, s, undefined));
+          filled++;
+        });
+      }
+    } finally {
+      this.#spoiled = undefined;
+    }
+    return filled;
   }
 
   /** Flush pending touches and close the subscriber. The app's own client is left open. */
@@ -191,7 +240,12 @@ export class SessionManager {
     if (l1 !== undefined) {
       const e = l1.get(id);
       if (e !== undefined) {
-        if (!secretMatches(e.secret, token)) return null;
+        if (e.secret === undefined) {
+          // Pre-warmed: one hash proves the secret, then it is cached like any other entry.
+          const secret = token.slice(ID_LENGTH + 1);
+          if (!constantTimeEqual(hashSecret(secret), e.secretHash!)) return null;
+          e.secret = secret;
+        } else if (!secretMatches(e.secret, token)) return null;
         const now = this.#o.now();
         if (now < e.idleAt && now < e.absoluteAt) {
           this.metrics.l1Hits++;
@@ -221,13 +275,7 @@ export class SessionManager {
     if (s === null || !constantTimeEqual(hashSecret(secret), s.secretHash)) return null;
     const now = this.#o.now();
     if (now >= s.absoluteAt || now >= s.expiresAt) return null;
-    const e: Entry = {
-      session: Object.freeze({ id, userId: s.userId, data: parseData(s.data), createdAt: s.createdAt, absoluteExpiresAt: s.absoluteAt }),
-      secret,
-      absoluteAt: s.absoluteAt,
-      idleAt: s.expiresAt,
-      touchedAt: s.lastActiveAt,
-    };
+    const e = entryOf(id, s, secret);
     if (now - e.touchedAt >= this.#o.touchInterval) this.#queueTouch(e, now);
     if (f.valid && this.#l1 !== undefined && this.cacheTrusted) this.#l1.set(id, e);
     return e;
@@ -262,6 +310,7 @@ export class SessionManager {
     if (this.#touches.size === 0) return;
     const items = [...this.#touches].map(([publicId, now]) => ({ publicId, now }));
     this.#touches.clear();
+    if (this.#o.prewarm > 0) this.#noteRecent(items);
     this.metrics.redisWrites++;
     this.#flushing = this.#store.touch(items, this.#o.idleTimeout).then(
       (n) => { this.metrics.touchesWritten += n; },
@@ -270,12 +319,21 @@ export class SessionManager {
     await this.#flushing;
   }
 
+  #noteRecent(items: { publicId: string; now: number }[]): void {
+    this.metrics.redisWrites++;
+    this.#store.noteRecent(items, this.#o.prewarm, this.#o.idleTimeout).catch((err) => {
+      this.metrics.redisErrors++;
+      this.onBackgroundError(err, 'recent-set update');
+    });
+  }
+
   // ---- coherence -------------------------------------------------------------------------
 
   /** Drop ids from L1 and spoil any read of them that is in flight. */
   invalidate(ids: Iterable<string>): void {
     for (const id of ids) {
       this.#l1?.delete(id);
+      this.#spoiled?.add(id);
       const f = this.#inflight.get(id);
       if (f !== undefined) { f.valid = false; this.#inflight.delete(id); }
     }
@@ -288,6 +346,7 @@ export class SessionManager {
   }
 
   #clearL1(): void {
+    this.#clears++;
     if (this.#l1 !== undefined && this.#l1.size > 0) this.metrics.l1Clears++;
     this.#l1?.clear();
     for (const f of this.#inflight.values()) f.valid = false;
@@ -325,6 +384,7 @@ export class SessionManager {
       throw err;
     }
     this.invalidate(evicted);
+    if (this.#o.prewarm > 0) this.#noteRecent([{ publicId: tag + random, now }]);
     let size = 0;
     for (const f of fields) size += String(f).length;
     this.metrics.sessionSize.observe(size + this.#store.sessionKey(tag + random).length);
@@ -426,6 +486,17 @@ export class SessionManager {
   stats(): StatsSnapshot { return this.metrics.snapshot(this.#l1?.size ?? 0); }
 
   prometheus(): string { return this.metrics.prometheus(this.#l1?.size ?? 0); }
+}
+
+function entryOf(id: string, s: StoredSession, secret: string | undefined): Entry {
+  return {
+    session: Object.freeze({ id, userId: s.userId, data: parseData(s.data), createdAt: s.createdAt, absoluteExpiresAt: s.absoluteAt }),
+    secret,
+    secretHash: secret === undefined ? s.secretHash : undefined,
+    absoluteAt: s.absoluteAt,
+    idleAt: s.expiresAt,
+    touchedAt: s.lastActiveAt,
+  };
 }
 
 /** Constant-time comparison of the cached secret with the token's secret part, in place. */

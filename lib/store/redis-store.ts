@@ -179,6 +179,36 @@ export class RedisStore {
     return written;
   }
 
+  /** The recently-active set read by pre-warm: one key (one slot), scored by last active. */
+  get recentKey(): string { return `${this.#prefix}recent`; }
+
+  /** Record recently active ids for pre-warm, trimmed to `cap` members, expiring after `ttl` ms idle. */
+  async noteRecent(items: { publicId: string; now: number }[], cap: number, ttl: number): Promise<void> {
+    const args: (string | number)[] = [];
+    for (const { publicId, now } of items) args.push(now, publicId);
+    await this.#run('recent', () => this.#client.pipeline()
+      .zadd(this.recentKey, ...args)
+      .zremrangebyrank(this.recentKey, 0, -(cap + 1))
+      .pexpire(this.recentKey, ttl)
+      .exec());
+  }
+
+  /** The `n` most recently active ids, newest first. */
+  async recent(n: number): Promise<string[]> {
+    return this.#run('recent', () => this.#client.zrevrange(this.recentKey, 0, n - 1));
+  }
+
+  /** Read many sessions: one pipeline on a single Redis; on a Cluster ioredis routes each read. */
+  async readMany(publicIds: string[]): Promise<(StoredSession | null)[]> {
+    if (this.isCluster) {
+      return this.#run('HGETALL', () => Promise.all(publicIds.map((id) => this.#client.hgetall(this.sessionKey(id)).then(decodeSession))));
+    }
+    const p = this.#client.pipeline();
+    for (const id of publicIds) p.hgetall(this.sessionKey(id));
+    const res = await this.#run('HGETALL', () => p.exec());
+    return (res ?? []).map(([err, h]) => (err ? null : decodeSession(h as Record<string, string>)));
+  }
+
   /** Publish on the revocation channel (the channel's heartbeat). */
   async publish(message: string): Promise<void> {
     await this.#run('PUBLISH', () => this.#client.publish(this.channel, message));
