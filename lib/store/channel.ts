@@ -22,7 +22,12 @@ const HEARTBEAT = 'hb|';
  * is told to drop every cached entry, and the subscriber is reconnected.
  */
 export class RevocationChannel {
-  readonly #sub: Redis | Cluster;
+  readonly #client: RedisClient;
+  #sub: Redis | undefined;
+  /** Round-robin position over the cluster's masters for the subscriber connection. */
+  #node = 0;
+  /** Heartbeats seen while the subscriber was not connected (a dead cluster node is left after 2). */
+  #downBeats = 0;
   readonly #channel: string;
   readonly #events: ChannelEvents;
   readonly #heartbeatMs: number;
@@ -46,13 +51,31 @@ export class RevocationChannel {
     this.#events = events;
     this.#heartbeatMs = heartbeatMs;
     this.#publish = publish;
-    this.#sub = (client as Cluster).isCluster
-      ? (client as Cluster).duplicate(undefined, { lazyConnect: true })
-      : (client as Redis).duplicate({ lazyConnect: true, enableOfflineQueue: true });
-    this.#sub.on('message', (ch: string, msg: string) => { if (ch === this.#channel) this.#message(msg); });
-    this.#sub.on('ready', () => { void this.#confirm(); });
-    this.#sub.on('close', () => this.#interrupt('subscriber connection closed'));
-    this.#sub.on('error', () => { /* surfaced as close + reconnect; the app's own client logs */ });
+    this.#client = client;
+    this.#attach();
+  }
+
+  /**
+   * A plain connection, whatever the client: on a Cluster, ioredis's own subscriber is internal
+   * and silently moves between nodes (a message published during the move is lost and nothing
+   * tells us), so the channel subscribes on one master itself. Classic PUBLISH reaches every
+   * node of a cluster, so one node hears everything; if it dies the next master is used.
+   */
+  #attach(): void {
+    let sub: Redis;
+    if ((this.#client as Cluster).isCluster) {
+      const masters = (this.#client as Cluster).nodes('master');
+      if (masters.length === 0) return; // not connected yet: the heartbeat attaches later
+      // A node connection is a plain ioredis Redis: duplicate it with subscriber settings.
+      sub = masters[this.#node++ % masters.length].duplicate({ lazyConnect: true, enableOfflineQueue: true });
+    } else {
+      sub = (this.#client as Redis).duplicate({ lazyConnect: true, enableOfflineQueue: true });
+    }
+    this.#sub = sub;
+    sub.on('message', (ch: string, msg: string) => { if (ch === this.#channel && sub === this.#sub) this.#message(msg); });
+    sub.on('ready', () => { if (sub === this.#sub) void this.#confirm(); });
+    sub.on('close', () => { if (sub === this.#sub) this.#interrupt('subscriber connection closed'); });
+    sub.on('error', () => { /* surfaced as close + reconnect; the app's own client logs */ });
   }
 
   /** True while the channel is proven to deliver: only then may the local cache be filled. */
@@ -62,7 +85,7 @@ export class RevocationChannel {
     this.#timer = setInterval(() => { void this.#heartbeat(); }, this.#heartbeatMs);
     this.#timer.unref();
     try {
-      await this.#sub.connect();
+      await this.#sub?.connect();
     } catch {
       // Redis is down at start: ioredis keeps retrying; misses answer 503 meanwhile.
     }
@@ -72,7 +95,7 @@ export class RevocationChannel {
     this.#closing = true;
     this.#confirmed = false;
     clearInterval(this.#timer);
-    this.#sub.disconnect();
+    this.#sub?.disconnect();
   }
 
   #message(msg: string): void {
@@ -105,12 +128,13 @@ export class RevocationChannel {
   }
 
   async #confirm(): Promise<void> {
-    if (this.#confirming || this.#closing) return;
+    const sub = this.#sub;
+    if (this.#confirming || this.#closing || sub === undefined) return;
     this.#confirming = true;
     try {
-      await this.#sub.subscribe(this.#channel);
+      await sub.subscribe(this.#channel);
       await this.#roundTrip();
-      if (this.#closing) return;
+      if (this.#closing || sub !== this.#sub) return;
       // Anything cached before the proof may have missed a message: start clean.
       this.#events.onInterrupted('subscriber confirmed after (re)connect');
       this.#confirmed = true;
@@ -125,7 +149,14 @@ export class RevocationChannel {
     if (this.#closing || this.#pending) return;
     if (!this.#confirmed) {
       // Not proven yet (e.g. the first confirmation failed while Redis was down): try again.
-      if (this.#sub.status === 'ready') void this.#confirm();
+      if (this.#sub?.status === 'ready') {
+        this.#downBeats = 0;
+        void this.#confirm();
+      } else if ((this.#sub === undefined || ++this.#downBeats >= 2) && (this.#client as Cluster).isCluster) {
+        // The subscriber's node stays away: move to the next master.
+        this.#downBeats = 0;
+        this.#replace();
+      }
       return;
     }
     try {
@@ -139,6 +170,17 @@ export class RevocationChannel {
   #broken(reason: string): void {
     if (this.#closing) return;
     this.#interrupt(reason);
-    if (this.#sub.status === 'ready') this.#sub.disconnect(true);
+    if ((this.#client as Cluster).isCluster) this.#replace();
+    else if (this.#sub?.status === 'ready') this.#sub.disconnect(true);
+  }
+
+  /** Drop the subscriber connection and open one on the next master. */
+  #replace(): void {
+    const old = this.#sub;
+    this.#sub = undefined;
+    old?.disconnect();
+    this.#attach();
+    const next = this.#sub as Redis | undefined;
+    next?.connect().catch(() => { /* retried by ioredis; the heartbeat watches */ });
   }
 }

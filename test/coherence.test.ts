@@ -1,0 +1,528 @@
+// Cross-instance coherence of the local cache (DESIGN.md section 5) and its metrics (section 8).
+// Two (or three) Fastify apps in one process, each with its own ioredis client, one key prefix:
+// what one instance revokes, rotates, updates or evicts must leave the other's L1.
+import t from 'tap';
+import type { Test } from 'tap';
+import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target } from './fixtures/targets.js';
+import { ready } from './fixtures/redis.js';
+
+const COOKIE = '__Host-sid';
+/** Healthy propagation is well under a millisecond; the deadline absorbs a loaded 2-core machine. */
+const PROPAGATION_DEADLINE_MS = 1000;
+/** Slack for timer-driven deadlines (heartbeats) on a shared machine. */
+const SLACK_MS = 300;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Sess { token: string; id: string }
+
+async function signIn(app: FastifyInstance, user: string, data?: object): Promise<Sess> {
+  const r = await app.inject({ method: 'POST', url: '/login', payload: data ? { user, data } : { user } });
+  if (r.statusCode !== 200) throw new Error(`login ${user}: ${r.statusCode} ${r.body}`);
+  return { token: tokenOf(r)!, id: r.json().id };
+}
+
+const me = (app: FastifyInstance, token: string) => app.inject({ url: '/me', cookies: { [COOKIE]: token } });
+
+/**
+ * Poll `cond` until it holds or `deadlineMs` passes: on every turn of the event loop for the
+ * first 20 ms (so sub-millisecond propagation is measured, not rounded up to a timer), then
+ * every 2 ms. Returns the elapsed ms, or Infinity when the deadline passed (so
+ * `t.ok(ms <= deadline, ...)` fails with the measure in its message).
+ */
+async function poll(cond: () => boolean | Promise<boolean>, deadlineMs: number): Promise<number> {
+  const start = performance.now();
+  for (;;) {
+    if (await cond()) return performance.now() - start;
+    const elapsed = performance.now() - start;
+    if (elapsed > deadlineMs) return Infinity;
+    await (elapsed < 20 ? new Promise((r) => setImmediate(r)) : sleep(2));
+  }
+}
+
+/** A plain client for the test's own inspection, connected. */
+async function inspector(target: Target) {
+  const c = target.client();
+  await ready(c);
+  return c;
+}
+
+const fmt = (ms: number) => (Number.isFinite(ms) ? `${ms.toFixed(2)} ms` : 'never');
+
+/** Warm `app`'s L1 with `token`: a miss, then a request that must be an L1 hit. */
+async function warm(t: Test, app: FastifyInstance, token: string, label: string): Promise<void> {
+  t.equal((await me(app, token)).statusCode, 200, `${label}: first request is served`);
+  const hits = app.sessions.stats().l1Hits;
+  t.equal((await me(app, token)).statusCode, 200, `${label}: second request is served`);
+  t.equal(app.sessions.stats().l1Hits, hits + 1, `${label}: the second request is an L1 hit`);
+}
+
+/** Wait until `app` has received `n` more revoked ids than `before`; returns the elapsed ms. */
+async function received(app: FastifyInstance, before: number, n = 1): Promise<number> {
+  return poll(() => app.sessions.stats().revocationsReceived >= before + n, PROPAGATION_DEADLINE_MS);
+}
+
+/** Ids of every pub/sub connection, per admin connection (one per master). */
+async function pubsubIds(admins: Redis[]): Promise<Set<string>[]> {
+  const out: Set<string>[] = [];
+  for (const a of admins) {
+    const list = (await a.call('CLIENT', 'LIST', 'TYPE', 'pubsub')) as string;
+    out.push(new Set([...list.matchAll(/(?:^|\n)id=(\d+) /g)].map((m) => m[1])));
+  }
+  return out;
+}
+
+const propagation: Record<string, number[]> = {};
+const record = (target: Target, what: string, ms: number) => {
+  (propagation[`${target.name} ${what}`] ??= []).push(ms);
+};
+t.teardown(() => {
+  for (const [k, v] of Object.entries(propagation)) {
+    const sorted = [...v].sort((a, b) => a - b);
+    console.error(`# propagation ${k}: ${sorted.map((x) => x.toFixed(2)).join(', ')} ms`);
+  }
+});
+
+t.test('a sign-out on one instance makes another instance that had the session in its local cache answer 401 as soon as the revocation arrives', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const keyPrefix = target.prefix();
+    const a = await makeApp(t, target.client(), { keyPrefix });
+    const b = await makeApp(t, target.client(), { keyPrefix });
+    await cacheTrusted(a);
+    await cacheTrusted(b);
+    for (let i = 0; i < 5; i++) {
+      const s = await signIn(a, `alice-${i}`);
+      await warm(t, b, s.token, `session ${i} on B`);
+      const before = b.sessions.stats().revocationsReceived;
+      const out = await a.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: s.token } });
+      t.equal(out.statusCode, 204, 'A signs the session out');
+      const ms = await received(b, before);
+      record(target, 'sign-out A→B', ms);
+      t.ok(ms <= PROPAGATION_DEADLINE_MS, `B received the revocation within ${PROPAGATION_DEADLINE_MS} ms (took ${fmt(ms)})`);
+      const misses = b.sessions.stats().l1Misses;
+      t.equal((await me(b, s.token)).statusCode, 401, 'B answers 401 to the revoked token');
+      t.equal(b.sessions.stats().l1Misses, misses + 1, 'B no longer had it in L1 (the request was a miss)');
+      t.equal((await me(a, s.token)).statusCode, 401, 'A answers 401 too');
+    }
+  });
+});
+
+t.test('logging a user out everywhere on one instance rejects every one of that user\'s sessions on the other instance and leaves another user\'s session alone', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const keyPrefix = target.prefix();
+    const a = await makeApp(t, target.client(), { keyPrefix });
+    const b = await makeApp(t, target.client(), { keyPrefix });
+    await cacheTrusted(a);
+    await cacheTrusted(b);
+    const mine = [await signIn(a, 'bob'), await signIn(a, 'bob'), await signIn(b, 'bob')];
+    const other = await signIn(a, 'carol');
+    for (const [i, s] of mine.entries()) await warm(t, a, s.token, `bob's session ${i} on A`);
+    await warm(t, a, other.token, "carol's session on A");
+
+    const before = a.sessions.stats().revocationsReceived;
+    const r = await b.inject({ method: 'POST', url: '/sessions/logout-everywhere', cookies: { [COOKIE]: mine[2].token } });
+    t.equal(r.statusCode, 200, 'B logs bob out everywhere');
+    t.same(r.json(), { revoked: 3 }, 'all three of bob\'s sessions were revoked');
+    const ms = await received(a, before, 3);
+    record(target, 'log-out-everywhere B→A', ms);
+    t.ok(ms <= PROPAGATION_DEADLINE_MS, `A received the three revoked ids within ${PROPAGATION_DEADLINE_MS} ms (took ${fmt(ms)})`);
+    for (const [i, s] of mine.entries()) {
+      t.equal((await me(a, s.token)).statusCode, 401, `bob's session ${i} is rejected on A`);
+      t.equal((await me(b, s.token)).statusCode, 401, `bob's session ${i} is rejected on B`);
+    }
+    const hits = a.sessions.stats().l1Hits;
+    const res = await me(a, other.token);
+    t.equal(res.statusCode, 200, "carol's session still works on A");
+    t.equal(res.json().userId, 'carol');
+    t.equal(a.sessions.stats().l1Hits, hits + 1, "carol's session is still served from A's L1");
+
+    // The manager call, without the route: every session of the user, from the other side.
+    const dave = [await signIn(b, 'dave'), await signIn(b, 'dave')];
+    for (const [i, s] of dave.entries()) await warm(t, a, s.token, `dave's session ${i} on A`);
+    const before2 = a.sessions.stats().revocationsReceived;
+    t.equal(await b.sessions.revokeAll('dave'), 2, 'revokeAll on B revokes both of dave\'s sessions');
+    const ms2 = await received(a, before2, 2);
+    record(target, 'log-out-everywhere B→A', ms2);
+    t.ok(ms2 <= PROPAGATION_DEADLINE_MS, `A received dave's revoked ids within ${PROPAGATION_DEADLINE_MS} ms (took ${fmt(ms2)})`);
+    for (const [i, s] of dave.entries()) t.equal((await me(a, s.token)).statusCode, 401, `dave's session ${i} is rejected on A`);
+    t.equal((await me(a, other.token)).statusCode, 200, "carol's session is still unaffected");
+  });
+});
+
+const extraRoutes = (app: FastifyInstance) => {
+  app.post('/rotate', { preHandler: app.requireSession }, async (_request, reply) => {
+    const s = await reply.rotateSession();
+    return { id: s.id };
+  });
+  app.post<{ Body: Record<string, unknown> }>('/data', { preHandler: app.requireSession }, async (request) => {
+    const s = await request.updateSession(request.body);
+    return { data: s.data };
+  });
+};
+
+t.test('rotating a session or updating its data on one instance drops the old entry from the other instance\'s local cache', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const keyPrefix = target.prefix();
+    const a = await makeApp(t, target.client(), { keyPrefix }, extraRoutes);
+    const b = await makeApp(t, target.client(), { keyPrefix }, extraRoutes);
+    await cacheTrusted(a);
+    await cacheTrusted(b);
+
+    // Rotation: the old token stops working on B, the new one works there.
+    const s = await signIn(a, 'erin');
+    await warm(t, b, s.token, 'the session on B before rotation');
+    let before = b.sessions.stats().revocationsReceived;
+    const rot = await a.inject({ method: 'POST', url: '/rotate', cookies: { [COOKIE]: s.token } });
+    t.equal(rot.statusCode, 200, 'A rotates the session');
+    const fresh = tokenOf(rot);
+    t.ok(fresh && fresh !== s.token, 'the rotation set a new token');
+    t.equal(fresh!.slice(0, s.id.length), s.id, 'the public id is kept');
+    let ms = await received(b, before);
+    record(target, 'rotation A→B', ms);
+    t.ok(ms <= PROPAGATION_DEADLINE_MS, `B received the rotation within ${PROPAGATION_DEADLINE_MS} ms (took ${fmt(ms)})`);
+    t.equal((await me(b, s.token)).statusCode, 401, 'the old token is rejected on B');
+    t.equal((await me(a, s.token)).statusCode, 401, 'the old token is rejected on A');
+    const r = await me(b, fresh!);
+    t.equal(r.statusCode, 200, 'the new token works on B');
+    t.equal(r.json().id, s.id);
+
+    // Data update: B shows the new data, not its cached copy.
+    const d = await signIn(a, 'frank', { role: 'user' });
+    await warm(t, b, d.token, 'the session on B before the data update');
+    t.same((await me(b, d.token)).json().data, { role: 'user' }, 'B serves the original data from L1');
+    before = b.sessions.stats().revocationsReceived;
+    const up = await a.inject({ method: 'POST', url: '/data', cookies: { [COOKIE]: d.token }, payload: { role: 'admin' } });
+    t.equal(up.statusCode, 200, 'A updates the session data');
+    t.same(up.json().data, { role: 'admin' });
+    ms = await received(b, before);
+    record(target, 'data update A→B', ms);
+    t.ok(ms <= PROPAGATION_DEADLINE_MS, `B received the data update within ${PROPAGATION_DEADLINE_MS} ms (took ${fmt(ms)})`);
+    const misses = b.sessions.stats().l1Misses;
+    const after = await me(b, d.token);
+    t.equal(after.statusCode, 200, 'the session still works on B');
+    t.same(after.json().data, { role: 'admin' }, 'B shows the new data');
+    t.equal(b.sessions.stats().l1Misses, misses + 1, 'B re-read the session from Redis');
+    t.same((await me(a, d.token)).json().data, { role: 'admin' }, 'A shows the new data');
+  });
+});
+
+t.test('a session evicted by the per-user cap on one instance is dropped from the other instance\'s local cache', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const keyPrefix = target.prefix();
+    const opts = { keyPrefix, maxSessionsPerUser: 2 };
+    const a = await makeApp(t, target.client(), opts);
+    const b = await makeApp(t, target.client(), opts);
+    await cacheTrusted(a);
+    await cacheTrusted(b);
+    const first = [await signIn(a, 'gina'), await signIn(a, 'gina')];
+    for (const [i, s] of first.entries()) await warm(t, b, s.token, `gina's session ${i} on B`);
+    const before = b.sessions.stats().revocationsReceived;
+    const third = await signIn(a, 'gina');
+    const ms = await received(b, before);
+    record(target, 'cap eviction A→B', ms);
+    t.ok(ms <= PROPAGATION_DEADLINE_MS, `B received the eviction within ${PROPAGATION_DEADLINE_MS} ms (took ${fmt(ms)})`);
+    const live = new Set((await a.sessions.list('gina')).map((x) => x.id));
+    t.equal(live.size, 2, 'gina keeps two sessions');
+    t.ok(live.has(third.id), 'the new session is one of them');
+    const evicted = first.filter((s) => !live.has(s.id));
+    const kept = first.filter((s) => live.has(s.id));
+    t.equal(evicted.length, 1, 'exactly one of the older sessions was evicted');
+    t.equal((await me(b, evicted[0].token)).statusCode, 401, 'the evicted session is rejected on B');
+    t.equal((await me(a, evicted[0].token)).statusCode, 401, 'the evicted session is rejected on A');
+    const hits = b.sessions.stats().l1Hits;
+    t.equal((await me(b, kept[0].token)).statusCode, 200, 'the surviving older session still works on B');
+    t.equal(b.sessions.stats().l1Hits, hits + 1, 'and is still served from B\'s L1');
+    t.equal((await me(b, third.token)).statusCode, 200, 'the new session works on B');
+  });
+});
+
+t.test('after every pub/sub connection is killed, a revocation published meanwhile is never served from the local cache: the cache is cleared and trust returns once the subscriber is back', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const keyPrefix = target.prefix();
+    const a = await makeApp(t, target.client(), { keyPrefix });
+    const b = await makeApp(t, target.client(), { keyPrefix });
+    await cacheTrusted(a);
+    await cacheTrusted(b);
+    const s = await signIn(a, 'hank');
+    const survivor = await signIn(a, 'hank');
+    await warm(t, b, s.token, 'the session on B');
+    await warm(t, b, survivor.token, 'the other session on B');
+    const clearsB = b.sessions.stats().l1Clears;
+    const admins = target.admins();
+
+    let killed = 0;
+    for (const adm of admins) killed += Number(await adm.call('CLIENT', 'KILL', 'TYPE', 'pubsub'));
+    t.ok(killed >= 2, `both subscribers were killed (${killed} pub/sub connections)`);
+    // The revocation is published while the subscribers are (re)connecting: it may be lost.
+    t.equal((await a.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: s.token } })).statusCode, 204, 'A signs the session out');
+
+    const ms = await poll(() => b.sessions.stats().l1Clears > clearsB && b.sessions.cacheTrusted, 3000 + SLACK_MS);
+    record(target, 'pubsub kill → B cleared and trusted again', ms);
+    t.ok(Number.isFinite(ms), `B cleared its L1 and trusts the channel again (took ${fmt(ms)}; l1Clears ${clearsB} → ${b.sessions.stats().l1Clears}, cacheTrusted ${b.sessions.cacheTrusted})`);
+    for (let i = 0; i < 3; i++) {
+      const { l1Hits } = b.sessions.stats();
+      t.equal((await me(b, s.token)).statusCode, 401, `B rejects the revoked session (request ${i + 1})`);
+      t.equal(b.sessions.stats().l1Hits, l1Hits, `B did not answer it from L1 (request ${i + 1})`);
+    }
+    t.equal((await me(b, survivor.token)).statusCode, 200, 'the other session still works on B');
+    t.ok(await poll(() => a.sessions.cacheTrusted, 3000 + SLACK_MS) < Infinity, 'A trusts its channel again too');
+
+    // And the channel works again: a fresh revocation reaches B.
+    await warm(t, b, survivor.token, 'the other session on B after the reconnect');
+    const before = b.sessions.stats().revocationsReceived;
+    t.equal((await a.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: survivor.token } })).statusCode, 204);
+    const ms2 = await received(b, before);
+    record(target, 'sign-out A→B after reconnect', ms2);
+    t.ok(ms2 <= PROPAGATION_DEADLINE_MS, `B receives revocations again (took ${fmt(ms2)})`);
+    t.equal((await me(b, survivor.token)).statusCode, 401, 'and rejects the revoked session');
+  });
+});
+
+t.test('killing only one instance\'s subscriber connection makes that instance clear its local cache and re-confirm, without disturbing the other instance', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const keyPrefix = target.prefix();
+    const admins = target.admins();
+    const a = await makeApp(t, target.client(), { keyPrefix });
+    await cacheTrusted(a);
+    const beforeB = await pubsubIds(admins);
+    const b = await makeApp(t, target.client(), { keyPrefix, heartbeatInterval: 200 });
+    await cacheTrusted(b);
+    const afterB = await pubsubIds(admins);
+    const mine = afterB.flatMap((ids, i) => [...ids].filter((id) => !beforeB[i].has(id)).map((id) => ({ i, id })));
+    t.equal(mine.length, 1, `B's subscriber is one new pub/sub connection (${JSON.stringify(mine)})`);
+
+    const s = await signIn(a, 'ivy');
+    await warm(t, a, s.token, 'the session on A');
+    await warm(t, b, s.token, 'the session on B');
+    const clearsA = a.sessions.stats().l1Clears;
+    const clearsB = b.sessions.stats().l1Clears;
+    t.equal(Number(await admins[mine[0].i].call('CLIENT', 'KILL', 'ID', mine[0].id)), 1, 'B\'s subscriber was killed');
+    // A revocation published while B's subscriber is away.
+    t.equal((await a.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: s.token } })).statusCode, 204);
+
+    const ms = await poll(() => b.sessions.stats().l1Clears > clearsB, 3 * 200 + SLACK_MS);
+    record(target, 'own subscriber kill → B cleared', ms);
+    t.ok(Number.isFinite(ms), `B cleared its L1 within ~3 heartbeats (took ${fmt(ms)})`);
+    const back = await poll(() => b.sessions.cacheTrusted && b.sessions.stats().l1Clears > clearsB, 3000);
+    t.ok(Number.isFinite(back), `B trusts its channel again (took ${fmt(back)})`);
+    t.equal((await me(b, s.token)).statusCode, 401, 'B rejects the session revoked while its subscriber was away');
+    t.equal(a.sessions.stats().l1Clears, clearsA, 'A did not clear its L1');
+    t.ok(a.sessions.cacheTrusted, 'A kept trusting its channel');
+  });
+});
+
+t.test('a paused server is noticed by the heartbeat: trust is withdrawn and the local cache cleared within about three heartbeats, then trust returns', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const HB = 200;
+    const PAUSE = 1500;
+    const keyPrefix = target.prefix();
+    const admins = target.admins();
+    const b = await makeApp(t, target.client(), { keyPrefix, heartbeatInterval: HB });
+    await cacheTrusted(b);
+    const s = await signIn(b, 'jack');
+    await warm(t, b, s.token, 'the session on B');
+    t.ok(b.sessions.stats().l1Size > 0, 'B\'s L1 is not empty');
+    const clears = b.sessions.stats().l1Clears;
+
+    // The socket stays open but nothing flows: only the heartbeat can tell.
+    for (const adm of admins) await adm.call('CLIENT', 'PAUSE', String(PAUSE), 'ALL');
+    const pausedAt = performance.now();
+    const ms = await poll(() => !b.sessions.cacheTrusted, 3 * HB + SLACK_MS);
+    record(target, 'pause → trust withdrawn', ms);
+    t.ok(Number.isFinite(ms), `trust was withdrawn within ${3 * HB + SLACK_MS} ms (took ${fmt(ms)})`);
+    t.ok(b.sessions.stats().l1Clears > clears, `the L1 was cleared (l1Clears ${clears} → ${b.sessions.stats().l1Clears})`);
+    t.equal(b.sessions.stats().l1Size, 0, 'the L1 is empty');
+
+    const back = await poll(() => b.sessions.cacheTrusted, PAUSE + 10 * HB + 2000);
+    const since = performance.now() - pausedAt;
+    record(target, 'pause → trusted again (from the pause)', since);
+    t.ok(Number.isFinite(back), `trust returned after the pause ended (${since.toFixed(0)} ms after a ${PAUSE} ms pause)`);
+    t.ok(since >= PAUSE - 50, `trust did not return while the server was paused (${since.toFixed(0)} ms)`);
+    t.equal((await me(b, s.token)).statusCode, 200, 'the session works again');
+    const hits = b.sessions.stats().l1Hits;
+    t.equal((await me(b, s.token)).statusCode, 200);
+    t.equal(b.sessions.stats().l1Hits, hits + 1, 'and is cached again');
+  });
+});
+
+t.test('a Redis read overtaken by an invalidation does not fill the local cache with what it read', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const keyPrefix = target.prefix();
+    const clientA = target.client();
+    const a = await makeApp(t, clientA, { keyPrefix });
+    const b = await makeApp(t, target.client(), { keyPrefix });
+    await cacheTrusted(a);
+    await cacheTrusted(b);
+    const s = await signIn(b, 'kate');
+    t.equal(a.sessions.stats().l1Size, 0, 'A has nothing cached');
+
+    // Hold A's connection for the session's slot: a BLPOP on a key with the same hash tag goes
+    // first, so A's HGETALL for the session waits behind it on the same connection.
+    const blocker = `${a.sessions.store.base(s.id.slice(0, 22))}blocker`;
+    const blocked = (clientA as Redis).blpop(blocker, 0.4);
+    const reads = a.sessions.stats().redisReads;
+    const misses = a.sessions.stats().l1Misses;
+    let settled = false;
+    const inFlight = me(a, s.token).then((r) => { settled = true; return r; });
+    const waitRead = await poll(() => a.sessions.stats().redisReads > reads, 200);
+    t.ok(Number.isFinite(waitRead), `A's read is in flight (${fmt(waitRead)})`);
+    t.equal(a.sessions.stats().l1Misses, misses + 1, 'the request was an L1 miss');
+
+    // The invalidation arrives through the channel while the read is still held.
+    const before = a.sessions.stats().revocationsReceived;
+    const [admin] = target.admins();
+    await admin.publish(`${keyPrefix}revoked`, `${Date.now()}|${s.id}`);
+    const ms = await received(a, before);
+    t.ok(ms <= PROPAGATION_DEADLINE_MS, `A received the invalidation (took ${fmt(ms)})`);
+    t.notOk(settled, 'the read was still in flight when the invalidation arrived');
+
+    const raced = await inFlight;
+    await blocked;
+    t.ok(raced.statusCode === 200 || raced.statusCode === 401, `the raced request answered ${raced.statusCode}`);
+    t.equal(a.sessions.stats().l1Size, 0, 'the spoiled read did not fill A\'s L1');
+
+    // Revoke in Redis without a broadcast: only an L1 entry could still serve the session.
+    const cleaner = await inspector(target);
+    await cleaner.del(a.sessions.store.sessionKey(s.id));
+    const hits = a.sessions.stats().l1Hits;
+    const misses2 = a.sessions.stats().l1Misses;
+    t.equal((await me(a, s.token)).statusCode, 401, 'the next request on A is rejected');
+    t.equal(a.sessions.stats().l1Misses, misses2 + 1, 'the next request on A was an L1 miss');
+    t.equal(a.sessions.stats().l1Hits, hits, 'and no L1 hit');
+
+    // Control: the same sequence without the invalidation does fill L1.
+    const c = await signIn(b, 'kate');
+    await warm(t, a, c.token, 'an uninvalidated session on A');
+  });
+});
+
+t.test('pre-warm fills a starting instance\'s local cache with recently active sessions, skips revoked ones and still checks the secret', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const keyPrefix = target.prefix();
+    const a = await makeApp(t, target.client(), { keyPrefix, prewarm: 100 });
+    await cacheTrusted(a);
+    const live = [await signIn(a, 'leo'), await signIn(a, 'mia'), await signIn(a, 'mia')];
+    const revoked = await signIn(a, 'ned');
+    t.equal((await a.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: revoked.token } })).statusCode, 204);
+    // The recently-active set is written in the background: wait until it holds all four.
+    const recentKey = a.sessions.store.recentKey;
+    const reader = await inspector(target);
+    const seen = await poll(async () => (await reader.zcard(recentKey)) >= 4, 2000);
+    t.ok(Number.isFinite(seen), `the recently-active set holds the four sessions (${fmt(seen)})`);
+
+    const c = await makeApp(t, target.client(), { keyPrefix, prewarm: 100 });
+    t.ok(c.sessions.cacheTrusted, 'C trusts its channel after ready()');
+    t.equal(c.sessions.stats().l1Size, live.length, `C's L1 holds the ${live.length} live sessions, not the revoked one`);
+
+    const hgetall = await target.commandCalls('hgetall');
+    const { l1Hits, l1Misses } = c.sessions.stats();
+    // A wrong secret for a pre-warmed, not yet proven id.
+    const forged = `${live[2].id}.${'A'.repeat(43)}`;
+    t.equal((await me(c, forged)).statusCode, 401, 'a wrong secret for a pre-warmed id is rejected');
+    for (const [i, s] of live.entries()) {
+      const r = await me(c, s.token);
+      t.equal(r.statusCode, 200, `pre-warmed session ${i} is served on C`);
+      t.equal(r.json().id, s.id);
+    }
+    t.equal((await me(c, live[0].token)).statusCode, 200, 'and again');
+    t.equal(await target.commandCalls('hgetall') - hgetall, 0, 'none of those requests read Redis (HGETALL delta 0)');
+    t.equal(c.sessions.stats().l1Hits - l1Hits, live.length + 1, 'every good request was an L1 hit');
+    t.equal(c.sessions.stats().l1Misses, l1Misses, 'no L1 miss');
+    t.equal((await me(c, forged)).statusCode, 401, 'the wrong secret is still rejected once the entry is proven');
+    t.equal((await me(c, revoked.token)).statusCode, 401, 'the revoked session was not pre-warmed and is rejected');
+    t.equal(c.sessions.stats().l1Misses, l1Misses + 1, 'the revoked session was an L1 miss');
+
+    // A pre-warmed entry is dropped by a revocation like any other.
+    const before = c.sessions.stats().revocationsReceived;
+    t.equal((await a.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: live[1].token } })).statusCode, 204);
+    const ms = await received(c, before);
+    record(target, 'sign-out A→C (pre-warmed)', ms);
+    t.ok(ms <= PROPAGATION_DEADLINE_MS, `C received the revocation (took ${fmt(ms)})`);
+    t.equal((await me(c, live[1].token)).statusCode, 401, 'the pre-warmed session revoked on A is rejected on C');
+  });
+});
+
+/** The value of one un-labelled sample in Prometheus text. */
+function sample(text: string, name: string): number {
+  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : NaN;
+}
+
+t.test('the metrics move as requests happen, in stats() and in the Prometheus text', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const keyPrefix = target.prefix();
+    const a = await makeApp(t, target.client(), { keyPrefix });
+    const b = await makeApp(t, target.client(), { keyPrefix });
+    await cacheTrusted(a);
+    await cacheTrusted(b);
+    const names = [
+      'tiered_session_l1_hits_total', 'tiered_session_l1_misses_total', 'tiered_session_redis_reads_total',
+      'tiered_session_redis_writes_total', 'tiered_session_revocations_received_total',
+      'tiered_session_revocation_latency_seconds_count', 'tiered_session_revocation_latency_seconds_sum',
+      'tiered_session_size_bytes_count', 'tiered_session_size_bytes_sum',
+    ];
+    const promA0 = a.sessions.prometheus();
+    const promB0 = b.sessions.prometheus();
+    for (const n of names) {
+      t.ok(Number.isFinite(sample(promA0, n)), `${n} is exposed`);
+    }
+    for (const h of ['tiered_session_revocation_latency_seconds', 'tiered_session_size_bytes']) {
+      t.match(promA0, new RegExp(`^# TYPE ${h} histogram$`, 'm'), `${h} is a histogram`);
+      t.match(promA0, new RegExp(`^${h}_bucket\\{le="\\+Inf"\\} \\d+$`, 'm'), `${h} has a +Inf bucket`);
+      t.ok((promA0.match(new RegExp(`^${h}_bucket\\{le="[0-9.e-]+"\\} \\d+$`, 'gm')) ?? []).length >= 3, `${h} has finite buckets`);
+    }
+    for (const n of ['tiered_session_l1_hits_total', 'tiered_session_l1_misses_total', 'tiered_session_redis_reads_total',
+      'tiered_session_redis_writes_total', 'tiered_session_revocations_received_total']) {
+      t.match(promA0, new RegExp(`^# TYPE ${n} counter$`, 'm'), `${n} is a counter`);
+    }
+
+    const a0 = a.sessions.stats();
+    const s = await signIn(a, 'olga');
+    const a1 = a.sessions.stats();
+    t.ok(a1.redisWrites > a0.redisWrites, `a sign-in counts a Redis write (${a0.redisWrites} → ${a1.redisWrites})`);
+    t.equal(a1.sessionSize.count, a0.sessionSize.count + 1, 'a sign-in records the stored size');
+    t.ok(a1.sessionSize.sum > a0.sessionSize.sum, 'the size sum grows');
+
+    const b0 = b.sessions.stats();
+    t.equal((await me(b, s.token)).statusCode, 200);
+    const b1 = b.sessions.stats();
+    t.equal(b1.l1Misses, b0.l1Misses + 1, 'the first request on B is a miss');
+    t.equal(b1.redisReads, b0.redisReads + 1, 'the miss reads Redis once');
+    t.equal(b1.l1Hits, b0.l1Hits, 'no hit yet');
+    t.equal((await me(b, s.token)).statusCode, 200);
+    const b2 = b.sessions.stats();
+    t.equal(b2.l1Hits, b1.l1Hits + 1, 'the second request on B is a hit');
+    t.equal(b2.redisReads, b1.redisReads, 'the hit reads nothing');
+
+    t.equal((await a.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: s.token } })).statusCode, 204);
+    const ms = await received(b, b2.revocationsReceived);
+    t.ok(ms <= PROPAGATION_DEADLINE_MS, `B received the revocation (took ${fmt(ms)})`);
+    const b3 = b.sessions.stats();
+    t.equal(b3.revocationsReceived, b2.revocationsReceived + 1, 'revocationsReceived grows by one');
+    t.equal(b3.revocationLatency.count, b2.revocationLatency.count + 1, 'the revocation latency is observed once');
+    t.ok(b3.revocationLatency.p50 <= 1, `the latency lands in a finite bucket (p50 ≤ ${b3.revocationLatency.p50} s)`);
+    t.ok(a.sessions.stats().redisWrites > a1.redisWrites, 'the sign-out counts a Redis write on A');
+
+    const promA1 = a.sessions.prometheus();
+    const promB1 = b.sessions.prometheus();
+    const grew = (text0: string, text1: string, n: string, what: string) => {
+      const v0 = sample(text0, n);
+      const v1 = sample(text1, n);
+      t.ok(v1 > v0, `${n} grew after ${what} (${v0} → ${v1})`);
+    };
+    grew(promB0, promB1, 'tiered_session_l1_hits_total', 'an L1 hit');
+    grew(promB0, promB1, 'tiered_session_l1_misses_total', 'an L1 miss');
+    grew(promB0, promB1, 'tiered_session_redis_reads_total', 'a miss');
+    grew(promA0, promA1, 'tiered_session_redis_writes_total', 'a sign-in and a sign-out');
+    grew(promB0, promB1, 'tiered_session_revocations_received_total', 'a revocation');
+    grew(promB0, promB1, 'tiered_session_revocation_latency_seconds_count', 'a revocation');
+    grew(promA0, promA1, 'tiered_session_size_bytes_count', 'a sign-in');
+    grew(promA0, promA1, 'tiered_session_size_bytes_sum', 'a sign-in');
+    const inf = (text: string, h: string) => Number(new RegExp(`^${h}_bucket\\{le="\\+Inf"\\} (\\d+)$`, 'm').exec(text)?.[1]);
+    t.equal(inf(promB1, 'tiered_session_revocation_latency_seconds'), sample(promB1, 'tiered_session_revocation_latency_seconds_count'),
+      'the +Inf bucket equals the count');
+    t.ok(sample(promB1, 'tiered_session_revocation_latency_seconds_sum') >= 0, 'the latency sum is a number');
+  });
+});
