@@ -16,7 +16,10 @@ const NAME_MAX = 80;
 // eslint-disable-next-line no-control-regex
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
 const BOT = /bot|crawl|spider|slurp|headless|curl|wget|python-requests|httpclient|go-http-client|okhttp/i;
-const DESKTOP_OS = new Set(['Windows', 'macOS', 'Linux', 'Ubuntu', 'Debian', 'Fedora', 'Chromium OS', 'FreeBSD']);
+const DESKTOP_OS = new Set(['Windows', 'macOS', 'Linux', 'Ubuntu', 'Debian', 'Fedora', 'ChromeOS', 'FreeBSD']);
+// What names a bot or tool: "Googlebot/2.1" → Googlebot; else the leading product, "curl/8.4.0" → curl.
+const BOT_WORD = /([A-Za-z][A-Za-z0-9._-]*(?:bot|spider|crawler|slurp)|HeadlessChrome)\b/i;
+const PRODUCT = /^(?!Mozilla\/)([A-Za-z][A-Za-z0-9._-]{1,30})\//;
 
 function clean(s: string | undefined, max = FIELD_MAX): string | null {
   if (!s) return null;
@@ -32,7 +35,7 @@ function browserName(n: string | undefined): string | undefined {
 
 function osName(n: string | undefined): string | undefined {
   if (n === 'Mac OS') return 'macOS';
-  if (n === 'Chrome OS') return 'ChromeOS';
+  if (n === 'Chrome OS' || n === 'Chromium OS') return 'ChromeOS';
   return n;
 }
 
@@ -48,11 +51,16 @@ export function parseDevice(userAgent: string | undefined, maxLength = 512): Dev
   const browser = clean(browserName(r.browser.name));
   const os = clean(osName(r.os.name));
   const major = clean(r.browser.version?.split('.')[0], 8);
+  // A crawler that copies a phone's User-Agent is still a crawler.
+  if (BOT.test(ua)) {
+    const who = clean(BOT_WORD.exec(ua)?.[1] ?? PRODUCT.exec(ua)?.[1], 32);
+    return { name: !who ? 'Bot' : /bot$/i.test(who) ? who : `${who} (bot)`, browser: null, os, type: 'bot' };
+  }
   let type = clean(r.device.type, 16);
-  if (!type && BOT.test(ua)) type = 'bot';
   if (!type && os && DESKTOP_OS.has(os)) type = 'desktop';
 
-  // A phone or tablet is better known by its model ("iPhone", "iPad", "Pixel 8") than its OS.
+  // Apple's devices are better known by their model ("iPhone", "iPad") than by "iOS"; other
+  // vendors' model strings are codes ("SM-S918B") that a person would not recognise.
   const model = r.device.type === 'mobile' || r.device.type === 'tablet' ? clean(r.device.model, 24) : null;
   const where = model && /^(iPhone|iPad|iPod)/.test(model) ? model : os;
   let name: string;
@@ -60,7 +68,7 @@ export function parseDevice(userAgent: string | undefined, maxLength = 512): Dev
     // Safari's version says little to a person; Chrome's and Firefox's help tell devices apart.
     name = `${browser}${major && !/Safari/.test(browser) ? ` ${major}` : ''} on ${where}`;
   } else if (browser) name = browser;
-  else if (where) name = type === 'bot' ? `Bot on ${where}` : `Unknown browser on ${where}`;
-  else name = type === 'bot' ? 'Bot' : 'Unknown device';
+  else if (where) name = `Unknown browser on ${where}`;
+  else name = 'Unknown device';
   return { name: clean(name, NAME_MAX) ?? 'Unknown device', browser, os, type };
 }

@@ -137,7 +137,9 @@ export class SessionManager {
   readonly #l1: LRUCache<string, Entry> | undefined;
   readonly #channel: RevocationChannel | undefined;
   readonly #inflight = new Map<string, Inflight>();
-  readonly #touches = new Map<string, number>();
+  /** Touches queued (public id → when), and the batch being written. */
+  #touches = new Map<string, number>();
+  #writing: Map<string, number> | undefined;
   #touchTimer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> | undefined;
   #closed = false;
@@ -309,13 +311,14 @@ export class SessionManager {
     await this.#flushing;
     if (this.#touches.size === 0) return;
     const items = [...this.#touches].map(([publicId, now]) => ({ publicId, now }));
-    this.#touches.clear();
+    this.#writing = this.#touches;
+    this.#touches = new Map();
     if (this.#o.prewarm > 0) this.#noteRecent(items);
     this.metrics.redisWrites++;
     this.#flushing = this.#store.touch(items, this.#o.idleTimeout).then(
       (n) => { this.metrics.touchesWritten += n; },
       (err) => { this.metrics.redisErrors++; this.onBackgroundError(err, 'touch'); },
-    ).finally(() => { this.#flushing = undefined; });
+    ).finally(() => { this.#flushing = undefined; this.#writing = undefined; });
     await this.#flushing;
   }
 
@@ -459,17 +462,22 @@ export class SessionManager {
     }
     const now = this.#o.now();
     return rows
-      .filter(({ session: s }) => s.userId === userId && s.expiresAt > now && s.absoluteAt > now)
-      .map(({ publicId, session: s }) => ({
-        id: publicId,
-        userId: s.userId,
-        device: parseDevice(s.device),
-        ip: s.ip ?? null,
-        country: s.country ?? null,
-        createdAt: s.createdAt,
-        lastActiveAt: this.#touches.get(publicId) ?? s.lastActiveAt,
-        expiresAt: s.expiresAt,
-      }))
+      .filter(({ session: s }) => s.userId === userId)
+      .map(({ publicId, session: s }) => {
+        // A touch this instance has queued or is writing is activity Redis has not seen yet.
+        const touched = this.#touches.get(publicId) ?? this.#writing?.get(publicId) ?? 0;
+        return {
+          id: publicId,
+          userId: s.userId,
+          device: parseDevice(s.device),
+          ip: s.ip ?? null,
+          country: s.country ?? null,
+          createdAt: s.createdAt,
+          lastActiveAt: Math.max(touched, s.lastActiveAt),
+          expiresAt: Math.max(s.expiresAt, Math.min(touched + this.#o.idleTimeout, s.absoluteAt)),
+        };
+      })
+      .filter((s) => s.expiresAt > now)
       .sort((a, b) => b.lastActiveAt - a.lastActiveAt);
   }
 

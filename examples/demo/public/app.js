@@ -1,1 +1,144 @@
-document.getElementById("status").textContent = "loading";
+// The demo page. Every value from the server is rendered with textContent / createElement:
+// a device name is whatever User-Agent signed in, so it is text, never HTML.
+(function () {
+  'use strict';
+
+  const $ = (id) => document.getElementById(id);
+  const signin = $('signin');
+  const account = $('account');
+  const form = $('login-form');
+  const list = $('devices');
+  const message = $('message');
+
+  function say(text, isError) {
+    message.textContent = text || '';
+    message.className = isError ? 'error' : '';
+  }
+
+  // fetch() on the same origin: the browser sends the session cookie and Sec-Fetch-Site/Origin,
+  // which the server checks on every state-changing route.
+  async function api(method, path, body) {
+    const init = { method, credentials: 'same-origin', headers: { accept: 'application/json' } };
+    if (body !== undefined) {
+      init.headers['content-type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    const res = await fetch(path, init);
+    let data = null;
+    if (res.status !== 204 && /json/.test(res.headers.get('content-type') || '')) data = await res.json();
+    return { status: res.status, data };
+  }
+
+  function showForm(text, isError) {
+    account.hidden = true;
+    signin.hidden = false;
+    list.replaceChildren();
+    $('username').textContent = '';
+    say(text, isError);
+    form.elements.username.focus();
+  }
+
+  function failed(res, what) {
+    if (res.status === 401) return showForm('Your session has ended. Please sign in again.', true);
+    const why = res.data && typeof res.data.message === 'string' ? res.data.message : `HTTP ${res.status}`;
+    say(`${what} failed: ${why}`, true);
+  }
+
+  function ago(iso) {
+    const s = Math.round((Date.now() - Date.parse(iso)) / 1000);
+    if (!Number.isFinite(s)) return 'unknown';
+    if (s < 60) return 'just now';
+    if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+    if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+    return `${Math.floor(s / 86400)} days ago`;
+  }
+
+  function el(tag, className, text) {
+    const e = document.createElement(tag);
+    if (className) e.className = className;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  function deviceItem(s) {
+    const li = el('li');
+    li.dataset.id = s.id;
+    if (s.current) li.dataset.current = 'true';
+
+    const info = el('div');
+    const name = el('div', 'device-name', s.device.name);
+    if (s.current) name.append(el('span', 'badge', 'this device'));
+    const kind = [s.device.browser, s.device.os, s.device.type].filter(Boolean).join(' · ') || 'unknown browser';
+    const where = [s.ip ? `IP ${s.ip}` : null, s.country].filter(Boolean).join(', ') || 'unknown location';
+    const active = el('div', 'device-meta', `Last active ${ago(s.lastActiveAt)}`);
+    active.title = s.lastActiveAt;
+    info.append(name, el('div', 'device-meta', kind), el('div', 'device-meta', where), active);
+    li.append(info);
+
+    if (!s.current) {
+      const b = el('button', null, 'Sign out');
+      b.type = 'button';
+      b.addEventListener('click', () => revoke(s, b));
+      li.append(b);
+    }
+    return li;
+  }
+
+  async function refresh() {
+    const me = await api('GET', '/me');
+    if (me.status !== 200) return me.status === 401 ? showForm() : failed(me, 'Loading your account');
+    const res = await api('GET', '/sessions');
+    if (res.status !== 200) return failed(res, 'Loading your devices');
+    $('username').textContent = me.data.userId;
+    list.replaceChildren(...res.data.sessions.map(deviceItem));
+    signin.hidden = true;
+    account.hidden = false;
+  }
+
+  async function revoke(s, button) {
+    button.disabled = true;
+    const res = await api('DELETE', `/sessions/${encodeURIComponent(s.id)}`);
+    if (res.status === 204 || res.status === 404) {
+      say(res.status === 204 ? `Signed out ${s.device.name}.` : 'That device was already signed out.');
+      return refresh();
+    }
+    button.disabled = false;
+    failed(res, 'Signing that device out');
+  }
+
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const button = form.querySelector('button');
+    button.disabled = true;
+    try {
+      const res = await api('POST', '/login', {
+        username: form.elements.username.value,
+        password: form.elements.password.value,
+      });
+      if (res.status === 200) {
+        form.reset();
+        say('');
+        await refresh();
+      } else if (res.status === 401) say('Wrong username or password.', true);
+      else failed(res, 'Signing in');
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  $('logout').addEventListener('click', async () => {
+    const res = await api('POST', '/logout');
+    if (res.status === 204 || res.status === 401) showForm('Signed out.');
+    else failed(res, 'Signing out');
+  });
+
+  $('logout-everywhere').addEventListener('click', async () => {
+    const res = await api('POST', '/sessions/logout-everywhere', {});
+    if (res.status === 200) {
+      const n = res.data.revoked;
+      showForm(`Signed out everywhere (${n} ${n === 1 ? 'session' : 'sessions'}).`);
+    } else failed(res, 'Signing out everywhere');
+  });
+
+  refresh().catch((err) => say(`Could not reach the server: ${err.message}`, true));
+})();

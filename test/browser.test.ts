@@ -1,0 +1,242 @@
+// The demo page in a real headless Chromium: sign in through the form, the device list, sign
+// out one device, sign out everywhere, and device names that are text, never HTML.
+import t, { type Test } from 'tap';
+import { randomBytes } from 'node:crypto';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { RedisServer } from './fixtures/redis.js';
+import { CHROMIUM, CHROMIUM_ARGS, startDemo, waitForChromium, type Demo } from './fixtures/browser/demo.js';
+
+const UA = {
+  mac: 'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36',
+  linux: 'Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0',
+  iphone: 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1',
+};
+const XSS = '<img src=x onerror="window.__xss=1">';
+const HOSTILE_UA = `Mozilla/5.0 (X11; Linux x86_64) ${XSS}<script>window.__xss=2</script> AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36`;
+
+interface Device { text: string; name: string; current: boolean; hasButton: boolean }
+
+declare global {
+  interface Window { __xss?: unknown; __csp?: string[] }
+}
+
+let redis: RedisServer | undefined;
+let demo: Demo | undefined;
+let browser: Browser | undefined;
+
+t.before(async () => {
+  await waitForChromium();
+  redis = await RedisServer.start();
+  demo = await startDemo({
+    REDIS_URL: redis.url,
+    KEY_PREFIX: `b${randomBytes(4).toString('hex')}:`,
+    LOCAL_CACHE_TTL_MS: '2000',
+  });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+});
+
+t.teardown(async () => {
+  await browser?.close();
+  await demo?.stop();
+  // The private redis-server is killed by its fixture when this process exits (awaiting its
+  // exit here would wait on an unref'd child).
+});
+
+/** A fresh browser profile with its own User-Agent; records CSP violations and page errors. */
+async function newContext(t: Test, userAgent: string): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
+  const context = await browser!.newContext({ userAgent, viewport: { width: 860, height: 640 } });
+  t.teardown(() => context.close());
+  await context.addInitScript(() => {
+    window.__csp = [];
+    document.addEventListener('securitypolicyviolation', (e) => { window.__csp!.push(`${e.violatedDirective} ${e.blockedURI}`); });
+  });
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (err) => errors.push(err.message));
+  return { context, page, errors };
+}
+
+async function showsForm(page: Page): Promise<void> {
+  await page.locator('#signin').waitFor({ state: 'visible', timeout: 5000 });
+  await page.locator('#account').waitFor({ state: 'hidden', timeout: 5000 });
+}
+
+async function signIn(page: Page, username: string, password: string): Promise<void> {
+  await page.goto(demo!.url);
+  await showsForm(page);
+  await page.fill('#login-form input[name=username]', username);
+  await page.fill('#login-form input[name=password]', password);
+  await page.click('#login-form button[type=submit]');
+}
+
+async function devices(page: Page, count: number): Promise<Device[]> {
+  await page.locator('#account').waitFor({ state: 'visible', timeout: 5000 });
+  await page.waitForFunction((n) => document.querySelectorAll('#devices li').length === n, count, { timeout: 5000 });
+  return page.$$eval('#devices li', (lis) => lis.map((li) => ({
+    text: li.textContent ?? '',
+    name: li.querySelector('.device-name')?.firstChild?.textContent ?? '',
+    current: (li as HTMLElement).dataset.current === 'true',
+    hasButton: li.querySelector('button') !== null,
+  })));
+}
+
+/** GET /me with this context's cookies, from inside the page (a same-origin fetch). */
+const meStatus = (page: Page) => page.evaluate(async () => (await fetch('/me')).status);
+
+t.test('two browsers sign in as alice, see each other in "Your devices", and one signs the other out', async (t) => {
+  const one = await newContext(t, UA.mac);
+  await one.page.goto(demo!.url);
+  await showsForm(one.page);
+
+  // A wrong password keeps the form and says so.
+  await signIn(one.page, 'alice', 'wrong');
+  await one.page.waitForFunction(() => /Wrong username or password/.test(document.getElementById('message')!.textContent ?? ''));
+  t.equal(await one.page.isVisible('#account'), false, 'still signed out');
+
+  await signIn(one.page, 'alice', 'wonderland');
+  let list = await devices(one.page, 1);
+  t.match(await one.page.textContent('#whoami'), /Signed in as alice/);
+  t.equal(list[0].name, 'Chrome 131 on macOS');
+  t.ok(list[0].current && /this device/.test(list[0].text), 'marked "this device"');
+  t.match(list[0].text, /Chrome · macOS · desktop/);
+  t.match(list[0].text, /IP 127\.0\.0\.1/);
+  t.match(list[0].text, /Last active just now/);
+  t.notOk(list[0].hasButton, 'no "Sign out" button on the current device');
+
+  // The cookie: __Host-sid, Secure, HttpOnly, SameSite=Lax, stored by Chromium for http://127.0.0.1.
+  const cookies = await one.context.cookies(demo!.url);
+  const sid = cookies.find((c) => c.name === '__Host-sid');
+  t.ok(sid, 'Chromium kept the Secure __Host-sid cookie set over http://127.0.0.1');
+  t.match(sid, { secure: true, httpOnly: true, sameSite: 'Lax', path: '/', domain: '127.0.0.1' });
+  t.equal(await one.page.evaluate(() => document.cookie), '', 'page scripts cannot read it');
+
+  const two = await newContext(t, UA.linux);
+  await signIn(two.page, 'alice', 'wonderland');
+  list = await devices(two.page, 2);
+  t.same(list.map((d) => [d.name, d.current, d.hasButton]), [
+    ['Firefox 133 on Linux', true, false],
+    ['Chrome 131 on macOS', false, true],
+  ], 'this device first, the other with a "Sign out" button');
+  await two.page.screenshot({ path: '/tmp/demo.png', fullPage: true });
+
+  await one.page.reload();
+  t.same((await devices(one.page, 2)).map((d) => [d.name, d.current]), [['Chrome 131 on macOS', true], ['Firefox 133 on Linux', false]]);
+
+  // Sign the Mac out from the Linux browser.
+  await two.page.click('#devices li:not([data-current]) button');
+  list = await devices(two.page, 1);
+  t.equal(list[0].name, 'Firefox 133 on Linux');
+  t.match(await two.page.textContent('#message'), /Signed out Chrome 131 on macOS/);
+  t.equal(await meStatus(one.page), 401, 'the Mac\'s session is gone');
+  await one.page.reload();
+  await showsForm(one.page);
+
+  // "Sign out" ends only this session.
+  await two.page.click('#logout');
+  await showsForm(two.page);
+  t.equal(await meStatus(two.page), 401);
+  t.same(await two.context.cookies(demo!.url), [], 'the cookie is cleared');
+
+  for (const [name, c] of [['one', one], ['two', two]] as const) {
+    t.same(await c.page.evaluate(() => window.__csp), [], `${name}: no CSP violation`);
+    t.same(c.errors, [], `${name}: no page error`);
+  }
+});
+
+t.test('"Sign out everywhere" ends the other browser\'s session: it shows the form again and /me answers 401', async (t) => {
+  const one = await newContext(t, UA.mac);
+  const two = await newContext(t, UA.iphone);
+  await signIn(one.page, 'alice', 'wonderland');
+  await devices(one.page, 1);
+  await signIn(two.page, 'alice', 'wonderland');
+  const list = await devices(two.page, 2);
+  t.same(list.map((d) => d.name), ['Safari on iPhone', 'Chrome 131 on macOS']);
+  t.equal(await meStatus(one.page), 200);
+
+  await two.page.click('#logout-everywhere');
+  await showsForm(two.page);
+  t.match(await two.page.textContent('#message'), /Signed out everywhere \(2 sessions\)/);
+
+  // The other browser finds out on its next action, not only after a reload.
+  t.equal(await meStatus(one.page), 401, '/me answers 401 in the first browser');
+  await one.page.reload();
+  await showsForm(one.page);
+  t.equal(await one.page.locator('#devices li').count(), 0, 'no device list left on screen');
+  t.same(await one.context.cookies(demo!.url).then((cs) => cs.map((c) => c.name)), ['__Host-sid'], 'the stale cookie is still in the first browser');
+  t.equal(await meStatus(one.page), 401, 'and still refused');
+
+  // An action on a stale page (a device sign-out) lands on the form as well.
+  const three = await newContext(t, UA.linux);
+  await signIn(three.page, 'alice', 'wonderland');
+  await devices(three.page, 1);
+  await signIn(one.page, 'alice', 'wonderland');
+  await devices(one.page, 2);
+  await three.page.reload();
+  await devices(three.page, 2);
+  await one.page.click('#logout-everywhere');
+  await showsForm(one.page);
+  // The third browser still shows its list; signing a device out there answers 401.
+  await three.page.click('#devices li:not([data-current]) button');
+  await showsForm(three.page);
+  t.match(await three.page.textContent('#message'), /Your session has ended/);
+});
+
+t.test('a hostile User-Agent is shown as text: no element, no script', async (t) => {
+  const evil = await newContext(t, HOSTILE_UA);
+  await signIn(evil.page, 'bob', 'builder');
+  const [d] = await devices(evil.page, 1);
+  t.equal(d.name, 'Chrome 131 on Linux', 'the stored name is the parsed one, not the raw header');
+  t.equal(await evil.page.locator('#devices img, #devices script, #devices svg').count(), 0, 'no element from the header');
+  t.equal(await evil.page.evaluate(() => window.__xss), undefined, 'no script ran');
+  t.same(await evil.page.evaluate(() => window.__csp), []);
+
+  // The page itself must render whatever the server says as text: feed it a list whose every
+  // field is markup (as if a parser let it through) and look at the DOM.
+  await evil.page.route('**/sessions', async (route) => {
+    const real = await route.fetch();
+    const body = await real.json();
+    body.sessions.push({
+      id: `x${XSS}`,
+      current: false,
+      device: { name: `Evil ${XSS}`, browser: `<script>window.__xss=3</script>`, os: '<b>bold</b>', type: '<svg onload="window.__xss=4">' },
+      ip: '<iframe src="/"></iframe>',
+      country: '<u>U</u>',
+      createdAt: new Date().toISOString(),
+      lastActiveAt: new Date().toISOString(),
+      expiresAt: new Date(Date.now() + 60_000).toISOString(),
+    });
+    await route.fulfill({ response: real, json: body });
+  });
+  await evil.page.reload();
+  const list = await devices(evil.page, 2);
+  t.equal(list[1].name, `Evil ${XSS}`, 'the name is shown literally, <img and all');
+  t.match(list[1].text, '<script>window.__xss=3</script>');
+  t.match(list[1].text, '<b>bold</b>');
+  t.match(list[1].text, '<iframe src="/"></iframe>');
+  t.equal(await evil.page.locator('#devices img, #devices script, #devices svg, #devices b, #devices iframe, #devices u').count(), 0, 'no element was created from a value');
+  t.equal(await evil.page.evaluate(() => window.__xss), undefined, 'no script ran');
+  t.same(await evil.page.evaluate(() => window.__csp), [], 'nothing even tried to load');
+  t.same(evil.errors, []);
+});
+
+t.test('the page is served with its CSP and the cookie also works on http://localhost', async (t) => {
+  const r = await fetch(demo!.url);
+  t.match(r.headers.get('content-security-policy'), /script-src 'self'/);
+  const html = await r.text();
+  t.notMatch(html, /<script>|<script [^>]*>[^<]/, 'no inline script');
+  t.notMatch(html, / on[a-z]+=/i, 'no inline event handler');
+
+  const { context, page } = await newContext(t, UA.linux);
+  await page.goto(demo!.url.replace('127.0.0.1', 'localhost'));
+  await showsForm(page);
+  await page.fill('#login-form input[name=username]', 'bob');
+  await page.fill('#login-form input[name=password]', 'builder');
+  await page.click('#login-form button[type=submit]');
+  await page.locator('#account').waitFor({ state: 'visible', timeout: 5000 });
+  t.match(await page.textContent('#whoami'), /Signed in as bob/);
+  const sid = (await context.cookies()).find((c) => c.name === '__Host-sid');
+  t.match(sid, { secure: true, domain: 'localhost' }, 'Chromium keeps the Secure cookie on http://localhost too');
+  t.equal(await meStatus(page), 200);
+  await page.click('#logout');
+  await showsForm(page);
+});
