@@ -128,8 +128,13 @@ function describe(v: unknown): string {
   return Array.isArray(v) ? 'an array' : typeof v;
 }
 
+/** `undefined` alone means "use the default"; `null` and every other value are validated as given. */
+function orDefault<T>(v: T | undefined, dflt: T): T {
+  return v === undefined ? dflt : v;
+}
+
 function isRedisClient(v: unknown): v is RedisClient {
-  if (!isPlainObject(v) && typeof v !== 'object') return false;
+  if (typeof v !== 'object' || v === null) return false;
   const c = v as Record<string, unknown>;
   return typeof c.duplicate === 'function' && typeof c.evalsha === 'function' && typeof c.pipeline === 'function';
 }
@@ -146,7 +151,7 @@ export function resolveOptions(opts: unknown): ResolvedOptions {
   const o = opts as unknown as TieredSessionOptions;
   if (!isRedisClient(o.client)) throw fail('client', 'expected an ioredis Redis or Cluster client');
 
-  const keyPrefix = o.keyPrefix ?? 'ts:';
+  const keyPrefix = orDefault(o.keyPrefix, 'ts:');
   if (typeof keyPrefix !== 'string' || !PREFIX.test(keyPrefix)) {
     throw fail('keyPrefix', `expected 1-64 characters of [A-Za-z0-9_:.-], got ${describe(keyPrefix)}`);
   }
@@ -178,14 +183,15 @@ export function resolveOptions(opts: unknown): ResolvedOptions {
   let routes: ResolvedOptions['routes'];
   if (o.routes === false) routes = false;
   else if (o.routes === undefined || isPlainObject(o.routes)) {
-    const prefix = o.routes?.prefix ?? '/sessions';
+    for (const k of Object.keys(o.routes ?? {})) if (k !== 'prefix') throw fail(`routes.${k}`, 'unknown option');
+    const prefix = orDefault(o.routes?.prefix, '/sessions');
     if (typeof prefix !== 'string' || !/^(\/[A-Za-z0-9_\-.~]+)+$/.test(prefix)) {
       throw fail('routes.prefix', `expected a path such as "/sessions", got ${describe(prefix)}`);
     }
     routes = Object.freeze({ prefix });
   } else throw fail('routes', `expected false or { prefix }, got ${describe(o.routes)}`);
 
-  const allowedOrigins = o.allowedOrigins ?? [];
+  const allowedOrigins = orDefault(o.allowedOrigins, []);
   if (!Array.isArray(allowedOrigins) || !allowedOrigins.every((x) => typeof x === 'string' && ORIGIN.test(x))) {
     throw fail('allowedOrigins', 'expected an array of origins such as "https://app.example.com"');
   }
@@ -193,7 +199,7 @@ export function resolveOptions(opts: unknown): ResolvedOptions {
   if (countryHeader !== undefined && (typeof countryHeader !== 'string' || !HEADER.test(countryHeader.toLowerCase()))) {
     throw fail('countryHeader', `expected a header name, got ${describe(countryHeader)}`);
   }
-  const now = o.now ?? Date.now;
+  const now = orDefault(o.now, Date.now);
   if (typeof now !== 'function') throw fail('now', `expected a function returning epoch ms, got ${describe(now)}`);
 
   return Object.freeze({
@@ -223,7 +229,7 @@ function resolveCookie(c: CookieOptions | undefined): ResolvedCookie {
   const o = c ?? {};
   const allowed = ['name', 'secure', 'httpOnly', 'sameSite', 'path', 'domain'];
   for (const k of Object.keys(o)) if (!allowed.includes(k)) throw fail(`cookie.${k}`, 'unknown option');
-  const name = o.name ?? '__Host-sid';
+  const name = orDefault(o.name, '__Host-sid');
   if (typeof name !== 'string' || !COOKIE_NAME.test(name) || name.length > 64) {
     throw fail('cookie.name', `expected a cookie name token, got ${describe(name)}`);
   }
@@ -234,11 +240,11 @@ function resolveCookie(c: CookieOptions | undefined): ResolvedCookie {
   };
   const secure = bool('secure');
   const httpOnly = bool('httpOnly');
-  const sameSite = o.sameSite ?? 'lax';
+  const sameSite = orDefault(o.sameSite, 'lax');
   if (sameSite !== 'lax' && sameSite !== 'strict' && sameSite !== 'none') {
     throw fail('cookie.sameSite', `expected "lax", "strict" or "none", got ${describe(sameSite)}`);
   }
-  const path = o.path ?? '/';
+  const path = orDefault(o.path, '/');
   if (typeof path !== 'string' || !/^\/[\x21-\x3a\x3c-\x7e]*$/.test(path)) {
     throw fail('cookie.path', `expected a path starting with "/", got ${describe(path)}`);
   }
@@ -246,10 +252,12 @@ function resolveCookie(c: CookieOptions | undefined): ResolvedCookie {
   if (domain !== undefined && (typeof domain !== 'string' || !/^[A-Za-z0-9.-]{1,253}$/.test(domain))) {
     throw fail('cookie.domain', `expected a host name, got ${describe(domain)}`);
   }
-  if (name.startsWith('__Host-') && (!secure || path !== '/' || domain !== undefined)) {
+  // Browsers match the cookie prefixes case-insensitively.
+  const lower = name.toLowerCase();
+  if (lower.startsWith('__host-') && (!secure || path !== '/' || domain !== undefined)) {
     throw fail('cookie.name', 'a "__Host-" cookie must be Secure, have Path=/ and no Domain');
   }
-  if (name.startsWith('__Secure-') && !secure) throw fail('cookie.name', 'a "__Secure-" cookie must be Secure');
+  if (lower.startsWith('__secure-') && !secure) throw fail('cookie.name', 'a "__Secure-" cookie must be Secure');
   if (sameSite === 'none' && !secure) throw fail('cookie.sameSite', 'SameSite=None requires cookie.secure');
   return Object.freeze({ name, secure, httpOnly, sameSite, path, domain });
 }
