@@ -6,7 +6,7 @@ import type { ResolvedOptions } from './options.js';
 import { RedisStore, type StoredSession } from './store/redis-store.js';
 import { RevocationChannel } from './store/channel.js';
 import {
-  ID_LENGTH, TAG_LENGTH, constantTimeEqual, hashSecret, isPublicId, newRandomPart, newSecret, userTag,
+  ID_LENGTH, TAG_LENGTH, constantTimeEqual, hashSecret, isPublicId, isTokenShape, newRandomPart, newSecret, userTag, TOKEN_LENGTH,
 } from './token.js';
 
 /**
@@ -233,10 +233,14 @@ export class SessionManager {
   // ---- resolve ---------------------------------------------------------------------------
 
   /**
-   * Resolve a token already known to be well-formed. Synchronous on an L1 hit (no promise, no
-   * allocation); a promise on a miss. Resolves to null for anything that is not a live session.
+   * Resolve a cookie value. Synchronous on an L1 hit (no promise, no
+   * allocation beyond the id); a promise on a miss. Null for anything that is not a live
+   * session, and no Redis call for a value that cannot be a token.
    */
   resolve(token: string): Entry | null | Promise<Entry | null> {
+    // Length and dot only here: a hit then compares the secret exactly; the full shape check
+    // runs before any Redis call.
+    if (token.length !== TOKEN_LENGTH || token.charCodeAt(ID_LENGTH) !== 46) return null;
     const id = token.slice(0, ID_LENGTH);
     const l1 = this.#l1;
     if (l1 !== undefined) {
@@ -258,6 +262,7 @@ export class SessionManager {
         l1.delete(id);
       }
     }
+    if (!isTokenShape(token)) return null;
     this.metrics.l1Misses++;
     return this.#load(id, token.slice(ID_LENGTH + 1));
   }

@@ -7,7 +7,7 @@ import { ERR_CROSS_SITE, ERR_NO_SESSION } from './errors.js';
 import { SessionManager, type Session, type SessionData } from './manager.js';
 import { resolveOptions, type ResolvedOptions, type TieredSessionOptions } from './options.js';
 import { sessionRoutes } from './routes.js';
-import { isTokenShape, readCookie } from './token.js';
+import { readCookie } from './token.js';
 
 export interface SignInOptions {
   /** Initial session data. */
@@ -82,7 +82,7 @@ async function tieredSession(fastify: FastifyInstance, options: TieredSessionOpt
     const header = request.headers.cookie;
     if (header === undefined) return done();
     const token = readCookie(header, cookieName);
-    if (typeof token !== 'string' || !isTokenShape(token)) return done();
+    if (typeof token !== 'string') return done();
     const r = manager.resolve(token);
     if (r === null) return done();
     if (!(r instanceof Promise)) {
