@@ -118,7 +118,7 @@ async function tieredSession(fastify: FastifyInstance, options: TieredSessionOpt
       country: countryOf(request, o.countryHeader),
       data: opts.data,
     });
-    this.setCookie(cookieName, token, cookieAttributes(o, session.absoluteExpiresAt - o.now()));
+    this.setCookie(cookieName, token, cookieAttributes(o, session.absoluteExpiresAt - session.createdAt));
     request.session = session;
     return Object.freeze({ ...session, device });
   });

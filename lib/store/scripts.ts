@@ -11,6 +11,15 @@
 
 /** Shared helper: stretch the index TTL to cover `ttl` ms (never shorten it, never leave it unset). */
 const EXTEND_INDEX = `
+-- Drop index members whose session is gone. Expiry scores only pick the candidates: the
+-- caller's clock may run ahead of the instance that last touched a session, so a member
+-- leaves the index only when its hash no longer exists (a live session is always indexed).
+local function prune_index(idx, base, now)
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', idx, '-inf', now)) do
+    if redis.call('EXISTS', base .. 's:' .. id) == 0 then redis.call('ZREM', idx, id) end
+  end
+end
+
 local function extend_index(idx, ttl)
   local cur = redis.call('PTTL', idx)
   -- PTTL is -1 for a key without TTL and -2 for none: both are below any positive ttl.
@@ -31,7 +40,7 @@ local max, channel, base, tag = tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8]
 redis.call('HSET', KEYS[1], unpack(ARGV, 9))
 redis.call('PEXPIRE', KEYS[1], ttl)
 -- Expired members leave the index before the cap counts live sessions.
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+prune_index(KEYS[2], base, now)
 local evicted = {}
 if max > 0 then
   local ids = redis.call('ZRANGE', KEYS[2], 0, -1)
@@ -72,8 +81,9 @@ local exp = math.min(now + idle, tonumber(f[1]))
 if exp <= now then return 0 end
 redis.call('HSET', KEYS[1], 'a', ARGV[2], 'e', exp)
 redis.call('PEXPIRE', KEYS[1], exp - now)
--- XX: only move an existing member; an id removed by a revoke stays removed.
-redis.call('ZADD', KEYS[2], 'XX', exp, ARGV[1])
+-- The hash exists, so the session is live and belongs in the index (a revoke removes hash
+-- and member together): a plain ZADD also restores a member pruned by a clock running ahead.
+redis.call('ZADD', KEYS[2], exp, ARGV[1])
 extend_index(KEYS[2], exp - now)
 return 1
 `;
@@ -127,10 +137,9 @@ return 1
 
 /**
  * list: KEYS[1] index. ARGV: base, now.
- * Prunes expired members, then returns { random, HGETALL… } for every live session.
+ * Returns { random, HGETALL… } for every live session and drops members whose session is gone.
  */
 export const LIST = `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
 local out = {}
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local h = redis.call('HGETALL', ARGV[1] .. 's:' .. id)

@@ -1,0 +1,458 @@
+import { createHash } from 'node:crypto';
+import t from 'tap';
+import type { Test } from 'tap';
+import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target } from './fixtures/targets.js';
+
+const COOKIE = '__Host-sid';
+
+const me = (app: FastifyInstance, token: string) => app.inject({ url: '/me', cookies: { [COOKIE]: token } });
+
+async function signIn(app: FastifyInstance, user: string, data?: object, token?: string) {
+  const res = await app.inject({
+    method: 'POST', url: '/login', payload: data ? { user, data } : { user },
+    ...(token ? { cookies: { [COOKIE]: token } } : {}),
+  });
+  if (res.statusCode !== 200) throw new Error(`login ${user}: ${res.statusCode} ${res.body}`);
+  const tok = tokenOf(res);
+  if (!tok) throw new Error(`login ${user}: no cookie`);
+  return { token: tok, id: res.json().id as string, res };
+}
+
+/** Visit every key under `prefix` on the master that holds it (SCAN with our own test prefix only). */
+async function eachKey(target: Target, prefix: string, fn: (admin: Redis, key: string) => Promise<void>): Promise<number> {
+  let n = 0;
+  for (const admin of target.admins()) {
+    let cursor = '0';
+    do {
+      const [next, batch] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      for (const key of batch) { n++; await fn(admin, key); }
+    } while (cursor !== '0');
+  }
+  return n;
+}
+
+/** Wait until `fn` holds or `ms` pass (a revocation broadcast takes milliseconds); answers the last value. */
+async function eventually<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 500): Promise<T> {
+  const until = Date.now() + ms;
+  let v = await fn();
+  while (!ok(v) && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 10));
+    v = await fn();
+  }
+  return v;
+}
+
+/** Every key and every value under `prefix`, as text. */
+async function dump(target: Target, prefix: string): Promise<string[]> {
+  const out: string[] = [];
+  await eachKey(target, prefix, async (admin, key) => {
+    out.push(key);
+    const type = await admin.type(key);
+    if (type === 'hash') {
+      const h = await admin.hgetall(key);
+      for (const [f, v] of Object.entries(h)) out.push(f, v);
+    } else if (type === 'zset') {
+      out.push(...(await admin.zrange(key, 0, -1, 'WITHSCORES')));
+    } else if (type === 'string') {
+      out.push(String(await admin.get(key)));
+    } else if (type === 'set') {
+      out.push(...(await admin.smembers(key)));
+    } else if (type === 'list') {
+      out.push(...(await admin.lrange(key, 0, -1)));
+    } else {
+      out.push(`<unexpected type ${type}>`);
+    }
+  });
+  return out;
+}
+
+/** No key under the prefix lacks a TTL (DESIGN 3, invariant 2). */
+async function assertAllKeysExpire(t: Test, target: Target, prefix: string): Promise<void> {
+  const bad: string[] = [];
+  await eachKey(target, prefix, async (admin, key) => {
+    const pttl = await admin.pttl(key);
+    // -2: the key expired between SCAN and PTTL, which is fine; -1 (no TTL) is the violation.
+    if (pttl !== -2 && !(pttl > 0)) bad.push(`${key} (PTTL ${pttl})`);
+  });
+  t.same(bad, [], 'every key under the prefix has a TTL');
+}
+
+/** Whether any key under `prefix` belongs to `user`'s tag. */
+async function userKeys(app: FastifyInstance, target: Target, prefix: string, user: string): Promise<string[]> {
+  const tag = app.sessions.tagOf(user);
+  return (await target.keys(prefix)).filter((k) => k.includes(`{${tag}}`));
+}
+
+class Unplain { x = 1; }
+
+const BAD_DATA: Record<string, () => object> = {
+  bigint: () => ({ n: 10n as unknown as number }),
+  date: () => ({ when: new Date(0) }),
+  'top-level date': () => new Date(0),
+  'class instance': () => ({ c: new Unplain() }),
+  'top-level class instance': () => new Unplain(),
+  function: () => ({ f: () => 1 }),
+  circular: () => {
+    const o: Record<string, unknown> = { a: 1 };
+    o.self = o;
+    return o;
+  },
+};
+
+/** Routes the tests add to makeApp's app. */
+function extraRoutes(app: FastifyInstance): void {
+  app.post('/rotate', { preHandler: app.requireSession }, async (request, reply) => {
+    const s = await reply.rotateSession();
+    return { id: s.id };
+  });
+  app.post<{ Body: { data: object } }>('/update', { preHandler: app.requireSession }, async (request) => {
+    const s = await request.updateSession(request.body.data);
+    return { id: s.id, data: s.data };
+  });
+  // An app may well serialise the plugin's objects whole: they must hold no token.
+  app.post<{ Body: { user: string } }>('/login-raw', async (request, reply) => reply.signIn(request.body.user));
+  app.get('/me-raw', { preHandler: app.requireSession }, async (request) => request.session);
+  app.get('/list-raw', { preHandler: app.requireSession }, async (request) => app.sessions.list(request.session!.userId));
+  app.post<{ Params: { kind: string } }>('/login-bad/:kind', async (request, reply) => {
+    const s = await reply.signIn('bad-login-user', { data: BAD_DATA[request.params.kind]() });
+    return { id: s.id };
+  });
+  app.post<{ Params: { kind: string } }>('/update-bad/:kind', { preHandler: app.requireSession }, async (request) => {
+    await request.updateSession(BAD_DATA[request.params.kind]());
+    return { ok: true };
+  });
+}
+
+t.test('a user signs in, is resolved on the next request, signs out, and is then refused with 401', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const prefix = target.prefix();
+    const app = await makeApp(t, target.client(), { keyPrefix: prefix });
+    await cacheTrusted(app);
+    const { token, id } = await signIn(app, 'alice');
+    const r1 = await me(app, token);
+    t.equal(r1.statusCode, 200);
+    t.same(r1.json(), { id, userId: 'alice', data: {} });
+    const out = await app.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: token } });
+    t.equal(out.statusCode, 204);
+    const cleared = String((out.headers['set-cookie'] as string[] | string));
+    t.match(cleared, new RegExp(`^${COOKIE}=;`), 'sign-out clears the cookie');
+    // A browser ignores a __Host- cookie (even a clearing one) without Secure and Path=/.
+    t.match(cleared, /; Max-Age=0(;|$)/i, 'with Max-Age=0');
+    t.match(cleared, /; Path=\/(;|$)/, 'with Path=/');
+    t.match(cleared, /; Secure(;|$)/i, 'with Secure');
+    const r2 = await me(app, token);
+    t.equal(r2.statusCode, 401);
+    t.equal(r2.json().code, 'ERR_TIERED_SESSION_NO_SESSION');
+    t.same(await userKeys(app, target, prefix, 'alice'), [], 'no key of the signed-out session is left');
+    await assertAllKeysExpire(t, target, prefix);
+  });
+});
+
+t.test('rotating a session mints a new working token, kills the old one on every instance, and keeps the public id', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const prefix = target.prefix();
+    const a = await makeApp(t, target.client(), { keyPrefix: prefix }, extraRoutes);
+    const b = await makeApp(t, target.client(), { keyPrefix: prefix });
+    await cacheTrusted(a);
+    await cacheTrusted(b);
+    const { token: oldToken, id } = await signIn(a, 'bob');
+    // Both instances have the old token in L1.
+    t.equal((await me(a, oldToken)).statusCode, 200);
+    t.equal((await me(b, oldToken)).statusCode, 200);
+    const rot = await a.inject({ method: 'POST', url: '/rotate', cookies: { [COOKIE]: oldToken } });
+    t.equal(rot.statusCode, 200);
+    const newToken = tokenOf(rot);
+    t.ok(newToken, 'rotation sets a new cookie');
+    t.not(newToken, oldToken);
+    t.equal(newToken!.slice(0, 38), id, 'the new token carries the same public id');
+    t.equal(rot.json().id, id);
+    t.equal((await me(a, oldToken)).statusCode, 401, 'old token refused on the rotating instance');
+    // The other instance learns through the broadcast (milliseconds; allow 500 ms).
+    const other = await eventually(() => me(b, oldToken), (r) => r.statusCode === 401);
+    t.equal(other.statusCode, 401, 'old token refused on the other instance');
+    for (const app of [a, b]) {
+      const r = await me(app, newToken!);
+      t.equal(r.statusCode, 200);
+      t.equal(r.json().id, id, 'same public id after rotation');
+    }
+    const list = await a.sessions.list('bob');
+    t.equal(list.length, 1, 'rotation does not add a device record');
+    t.equal(list[0].id, id);
+    await assertAllKeysExpire(t, target, prefix);
+  });
+});
+
+t.test('updateSession persists data that the next request sees, on this instance and on a second instance that reads Redis', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const prefix = target.prefix();
+    const a = await makeApp(t, target.client(), { keyPrefix: prefix }, extraRoutes);
+    const warm = await makeApp(t, target.client(), { keyPrefix: prefix });
+    await cacheTrusted(a);
+    await cacheTrusted(warm);
+    const { token, id } = await signIn(a, 'carol', { role: 'member' });
+    t.same((await me(a, token)).json().data, { role: 'member' }, 'initial data from sign-in');
+    t.same((await me(warm, token)).json().data, { role: 'member' }, 'another instance caches the old data');
+    const up = await a.inject({ method: 'POST', url: '/update', cookies: { [COOKIE]: token }, payload: { data: { role: 'admin', n: 2 } } });
+    t.equal(up.statusCode, 200);
+    t.same(up.json(), { id, data: { role: 'admin', n: 2 } }, 'updateSession answers the new data');
+    t.same((await me(a, token)).json().data, { role: 'admin', n: 2 }, 'next request on the same instance');
+    t.same((await me(a, token)).json().data, { role: 'admin', n: 2 }, 'and the one after (L1 hit)');
+    const seen = await eventually(() => me(warm, token), (r) => r.json().data?.role === 'admin');
+    t.same(seen.json().data, { role: 'admin', n: 2 }, 'the instance that had cached the old data sees the new data');
+    const b = await makeApp(t, target.client(), { keyPrefix: prefix });
+    const rb = await me(b, token);
+    t.equal(rb.statusCode, 200);
+    t.same(rb.json().data, { role: 'admin', n: 2 }, 'a fresh instance reads the new data from Redis');
+    const c = await makeApp(t, target.client(), { keyPrefix: prefix, localCache: false });
+    t.same((await me(c, token)).json().data, { role: 'admin', n: 2 }, 'an instance without L1 reads it too');
+    await assertAllKeysExpire(t, target, prefix);
+  });
+});
+
+t.test('the default session cookie is __Host-sid, Secure, HttpOnly, SameSite=Lax, Path=/, has no Domain and a Max-Age of the absolute timeout', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const prefix = target.prefix();
+    const clock = 1_800_000_000_000;
+    const absoluteTimeout = 7 * 24 * 3600_000;
+    const app = await makeApp(t, target.client(), { keyPrefix: prefix, absoluteTimeout, idleTimeout: 3600_000, now: () => clock });
+    const res = await app.inject({ method: 'POST', url: '/login', payload: { user: 'dave' } });
+    t.equal(res.statusCode, 200);
+    const raw = res.headers['set-cookie'];
+    const lines = Array.isArray(raw) ? raw : [String(raw)];
+    t.equal(lines.length, 1, 'exactly one cookie is set');
+    const [pair, ...attrs] = lines[0].split(';').map((s) => s.trim());
+    t.equal(pair.slice(0, pair.indexOf('=')), '__Host-sid', 'cookie name');
+    const map = new Map<string, string | true>();
+    for (const a of attrs) {
+      const eq = a.indexOf('=');
+      map.set((eq === -1 ? a : a.slice(0, eq)).toLowerCase(), eq === -1 ? true : a.slice(eq + 1));
+    }
+    t.equal(map.get('secure'), true, 'Secure');
+    t.equal(map.get('httponly'), true, 'HttpOnly');
+    t.equal(map.get('samesite'), 'Lax', 'SameSite=Lax');
+    t.equal(map.get('path'), '/', 'Path=/');
+    t.notOk(map.has('domain'), 'no Domain');
+    t.equal(map.get('max-age'), String(absoluteTimeout / 1000), 'Max-Age = absolute timeout in seconds');
+    const expected = new Set(['secure', 'httponly', 'samesite', 'path', 'max-age', 'expires']);
+    t.same([...map.keys()].filter((k) => !expected.has(k)), [], 'no other attribute');
+  });
+});
+
+t.test('a fresh sign-in gets a Max-Age of exactly the absolute timeout even when the clock moves during sign-in', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    // A clock that moves 1 ms per reading: what the real clock does whenever a millisecond passes
+    // during the Redis round trip of sign-in (most sign-ins). The session's absolute deadline is
+    // createdAt + absoluteTimeout, so the cookie of a new session should say absoluteTimeout.
+    let ms = 1_800_000_000_000;
+    const absoluteTimeout = 30 * 24 * 3600_000;
+    const app = await makeApp(t, target.client(), { keyPrefix: target.prefix(), absoluteTimeout, now: () => ms++ });
+    const res = await app.inject({ method: 'POST', url: '/login', payload: { user: 'erin' } });
+    t.equal(res.statusCode, 200);
+    const m = /Max-Age=(\d+)/i.exec(String(res.headers['set-cookie']));
+    t.equal(m?.[1], String(absoluteTimeout / 1000), 'Max-Age');
+  });
+});
+
+t.test('the token never appears in a response body or a header other than Set-Cookie', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const prefix = target.prefix();
+    const app = await makeApp(t, target.client(), { keyPrefix: prefix, maxDataBytes: 64 }, extraRoutes);
+    await cacheTrusted(app);
+    const { token, res: login } = await signIn(app, 'frank');
+    const secret = token.slice(39);
+    const responses = [login];
+    const raw = await app.inject({ method: 'POST', url: '/login-raw', payload: { user: 'frank' } });
+    responses.push(raw);
+    const rawToken = tokenOf(raw)!;
+    responses.push(await me(app, token));
+    responses.push(await app.inject({ url: '/me-raw', cookies: { [COOKIE]: token } }));
+    responses.push(await app.inject({ url: '/list-raw', cookies: { [COOKIE]: token } }));
+    responses.push(await app.inject({ url: '/sessions', cookies: { [COOKIE]: token } }));
+    responses.push(await app.inject({ method: 'DELETE', url: `/sessions/${encodeURIComponent(token)}`, cookies: { [COOKIE]: token } }));
+    responses.push(await app.inject({ method: 'DELETE', url: `/sessions/${secret}`, cookies: { [COOKIE]: token } }));
+    responses.push(await app.inject({ method: 'POST', url: '/update', cookies: { [COOKIE]: token }, payload: { data: { big: 'x'.repeat(200) } } }));
+    responses.push(await app.inject({ method: 'POST', url: '/update-bad/circular', cookies: { [COOKIE]: token } }));
+    responses.push(await app.inject({ method: 'POST', url: '/sessions/logout-everywhere', cookies: { [COOKIE]: token }, payload: '[1]', headers: { 'content-type': 'application/json' } }));
+    responses.push(await app.inject({ method: 'POST', url: '/sessions/logout-everywhere', cookies: { [COOKIE]: token }, headers: { 'sec-fetch-site': 'cross-site' } }));
+    const rot = await app.inject({ method: 'POST', url: '/rotate', cookies: { [COOKIE]: token } });
+    responses.push(rot);
+    const rotated = tokenOf(rot)!;
+    responses.push(await me(app, token)); // 401 with the old token
+    responses.push(await app.inject({ url: '/sessions', cookies: { [COOKIE]: rotated } }));
+    t.same(responses.map((r) => r.statusCode), [200, 200, 200, 200, 200, 200, 404, 404, 413, 500, 400, 403, 200, 401, 200], 'the expected answers');
+    for (const [i, r] of responses.entries()) {
+      for (const s of [token, secret, rotated, rotated.slice(39), rawToken.slice(39)]) {
+        t.notOk(r.body.includes(s), `response ${i}: body holds no token or secret`);
+        for (const [h, v] of Object.entries(r.headers)) {
+          if (h !== 'set-cookie') t.notOk(String(v).includes(s), `response ${i}: header ${h} holds no token or secret`);
+        }
+      }
+    }
+  });
+});
+
+t.test('Redis holds nothing from which a cookie can be rebuilt: only sha256 of the secret', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const prefix = target.prefix();
+    const app = await makeApp(t, target.client(), { keyPrefix: prefix, prewarm: 10, touchInterval: 0 }, extraRoutes);
+    await cacheTrusted(app);
+    const tokens: string[] = [];
+    for (const user of ['gina', 'gina', 'hank']) tokens.push((await signIn(app, user, { note: 'x' })).token);
+    // Touch, rotate and update too, so every write path has run.
+    await me(app, tokens[0]);
+    const rot = await app.inject({ method: 'POST', url: '/rotate', cookies: { [COOKIE]: tokens[1] } });
+    tokens.push(tokenOf(rot)!);
+    await app.inject({ method: 'POST', url: '/update', cookies: { [COOKIE]: tokens[2] }, payload: { data: { y: 1 } } });
+    await app.sessions.flushTouches();
+    await new Promise((r) => setTimeout(r, 50));
+    const all = await dump(target, prefix);
+    t.ok(all.length > 0, 'there is something to inspect');
+    const text = all.join('\n');
+    for (const [i, token] of tokens.entries()) {
+      const secret = token.slice(39);
+      t.notOk(text.includes(secret), `token ${i}: its secret appears nowhere in Redis`);
+      t.notOk(text.includes(secret.slice(0, 16)), `token ${i}: not even a 16-character piece of the secret`);
+    }
+    // The live secrets' hashes are what Redis holds (token 1 was rotated away).
+    for (const i of [0, 2, 3]) {
+      const digest = createHash('sha256').update(tokens[i].slice(39)).digest('base64url');
+      t.ok(all.includes(digest), `token ${i}: sha256(secret) base64url is stored`);
+    }
+    t.notOk(all.includes(createHash('sha256').update(tokens[1].slice(39)).digest('base64url')), 'the rotated-away hash is gone');
+    await assertAllKeysExpire(t, target, prefix);
+  });
+});
+
+t.test('signing in with a session cookie revokes that session and mints a new token (fixation)', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const prefix = target.prefix();
+    const app = await makeApp(t, target.client(), { keyPrefix: prefix });
+    await cacheTrusted(app);
+    const first = await signIn(app, 'ivy');
+    t.equal((await me(app, first.token)).statusCode, 200);
+    const second = await signIn(app, 'ivy', undefined, first.token);
+    t.not(second.token, first.token, 'a new token');
+    t.not(second.id, first.id, 'a new public id');
+    t.equal((await me(app, first.token)).statusCode, 401, 'the carried session is revoked');
+    t.equal((await me(app, second.token)).statusCode, 200, 'the new one works');
+    const ids = (await app.sessions.list('ivy')).map((s) => s.id);
+    t.same(ids, [second.id], 'only the new session is left');
+    await assertAllKeysExpire(t, target, prefix);
+  });
+});
+
+t.test('signing in while carrying another user\'s session cookie revokes that other session', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const prefix = target.prefix();
+    const app = await makeApp(t, target.client(), { keyPrefix: prefix });
+    await cacheTrusted(app);
+    const victim = await signIn(app, 'jack');
+    t.equal((await me(app, victim.token)).statusCode, 200);
+    const mine = await signIn(app, 'kate', undefined, victim.token);
+    t.equal((await me(app, victim.token)).statusCode, 401, 'the other user\'s session is revoked');
+    const r = await me(app, mine.token);
+    t.equal(r.statusCode, 200);
+    t.equal(r.json().userId, 'kate');
+    t.same(await app.sessions.list('jack'), [], 'jack has no session left');
+    t.same(await userKeys(app, target, prefix, 'jack'), [], 'no key of jack is left');
+    await assertAllKeysExpire(t, target, prefix);
+  });
+});
+
+t.test('session data larger than maxDataBytes is refused with 413 and nothing is written', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const prefix = target.prefix();
+    const app = await makeApp(t, target.client(), { keyPrefix: prefix, maxDataBytes: 100 }, extraRoutes);
+    await cacheTrusted(app);
+    const big = { blob: 'x'.repeat(200) };
+    const res = await app.inject({ method: 'POST', url: '/login', payload: { user: 'leo', data: big } });
+    t.equal(res.statusCode, 413);
+    t.equal(res.json().code, 'ERR_TIERED_SESSION_DATA_TOO_LARGE');
+    t.equal(tokenOf(res), undefined, 'no cookie');
+    t.same(await userKeys(app, target, prefix, 'leo'), [], 'no key created for the user');
+    // Exactly at the limit is fine; one byte more is not.
+    const exact = { s: 'y'.repeat(100 - JSON.stringify({ s: '' }).length) };
+    t.equal(JSON.stringify(exact).length, 100);
+    const ok = await signIn(app, 'leo', exact);
+    const over = await app.inject({ method: 'POST', url: '/update', cookies: { [COOKIE]: ok.token }, payload: { data: { s: `${exact.s}z` } } });
+    t.equal(over.statusCode, 413);
+    t.equal(over.json().code, 'ERR_TIERED_SESSION_DATA_TOO_LARGE');
+    // Multi-byte characters count as bytes, not characters.
+    const wide = await app.inject({ method: 'POST', url: '/update', cookies: { [COOKIE]: ok.token }, payload: { data: { s: 'é'.repeat(60) } } });
+    t.equal(wide.statusCode, 413, 'the limit is in UTF-8 bytes');
+    t.same((await me(app, ok.token)).json().data, exact, 'existing data unchanged');
+    const fresh = await makeApp(t, target.client(), { keyPrefix: prefix, localCache: false });
+    t.same((await me(fresh, ok.token)).json().data, exact, 'existing data unchanged in Redis');
+    await assertAllKeysExpire(t, target, prefix);
+  });
+});
+
+t.test('session data that is not plain JSON (BigInt, Date, class instance, function, circular) is refused with a coded error and nothing is written', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const prefix = target.prefix();
+    const app = await makeApp(t, target.client(), { keyPrefix: prefix }, extraRoutes);
+    await cacheTrusted(app);
+    const fresh = await makeApp(t, target.client(), { keyPrefix: prefix, localCache: false });
+    const owner = await signIn(app, 'mia', { keep: 'me' });
+    for (const kind of Object.keys(BAD_DATA)) {
+      const r = await app.inject({ method: 'POST', url: `/login-bad/${encodeURIComponent(kind)}` });
+      t.equal(r.statusCode, 500, `sign-in with ${kind}: status`);
+      t.equal(r.json().code, 'ERR_TIERED_SESSION_DATA_NOT_SERIALIZABLE', `sign-in with ${kind}: code`);
+      t.equal(tokenOf(r), undefined, `sign-in with ${kind}: no cookie`);
+      const u = await app.inject({ method: 'POST', url: `/update-bad/${encodeURIComponent(kind)}`, cookies: { [COOKIE]: owner.token } });
+      t.equal(u.statusCode, 500, `update with ${kind}: status`);
+      t.equal(u.json().code, 'ERR_TIERED_SESSION_DATA_NOT_SERIALIZABLE', `update with ${kind}: code`);
+    }
+    t.same(await userKeys(app, target, prefix, 'bad-login-user'), [], 'no key created for the user');
+    t.same((await me(app, owner.token)).json().data, { keep: 'me' }, 'existing data unchanged');
+    t.same((await me(fresh, owner.token)).json().data, { keep: 'me' }, 'existing data unchanged in Redis');
+    await assertAllKeysExpire(t, target, prefix);
+  });
+});
+
+t.test('a request without a cookie has request.session null and costs no Redis command', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const app = await makeApp(t, target.client(), { keyPrefix: target.prefix(), heartbeatInterval: 60_000 });
+    await cacheTrusted(app);
+    const before = await target.commandCalls('hgetall') + await target.commandCalls('evalsha');
+    for (let i = 0; i < 20; i++) {
+      const r = await app.inject({ url: '/public' });
+      t.equal(r.statusCode, 200);
+      t.same(r.json(), { signedIn: false });
+    }
+    t.same((await app.inject({ url: '/public', headers: { cookie: 'other=1; __Host-sid=nonsense' } })).json(), { signedIn: false }, 'a malformed cookie is no session');
+    t.equal((await app.inject({ url: '/me' })).statusCode, 401);
+    const after = await target.commandCalls('hgetall') + await target.commandCalls('evalsha');
+    t.equal(after - before, 0, 'no read and no script');
+  });
+});
+
+t.test('app.sessions.list, revoke and revokeAll work for code outside a request', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const prefix = target.prefix();
+    const app = await makeApp(t, target.client(), { keyPrefix: prefix });
+    await cacheTrusted(app);
+    const s = [await signIn(app, 'nora'), await signIn(app, 'nora'), await signIn(app, 'nora')];
+    const other = await signIn(app, 'oscar');
+    for (const x of s) t.equal((await me(app, x.token)).statusCode, 200);
+    const listed = await app.sessions.list('nora');
+    t.same(listed.map((x) => x.id).sort(), s.map((x) => x.id).sort(), 'list shows the three sessions');
+    t.ok(listed.every((x) => x.userId === 'nora'));
+    t.equal(await app.sessions.revoke(s[0].id, 'oscar'), false, 'revoke with the wrong owner refuses');
+    t.equal((await me(app, s[0].token)).statusCode, 200, 'and the session still works');
+    t.equal(await app.sessions.revoke(s[0].id), true, 'revoke one');
+    t.equal(await app.sessions.revoke(s[0].id), false, 'revoking it again finds nothing');
+    t.equal((await me(app, s[0].token)).statusCode, 401);
+    t.same((await app.sessions.list('nora')).map((x) => x.id).sort(), [s[1].id, s[2].id].sort());
+    t.equal(await app.sessions.revokeAll('nora'), 2, 'revokeAll counts the rest');
+    for (const x of s) t.equal((await me(app, x.token)).statusCode, 401);
+    t.same(await app.sessions.list('nora'), []);
+    t.same(await userKeys(app, target, prefix, 'nora'), [], 'no key of nora is left');
+    t.equal((await me(app, other.token)).statusCode, 200, 'another user is untouched');
+    t.equal(await app.sessions.revokeAll('nora'), 0, 'revokeAll with nothing left');
+    await assertAllKeysExpire(t, target, prefix);
+  });
+});
