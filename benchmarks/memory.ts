@@ -1,0 +1,253 @@
+// Memory per session, in Redis and in the L1.
+//
+// Redis: on a private redis-server (REDIS_URL is ignored: nobody else may write to it), create N
+// sessions through the plugin's manager (`app.sessions.create(userId, { device, ip, country })`,
+// device parsed from real User-Agent strings, UUID user ids, IPv4/IPv6 addresses), and divide
+// the growth of INFO used_memory by N. Done for 1 and for 3 sessions per user (the per-user index
+// is shared by a user's sessions), at each N of --sessions / BENCH_SESSIONS (default 100k,1M).
+// MEMORY USAGE of sampled keys and their encodings are printed next to it.
+//
+// L1: heapUsed growth per entry after filling the L1 with --l1-entries / BENCH_L1_ENTRIES
+// (default 100,000) distinct sessions, after a full GC, three ways: resolved from a Cookie header
+// (a miss here, then cached: how every other instance fills), the same with a busy Cookie header,
+// and created by sign-in on this instance. lru-cache preallocates per-slot arrays at
+// construction (off-heap typed arrays among them); that cost is measured separately and added.
+//
+// Run: npx tsx --expose-gc benchmarks/memory.ts   (without the flag, GC is exposed through v8 flags)
+import { randomUUID } from 'node:crypto';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { Redis } from 'ioredis';
+import { LRUCache } from 'lru-cache';
+import tieredSession, { parseDevice, type DeviceInfo } from '../lib/index.js';
+import { readCookie, TOKEN_LENGTH } from '../lib/token.js';
+import { fastFail, redisTarget, redisVersion, sleep, usedMemory, type RedisTarget } from './support/redis.js';
+import { counts, num } from './support/settings.js';
+import { fmt, machineLine, table } from './support/stats.js';
+
+const gc: () => void = (globalThis as { gc?: () => void }).gc ?? (() => {
+  v8.setFlagsFromString('--expose-gc');
+  return vm.runInNewContext('gc') as () => void;
+})();
+
+async function fullGc(): Promise<void> {
+  for (let i = 0; i < 4; i++) {
+    gc();
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+const heap = () => process.memoryUsage();
+
+const UAS = [
+  'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36',
+  'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36',
+  'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0',
+  'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0',
+  'Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0',
+  'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15',
+  'Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1',
+  'Mozilla/5.0 (iPad; CPU OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Mobile/15E148 Safari/604.1',
+  'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36',
+  'Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/26.0 Chrome/122.0.0.0 Mobile Safari/537.36',
+];
+const DEVICES: DeviceInfo[] = UAS.map((ua) => parseDevice(ua, 512));
+const COUNTRIES = ['DE', 'US', 'GB', 'FR', 'IN', 'BR', 'JP', 'NL', 'ES', 'PL'];
+const r8 = () => Math.floor(Math.random() * 256);
+const hex4 = () => Math.floor(Math.random() * 0x10000).toString(16);
+const ip = () => (Math.random() < 0.8 ? `${r8()}.${r8()}.${r8()}.${r8()}` : `2001:db8:${hex4()}:${hex4()}::${hex4()}`);
+const meta = (i: number) => ({ device: DEVICES[i % DEVICES.length], ip: ip(), country: COUNTRIES[i % COUNTRIES.length] });
+
+async function pluginApp(redis: RedisTarget, localCache: { max: number; ttl: number } | false): Promise<{ app: FastifyInstance; client: Redis }> {
+  const client = new Redis(redis.url, { ...fastFail, commandTimeout: 10_000 });
+  client.on('error', () => {});
+  await new Promise<void>((r) => (client.status === 'ready' ? r() : client.once('ready', () => r())));
+  const app = Fastify({ logger: false });
+  await app.register(tieredSession, { client, keyPrefix: redis.prefix, localCache, commandTimeout: 10_000 });
+  await app.ready();
+  if (localCache !== false) {
+    const until = Date.now() + 10_000;
+    while (!app.sessions.cacheTrusted && Date.now() < until) await sleep(5);
+    if (!app.sessions.cacheTrusted) throw new Error('revocation channel not confirmed: the L1 would not be filled');
+  }
+  return { app, client };
+}
+
+async function closeApp(a: { app: FastifyInstance; client: Redis }): Promise<void> {
+  await a.app.close();
+  a.client.disconnect();
+}
+
+/** Create n sessions, `perUser` per user, `concurrency` in flight; calls `keep` with each result. */
+async function createMany(app: FastifyInstance, n: number, perUser: number, keep?: (token: string, id: string) => void): Promise<void> {
+  const users = Array.from({ length: Math.ceil(n / perUser) }, () => randomUUID());
+  let next = 0;
+  const worker = async () => {
+    while (next < n) {
+      const i = next++;
+      const r = await app.sessions.create(users[Math.floor(i / perUser)], meta(i));
+      keep?.(r.token, r.session.id);
+    }
+  };
+  await Promise.all(Array.from({ length: 256 }, worker));
+}
+
+// ---- Redis ---------------------------------------------------------------------------------
+
+async function redisMemory(redis: RedisTarget, n: number, perUser: number): Promise<string[]> {
+  await redis.reset();
+  await sleep(200);
+  const before = await usedMemory(redis.admin);
+  const a = await pluginApp(redis, false);
+  const sample: string[] = [];
+  const every = Math.max(1, Math.floor(n / 1000));
+  let k = 0;
+  const t0 = Date.now();
+  await createMany(a.app, n, perUser, (_t, id) => { if (k++ % every === 0) sample.push(id); });
+  const secs = (Date.now() - t0) / 1000;
+  const stats = a.app.sessions.stats();
+  await closeApp(a);
+  await sleep(200);
+  const after = await usedMemory(redis.admin);
+  const keys = await redis.admin.dbsize();
+
+  const store = a.app.sessions.store;
+  let sessionBytes = 0;
+  const tags = new Set<string>();
+  for (const id of sample) {
+    sessionBytes += Number(await redis.admin.memory('USAGE', store.sessionKey(id), 'SAMPLES', 0));
+    tags.add(id.slice(0, 22));
+  }
+  let indexBytes = 0;
+  for (const tag of tags) indexBytes += Number(await redis.admin.memory('USAGE', store.indexKey(tag), 'SAMPLES', 0));
+  const encS = await redis.admin.object('ENCODING', store.sessionKey(sample[0]));
+  const encI = await redis.admin.object('ENCODING', store.indexKey(sample[0].slice(0, 22)));
+  const perSession = (after - before) / n;
+  console.log(`  ${fmt(n)} sessions, ${perUser}/user: ${fmt(perSession, 1)} B/session (${fmt(n / secs)} creates/s)`);
+  await redis.reset();
+  return [
+    fmt(n), String(perUser), fmt(keys), `${fmt((after - before) / 2 ** 20, 1)} MiB`, fmt(perSession, 1),
+    `${fmt(sessionBytes / sample.length, 1)} (${encS})`, `${fmt(indexBytes / tags.size, 1)} (${encI})`,
+    fmt(stats.sessionSize.sum / Math.max(1, stats.sessionSize.count), 1),
+    perSession <= 400 ? 'yes' : 'no',
+  ];
+}
+
+// ---- L1 ------------------------------------------------------------------------------------
+
+const flat = (s: string) => Buffer.from(s, 'latin1').toString('latin1');
+const BUSY = '_ga=GA1.1.1387295719.1731651234; _ga_ABCDEF1234=GS1.1.1731651234.3.1.1731652345.0.0.0; theme=dark; ' +
+  'consent=%7B%22analytics%22%3Atrue%2C%22ads%22%3Afalse%7D; lang=en-GB; _fbp=fb.1.1731651234567.123456789';
+
+/** Heap bytes per entry of a full L1 filled by resolving `tokens` from Cookie headers. */
+async function l1ByResolve(redis: RedisTarget, tokens: string[], busy: boolean): Promise<{ perEntry: number; filled: number; header: number }> {
+  const a = await pluginApp(redis, { max: tokens.length + 10, ttl: 3_600_000 });
+  const sessions = a.app.sessions;
+  await fullGc();
+  const h0 = heap();
+  let headerLength = 0;
+  for (let i = 0; i < tokens.length; i += 500) {
+    await Promise.all(tokens.slice(i, i + 500).map((t) => {
+      // A Cookie header as the HTTP parser hands it over: one flat string per request.
+      const header = flat(busy ? `${BUSY}; __Host-sid=${t}` : `__Host-sid=${t}`);
+      headerLength = header.length;
+      const token = readCookie(header, '__Host-sid');
+      return typeof token === 'string' && token.length === TOKEN_LENGTH ? sessions.resolve(token) : null;
+    }));
+  }
+  await fullGc();
+  const h1 = heap();
+  const filled = sessions.stats().l1Size;
+  await closeApp(a);
+  return { perEntry: (h1.heapUsed - h0.heapUsed) / filled, filled, header: headerLength };
+}
+
+/** Heap bytes per entry of a full L1 filled by sign-ins on this instance. */
+async function l1ByCreate(redis: RedisTarget, n: number): Promise<{ perEntry: number; filled: number }> {
+  const a = await pluginApp(redis, { max: n + 10, ttl: 3_600_000 });
+  await fullGc();
+  const h0 = heap();
+  await createMany(a.app, n, 1);
+  await fullGc();
+  const h1 = heap();
+  const filled = a.app.sessions.stats().l1Size;
+  await closeApp(a);
+  return { perEntry: (h1.heapUsed - h0.heapUsed) / filled, filled };
+}
+
+/**
+ * What lru-cache allocates per slot at construction (heap + off-heap typed arrays), for `max`
+ * slots with a ttl. Measured first, in a clean heap, over 4 caches to dampen GC noise. (Its
+ * `starts` array grows from small integers to doubles once filled; that growth lands in the
+ * per-entry figures.)
+ */
+async function slotCost(max: number): Promise<number> {
+  await fullGc();
+  const h0 = heap();
+  const caches = Array.from({ length: 4 }, () => new LRUCache<string, object>({ max, ttl: 15_000 }));
+  await fullGc();
+  const h1 = heap();
+  const bytes = (h1.heapUsed - h0.heapUsed) + (h1.arrayBuffers - h0.arrayBuffers);
+  if (caches.some((c) => c.size !== 0)) throw new Error('unreachable');
+  return bytes / (4 * max);
+}
+
+// ---- main ----------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const sizes = counts('sessions', [100_000, 1_000_000]);
+  const L1N = Math.round(num('l1-entries', 100_000, 100));
+  const slot = await slotCost(L1N + 10);
+  const redis = await redisTarget({ forcePrivate: true });
+  const version = await redisVersion(redis.admin);
+  const redisRows: string[][] = [];
+  console.log('Redis memory per session:');
+  for (const n of sizes) {
+    for (const perUser of [1, 3]) redisRows.push(await redisMemory(redis, n, perUser));
+  }
+
+  console.log(`L1 heap per entry (${fmt(L1N)} entries):`);
+  await redis.reset();
+  const tokens: string[] = [];
+  {
+    const w = await pluginApp(redis, false);
+    await createMany(w.app, L1N, 1, (t) => tokens.push(flat(t)));
+    await closeApp(w);
+  }
+  const plain = await l1ByResolve(redis, tokens, false);
+  const busy = await l1ByResolve(redis, tokens, true);
+  tokens.length = 0;
+  const created = await l1ByCreate(redis, L1N);
+  const l1Row = (label: string, r: { perEntry: number; filled: number }) => [
+    label, fmt(r.filled), fmt(r.perEntry, 1), fmt(slot, 1), fmt(r.perEntry + slot, 1), r.perEntry + slot <= 200 ? 'yes' : 'no',
+  ];
+  const l1Rows = [
+    l1Row(`resolved from a Cookie header of ${plain.header} bytes (session cookie only)`, plain),
+    l1Row(`resolved from a Cookie header of ${busy.header} bytes (7 cookies)`, busy),
+    l1Row('created by sign-in on this instance', created),
+  ];
+  for (const r of l1Rows) console.log(`  ${r[0]}: ${r[2]} B heap + ${r[3]} B preallocated per slot`);
+  await redis.stop();
+
+  const markdown = [
+    `### Memory per session (memory.ts): private Redis ${version}`,
+    '',
+    machineLine(),
+    '',
+    'Redis: used_memory growth / sessions created through `app.sessions.create()` (target ≤ 400 B per session). ' +
+      'MEMORY USAGE columns: average over ~1,000 sampled keys (encoding in brackets); the index is per user.',
+    '',
+    table(['sessions', 'per user', 'keys', 'used_memory Δ', 'B/session', 'session hash B', 'user index B', 'record size B (plugin metric)', '≤ 400 B'], redisRows),
+    '',
+    `L1: heapUsed growth per cached entry after a full GC (${fmt(L1N)} entries; target ≤ 200 B per entry). ` +
+      '"preallocated" = what lru-cache allocates per slot at construction (heap + off-heap typed arrays, `max` slots, with ttl).',
+    '',
+    table(['L1 filled by', 'entries', 'heap B/entry', 'preallocated B/slot', 'total B/entry', '≤ 200 B'], l1Rows),
+    '',
+  ].join('\n');
+  console.log('\n' + markdown);
+  if (process.send) process.send({ type: 'result', markdown });
+}
+
+await main();

@@ -1,0 +1,327 @@
+// `npm run bench`: the whole benchmark suite, in one run.
+//
+// 1. HTTP, one server process alive at a time: each server under benchmarks/servers/ is started
+//    as a child process on loopback, warmed up, measured with autocannon (driven from this
+//    process), and stopped before the next one starts. The order alternates every round
+//    (round 1 forward, round 2 reversed, …) and the report gives medians over the rounds, with
+//    every ratio taken against bare Fastify measured in the same round.
+// 2. Sign-in throughput: POST /login through the plugin against bare Fastify's POST of the same body.
+// 3. resolve-micro.ts, propagation.ts and memory.ts, each as a child process.
+//
+// Settings (CLI flag or environment): --duration / BENCH_DURATION (s, default 10),
+// --warmup / BENCH_WARMUP (s, 3), --connections / BENCH_CONNECTIONS (50), --rounds /
+// BENCH_ROUNDS (3), --only / BENCH_ONLY and --skip / BENCH_SKIP (comma-separated keys of
+// servers or parts: http, login, micro, propagation, memory), REDIS_URL (use that server instead
+// of a private one: never flushed, only this run's keys are deleted), plus the settings of the
+// other scripts (BENCH_SESSIONS, BENCH_L1_ENTRIES, BENCH_ITERATIONS, BENCH_REVOCATIONS).
+import autocannon, { type Options, type RequestSpec, type Result } from 'autocannon';
+import { USER } from './servers/common.js';
+import { ask, forkTs, nextMessage, runScript, stopChild, type Message } from './support/child.js';
+import { callsDelta, commandCalls, redisCpuSeconds, redisTarget, redisVersion, sleep, type RedisTarget } from './support/redis.js';
+import { childEnv, list, num } from './support/settings.js';
+import { MicroHistogram, fmt, machineLine, median, table } from './support/stats.js';
+
+const DURATION = num('duration', 10, 1);
+const WARMUP = num('warmup', 3, 0);
+const CONNECTIONS = num('connections', 50, 1);
+const ROUNDS = Math.max(1, Math.round(num('rounds', 3, 1)));
+const ONLY = list('only');
+const SKIP = list('skip') ?? [];
+
+const UA = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
+
+interface Scenario {
+  key: string;
+  label: string;
+  script: string;
+  env?: Record<string, string>;
+  kind: 'get' | 'login';
+  /**
+   * GET scenarios: `shared` signs in once and every connection sends that cookie (the L1-hit
+   * steady state); `per-connection` signs in once per connection, so no two requests in flight
+   * carry the same session (the plugin coalesces concurrent reads of one id, which would hide
+   * the Redis cost of `localCache: false`); `none` sends a cookie nobody reads.
+   */
+  sessions?: 'shared' | 'per-connection' | 'none';
+  /** The scenario this one is compared with, in the same round. */
+  baseline: string;
+}
+
+const SCENARIOS: Scenario[] = [
+  { key: 'bare', label: 'bare Fastify 5, no session (ceiling)', script: 'benchmarks/servers/bare.ts', kind: 'get', sessions: 'none', baseline: 'bare' },
+  { key: 'tiered', label: 'fastify-tiered-session, L1 hit', script: 'benchmarks/servers/tiered.ts', kind: 'get', sessions: 'shared', baseline: 'bare' },
+  { key: 'tiered-no-l1', label: 'fastify-tiered-session, localCache: false', script: 'benchmarks/servers/tiered.ts', env: { BENCH_LOCAL_CACHE: '0' }, kind: 'get', sessions: 'per-connection', baseline: 'bare' },
+  { key: 'fsession', label: '@fastify/session + connect-redis 9, rolling: true (default)', script: 'benchmarks/servers/fastify-session.ts', kind: 'get', sessions: 'per-connection', baseline: 'bare' },
+  { key: 'fsession-no-rolling', label: '@fastify/session + connect-redis 9, rolling: false', script: 'benchmarks/servers/fastify-session.ts', env: { BENCH_ROLLING: '0' }, kind: 'get', sessions: 'per-connection', baseline: 'bare' },
+  { key: 'naive', label: 'naive preHandler, one ioredis GET', script: 'benchmarks/servers/naive.ts', kind: 'get', sessions: 'per-connection', baseline: 'bare' },
+  { key: 'bare-login', label: 'bare Fastify, POST /login (same body, no session)', script: 'benchmarks/servers/bare.ts', kind: 'login', baseline: 'bare-login' },
+  { key: 'tiered-login', label: 'fastify-tiered-session, POST /login (reply.signIn)', script: 'benchmarks/servers/tiered.ts', kind: 'login', baseline: 'bare-login' },
+];
+
+const partOf = (sc: Scenario) => (sc.kind === 'get' ? 'http' : 'login');
+/** --only / --skip take server keys (bare, tiered, …) and part names (http, login, micro, propagation, memory). */
+const scenarioWanted = (sc: Scenario) => (ONLY === undefined || ONLY.includes(sc.key) || ONLY.includes(partOf(sc))) &&
+  !SKIP.includes(sc.key) && !SKIP.includes(partOf(sc));
+const partWanted = (part: string) => (ONLY === undefined || ONLY.includes(part)) && !SKIP.includes(part);
+
+interface Measurement {
+  rps: number;
+  p50: number;
+  p99: number;
+  requests: number;
+  non2xx: number;
+  errors: number;
+  cmdsPerReq: number;
+  topCommands: [string, number][];
+  serverCpuUsPerReq: number;
+  redisCpuUsPerReq: number;
+  /** Share of resolved requests answered from L1 (plugin servers). */
+  l1HitRatio?: number;
+  error?: string;
+}
+
+// ---- one scenario --------------------------------------------------------------------------
+
+interface Request {
+  method: 'GET' | 'POST';
+  path: string;
+  headers: Record<string, string>;
+  /** One header set per connection (connection i sends perConnection[i]). */
+  perConnection?: Record<string, string>[];
+  /** A fresh body per request. */
+  body?: () => string;
+}
+
+function cookiePair(res: Response): string {
+  const set = res.headers.getSetCookie();
+  if (set.length === 0) throw new Error(`POST /login answered ${res.status} without Set-Cookie`);
+  return set[0].split(';')[0];
+}
+
+const jsonHeaders = { 'content-type': 'application/json', 'user-agent': UA };
+
+async function signIn(base: string, user: string): Promise<string> {
+  const res = await fetch(`${base}/login`, { method: 'POST', headers: jsonHeaders, body: JSON.stringify({ user }) });
+  if (res.status !== 200) throw new Error(`POST /login answered ${res.status}: ${await res.text()}`);
+  return cookiePair(res);
+}
+
+async function checkHello(base: string, headers: Record<string, string>, user = USER): Promise<void> {
+  const res = await fetch(`${base}/hello`, { headers });
+  const json = await res.json() as { user?: string };
+  if (res.status !== 200 || json.user !== user) throw new Error(`GET /hello with the session cookie answered ${res.status} ${JSON.stringify(json)}`);
+}
+
+/** Sign in (or not), check the server answers as expected, and return the request to measure. */
+async function prepare(sc: Scenario, base: string): Promise<Request> {
+  if (sc.kind === 'login') {
+    const res = await fetch(`${base}/login`, { method: 'POST', headers: jsonHeaders, body: JSON.stringify({ user: 'u-check' }) });
+    const json = await res.json() as { userId?: string };
+    if (res.status !== 200 || json.userId !== 'u-check') throw new Error(`POST /login answered ${res.status} ${JSON.stringify(json)}`);
+    // Distinct users (as real sign-ins are), fixed-width so every body has the same length.
+    const run = Math.random().toString(36).slice(2, 8);
+    let n = 0;
+    return { method: 'POST', path: '/login', headers: jsonHeaders, body: () => `{"user":"u-${run}-${String(n++).padStart(9, '0')}"}` };
+  }
+  const common = { 'user-agent': UA, accept: 'application/json' };
+  if (sc.sessions === 'none') {
+    // The same Cookie header shape the plugin servers get, ignored.
+    const headers = { ...common, cookie: `sid=${'A'.repeat(38)}.${'B'.repeat(43)}` };
+    await checkHello(base, headers);
+    return { method: 'GET', path: '/hello', headers };
+  }
+  if (sc.sessions === 'shared') {
+    const headers = { ...common, cookie: await signIn(base, USER) };
+    await checkHello(base, headers);
+    return { method: 'GET', path: '/hello', headers };
+  }
+  // One user per connection (same id length as USER, so every answer has the same size).
+  const perConnection: Record<string, string>[] = [];
+  for (let i = 0; i < CONNECTIONS; i++) {
+    const user = `user-${String(i + 1).padStart(6, '0')}`;
+    const headers = { ...common, cookie: await signIn(base, user) };
+    await checkHello(base, headers, user);
+    perConnection.push(headers);
+  }
+  return { method: 'GET', path: '/hello', headers: perConnection[0], perConnection };
+}
+
+async function cannon(base: string, req: Request, seconds: number, hist?: MicroHistogram): Promise<Result> {
+  const spec: RequestSpec = { method: req.method, path: req.path, headers: req.headers };
+  const makeBody = req.body;
+  if (makeBody !== undefined) {
+    spec.body = makeBody();
+    spec.setupRequest = (r) => ({ ...r, body: makeBody() });
+  }
+  const options: Options = { url: base, connections: CONNECTIONS, duration: seconds, requests: [spec] };
+  const perConnection = req.perConnection;
+  if (perConnection !== undefined) {
+    let conn = 0;
+    options.setupClient = (client) => client.setHeaders(perConnection[conn++ % perConnection.length]);
+  }
+  const inst = autocannon(options);
+  if (hist !== undefined) inst.on('response', (_c: unknown, status: number, _b: number, ms: number) => { if (status < 300) hist.record(ms); });
+  return await inst;
+}
+
+interface Probe extends Message { cpu: NodeJS.CpuUsage; stats?: { l1Hits: number; l1Misses: number } }
+
+const unmeasured = (error: string): Measurement => ({
+  rps: NaN, p50: NaN, p99: NaN, requests: 0, non2xx: 0, errors: 0, cmdsPerReq: NaN, topCommands: [],
+  serverCpuUsPerReq: NaN, redisCpuUsPerReq: NaN, error,
+});
+
+const hitRatio = (hits: number, misses: number) => (hits + misses > 0 ? hits / (hits + misses) : NaN);
+
+async function measure(sc: Scenario, redis: RedisTarget, pilot = false): Promise<Measurement> {
+  await redis.reset();
+  const child = forkTs(sc.script, childEnv({ BENCH_REDIS_URL: redis.url, BENCH_PREFIX: redis.prefix, ...sc.env }));
+  try {
+    const { port } = await nextMessage<Message & { port: number }>(child, 'ready', 60_000);
+    const base = `http://127.0.0.1:${port}`;
+    const req = await prepare(sc, base);
+    if (WARMUP > 0 || pilot) await cannon(base, req, Math.max(WARMUP, 1));
+    if (pilot) return unmeasured('pilot run, not measured');
+
+    const hist = new MicroHistogram();
+    const calls0 = await commandCalls(redis.admin);
+    const rcpu0 = await redisCpuSeconds(redis.admin);
+    const p0 = await ask<Probe>(child, 'probe');
+    const r = await cannon(base, req, DURATION, hist);
+    const p1 = await ask<Probe>(child, 'probe');
+    const rcpu1 = await redisCpuSeconds(redis.admin);
+    const calls1 = await commandCalls(redis.admin);
+
+    const requests = r.requests.total;
+    const cpuUs = (p1.cpu.user + p1.cpu.system) - (p0.cpu.user + p0.cpu.system);
+    const m: Measurement = {
+      rps: requests / r.duration,
+      p50: hist.quantile(0.5),
+      p99: hist.quantile(0.99),
+      requests,
+      non2xx: r.non2xx,
+      errors: r.errors,
+      cmdsPerReq: (calls1.total - calls0.total) / requests,
+      topCommands: callsDelta(calls0.byCommand, calls1.byCommand).slice(0, 6).map(([k, v]) => [k, v / requests]),
+      serverCpuUsPerReq: cpuUs / requests,
+      redisCpuUsPerReq: ((rcpu1 - rcpu0) * 1e6) / requests,
+      l1HitRatio: p1.stats && p0.stats ? hitRatio(p1.stats.l1Hits - p0.stats.l1Hits, p1.stats.l1Misses - p0.stats.l1Misses) : undefined,
+    };
+    if (m.non2xx > 0 || m.errors > 0) m.error = `${m.non2xx} non-2xx answers, ${m.errors} errors`;
+    return m;
+  } catch (err) {
+    return unmeasured((err as Error).message);
+  } finally {
+    await stopChild(child);
+  }
+}
+
+// ---- report --------------------------------------------------------------------------------
+
+function httpReport(scenarios: Scenario[], results: Map<string, Measurement[]>, kind: 'get' | 'login'): string {
+  const list = scenarios.filter((s) => s.kind === kind);
+  if (list.length === 0) return '';
+  const ratios = (sc: Scenario) => {
+    const base = results.get(sc.baseline);
+    return (results.get(sc.key) ?? []).map((m, round) => m.rps / (base?.[round]?.rps ?? NaN));
+  };
+  const rows = list.map((sc) => {
+    const ms = results.get(sc.key) ?? [];
+    const med = (f: (m: Measurement) => number) => median(ms.map(f));
+    const problems = ms.map((m, i) => (m.error ? `round ${i + 1}: ${m.error}` : '')).filter(Boolean).join('; ');
+    return [
+      sc.label,
+      fmt(med((m) => m.rps)),
+      sc.key === sc.baseline ? '1.00' : fmt(median(ratios(sc)), 2),
+      fmt(med((m) => m.p50), 3),
+      fmt(med((m) => m.p99), 3),
+      fmt(med((m) => m.cmdsPerReq), 2),
+      fmt(med((m) => m.serverCpuUsPerReq), 1),
+      fmt(med((m) => m.redisCpuUsPerReq), 1),
+      problems || 'none',
+    ];
+  });
+  const title = kind === 'get'
+    ? `GET /hello`
+    : `POST /login (sign-in: a new session per request, distinct user ids)`;
+  const out = [
+    `### ${title}: ${CONNECTIONS} connections, ${DURATION} s measured after ${WARMUP} s warm-up, median of ${ROUNDS} round(s)`,
+    '',
+    table(['server', 'req/s', `ratio to ${kind === 'get' ? 'bare' : 'bare POST'}`, 'p50 ms', 'p99 ms', 'Redis cmds/req', 'server CPU µs/req', 'Redis CPU µs/req', 'errors'], rows),
+    '',
+    'Per round (req/s, and the ratio to the baseline of the same round):',
+    '',
+    table(['server', ...Array.from({ length: ROUNDS }, (_, i) => `round ${i + 1}${i % 2 ? ' (reversed)' : ''}`)], list.map((sc) => {
+      const rs = ratios(sc);
+      return [sc.label, ...(results.get(sc.key) ?? []).map((m, i) => `${fmt(m.rps)} (${fmt(rs[i], 2)})`)];
+    })),
+    '',
+    'Redis commands per request by command (last round; script-internal calls are counted by Redis as well):',
+    '',
+    ...list.map((sc) => {
+      const last = (results.get(sc.key) ?? []).at(-1);
+      const cmds = last?.topCommands.map(([k, v]) => `${k} ${fmt(v, 3)}`).join(', ') || 'none';
+      const hits = last?.l1HitRatio !== undefined && Number.isFinite(last.l1HitRatio) ? ` — L1 hit ratio ${fmt(100 * last.l1HitRatio, 2)} %` : '';
+      return `- ${sc.label}: ${cmds}${hits}`;
+    }),
+    '',
+  ];
+  return out.join('\n');
+}
+
+// ---- main ----------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const sections: string[] = [];
+  const header = [
+    '## fastify-tiered-session benchmarks',
+    '',
+    `- machine: ${machineLine()}`,
+    `- settings: ${CONNECTIONS} connections, ${WARMUP} s warm-up + ${DURATION} s measure per server, ${ROUNDS} round(s), one server process alive at a time`,
+  ];
+
+  const scenarios = SCENARIOS.filter(scenarioWanted);
+  if (scenarios.length > 0) {
+    const redis = await redisTarget();
+    header.push(`- Redis: ${redis.owned ? 'private redis-server' : `REDIS_URL (shared: command counts include other clients' traffic)`} ${await redisVersion(redis.admin)}`);
+    console.log(header.join('\n') + '\n');
+    const results = new Map<string, Measurement[]>(scenarios.map((s) => [s.key, []]));
+    // A discarded pilot (start, sign in, warm-up, stop) so that the first server measured does
+    // not also pay for warming the load generator, Redis and the module cache.
+    process.stdout.write(`pilot (not measured): ${scenarios[0].label}\n`);
+    await measure(scenarios[0], redis, true);
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = round % 2 === 0 ? scenarios : [...scenarios].reverse();
+      for (const sc of order) {
+        process.stdout.write(`round ${round + 1}/${ROUNDS}  ${sc.label.padEnd(62)} `);
+        const m = await measure(sc, redis);
+        results.get(sc.key)!.push(m);
+        console.log(m.error && !Number.isFinite(m.rps)
+          ? `FAILED: ${m.error}`
+          : `${fmt(m.rps).padStart(8)} req/s  p50 ${fmt(m.p50, 3)} ms  p99 ${fmt(m.p99, 3)} ms  ${fmt(m.cmdsPerReq, 2)} cmds/req  ${fmt(m.serverCpuUsPerReq, 1)} µs CPU/req${m.error ? `  (${m.error})` : ''}`);
+        await sleep(300);
+      }
+    }
+    await redis.stop();
+    sections.push(httpReport(scenarios, results, 'get'), httpReport(scenarios, results, 'login'));
+  } else {
+    console.log(header.join('\n') + '\n');
+  }
+
+  const scripts: [string, string, string[]][] = [
+    ['micro', 'benchmarks/resolve-micro.ts', []],
+    ['propagation', 'benchmarks/propagation.ts', []],
+    ['memory', 'benchmarks/memory.ts', ['--expose-gc']],
+  ];
+  for (const [part, script, nodeArgs] of scripts) {
+    if (!partWanted(part)) continue;
+    console.log(`\n--- ${script} ---`);
+    const { code, result } = await runScript(script, childEnv(), nodeArgs);
+    if (code !== 0 || result === undefined) sections.push(`### ${script}\n\nFAILED (exit code ${code})\n`);
+    else sections.push(String(result.markdown));
+  }
+
+  console.log('\n\n' + [header.join('\n'), '', ...sections.filter(Boolean)].join('\n'));
+}
+
+await main();
