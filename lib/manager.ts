@@ -6,7 +6,7 @@ import type { ResolvedOptions } from './options.js';
 import { RedisStore, type StoredSession } from './store/redis-store.js';
 import { RevocationChannel } from './store/channel.js';
 import {
-  ID_LENGTH, TAG_LENGTH, constantTimeEqual, hashSecret, isPublicId, isTokenShape, newRandomPart, newSecret, userTag, TOKEN_LENGTH,
+  ID_LENGTH, TAG_LENGTH, constantTimeEqual, hashSecret, isPublicId, isTokenShape, newRandomAndSecret, newSecret, userTag, TOKEN_LENGTH,
 } from './token.js';
 
 /**
@@ -60,7 +60,7 @@ interface Entry {
    * Undefined for a pre-warmed entry until its first request proves the secret against `secretHash`.
    */
   secret: string | undefined;
-  readonly secretHash?: string;
+  readonly secretHash: string | undefined;
   readonly absoluteAt: number;
   /** When this instance would consider the session idle; past it, Redis is asked again. */
   idleAt: number;
@@ -73,6 +73,15 @@ interface Inflight {
   /** Cleared by an invalidation that arrives while the read is in flight: the read must not fill. */
   valid: boolean;
 }
+
+/** Epoch milliseconds with sub-millisecond precision: revocation latency is measured in µs. */
+const preciseNow = () => performance.timeOrigin + performance.now();
+
+/**
+ * A flat copy of a string. Slices of a request's Cookie header would keep the whole header
+ * alive for as long as the L1 entry lives; entries hold copies instead (misses only).
+ */
+const own = (s: string) => Buffer.from(s, 'latin1').toString('latin1');
 
 const UNKNOWN_DEVICE: DeviceInfo = Object.freeze({ name: 'Unknown device', browser: null, os: null, type: null });
 const EMPTY_DATA: Readonly<SessionData> = Object.freeze({});
@@ -282,7 +291,7 @@ export class SessionManager {
     if (s === null || !constantTimeEqual(hashSecret(secret), s.secretHash)) return null;
     const now = this.#o.now();
     if (now >= s.absoluteAt || now >= s.expiresAt) return null;
-    const e = entryOf(id, s, secret);
+    const e = entryOf(own(id), s, own(secret));
     if (now - e.touchedAt >= this.#o.touchInterval) this.#queueTouch(e, now);
     if (f.valid && this.#l1 !== undefined && this.cacheTrusted) this.#l1.set(id, e);
     return e;
@@ -350,7 +359,7 @@ export class SessionManager {
   #received(ids: string[], sentAt: number): void {
     this.invalidate(ids);
     this.metrics.revocationsReceived += ids.length;
-    if (Number.isFinite(sentAt)) this.metrics.revocationLatency.observe(Math.max(0, Date.now() - sentAt) / 1000);
+    if (Number.isFinite(sentAt)) this.metrics.revocationLatency.observe(Math.max(0, preciseNow() - sentAt) / 1000);
   }
 
   #clearL1(): void {
@@ -371,8 +380,7 @@ export class SessionManager {
     const dat = input.data === undefined ? '' : serialiseData(input.data, this.#o.maxDataBytes);
     const now = this.#o.now();
     const tag = this.tagOf(userId);
-    const random = newRandomPart();
-    const secret = newSecret();
+    const { random, secret } = newRandomAndSecret();
     const absoluteAt = now + this.#o.absoluteTimeout;
     const ttl = Math.min(this.#o.idleTimeout, this.#o.absoluteTimeout);
     const d = input.device;
@@ -396,9 +404,9 @@ export class SessionManager {
     let size = 0;
     for (const f of fields) size += String(f).length;
     this.metrics.sessionSize.observe(size + this.#store.sessionKey(tag + random).length);
-    const session: Session = Object.freeze({ id: tag + random, userId, data: parseData(dat), createdAt: now, absoluteExpiresAt: absoluteAt });
+    const session: Session = Object.freeze({ id: own(tag + random), userId, data: parseData(dat), createdAt: now, absoluteExpiresAt: absoluteAt });
     if (this.#l1 !== undefined && this.cacheTrusted) {
-      this.#l1.set(session.id, { session, secret, absoluteAt, idleAt: now + ttl, touchedAt: now });
+      this.#l1.set(session.id, { session, secret, secretHash: undefined, absoluteAt, idleAt: now + ttl, touchedAt: now });
     }
     return { session, token: `${session.id}.${secret}`, evicted };
   }
@@ -420,7 +428,7 @@ export class SessionManager {
   async revoke(publicId: string, owner?: string): Promise<boolean> {
     if (!isPublicId(publicId)) return false;
     if (owner !== undefined && publicId.slice(0, TAG_LENGTH) !== this.tagOf(owner)) return false;
-    const ok = await this.#write(() => this.#store.revoke(publicId, owner ?? '', Date.now()));
+    const ok = await this.#write(() => this.#store.revoke(publicId, owner ?? '', preciseNow()));
     this.invalidate([publicId]);
     return ok;
   }
@@ -429,7 +437,7 @@ export class SessionManager {
   async revokeAll(userId: string, options: { keep?: string } = {}): Promise<number> {
     const tag = this.tagOf(userId);
     const ids = this.#l1 !== undefined ? [...this.#l1.keys()].filter((k) => k.startsWith(tag) && k !== options.keep) : [];
-    const n = await this.#write(() => this.#store.revokeAll(tag, userId, options.keep, Date.now()));
+    const n = await this.#write(() => this.#store.revokeAll(tag, userId, options.keep, preciseNow()));
     // The broadcast reaches this instance too; dropping now makes the caller's next request exact.
     this.invalidate(ids);
     return n;
@@ -438,7 +446,7 @@ export class SessionManager {
   /** Give a session a new secret (privilege change). The old token stops working everywhere. */
   async rotate(publicId: string): Promise<string> {
     const secret = newSecret();
-    const ok = await this.#write(() => this.#store.update(publicId, 'h', hashSecret(secret), Date.now()));
+    const ok = await this.#write(() => this.#store.update(publicId, 'h', hashSecret(secret), preciseNow()));
     this.invalidate([publicId]);
     if (!ok) throw new ERR_NOT_FOUND();
     return `${publicId}.${secret}`;
@@ -447,7 +455,7 @@ export class SessionManager {
   /** Replace a session's data. Conditional on the session still existing: it is never recreated. */
   async update(session: Session, data: SessionData): Promise<Session> {
     const dat = serialiseData(data, this.#o.maxDataBytes);
-    const ok = await this.#write(() => this.#store.update(session.id, 'dat', dat, Date.now()));
+    const ok = await this.#write(() => this.#store.update(session.id, 'dat', dat, preciseNow()));
     this.invalidate([session.id]);
     if (!ok) throw new ERR_NOT_FOUND();
     return Object.freeze({ ...session, data: parseData(dat) });

@@ -28,8 +28,10 @@ export function userTag(keyPrefix: string, userId: string): string {
   return hash('sha256', `${keyPrefix}\0${userId}`, 'base64url').slice(0, TAG_LENGTH);
 }
 
-export function newRandomPart(): string {
-  return randomBytes(12).toString('base64url');
+/** The random part of a new public id and a new secret, from one call into the CSPRNG. */
+export function newRandomAndSecret(): { random: string; secret: string } {
+  const b = randomBytes(44);
+  return { random: b.subarray(0, 12).toString('base64url'), secret: b.subarray(12).toString('base64url') };
 }
 
 export function newSecret(): string {

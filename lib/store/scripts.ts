@@ -42,22 +42,20 @@ redis.call('PEXPIRE', KEYS[1], ttl)
 -- Expired members leave the index before the cap counts live sessions.
 prune_index(KEYS[2], base, now)
 local evicted = {}
-if max > 0 then
-  local ids = redis.call('ZRANGE', KEYS[2], 0, -1)
-  if #ids >= max then
-    local live = {}
-    for _, id in ipairs(ids) do
-      local a = redis.call('HGET', base .. 's:' .. id, 'a')
-      if a then live[#live + 1] = { id, tonumber(a) } else redis.call('ZREM', KEYS[2], id) end
-    end
-    -- Least recently active first; the new session is not in the index yet.
-    table.sort(live, function(p, q) return p[2] < q[2] end)
-    for i = 1, #live - max + 1 do
-      local id = live[i][1]
-      redis.call('DEL', base .. 's:' .. id)
-      redis.call('ZREM', KEYS[2], id)
-      evicted[#evicted + 1] = tag .. id
-    end
+-- ZCARD first: the members are read only when the cap is reached.
+if max > 0 and redis.call('ZCARD', KEYS[2]) >= max then
+  local live = {}
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+    local a = redis.call('HGET', base .. 's:' .. id, 'a')
+    if a then live[#live + 1] = { id, tonumber(a) } else redis.call('ZREM', KEYS[2], id) end
+  end
+  -- Least recently active first; the new session is not in the index yet.
+  table.sort(live, function(p, q) return p[2] < q[2] end)
+  for i = 1, #live - max + 1 do
+    local id = live[i][1]
+    redis.call('DEL', base .. 's:' .. id)
+    redis.call('ZREM', KEYS[2], id)
+    evicted[#evicted + 1] = tag .. id
   end
 end
 redis.call('ZADD', KEYS[2], exp, rnd)
