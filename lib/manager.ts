@@ -293,7 +293,7 @@ export class SessionManager {
     if (now >= s.absoluteAt || now >= s.expiresAt) return null;
     const e = entryOf(own(id), s, own(secret));
     if (now - e.touchedAt >= this.#o.touchInterval) this.#queueTouch(e, now);
-    if (f.valid && this.#l1 !== undefined && this.cacheTrusted) this.#l1.set(id, e);
+    if (f.valid && this.#l1 !== undefined && this.cacheTrusted) this.#l1.set(e.session.id, e);
     return e;
   }
 

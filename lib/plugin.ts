@@ -1,6 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import fp from 'fastify-plugin';
-import fastifyCookie from '@fastify/cookie';
 import { parseDevice, type DeviceInfo } from './device.js';
 import { isCrossSite } from './cross-site.js';
 import { ERR_CROSS_SITE, ERR_NO_SESSION } from './errors.js';
@@ -53,16 +52,22 @@ function countryOf(request: FastifyRequest, header: string | undefined): string 
   return typeof v === 'string' && /^[A-Za-z]{2}$/.test(v) && !/^(xx|t1)$/i.test(v) ? v.toUpperCase() : null;
 }
 
-function cookieAttributes(o: ResolvedOptions, maxAgeMs: number) {
+const SAME_SITE = { lax: 'Lax', strict: 'Strict', none: 'None' } as const;
+
+/**
+ * The session cookie's Set-Cookie line. Every part is already validated (the name is a token,
+ * the value is base64url or empty, path and domain are checked by resolveOptions), so no
+ * encoding is needed, and no cookie plugin has to run an onSend hook on every reply.
+ */
+function setCookieLine(o: ResolvedOptions, value: string, maxAgeMs: number): string {
   const c = o.cookie;
-  return {
-    path: c.path,
-    domain: c.domain,
-    secure: c.secure,
-    httpOnly: c.httpOnly,
-    sameSite: c.sameSite,
-    maxAge: Math.max(0, Math.floor(maxAgeMs / 1000)),
-  };
+  const maxAge = Math.max(0, Math.floor(maxAgeMs / 1000));
+  let line = `${c.name}=${value}; Max-Age=${maxAge}; Path=${c.path}`;
+  if (maxAge === 0) line += '; Expires=Thu, 01 Jan 1970 00:00:00 GMT';
+  if (c.domain !== undefined) line += `; Domain=${c.domain}`;
+  if (c.httpOnly) line += '; HttpOnly';
+  if (c.secure) line += '; Secure';
+  return `${line}; SameSite=${SAME_SITE[c.sameSite]}`;
 }
 
 async function tieredSession(fastify: FastifyInstance, options: TieredSessionOptions): Promise<void> {
@@ -71,9 +76,6 @@ async function tieredSession(fastify: FastifyInstance, options: TieredSessionOpt
   manager.onBackgroundError = (err, what) => fastify.log.debug({ err }, `tiered-session: ${what} failed`);
   const cookieName = o.cookie.name;
   for (const w of o.warnings) fastify.log.warn(`tiered-session: ${w}`);
-
-  // Cookies are set through @fastify/cookie; its per-request parse stays off the hot path.
-  if (!fastify.hasReplyDecorator('setCookie')) await fastify.register(fastifyCookie, { hook: false });
 
   fastify.decorate('sessions', manager);
   fastify.decorateRequest('session', null);
@@ -118,7 +120,7 @@ async function tieredSession(fastify: FastifyInstance, options: TieredSessionOpt
       country: countryOf(request, o.countryHeader),
       data: opts.data,
     });
-    this.setCookie(cookieName, token, cookieAttributes(o, session.absoluteExpiresAt - session.createdAt));
+    this.header('set-cookie', setCookieLine(o, token, session.absoluteExpiresAt - session.createdAt));
     request.session = session;
     return Object.freeze({ ...session, device });
   });
@@ -129,14 +131,14 @@ async function tieredSession(fastify: FastifyInstance, options: TieredSessionOpt
       await manager.revoke(s.id);
       this.request.session = null;
     }
-    this.clearCookie(cookieName, cookieAttributes(o, 0));
+    this.header('set-cookie', setCookieLine(o, '', 0));
   });
 
   fastify.decorateReply('rotateSession', async function rotateSession(this: FastifyReply) {
     const s = this.request.session;
     if (s === null) throw new ERR_NO_SESSION();
     const token = await manager.rotate(s.id);
-    this.setCookie(cookieName, token, cookieAttributes(o, s.absoluteExpiresAt - o.now()));
+    this.header('set-cookie', setCookieLine(o, token, s.absoluteExpiresAt - o.now()));
     return s;
   });
 
