@@ -46,6 +46,19 @@ function osName(n: string | undefined): string | undefined {
  */
 export function parseDevice(userAgent: string | undefined, maxLength = 512): DeviceInfo {
   const ua = typeof userAgent === 'string' ? userAgent.slice(0, maxLength) : '';
+  // Most sign-ins come from a few hundred distinct User-Agents: remember recent answers.
+  const hit = recent.get(ua);
+  if (hit !== undefined) return { ...hit };
+  const d = parse(ua);
+  if (recent.size >= RECENT_MAX) recent.delete(recent.keys().next().value!);
+  recent.set(ua, Object.freeze(d));
+  return { ...d };
+}
+
+const RECENT_MAX = 1000;
+const recent = new Map<string, Readonly<DeviceInfo>>();
+
+function parse(ua: string): DeviceInfo {
   if (!ua.trim()) return { name: 'Unknown device', browser: null, os: null, type: null };
   const r = new UAParser(ua).getResult();
   const browser = clean(browserName(r.browser.name));

@@ -39,11 +39,12 @@ local max, channel, base, tag = tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8]
 -- refused, and nothing else has been touched yet.
 redis.call('HSET', KEYS[1], unpack(ARGV, 9))
 redis.call('PEXPIRE', KEYS[1], ttl)
--- Expired members leave the index before the cap counts live sessions.
-prune_index(KEYS[2], base, now)
 local evicted = {}
--- ZCARD first: the members are read only when the cap is reached.
-if max > 0 and redis.call('ZCARD', KEYS[2]) >= max then
+-- Below the cap nothing needs pruning yet (LIST drops dead members, and the index expires with
+-- its last session); at the cap, expired members leave before live sessions are counted.
+local at_cap = max > 0 and redis.call('ZCARD', KEYS[2]) >= max
+if max == 0 or at_cap then prune_index(KEYS[2], base, now) end
+if at_cap and redis.call('ZCARD', KEYS[2]) >= max then
   local live = {}
   for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
     local a = redis.call('HGET', base .. 's:' .. id, 'a')
