@@ -9,18 +9,12 @@ import { runInNewContext } from 'node:vm';
 import type { FastifyInstance } from 'fastify';
 import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target } from './fixtures/targets.js';
 
+/** Run `fn` on the single-server target only. */
+const onSingle = (t: Test, fn: (t: Test, target: Target) => Promise<void>) => eachTarget(t, fn, { only: ['single'] });
+
 const COOKIE = '__Host-sid';
 const B64URL = /^[A-Za-z0-9_-]+$/;
 
-/** Run `fn` on the single-server target only (the shared fixture, narrowed). */
-function onSingle(t: Test, fn: (t: Test, target: Target) => Promise<void>): Promise<void> {
-  const saved = process.env.TS_TARGETS;
-  process.env.TS_TARGETS = 'single';
-  // eachTarget reads TS_TARGETS synchronously, before its first await.
-  const p = eachTarget(t, fn);
-  if (saved === undefined) delete process.env.TS_TARGETS; else process.env.TS_TARGETS = saved;
-  return p;
-}
 
 /** A forced full GC, so heap measurements mean something. */
 function gcFn(): () => void {

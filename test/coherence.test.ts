@@ -5,7 +5,7 @@ import t from 'tap';
 import type { Test } from 'tap';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target } from './fixtures/targets.js';
+import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target, signIn, me, inspector } from './fixtures/targets.js';
 import { ready } from './fixtures/redis.js';
 
 const COOKIE = '__Host-sid';
@@ -17,14 +17,6 @@ const SLACK_MS = 300;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Sess { token: string; id: string }
-
-async function signIn(app: FastifyInstance, user: string, data?: object): Promise<Sess> {
-  const r = await app.inject({ method: 'POST', url: '/login', payload: data ? { user, data } : { user } });
-  if (r.statusCode !== 200) throw new Error(`login ${user}: ${r.statusCode} ${r.body}`);
-  return { token: tokenOf(r)!, id: r.json().id };
-}
-
-const me = (app: FastifyInstance, token: string) => app.inject({ url: '/me', cookies: { [COOKIE]: token } });
 
 /**
  * Poll `cond` until it holds or `deadlineMs` passes: on every turn of the event loop for the
@@ -40,13 +32,6 @@ async function poll(cond: () => boolean | Promise<boolean>, deadlineMs: number):
     if (elapsed > deadlineMs) return Infinity;
     await (elapsed < 20 ? new Promise((r) => setImmediate(r)) : sleep(2));
   }
-}
-
-/** A plain client for the test's own inspection, connected. */
-async function inspector(target: Target) {
-  const c = target.client();
-  await ready(c);
-  return c;
 }
 
 const fmt = (ms: number) => (Number.isFinite(ms) ? `${ms.toFixed(2)} ms` : 'never');

@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { FastifyInstance } from 'fastify';
-import { eachTarget, makeApp, tokenOf, cacheTrusted } from './fixtures/targets.js';
+import { eachTarget, makeApp, tokenOf, cacheTrusted, signIn, me } from './fixtures/targets.js';
 
 const USERS = 100;
 const PER_USER = 10;
@@ -9,14 +9,6 @@ const PER_USER = 10;
 const BOUND_MS = 500;
 
 interface Sess { user: string; token: string; id: string }
-
-async function signIn(app: FastifyInstance, user: string): Promise<Sess> {
-  const r = await app.inject({ method: 'POST', url: '/login', payload: { user } });
-  if (r.statusCode !== 200) throw new Error(`login ${user}: ${r.statusCode} ${r.body}`);
-  return { user, token: tokenOf(r)!, id: r.json().id };
-}
-
-const me = (app: FastifyInstance, token: string) => app.inject({ url: '/me', cookies: { '__Host-sid': token } });
 
 t.test('1,000 sessions on two instances under load while half are revoked (one by one, everywhere, by the cap): no revoked token is served after the bound, nothing of them is left in Redis, every survivor still works', async (t) => {
   await eachTarget(t, async (t, target) => {

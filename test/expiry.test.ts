@@ -4,25 +4,11 @@ import t from 'tap';
 import type { Test } from 'tap';
 import type { FastifyInstance } from 'fastify';
 import type { Redis, Cluster } from 'ioredis';
-import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target } from './fixtures/targets.js';
+import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target, me, signIn, inspector, assertAllKeysExpire } from './fixtures/targets.js';
 import { ready, sleep } from './fixtures/redis.js';
 
 const COOKIE = '__Host-sid';
 const IDLE = 60_000;
-
-const me = (app: FastifyInstance, token: string) => app.inject({ url: '/me', cookies: { [COOKIE]: token } });
-
-async function signIn(app: FastifyInstance, user: string) {
-  const res = await app.inject({ method: 'POST', url: '/login', payload: { user } });
-  if (res.statusCode !== 200) throw new Error(`login ${user}: ${res.statusCode} ${res.body}`);
-  return { token: tokenOf(res)!, id: res.json().id as string };
-}
-
-async function inspector(target: Target): Promise<Redis | Cluster> {
-  const c = target.client();
-  await ready(c);
-  return c;
-}
 
 /** Calls per command, summed over masters, read through the given admin connections. */
 async function commandStats(admins: Redis[]): Promise<Map<string, number>> {
@@ -47,22 +33,6 @@ function diff(before: Map<string, number>, after: Map<string, number>, ignore: s
 
 /** Script calls (a touch is one script call per session). */
 const scriptCalls = async (target: Target) => (await target.commandCalls('evalsha')) + (await target.commandCalls('eval'));
-
-async function assertAllKeysExpire(t: Test, target: Target, prefix: string): Promise<void> {
-  const bad: string[] = [];
-  for (const admin of target.admins()) {
-    let cursor = '0';
-    do {
-      const [next, batch] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      for (const key of batch) {
-        const pttl = await admin.pttl(key);
-        if (pttl !== -2 && !(pttl > 0)) bad.push(`${key} (PTTL ${pttl})`);
-      }
-    } while (cursor !== '0');
-  }
-  t.same(bad, [], 'every key under the prefix has a TTL');
-}
 
 t.test('a session unused for idleTimeout is refused with 401 even while it sits in the local cache, and one used just before is not', async (t) => {
   await eachTarget(t, async (t, target) => {

@@ -11,7 +11,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import type { Redis } from 'ioredis';
-import { makeApp, tokenOf, cacheTrusted } from './fixtures/targets.js';
+import { makeApp, tokenOf, cacheTrusted, signIn, me } from './fixtures/targets.js';
 import { RedisServer, sleep } from './fixtures/redis.js';
 
 const COOKIE = '__Host-sid';
@@ -56,14 +56,6 @@ function gcFn(): () => void {
   setFlagsFromString('--expose-gc');
   return runInNewContext('gc') as () => void;
 }
-
-async function signIn(app: FastifyInstance, user: string): Promise<{ token: string; id: string }> {
-  const r = await app.inject({ method: 'POST', url: '/login', payload: { user } });
-  if (r.statusCode !== 200) throw new Error(`login ${user}: ${r.statusCode} ${r.body}`);
-  return { token: tokenOf(r)!, id: r.json().id as string };
-}
-
-const me = (app: FastifyInstance, token: string) => app.inject({ url: '/me', cookies: { [COOKIE]: token } });
 
 async function timed(fn: () => Promise<LightMyRequestResponse>): Promise<[LightMyRequestResponse, number]> {
   const t0 = performance.now();

@@ -3,45 +3,10 @@ import t from 'tap';
 import type { Test } from 'tap';
 import type { FastifyInstance } from 'fastify';
 import type { Redis, Cluster } from 'ioredis';
-import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target } from './fixtures/targets.js';
+import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target, me, signIn, inspector, assertAllKeysExpire } from './fixtures/targets.js';
 import { ready } from './fixtures/redis.js';
 
 const COOKIE = '__Host-sid';
-
-const me = (app: FastifyInstance, token: string) => app.inject({ url: '/me', cookies: { [COOKIE]: token } });
-
-async function signIn(app: FastifyInstance, user: string) {
-  const res = await app.inject({ method: 'POST', url: '/login', payload: { user } });
-  if (res.statusCode !== 200) throw new Error(`login ${user}: ${res.statusCode} ${res.body}`);
-  return { user, token: tokenOf(res)!, id: res.json().id as string };
-}
-
-/** A client for reading keys (routes by slot on a Cluster). */
-async function inspector(target: Target): Promise<Redis | Cluster> {
-  const c = target.client();
-  await ready(c);
-  return c;
-}
-
-/** No key under the prefix lacks a TTL (invariant 2). Uses SCAN on our own test prefix. */
-async function assertAllKeysExpire(t: Test, target: Target, prefix: string): Promise<void> {
-  const bad: string[] = [];
-  let n = 0;
-  for (const admin of target.admins()) {
-    let cursor = '0';
-    do {
-      const [next, batch] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      for (const key of batch) {
-        n++;
-        const pttl = await admin.pttl(key);
-        // -2: the key expired between SCAN and PTTL, which is fine; -1 (no TTL) is the violation.
-        if (pttl !== -2 && !(pttl > 0)) bad.push(`${key} (PTTL ${pttl})`);
-      }
-    } while (cursor !== '0');
-  }
-  t.same(bad, [], `every key under the prefix has a TTL (${n} keys)`);
-}
 
 /** Wait until `fn` holds or `ms` pass; answers the last value. */
 async function eventually<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 500): Promise<T> {

@@ -3,22 +3,9 @@ import t from 'tap';
 import type { Test } from 'tap';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target } from './fixtures/targets.js';
+import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target, me, signIn, assertAllKeysExpire } from './fixtures/targets.js';
 
 const COOKIE = '__Host-sid';
-
-const me = (app: FastifyInstance, token: string) => app.inject({ url: '/me', cookies: { [COOKIE]: token } });
-
-async function signIn(app: FastifyInstance, user: string, data?: object, token?: string) {
-  const res = await app.inject({
-    method: 'POST', url: '/login', payload: data ? { user, data } : { user },
-    ...(token ? { cookies: { [COOKIE]: token } } : {}),
-  });
-  if (res.statusCode !== 200) throw new Error(`login ${user}: ${res.statusCode} ${res.body}`);
-  const tok = tokenOf(res);
-  if (!tok) throw new Error(`login ${user}: no cookie`);
-  return { token: tok, id: res.json().id as string, res };
-}
 
 /** Visit every key under `prefix` on the master that holds it (SCAN with our own test prefix only). */
 async function eachKey(target: Target, prefix: string, fn: (admin: Redis, key: string) => Promise<void>): Promise<number> {
@@ -67,17 +54,6 @@ async function dump(target: Target, prefix: string): Promise<string[]> {
     }
   });
   return out;
-}
-
-/** No key under the prefix lacks a TTL (DESIGN 3, invariant 2). */
-async function assertAllKeysExpire(t: Test, target: Target, prefix: string): Promise<void> {
-  const bad: string[] = [];
-  await eachKey(target, prefix, async (admin, key) => {
-    const pttl = await admin.pttl(key);
-    // -2: the key expired between SCAN and PTTL, which is fine; -1 (no TTL) is the violation.
-    if (pttl !== -2 && !(pttl > 0)) bad.push(`${key} (PTTL ${pttl})`);
-  });
-  t.same(bad, [], 'every key under the prefix has a TTL');
 }
 
 /** Whether any key under `prefix` belongs to `user`'s tag. */

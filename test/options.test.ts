@@ -8,6 +8,9 @@ import { Redis, type Cluster } from 'ioredis';
 import tieredSession, { type TieredSessionOptions } from '../lib/index.js';
 import { resolveOptions } from '../lib/options.js';
 import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target } from './fixtures/targets.js';
+
+/** Run `fn` on the single-server target only. */
+const onSingle = (t: Test, fn: (t: Test, target: Target) => Promise<void>) => eachTarget(t, fn, { only: ['single'] });
 import { ready } from './fixtures/redis.js';
 
 const CODE = 'ERR_TIERED_SESSION_INVALID_OPTION';
@@ -22,15 +25,6 @@ function unconnected(t: Test): Redis {
   return c;
 }
 
-/** Run `fn` on the single-server target only (the shared fixture, narrowed). */
-function onSingle(t: Test, fn: (t: Test, target: Target) => Promise<void>): Promise<void> {
-  const saved = process.env.TS_TARGETS;
-  process.env.TS_TARGETS = 'single';
-  // eachTarget reads TS_TARGETS synchronously, before its first await.
-  const p = eachTarget(t, fn);
-  if (saved === undefined) delete process.env.TS_TARGETS; else process.env.TS_TARGETS = saved;
-  return p;
-}
 
 /** Register with `options` and report how ready() ended. */
 async function readyOutcome(t: Test, options: unknown): Promise<{ app: FastifyInstance; err: (Error & { code?: string }) | undefined }> {
