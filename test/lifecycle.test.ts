@@ -3,23 +3,9 @@ import t from 'tap';
 import type { Test } from 'tap';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target, me, signIn, assertAllKeysExpire } from './fixtures/targets.js';
+import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target, me, signIn, assertAllKeysExpire, eachKey } from './fixtures/targets.js';
 
 const COOKIE = '__Host-sid';
-
-/** Visit every key under `prefix` on the master that holds it (SCAN with our own test prefix only). */
-async function eachKey(target: Target, prefix: string, fn: (admin: Redis, key: string) => Promise<void>): Promise<number> {
-  let n = 0;
-  for (const admin of target.admins()) {
-    let cursor = '0';
-    do {
-      const [next, batch] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      for (const key of batch) { n++; await fn(admin, key); }
-    } while (cursor !== '0');
-  }
-  return n;
-}
 
 /** Wait until `fn` holds or `ms` pass (a revocation broadcast takes milliseconds); answers the last value. */
 async function eventually<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 500): Promise<T> {
