@@ -255,12 +255,18 @@ export class SessionManager {
     if (l1 !== undefined) {
       const e = l1.get(id);
       if (e !== undefined) {
-        if (e.secret === undefined) {
+        let proven: boolean;
+        if (e.secret !== undefined) proven = secretMatches(e.secret, token);
+        else {
           // Pre-warmed: one hash proves the secret, then it is cached like any other entry.
           const secret = token.slice(ID_LENGTH + 1);
-          if (!constantTimeEqual(hashSecret(secret), e.secretHash!)) return null;
-          e.secret = secret;
-        } else if (!secretMatches(e.secret, token)) return null;
+          proven = constantTimeEqual(hashSecret(secret), e.secretHash!);
+          if (proven) e.secret = own(secret);
+        }
+        // A wrong secret for a cached id is refused here, without a Redis read. (A rotation
+        // whose broadcast was lost is the one honest case; the heartbeat clears L1 within
+        // heartbeatInterval of any lost message.)
+        if (!proven) return null;
         const now = this.#o.now();
         if (now < e.idleAt && now < e.absoluteAt) {
           this.metrics.l1Hits++;
