@@ -3,21 +3,9 @@ import t from 'tap';
 import type { Test } from 'tap';
 import type { FastifyInstance } from 'fastify';
 import type { Redis, Cluster } from 'ioredis';
-import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target, me, signIn, inspector, assertAllKeysExpire } from './fixtures/targets.js';
+import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target, me, signIn, inspector, assertAllKeysExpire, eventually, COOKIE } from './fixtures/targets.js';
 import { ready } from './fixtures/redis.js';
 
-const COOKIE = '__Host-sid';
-
-/** Wait until `fn` holds or `ms` pass; answers the last value. */
-async function eventually<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 500): Promise<T> {
-  const until = Date.now() + ms;
-  let v = await fn();
-  while (!ok(v) && Date.now() < until) {
-    await new Promise((r) => setTimeout(r, 10));
-    v = await fn();
-  }
-  return v;
-}
 
 t.test('invariant 1: every live session is in its user\'s index, through touches, rotation, updates and the cap, and log-out-everywhere misses none', async (t) => {
   await eachTarget(t, async (t, target) => {

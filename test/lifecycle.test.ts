@@ -3,20 +3,8 @@ import t from 'tap';
 import type { Test } from 'tap';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target, me, signIn, assertAllKeysExpire, eachKey } from './fixtures/targets.js';
+import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target, me, signIn, assertAllKeysExpire, eachKey, eventually, COOKIE } from './fixtures/targets.js';
 
-const COOKIE = '__Host-sid';
-
-/** Wait until `fn` holds or `ms` pass (a revocation broadcast takes milliseconds); answers the last value. */
-async function eventually<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 500): Promise<T> {
-  const until = Date.now() + ms;
-  let v = await fn();
-  while (!ok(v) && Date.now() < until) {
-    await new Promise((r) => setTimeout(r, 10));
-    v = await fn();
-  }
-  return v;
-}
 
 /** Every key and every value under `prefix`, as text. */
 async function dump(target: Target, prefix: string): Promise<string[]> {
