@@ -37,8 +37,3 @@ export const ERR_BAD_USER_ID = createError<'ERR_TIERED_SESSION_BAD_USER_ID', [st
   'Invalid user id: %s',
   500,
 );
-
-/** True for the plugin's own "store unavailable" error. */
-export function isUnavailable(err: unknown): boolean {
-  return err instanceof ERR_UNAVAILABLE;
-}

@@ -5,8 +5,7 @@ import t from 'tap';
 import type { Test } from 'tap';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target, signIn, me, inspector } from './fixtures/targets.js';
-import { ready } from './fixtures/redis.js';
+import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target, signIn, me, inspector, twoInstances } from './fixtures/targets.js';
 
 const COOKIE = '__Host-sid';
 /** Healthy propagation is well under a millisecond; the deadline absorbs a loaded 2-core machine. */
@@ -16,7 +15,6 @@ const SLACK_MS = 300;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Sess { token: string; id: string }
 
 /**
  * Poll `cond` until it holds or `deadlineMs` passes: on every turn of the event loop for the
@@ -72,11 +70,7 @@ t.teardown(() => {
 
 t.test('a sign-out on one instance makes another instance that had the session in its local cache answer 401 as soon as the revocation arrives', async (t) => {
   await eachTarget(t, async (t, target) => {
-    const keyPrefix = target.prefix();
-    const a = await makeApp(t, target.client(), { keyPrefix });
-    const b = await makeApp(t, target.client(), { keyPrefix });
-    await cacheTrusted(a);
-    await cacheTrusted(b);
+    const { a, b } = await twoInstances(t, target);
     for (let i = 0; i < 5; i++) {
       const s = await signIn(a, `alice-${i}`);
       await warm(t, b, s.token, `session ${i} on B`);
@@ -96,11 +90,7 @@ t.test('a sign-out on one instance makes another instance that had the session i
 
 t.test('logging a user out everywhere on one instance rejects every one of that user\'s sessions on the other instance and leaves another user\'s session alone', async (t) => {
   await eachTarget(t, async (t, target) => {
-    const keyPrefix = target.prefix();
-    const a = await makeApp(t, target.client(), { keyPrefix });
-    const b = await makeApp(t, target.client(), { keyPrefix });
-    await cacheTrusted(a);
-    await cacheTrusted(b);
+    const { a, b } = await twoInstances(t, target);
     const mine = [await signIn(a, 'bob'), await signIn(a, 'bob'), await signIn(b, 'bob')];
     const other = await signIn(a, 'carol');
     for (const [i, s] of mine.entries()) await warm(t, a, s.token, `bob's session ${i} on A`);
@@ -149,11 +139,7 @@ const extraRoutes = (app: FastifyInstance) => {
 
 t.test('rotating a session or updating its data on one instance drops the old entry from the other instance\'s local cache', async (t) => {
   await eachTarget(t, async (t, target) => {
-    const keyPrefix = target.prefix();
-    const a = await makeApp(t, target.client(), { keyPrefix }, extraRoutes);
-    const b = await makeApp(t, target.client(), { keyPrefix }, extraRoutes);
-    await cacheTrusted(a);
-    await cacheTrusted(b);
+    const { a, b } = await twoInstances(t, target, {}, extraRoutes);
 
     // Rotation: the old token stops working on B, the new one works there.
     const s = await signIn(a, 'erin');
@@ -225,11 +211,7 @@ t.test('a session evicted by the per-user cap on one instance is dropped from th
 
 t.test('after every pub/sub connection is killed, a revocation published meanwhile is never served from the local cache: the cache is cleared and trust returns once the subscriber is back', async (t) => {
   await eachTarget(t, async (t, target) => {
-    const keyPrefix = target.prefix();
-    const a = await makeApp(t, target.client(), { keyPrefix });
-    const b = await makeApp(t, target.client(), { keyPrefix });
-    await cacheTrusted(a);
-    await cacheTrusted(b);
+    const { a, b } = await twoInstances(t, target);
     const s = await signIn(a, 'hank');
     const survivor = await signIn(a, 'hank');
     await warm(t, b, s.token, 'the session on B');
@@ -437,11 +419,7 @@ function sample(text: string, name: string): number {
 
 t.test('the metrics move as requests happen, in stats() and in the Prometheus text', async (t) => {
   await eachTarget(t, async (t, target) => {
-    const keyPrefix = target.prefix();
-    const a = await makeApp(t, target.client(), { keyPrefix });
-    const b = await makeApp(t, target.client(), { keyPrefix });
-    await cacheTrusted(a);
-    await cacheTrusted(b);
+    const { a, b } = await twoInstances(t, target);
     const names = [
       'tiered_session_l1_hits_total', 'tiered_session_l1_misses_total', 'tiered_session_redis_reads_total',
       'tiered_session_redis_writes_total', 'tiered_session_revocations_received_total',

@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { FastifyInstance } from 'fastify';
-import { eachTarget, makeApp, tokenOf, cacheTrusted, signIn, me } from './fixtures/targets.js';
+import { eachTarget, signIn, me, twoInstances } from './fixtures/targets.js';
 
 const USERS = 100;
 const PER_USER = 10;
@@ -12,12 +12,7 @@ interface Sess { user: string; token: string; id: string }
 
 t.test('1,000 sessions on two instances under load while half are revoked (one by one, everywhere, by the cap): no revoked token is served after the bound, nothing of them is left in Redis, every survivor still works', async (t) => {
   await eachTarget(t, async (t, target) => {
-    const keyPrefix = target.prefix();
-    const opts = { keyPrefix, maxSessionsPerUser: PER_USER, localCache: { ttl: 5000 } };
-    const a = await makeApp(t, target.client(), opts);
-    const b = await makeApp(t, target.client(), opts);
-    await cacheTrusted(a);
-    await cacheTrusted(b);
+    const { keyPrefix, a, b } = await twoInstances(t, target, { maxSessionsPerUser: PER_USER, localCache: { ttl: 5000 } });
 
     const sessions: Sess[] = [];
     for (let u = 0; u < USERS; u++) {

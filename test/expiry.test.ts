@@ -1,13 +1,10 @@
 // DESIGN section 4: idle and absolute expiry (on L1 hits and in Redis), sliding, throttled touches,
 // and what an L1 hit costs in Redis commands (nothing).
 import t from 'tap';
-import type { Test } from 'tap';
-import type { FastifyInstance } from 'fastify';
-import type { Redis, Cluster } from 'ioredis';
-import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target, me, signIn, inspector, assertAllKeysExpire } from './fixtures/targets.js';
+import type { Redis } from 'ioredis';
+import { eachTarget, makeApp, cacheTrusted, type Target, me, signIn, inspector, assertAllKeysExpire } from './fixtures/targets.js';
 import { ready, sleep } from './fixtures/redis.js';
 
-const COOKIE = '__Host-sid';
 const IDLE = 60_000;
 
 /** Calls per command, summed over masters, read through the given admin connections. */

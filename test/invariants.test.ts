@@ -1,10 +1,7 @@
 // DESIGN section 3: one test per Redis invariant, on a single redis-server and on a Cluster.
 import t from 'tap';
-import type { Test } from 'tap';
 import type { FastifyInstance } from 'fastify';
-import type { Redis, Cluster } from 'ioredis';
-import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target, me, signIn, inspector, assertAllKeysExpire, eventually, COOKIE } from './fixtures/targets.js';
-import { ready } from './fixtures/redis.js';
+import { eachTarget, makeApp, tokenOf, cacheTrusted, me, signIn, inspector, assertAllKeysExpire, eventually, COOKIE } from './fixtures/targets.js';
 
 
 t.test('invariant 1: every live session is in its user\'s index, through touches, rotation, updates and the cap, and log-out-everywhere misses none', async (t) => {

@@ -1,8 +1,6 @@
 import { createHash } from 'node:crypto';
 import t from 'tap';
-import type { Test } from 'tap';
 import type { FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
 import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target, me, signIn, assertAllKeysExpire, eachKey, eventually, COOKIE } from './fixtures/targets.js';
 
 

@@ -92,8 +92,6 @@ export class RedisStore {
   }
   indexKey(tag: string): string { return `${this.#prefix}{${tag}}u`; }
 
-  get ready(): boolean { return this.#client.status === 'ready'; }
-
   /** Run one Redis call under the command timeout; any failure becomes ERR_UNAVAILABLE (cause kept). */
   async #run<T>(what: string, fn: () => Promise<T>): Promise<T> {
     if (this.#client.status !== 'ready') throw new ERR_UNAVAILABLE({ cause: new Error(`redis client is ${this.#client.status}`) });
