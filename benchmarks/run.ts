@@ -27,6 +27,8 @@ const CONNECTIONS = num('connections', 50, 1);
 const ROUNDS = Math.max(1, Math.round(num('rounds', 3, 1)));
 const ONLY = list('only');
 const SKIP = list('skip') ?? [];
+/** Extra node flags for the server processes, e.g. BENCH_SERVER_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'. */
+const SERVER_NODE_ARGS = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
 
 const UA = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
 
@@ -175,7 +177,7 @@ const hitRatio = (hits: number, misses: number) => (hits + misses > 0 ? hits / (
 
 async function measure(sc: Scenario, redis: RedisTarget, pilot = false): Promise<Measurement> {
   await redis.reset();
-  const child = forkTs(sc.script, childEnv({ BENCH_REDIS_URL: redis.url, BENCH_PREFIX: redis.prefix, ...sc.env }));
+  const child = forkTs(sc.script, childEnv({ BENCH_REDIS_URL: redis.url, BENCH_PREFIX: redis.prefix, ...sc.env }), SERVER_NODE_ARGS);
   try {
     const { port } = await nextMessage<Message & { port: number }>(child, 'ready', 60_000);
     const base = `http://127.0.0.1:${port}`;

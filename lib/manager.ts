@@ -6,7 +6,7 @@ import type { ResolvedOptions } from './options.js';
 import { RedisStore, type StoredSession } from './store/redis-store.js';
 import { RevocationChannel } from './store/channel.js';
 import {
-  ID_LENGTH, TAG_LENGTH, constantTimeEqual, hashSecret, isPublicId, isTokenShape, newRandomAndSecret, newSecret, userTag, TOKEN_LENGTH,
+  ID_LENGTH, SECRET_LENGTH, TAG_LENGTH, constantTimeEqual, hashSecret, isPublicId, isTokenShape, newRandomAndSecret, newSecret, userTag, TOKEN_LENGTH,
 } from './token.js';
 
 /**
@@ -52,20 +52,24 @@ export interface CreateInput {
   data?: SessionData;
 }
 
-/** The L1 entry: compact, and the `session` object is shared by every request that hits it. */
+/**
+ * The L1 entry: three fields, and the `session` object is shared by every request that hits it.
+ * Its absolute deadline is `session.absoluteExpiresAt`; its idle deadline is `touched` plus
+ * `idleTimeout`, so neither needs a field of its own.
+ */
 interface Entry {
   readonly session: Session;
   /**
-   * The secret itself, compared in constant time on a hit: no hashing on the hot path.
-   * Undefined for a pre-warmed entry until its first request proves the secret against `secretHash`.
+   * The secret itself (43 chars), compared in constant time on a hit: no hashing on the hot path.
+   * A pre-warmed entry holds the stored secret hash instead (22 chars) until its first request
+   * proves the secret against it; the lengths tell the two apart.
    */
-  secret: string | undefined;
-  readonly secretHash: string | undefined;
-  readonly absoluteAt: number;
-  /** When this instance would consider the session idle; past it, Redis is asked again. */
-  idleAt: number;
-  /** Last-active as last written (or read) by this instance. */
-  touchedAt: number;
+  proof: string;
+  /**
+   * Last activity as this instance knows it, in ms since CLOCK_BASE: a small integer that V8
+   * keeps inline (no boxed double per entry) for the first ~24 days of a process.
+   */
+  touched: number;
 }
 
 interface Inflight {
@@ -73,6 +77,9 @@ interface Inflight {
   /** Cleared by an invalidation that arrives while the read is in flight: the read must not fill. */
   valid: boolean;
 }
+
+/** Times in L1 entries count from here (whole ms), so they stay small integers. */
+const CLOCK_BASE = Math.floor(performance.timeOrigin);
 
 /** Epoch milliseconds with sub-millisecond precision: revocation latency is measured in µs. */
 const preciseNow = () => performance.timeOrigin + performance.now();
@@ -126,14 +133,14 @@ function parseData(json: string | undefined): Readonly<SessionData> {
   }
 }
 
-function parseDevice(json: string | undefined): DeviceInfo {
-  if (!json) return UNKNOWN_DEVICE;
-  try {
-    const [name, browser, os, type] = JSON.parse(json) as (string | null)[];
-    return { name: name || 'Unknown device', browser: browser ?? null, os: os ?? null, type: type ?? null };
-  } catch {
-    return UNKNOWN_DEVICE;
-  }
+/** The device record: its four fields joined by \x1f (a control character parseDevice never emits). */
+const SEP = '\x1f';
+const encodeDevice = (d: DeviceInfo) => [d.name, d.browser ?? '', d.os ?? '', d.type ?? ''].map((f) => f.replaceAll(SEP, ' ')).join(SEP);
+
+function decodeDevice(record: string | undefined): DeviceInfo {
+  if (!record) return UNKNOWN_DEVICE;
+  const [name, browser, os, type] = record.split(SEP);
+  return { name: name || 'Unknown device', browser: browser || null, os: os || null, type: type || null };
 }
 
 /**
@@ -162,7 +169,7 @@ export class SessionManager {
 
   constructor(options: ResolvedOptions) {
     this.#o = options;
-    this.#store = new RedisStore(options.client, options.keyPrefix, options.commandTimeout);
+    this.#store = new RedisStore(options.client, options.keyPrefix, options.commandTimeout, options.idleTimeout);
     if (options.localCache) {
       this.#l1 = new LRUCache<string, Entry>({ max: options.localCache.max, ttl: options.localCache.ttl });
       this.#channel = new RevocationChannel(
@@ -217,7 +224,7 @@ export class SessionManager {
         rows.forEach((s, k) => {
           const id = batch[k];
           if (s === null || spoiled.has(id) || now >= s.absoluteAt || now >= s.expiresAt || this.#l1!.has(id)) return;
-          this.#l1!.set(id, entryOf(id, s, undefined));
+          this.#l1!.set(id, this.#entryOf(id, s, s.secretHash));
           filled++;
         });
       }
@@ -256,21 +263,22 @@ export class SessionManager {
       const e = l1.get(id);
       if (e !== undefined) {
         let proven: boolean;
-        if (e.secret !== undefined) proven = secretMatches(e.secret, token);
+        if (e.proof.length === SECRET_LENGTH) proven = secretMatches(e.proof, token);
         else {
           // Pre-warmed: one hash proves the secret, then it is cached like any other entry.
           const secret = token.slice(ID_LENGTH + 1);
-          proven = constantTimeEqual(hashSecret(secret), e.secretHash!);
-          if (proven) e.secret = own(secret);
+          proven = constantTimeEqual(hashSecret(secret), e.proof);
+          if (proven) e.proof = own(secret);
         }
         // A wrong secret for a cached id is refused here, without a Redis read. (A rotation
         // whose broadcast was lost is the one honest case; the heartbeat clears L1 within
         // heartbeatInterval of any lost message.)
         if (!proven) return null;
         const now = this.#o.now();
-        if (now < e.idleAt && now < e.absoluteAt) {
+        const since = now - CLOCK_BASE - e.touched;
+        if (since < this.#o.idleTimeout && now < e.session.absoluteExpiresAt) {
           this.metrics.l1Hits++;
-          if (now - e.touchedAt >= this.#o.touchInterval) this.#queueTouch(e, now);
+          if (since >= this.#o.touchInterval) this.#queueTouch(e, now);
           return e;
         }
         // Idle here may not be idle everywhere (other instances touch too): ask Redis.
@@ -297,8 +305,8 @@ export class SessionManager {
     if (s === null || !constantTimeEqual(hashSecret(secret), s.secretHash)) return null;
     const now = this.#o.now();
     if (now >= s.absoluteAt || now >= s.expiresAt) return null;
-    const e = entryOf(own(id), s, own(secret));
-    if (now - e.touchedAt >= this.#o.touchInterval) this.#queueTouch(e, now);
+    const e = this.#entryOf(own(id), s, own(secret));
+    if (now - CLOCK_BASE - e.touched >= this.#o.touchInterval) this.#queueTouch(e, now);
     if (f.valid && this.#l1 !== undefined && this.cacheTrusted) this.#l1.set(e.session.id, e);
     return e;
   }
@@ -313,11 +321,19 @@ export class SessionManager {
     }
   }
 
+  /** An L1 entry for a session read from Redis. */
+  #entryOf(id: string, s: StoredSession, proof: string): Entry {
+    return {
+      session: Object.freeze({ id, userId: s.userId, data: parseData(s.data), createdAt: s.createdAt, absoluteExpiresAt: s.absoluteAt }),
+      proof,
+      touched: s.lastActiveAt - CLOCK_BASE,
+    };
+  }
+
   // ---- touches ---------------------------------------------------------------------------
 
   #queueTouch(e: Entry, now: number): void {
-    e.touchedAt = now;
-    e.idleAt = Math.min(now + this.#o.idleTimeout, e.absoluteAt);
+    e.touched = now - CLOCK_BASE;
     this.#touches.set(e.session.id, now);
     if (this.#touchTimer === undefined && !this.#closed) {
       this.#touchTimer = setTimeout(() => { void this.flushTouches(); }, 5);
@@ -335,7 +351,7 @@ export class SessionManager {
     this.#touches = new Map();
     if (this.#o.prewarm > 0) this.#noteRecent(items);
     this.metrics.redisWrites++;
-    this.#flushing = this.#store.touch(items, this.#o.idleTimeout).then(
+    this.#flushing = this.#store.touch(items).then(
       (n) => { this.metrics.touchesWritten += n; },
       (err) => { this.metrics.redisErrors++; this.onBackgroundError(err, 'touch'); },
     ).finally(() => { this.#flushing = undefined; this.#writing = undefined; });
@@ -389,14 +405,10 @@ export class SessionManager {
     const { random, secret } = newRandomAndSecret();
     const absoluteAt = now + this.#o.absoluteTimeout;
     const ttl = Math.min(this.#o.idleTimeout, this.#o.absoluteTimeout);
-    const d = input.device;
-    const fields: (string | number)[] = [
-      'u', userId, 'h', hashSecret(secret), 'c', now, 'a', now, 'x', absoluteAt, 'e', now + ttl,
-      'd', JSON.stringify([d.name, d.browser, d.os, d.type]),
-    ];
-    if (input.ip) fields.push('ip', input.ip);
-    if (input.country) fields.push('cc', input.country);
-    if (dat) fields.push('dat', dat);
+    const fields: (string | number)[] = ['u', userId, 'h', hashSecret(secret), 'c', now, 'a', now, 'x', absoluteAt, 'd', encodeDevice(input.device)];
+    if (input.ip) fields.push('i', input.ip);
+    if (input.country) fields.push('k', input.country);
+    if (dat) fields.push('j', dat);
     this.metrics.redisWrites++;
     let evicted: string[];
     try {
@@ -412,7 +424,7 @@ export class SessionManager {
     this.metrics.sessionSize.observe(size + this.#store.sessionKey(tag + random).length);
     const session: Session = Object.freeze({ id: own(tag + random), userId, data: parseData(dat), createdAt: now, absoluteExpiresAt: absoluteAt });
     if (this.#l1 !== undefined && this.cacheTrusted) {
-      this.#l1.set(session.id, { session, secret, secretHash: undefined, absoluteAt, idleAt: now + ttl, touchedAt: now });
+      this.#l1.set(session.id, { session, proof: secret, touched: now - CLOCK_BASE });
     }
     return { session, token: `${session.id}.${secret}`, evicted };
   }
@@ -461,7 +473,7 @@ export class SessionManager {
   /** Replace a session's data. Conditional on the session still existing: it is never recreated. */
   async update(session: Session, data: SessionData): Promise<Session> {
     const dat = serialiseData(data, this.#o.maxDataBytes);
-    const ok = await this.#write(() => this.#store.update(session.id, 'dat', dat, preciseNow()));
+    const ok = await this.#write(() => this.#store.update(session.id, 'j', dat, preciseNow()));
     this.invalidate([session.id]);
     if (!ok) throw new ERR_NOT_FOUND();
     return Object.freeze({ ...session, data: parseData(dat) });
@@ -488,7 +500,7 @@ export class SessionManager {
         return {
           id: publicId,
           userId: s.userId,
-          device: parseDevice(s.device),
+          device: decodeDevice(s.device),
           ip: s.ip ?? null,
           country: s.country ?? null,
           createdAt: s.createdAt,
@@ -513,17 +525,6 @@ export class SessionManager {
   stats(): StatsSnapshot { return this.metrics.snapshot(this.#l1?.size ?? 0); }
 
   prometheus(): string { return this.metrics.prometheus(this.#l1?.size ?? 0); }
-}
-
-function entryOf(id: string, s: StoredSession, secret: string | undefined): Entry {
-  return {
-    session: Object.freeze({ id, userId: s.userId, data: parseData(s.data), createdAt: s.createdAt, absoluteExpiresAt: s.absoluteAt }),
-    secret,
-    secretHash: secret === undefined ? s.secretHash : undefined,
-    absoluteAt: s.absoluteAt,
-    idleAt: s.expiresAt,
-    touchedAt: s.lastActiveAt,
-  };
 }
 
 /** Constant-time comparison of the cached secret with the token's secret part, in place. */

@@ -266,10 +266,10 @@ t.test('Redis holds nothing from which a cookie can be rebuilt: only sha256 of t
     }
     // The live secrets' hashes are what Redis holds (token 1 was rotated away).
     for (const i of [0, 2, 3]) {
-      const digest = createHash('sha256').update(tokens[i].slice(39)).digest('base64url');
-      t.ok(all.includes(digest), `token ${i}: sha256(secret) base64url is stored`);
+      const digest = createHash('sha256').update(tokens[i].slice(39)).digest('base64url').slice(0, 22);
+      t.ok(all.includes(digest), `token ${i}: sha256(secret), base64url, first 22 chars, is stored`);
     }
-    t.notOk(all.includes(createHash('sha256').update(tokens[1].slice(39)).digest('base64url')), 'the rotated-away hash is gone');
+    t.notOk(all.includes(createHash('sha256').update(tokens[1].slice(39)).digest('base64url').slice(0, 22)), 'the rotated-away hash is gone');
     await assertAllKeysExpire(t, target, prefix);
   });
 });

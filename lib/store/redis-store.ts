@@ -37,19 +37,25 @@ const SCRIPTS: [keyof Scripted, number, string][] = [
   ['tieredSessionList', 1, LIST],
 ];
 
-export function decodeSession(h: Record<string, string>): StoredSession | null {
+/**
+ * Decode a session hash. Its expiry is not stored (the key's TTL carries it): it is
+ * min(last active + idleTimeout, absolute deadline), as every writer computes it.
+ */
+export function decodeSession(h: Record<string, string>, idleTimeout: number): StoredSession | null {
   if (!h.u || !h.h || !h.x) return null;
+  const lastActiveAt = Number(h.a);
+  const absoluteAt = Number(h.x);
   return {
     userId: h.u,
     secretHash: h.h,
     createdAt: Number(h.c),
-    lastActiveAt: Number(h.a),
-    absoluteAt: Number(h.x),
-    expiresAt: Number(h.e),
+    lastActiveAt,
+    absoluteAt,
+    expiresAt: Math.min(lastActiveAt + idleTimeout, absoluteAt),
     device: h.d,
-    ip: h.ip,
-    country: h.cc,
-    data: h.dat,
+    ip: h.i,
+    country: h.k,
+    data: h.j,
   };
 }
 
@@ -68,13 +74,15 @@ export class RedisStore {
   readonly #scripted: Scripted;
   readonly #prefix: string;
   readonly #timeout: number;
+  readonly #idleTimeout: number;
   readonly channel: string;
   readonly isCluster: boolean;
 
-  constructor(client: RedisClient, prefix: string, commandTimeout: number) {
+  constructor(client: RedisClient, prefix: string, commandTimeout: number, idleTimeout: number) {
     this.#client = client;
     this.#prefix = prefix;
     this.#timeout = commandTimeout;
+    this.#idleTimeout = idleTimeout;
     this.channel = `${prefix}revoked`;
     this.isCluster = (client as Cluster).isCluster === true;
     for (const [name, numberOfKeys, lua] of SCRIPTS) {
@@ -88,7 +96,7 @@ export class RedisStore {
   /** `<prefix>{<tag>}`: every key of one user starts with it. */
   base(tag: string): string { return `${this.#prefix}{${tag}}`; }
   sessionKey(publicId: string): string {
-    return `${this.#prefix}{${publicId.slice(0, TAG_LENGTH)}}s:${publicId.slice(TAG_LENGTH)}`;
+    return `${this.#prefix}{${publicId.slice(0, TAG_LENGTH)}}${publicId.slice(TAG_LENGTH)}`;
   }
   indexKey(tag: string): string { return `${this.#prefix}{${tag}}u`; }
 
@@ -110,13 +118,13 @@ export class RedisStore {
 
   async read(publicId: string): Promise<StoredSession | null> {
     const h = await this.#run('HGETALL', () => this.#client.hgetall(this.sessionKey(publicId)));
-    return decodeSession(h);
+    return decodeSession(h, this.#idleTimeout);
   }
 
   async create(tag: string, random: string, now: number, ttl: number, maxPerUser: number, fields: (string | number)[]): Promise<string[]> {
     const base = this.base(tag);
     return (await this.#run('create', () => this.#scripted.tieredSessionCreate(
-      `${base}s:${random}`, `${base}u`, random, now, ttl, now + ttl, maxPerUser, this.channel, base, tag, ...fields,
+      `${base}${random}`, `${base}u`, random, now, ttl, now + ttl, maxPerUser, this.channel, base, tag, ...fields,
     ))) as string[];
   }
 
@@ -146,7 +154,7 @@ export class RedisStore {
     const rows = (await this.#run('list', () => this.#scripted.tieredSessionList(this.indexKey(tag), this.base(tag), now))) as [string, string[]][];
     const out: { publicId: string; session: StoredSession }[] = [];
     for (const [random, pairs] of rows) {
-      const s = decodeSession(pairsToObject(pairs));
+      const s = decodeSession(pairsToObject(pairs), this.#idleTimeout);
       if (s) out.push({ publicId: tag + random, session: s });
     }
     return out;
@@ -156,7 +164,7 @@ export class RedisStore {
    * Write queued touches. On a single Redis: one pipeline. On a Cluster a pipeline must stay
    * in one slot, so touches go one pipeline per user tag. Returns how many were written.
    */
-  async touch(items: { publicId: string; now: number }[], idleTimeout: number): Promise<number> {
+  async touch(items: { publicId: string; now: number }[]): Promise<number> {
     const groups = new Map<string, { publicId: string; now: number }[]>();
     if (this.isCluster) {
       for (const it of items) {
@@ -169,7 +177,7 @@ export class RedisStore {
     await Promise.all([...groups.values()].map(async (group) => {
       const p = this.#client.pipeline() as ChainableCommander & Record<string, Cmd>;
       for (const { publicId, now } of group) {
-        p.tieredSessionTouch(this.sessionKey(publicId), this.indexKey(publicId.slice(0, TAG_LENGTH)), publicId.slice(TAG_LENGTH), now, idleTimeout);
+        p.tieredSessionTouch(this.sessionKey(publicId), this.indexKey(publicId.slice(0, TAG_LENGTH)), publicId.slice(TAG_LENGTH), now, this.#idleTimeout);
       }
       const res = await this.#run('touch', () => p.exec());
       for (const [err, n] of res ?? []) if (!err && n === 1) written++;
@@ -199,12 +207,12 @@ export class RedisStore {
   /** Read many sessions: one pipeline on a single Redis; on a Cluster ioredis routes each read. */
   async readMany(publicIds: string[]): Promise<(StoredSession | null)[]> {
     if (this.isCluster) {
-      return this.#run('HGETALL', () => Promise.all(publicIds.map((id) => this.#client.hgetall(this.sessionKey(id)).then(decodeSession))));
+      return this.#run('HGETALL', () => Promise.all(publicIds.map((id) => this.#client.hgetall(this.sessionKey(id)).then((h) => decodeSession(h, this.#idleTimeout)))));
     }
     const p = this.#client.pipeline();
     for (const id of publicIds) p.hgetall(this.sessionKey(id));
     const res = await this.#run('HGETALL', () => p.exec());
-    return (res ?? []).map(([err, h]) => (err ? null : decodeSession(h as Record<string, string>)));
+    return (res ?? []).map(([err, h]) => (err ? null : decodeSession(h as Record<string, string>, this.#idleTimeout)));
   }
 
   /** Publish on the revocation channel (the channel's heartbeat). */

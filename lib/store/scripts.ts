@@ -2,9 +2,13 @@
 // hash tag, so each runs atomically on a single Redis and on Redis Cluster alike.
 //
 // Layout (base = `<prefix>{<userTag>}`):
-//   <base>s:<random>  hash   one session: u user id, h sha256(secret), c created, a last active,
-//                            x absolute deadline, e current expiry, d device JSON, ip, cc, dat
+//   <base><random>    hash   one session: u user id, h sha256(secret) (22 chars), c created,
+//                            a last active, x absolute deadline, d device (name, browser, os,
+//                            type joined by \x1f), i ip, k country, j data JSON
 //   <base>u           zset   the user's index: member <random>, score = that session's expiry
+// The key's own TTL is the session's current expiry, min(a + idleTimeout, x), as the instance
+// that last wrote it computed; nothing else stores it. Every field and key name is short on
+// purpose: a session is a small listpack, and a few bytes move it across an allocator class.
 // Times are epoch milliseconds passed in by the caller (scripts stay deterministic).
 // A revocation is published from the same script that deletes, as `<sentAt>|<id>,<id>…`, so
 // no crash or timeout can separate the delete from its broadcast.
@@ -16,7 +20,7 @@ const EXTEND_INDEX = `
 -- leaves the index only when its hash no longer exists (a live session is always indexed).
 local function prune_index(idx, base, now)
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', idx, '-inf', now)) do
-    if redis.call('EXISTS', base .. 's:' .. id) == 0 then redis.call('ZREM', idx, id) end
+    if redis.call('EXISTS', base .. id) == 0 then redis.call('ZREM', idx, id) end
   end
 end
 
@@ -47,14 +51,14 @@ if max == 0 or at_cap then prune_index(KEYS[2], base, now) end
 if at_cap and redis.call('ZCARD', KEYS[2]) >= max then
   local live = {}
   for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-    local a = redis.call('HGET', base .. 's:' .. id, 'a')
+    local a = redis.call('HGET', base .. id, 'a')
     if a then live[#live + 1] = { id, tonumber(a) } else redis.call('ZREM', KEYS[2], id) end
   end
   -- Least recently active first; the new session is not in the index yet.
   table.sort(live, function(p, q) return p[2] < q[2] end)
   for i = 1, #live - max + 1 do
     local id = live[i][1]
-    redis.call('DEL', base .. 's:' .. id)
+    redis.call('DEL', base .. id)
     redis.call('ZREM', KEYS[2], id)
     evicted[#evicted + 1] = tag .. id
   end
@@ -67,6 +71,7 @@ return evicted
 
 /**
  * touch: KEYS[1] session, KEYS[2] index. ARGV: random, now, idleTimeout.
+ * Moves last-active to `now` and the expiry to min(now + idleTimeout, x).
  * Returns 1 when written, 0 when the session is gone or the write is stale.
  */
 export const TOUCH = `${EXTEND_INDEX}
@@ -78,7 +83,7 @@ if not f[1] then return 0 end
 if tonumber(f[2]) >= now then return 0 end
 local exp = math.min(now + idle, tonumber(f[1]))
 if exp <= now then return 0 end
-redis.call('HSET', KEYS[1], 'a', ARGV[2], 'e', exp)
+redis.call('HSET', KEYS[1], 'a', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], exp - now)
 -- The hash exists, so the session is live and belongs in the index (a revoke removes hash
 -- and member together): a plain ZADD also restores a member pruned by a clock running ahead.
@@ -109,7 +114,7 @@ local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
 local revoked = {}
 for _, id in ipairs(ids) do
   if id ~= keep then
-    local k = base .. 's:' .. id
+    local k = base .. id
     -- The owner check guards the index against anything but this user's sessions.
     if redis.call('HGET', k, 'u') == owner then
       redis.call('DEL', k)
@@ -141,7 +146,7 @@ return 1
 export const LIST = `
 local out = {}
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local h = redis.call('HGETALL', ARGV[1] .. 's:' .. id)
+  local h = redis.call('HGETALL', ARGV[1] .. id)
   if #h > 0 then out[#out + 1] = { id, h } else redis.call('ZREM', KEYS[1], id) end
 end
 return out
