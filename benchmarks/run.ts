@@ -18,7 +18,8 @@ import autocannon, { type Options, type RequestSpec, type Result } from 'autocan
 import { USER } from './servers/common.js';
 import { ask, forkTs, nextMessage, runScript, stopChild, type Message } from './support/child.js';
 import { callsDelta, commandCalls, redisCpuSeconds, redisTarget, redisVersion, sleep, type RedisTarget } from './support/redis.js';
-import { childEnv, list, num } from './support/settings.js';
+import { childEnv, list, num, raw } from './support/settings.js';
+import { wrk, wrkAvailable } from './support/wrk.js';
 import { MicroHistogram, fmt, machineLine, median, table } from './support/stats.js';
 
 const DURATION = num('duration', 10, 1);
@@ -27,6 +28,10 @@ const CONNECTIONS = num('connections', 50, 1);
 const ROUNDS = Math.max(1, Math.round(num('rounds', 3, 1)));
 const ONLY = list('only');
 const SKIP = list('skip') ?? [];
+/** autocannon (default, in this process) or wrk (one C thread, a separate process: a higher ceiling). */
+const LOADGEN = raw('loadgen') ?? 'autocannon';
+if (LOADGEN !== 'autocannon' && LOADGEN !== 'wrk') throw new Error(`--loadgen must be autocannon or wrk, not ${LOADGEN}`);
+if (LOADGEN === 'wrk' && !wrkAvailable()) throw new Error('--loadgen wrk: wrk is not on PATH (apt-get install -y wrk)');
 /** Extra node flags for the server processes, e.g. BENCH_SERVER_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'. */
 const SERVER_NODE_ARGS = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
 
@@ -92,6 +97,8 @@ interface Request {
   perConnection?: Record<string, string>[];
   /** A fresh body per request. */
   body?: () => string;
+  /** Sign-in bodies are `{"user":"<userPrefix><9 digits>"}`. */
+  userPrefix?: string;
 }
 
 function cookiePair(res: Response): string {
@@ -121,9 +128,12 @@ async function prepare(sc: Scenario, base: string): Promise<Request> {
     const json = await res.json() as { userId?: string };
     if (res.status !== 200 || json.userId !== 'u-check') throw new Error(`POST /login answered ${res.status} ${JSON.stringify(json)}`);
     // Distinct users (as real sign-ins are), fixed-width so every body has the same length.
-    const run = Math.random().toString(36).slice(2, 8);
+    const run = Math.random().toString(36).slice(2, 8).padEnd(6, '0');
     let n = 0;
-    return { method: 'POST', path: '/login', headers: jsonHeaders, body: () => `{"user":"u-${run}-${String(n++).padStart(9, '0')}"}` };
+    return {
+      method: 'POST', path: '/login', headers: jsonHeaders, userPrefix: `u-${run}-`,
+      body: () => `{"user":"u-${run}-${String(n++).padStart(9, '0')}"}`,
+    };
   }
   const common = { 'user-agent': UA, accept: 'application/json' };
   if (sc.sessions === 'none') {
@@ -166,6 +176,23 @@ async function cannon(base: string, req: Request, seconds: number, hist?: MicroH
   return await inst;
 }
 
+interface Driven { requests: number; seconds: number; p50: number; p99: number; non2xx: number; errors: number }
+
+/** Load `base` with the chosen generator for `seconds`. p50/p99 in ms, of 2xx answers (autocannon) or all (wrk). */
+async function drive(base: string, req: Request, seconds: number): Promise<Driven> {
+  if (LOADGEN === 'wrk') {
+    // A fresh run tag per call: wrk's counter restarts, and sign-ins must stay distinct users.
+    const tag = Math.random().toString(36).slice(2, 6).padEnd(4, '0');
+    return wrk(base, {
+      method: req.method, path: req.path, headers: req.headers, rotate: req.perConnection,
+      userBodyPrefix: req.userPrefix === undefined ? undefined : `${req.userPrefix.slice(0, -5)}${tag}-`,
+    }, CONNECTIONS, seconds);
+  }
+  const hist = new MicroHistogram();
+  const r = await cannon(base, req, seconds, hist);
+  return { requests: r.requests.total, seconds: r.duration, p50: hist.quantile(0.5), p99: hist.quantile(0.99), non2xx: r.non2xx, errors: r.errors };
+}
+
 interface Probe extends Message { cpu: NodeJS.CpuUsage; stats?: { l1Hits: number; l1Misses: number } }
 
 const unmeasured = (error: string): Measurement => ({
@@ -182,24 +209,23 @@ async function measure(sc: Scenario, redis: RedisTarget, pilot = false): Promise
     const { port } = await nextMessage<Message & { port: number }>(child, 'ready', 60_000);
     const base = `http://127.0.0.1:${port}`;
     const req = await prepare(sc, base);
-    if (WARMUP > 0 || pilot) await cannon(base, req, Math.max(WARMUP, 1));
+    if (WARMUP > 0 || pilot) await drive(base, req, Math.max(WARMUP, 1));
     if (pilot) return unmeasured('pilot run, not measured');
 
-    const hist = new MicroHistogram();
     const calls0 = await commandCalls(redis.admin);
     const rcpu0 = await redisCpuSeconds(redis.admin);
     const p0 = await ask<Probe>(child, 'probe');
-    const r = await cannon(base, req, DURATION, hist);
+    const r = await drive(base, req, DURATION);
     const p1 = await ask<Probe>(child, 'probe');
     const rcpu1 = await redisCpuSeconds(redis.admin);
     const calls1 = await commandCalls(redis.admin);
 
-    const requests = r.requests.total;
+    const requests = r.requests;
     const cpuUs = (p1.cpu.user + p1.cpu.system) - (p0.cpu.user + p0.cpu.system);
     const m: Measurement = {
-      rps: requests / r.duration,
-      p50: hist.quantile(0.5),
-      p99: hist.quantile(0.99),
+      rps: requests / r.seconds,
+      p50: r.p50,
+      p99: r.p99,
       requests,
       non2xx: r.non2xx,
       errors: r.errors,
@@ -279,7 +305,7 @@ async function main(): Promise<void> {
     '## fastify-tiered-session benchmarks',
     '',
     `- machine: ${machineLine()}`,
-    `- settings: ${CONNECTIONS} connections, ${WARMUP} s warm-up + ${DURATION} s measure per server, ${ROUNDS} round(s), one server process alive at a time`,
+    `- settings: ${LOADGEN === 'wrk' ? 'wrk (1 thread)' : 'autocannon'}, ${CONNECTIONS} connections, ${WARMUP} s warm-up + ${DURATION} s measure per server, ${ROUNDS} round(s), one server process alive at a time`,
   ];
 
   const scenarios = SCENARIOS.filter(scenarioWanted);

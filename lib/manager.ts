@@ -3,7 +3,7 @@ import { ERR_BAD_USER_ID, ERR_DATA_NOT_SERIALIZABLE, ERR_DATA_TOO_LARGE, ERR_NOT
 import type { DeviceInfo } from './device.js';
 import { Metrics, type StatsSnapshot } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
-import { RedisStore, type StoredSession } from './store/redis-store.js';
+import { RedisStore, type NewRecord, type StoredSession } from './store/redis-store.js';
 import { RevocationChannel } from './store/channel.js';
 import {
   ID_LENGTH, SECRET_LENGTH, TAG_LENGTH, constantTimeEqual, hashSecret, isPublicId, isTokenShape, newRandomAndSecret, newSecret, userTag, TOKEN_LENGTH,
@@ -405,23 +405,24 @@ export class SessionManager {
     const { random, secret } = newRandomAndSecret();
     const absoluteAt = now + this.#o.absoluteTimeout;
     const ttl = Math.min(this.#o.idleTimeout, this.#o.absoluteTimeout);
-    const fields: (string | number)[] = ['u', userId, 'h', hashSecret(secret), 'c', now, 'a', now, 'x', absoluteAt, 'd', encodeDevice(input.device)];
-    if (input.ip) fields.push('i', input.ip);
-    if (input.country) fields.push('k', input.country);
-    if (dat) fields.push('j', dat);
+    const record: NewRecord = {
+      userId, secretHash: hashSecret(secret), absoluteAt, device: encodeDevice(input.device),
+      ip: input.ip || '', country: input.country || '', data: dat,
+    };
     this.metrics.redisWrites++;
     let evicted: string[];
     try {
-      evicted = await this.#store.create(tag, random, now, ttl, this.#o.maxSessionsPerUser, fields);
+      evicted = await this.#store.create(tag, random, now, ttl, this.#o.maxSessionsPerUser, record);
     } catch (err) {
       this.metrics.redisErrors++;
       throw err;
     }
     this.invalidate(evicted);
     if (this.#o.prewarm > 0) this.#noteRecent([{ publicId: tag + random, now }]);
-    let size = 0;
-    for (const f of fields) size += String(f).length;
-    this.metrics.sessionSize.observe(size + this.#store.sessionKey(tag + random).length);
+    // Key `<prefix>{tag}random`, then one-letter field names and values (c, a, x: 13 digits each).
+    const optional = (v: string) => (v === '' ? 0 : 1 + v.length);
+    this.metrics.sessionSize.observe(this.#o.keyPrefix.length + 2 + ID_LENGTH + 6 + 3 * 13 + userId.length + record.secretHash.length +
+      record.device.length + optional(record.ip) + optional(record.country) + optional(dat));
     const session: Session = Object.freeze({ id: own(tag + random), userId, data: parseData(dat), createdAt: now, absoluteExpiresAt: absoluteAt });
     if (this.#l1 !== undefined && this.cacheTrusted) {
       this.#l1.set(session.id, { session, proof: secret, touched: now - CLOCK_BASE });

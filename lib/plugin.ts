@@ -22,6 +22,14 @@ export interface SignedIn extends Session {
 export type Guard = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void;
 
 declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * `false` on a route that never needs the session (public pages, assets, health checks): the
+     * plugin does not read its cookie, `request.session` stays null, and no request to it ever
+     * reaches Redis. `reply.signIn()` and `reply.signOut()` still find the session they replace.
+     */
+    session?: boolean;
+  }
   interface FastifyInstance {
     /** The session manager: list / revoke / revokeAll for a user id, stats, metrics. */
     sessions: SessionManager;
@@ -80,9 +88,11 @@ async function tieredSession(fastify: FastifyInstance, options: TieredSessionOpt
   fastify.decorate('sessions', manager);
   fastify.decorateRequest('session', null);
 
+  const optedOut = (request: FastifyRequest) => request.routeOptions.config.session === false;
+
   function onRequestSession(request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
     const header = request.headers.cookie;
-    if (header === undefined) return done();
+    if (header === undefined || optedOut(request)) return done();
     const token = readCookie(header, cookieName);
     if (typeof token !== 'string') return done();
     const r = manager.resolve(token);
@@ -98,6 +108,14 @@ async function tieredSession(fastify: FastifyInstance, options: TieredSessionOpt
   }
   fastify.addHook('onRequest', onRequestSession);
 
+  /** The request's session; on a route with `session: false`, resolved now from its cookie. */
+  async function sessionOf(request: FastifyRequest): Promise<Session | null> {
+    if (request.session !== null || !optedOut(request)) return request.session;
+    const token = readCookie(request.headers.cookie ?? '', cookieName);
+    if (typeof token !== 'string') return null;
+    return (await manager.resolve(token))?.session ?? null;
+  }
+
   fastify.decorate('requireSession', function requireSession(request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) {
     done(request.session === null ? new ERR_NO_SESSION() : undefined);
   });
@@ -107,7 +125,7 @@ async function tieredSession(fastify: FastifyInstance, options: TieredSessionOpt
 
   fastify.decorateReply('signIn', async function signIn(this: FastifyReply, userId: string, opts: SignInOptions = {}) {
     const request = this.request;
-    const carried = request.session;
+    const carried = await sessionOf(request);
     // Fixation: whatever session the request arrived with ends here, whoever it belonged to.
     if (carried !== null) {
       request.session = null;
@@ -126,7 +144,7 @@ async function tieredSession(fastify: FastifyInstance, options: TieredSessionOpt
   });
 
   fastify.decorateReply('signOut', async function signOut(this: FastifyReply) {
-    const s = this.request.session;
+    const s = await sessionOf(this.request);
     if (s !== null) {
       await manager.revoke(s.id);
       this.request.session = null;

@@ -378,6 +378,42 @@ t.test('a request without a cookie has request.session null and costs no Redis c
   });
 });
 
+
+t.test('a route with config.session false never resolves the cookie nor reads Redis, and signIn / signOut there still replace the carried session', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const keyPrefix = target.prefix();
+    const routes = (app: FastifyInstance) => {
+      app.get('/asset', { config: { session: false } }, async (request) => ({ signedIn: request.session !== null }));
+      app.post<{ Body: { user: string } }>('/login-public', { config: { session: false } }, async (request, reply) => {
+        const s = await reply.signIn(request.body.user);
+        return { id: s.id };
+      });
+      app.post('/logout-public', { config: { session: false } }, async (_request, reply) => { await reply.signOut(); reply.code(204).send(); });
+    };
+    // No L1: every resolve on a route with sessions would be an HGETALL.
+    const app = await makeApp(t, target.client(), { keyPrefix, localCache: false }, routes);
+    const s = await signIn(app, 'opal');
+    const before = await target.commandCalls('hgetall');
+    for (let i = 0; i < 10; i++) {
+      const r = await app.inject({ url: '/asset', cookies: { [COOKIE]: s.token } });
+      t.same(r.json(), { signedIn: false }, 'request.session is null on the opted-out route');
+    }
+    t.equal(await target.commandCalls('hgetall') - before, 0, 'ten requests with a valid cookie: no Redis read');
+    t.same((await app.inject({ url: '/public', cookies: { [COOKIE]: s.token } })).json(), { signedIn: true }, 'control: other routes resolve it');
+    t.equal(await target.commandCalls('hgetall') - before, 1, 'control: and that costs the one read (the counter works)');
+
+    // Sign-in on an opted-out route still revokes the session the browser carried (fixation).
+    const res = await app.inject({ method: 'POST', url: '/login-public', payload: { user: 'opal' }, cookies: { [COOKIE]: s.token } });
+    t.equal(res.statusCode, 200);
+    const fresh = tokenOf(res)!;
+    t.equal((await me(app, s.token)).statusCode, 401, 'the carried session was revoked');
+    t.equal((await me(app, fresh)).statusCode, 200, 'the new one works');
+    // Sign-out there revokes the session too, not only the cookie.
+    t.equal((await app.inject({ method: 'POST', url: '/logout-public', cookies: { [COOKIE]: fresh } })).statusCode, 204);
+    t.equal((await me(app, fresh)).statusCode, 401, 'signed out on the opted-out route: the session is gone from Redis');
+    t.same(await app.sessions.list('opal'), [], 'no session of opal is left');
+  });
+});
 t.test('app.sessions.list, revoke and revokeAll work for code outside a request', async (t) => {
   await eachTarget(t, async (t, target) => {
     const prefix = target.prefix();

@@ -14,6 +14,7 @@ const FLAGS = {
   revocations: 'BENCH_REVOCATIONS',
   only: 'BENCH_ONLY',
   skip: 'BENCH_SKIP',
+  loadgen: 'BENCH_LOADGEN',
   'redis-url': 'REDIS_URL',
 } as const;
 type Flag = keyof typeof FLAGS;

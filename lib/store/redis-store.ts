@@ -18,6 +18,17 @@ export interface StoredSession {
   data: string | undefined;
 }
 
+/** A new session's record, as the create script writes it ('' = field absent). */
+export interface NewRecord {
+  userId: string;
+  secretHash: string;
+  absoluteAt: number;
+  device: string;
+  ip: string;
+  country: string;
+  data: string;
+}
+
 type Cmd = (...args: (string | number)[]) => Promise<unknown>;
 interface Scripted {
   tieredSessionCreate: Cmd;
@@ -121,10 +132,11 @@ export class RedisStore {
     return decodeSession(h, this.#idleTimeout);
   }
 
-  async create(tag: string, random: string, now: number, ttl: number, maxPerUser: number, fields: (string | number)[]): Promise<string[]> {
+  async create(tag: string, random: string, now: number, ttl: number, maxPerUser: number, record: NewRecord): Promise<string[]> {
     const base = this.base(tag);
     return (await this.#run('create', () => this.#scripted.tieredSessionCreate(
-      `${base}${random}`, `${base}u`, random, now, ttl, now + ttl, maxPerUser, this.channel, base, tag, ...fields,
+      `${base}${random}`, `${base}u`, random, now, ttl, maxPerUser, this.channel, tag,
+      record.userId, record.secretHash, record.absoluteAt, record.device, record.ip, record.country, record.data,
     ))) as string[];
   }
 

@@ -33,15 +33,23 @@ end
 
 /**
  * create: KEYS[1] session, KEYS[2] index.
- * ARGV: random, now, ttl, expiry, maxPerUser, channel, base, tag, field, value, …
+ * ARGV: random, now, ttl, maxPerUser, channel, tag, then the record: user id, secret hash,
+ * absolute deadline, device, ip, country, data ('' = none). The field names live here, not on
+ * the wire: a sign-in sends 13 arguments.
  * Returns the public ids evicted by the per-user cap.
  */
 export const CREATE = `${EXTEND_INDEX}
-local rnd, now, ttl, exp = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local max, channel, base, tag = tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8]
+local rnd, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local max, channel, tag = tonumber(ARGV[4]), ARGV[5], ARGV[6]
+local base = string.sub(KEYS[2], 1, -2)
+local exp = now + ttl
+local f = { 'u', ARGV[7], 'h', ARGV[8], 'c', ARGV[2], 'a', ARGV[2], 'x', ARGV[9], 'd', ARGV[10] }
+if ARGV[11] ~= '' then f[#f + 1] = 'i'; f[#f + 1] = ARGV[11] end
+if ARGV[12] ~= '' then f[#f + 1] = 'k'; f[#f + 1] = ARGV[12] end
+if ARGV[13] ~= '' then f[#f + 1] = 'j'; f[#f + 1] = ARGV[13] end
 -- Write the new session first: under maxmemory + noeviction this is the command that is
 -- refused, and nothing else has been touched yet.
-redis.call('HSET', KEYS[1], unpack(ARGV, 9))
+redis.call('HSET', KEYS[1], unpack(f))
 redis.call('PEXPIRE', KEYS[1], ttl)
 local evicted = {}
 -- Below the cap nothing needs pruning yet (LIST drops dead members, and the index expires with
