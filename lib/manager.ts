@@ -224,7 +224,7 @@ export class SessionManager {
         rows.forEach((s, k) => {
           const id = batch[k];
           if (s === null || spoiled.has(id) || now >= s.absoluteAt || now >= s.expiresAt || this.#l1!.has(id)) return;
-          this.#l1!.set(id, this.#entryOf(id, s, s.secretHash));
+          this.#l1!.set(id, entryOf(id, s, s.secretHash));
           filled++;
         });
       }
@@ -305,7 +305,7 @@ export class SessionManager {
     if (s === null || !constantTimeEqual(hashSecret(secret), s.secretHash)) return null;
     const now = this.#o.now();
     if (now >= s.absoluteAt || now >= s.expiresAt) return null;
-    const e = this.#entryOf(own(id), s, own(secret));
+    const e = entryOf(own(id), s, own(secret));
     if (now - CLOCK_BASE - e.touched >= this.#o.touchInterval) this.#queueTouch(e, now);
     if (f.valid && this.#l1 !== undefined && this.cacheTrusted) this.#l1.set(e.session.id, e);
     return e;
@@ -319,15 +319,6 @@ export class SessionManager {
       this.metrics.redisErrors++;
       throw err;
     }
-  }
-
-  /** An L1 entry for a session read from Redis. */
-  #entryOf(id: string, s: StoredSession, proof: string): Entry {
-    return {
-      session: Object.freeze({ id, userId: s.userId, data: parseData(s.data), createdAt: s.createdAt, absoluteExpiresAt: s.absoluteAt }),
-      proof,
-      touched: s.lastActiveAt - CLOCK_BASE,
-    };
   }
 
   // ---- touches ---------------------------------------------------------------------------
@@ -526,6 +517,15 @@ export class SessionManager {
   stats(): StatsSnapshot { return this.metrics.snapshot(this.#l1?.size ?? 0); }
 
   prometheus(): string { return this.metrics.prometheus(this.#l1?.size ?? 0); }
+}
+
+/** An L1 entry for a session read from Redis; `proof` is its secret, or its stored hash (pre-warm). */
+function entryOf(id: string, s: StoredSession, proof: string): Entry {
+  return {
+    session: Object.freeze({ id, userId: s.userId, data: parseData(s.data), createdAt: s.createdAt, absoluteExpiresAt: s.absoluteAt }),
+    proof,
+    touched: s.lastActiveAt - CLOCK_BASE,
+  };
 }
 
 /** Constant-time comparison of the cached secret with the token's secret part, in place. */

@@ -365,6 +365,33 @@ t.test('a Redis read overtaken by an invalidation does not fill the local cache 
   });
 });
 
+t.test('what Redis holds is no credential: a token built from a stored hash is refused, pre-warmed or not, whatever its length', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const keyPrefix = target.prefix();
+    const a = await makeApp(t, target.client(), { keyPrefix, prewarm: 100 });
+    await cacheTrusted(a);
+    const honest = await signIn(a, 'oz');
+    const tampered = await signIn(a, 'pia');
+    const reader = await inspector(target);
+    const stored = await reader.hget(a.sessions.store.sessionKey(honest.id), 'h');
+    t.equal(stored?.length, 22, 'Redis holds 22 characters of the secret hash');
+    // A record whose hash field has a secret's length (43): were it taken as a pre-warmed
+    // entry's proof, it would be compared with the token's secret as if it were one.
+    const fake = 'Q'.repeat(43);
+    await reader.hset(a.sessions.store.sessionKey(tampered.id), 'h', fake);
+    await poll(async () => (await reader.zcard(a.sessions.store.recentKey)) >= 2, 2000);
+
+    const c = await makeApp(t, target.client(), { keyPrefix, prewarm: 100 });
+    const noL1 = await makeApp(t, target.client(), { keyPrefix, localCache: false });
+    t.equal(c.sessions.stats().l1Size, 1, 'pre-warm took the honest session only');
+    for (const [label, app] of [['pre-warmed instance', c], ['instance without L1', noL1]] as const) {
+      t.equal((await me(app, `${tampered.id}.${fake}`)).statusCode, 401, `${label}: a token whose secret is the stored 43-character value is refused`);
+      t.equal((await me(app, `${honest.id}.${stored}${'A'.repeat(21)}`)).statusCode, 401, `${label}: a token padded from the stored hash is refused`);
+      t.equal((await me(app, honest.token)).statusCode, 200, `${label}: the real token works`);
+    }
+  });
+});
+
 t.test('pre-warm fills a starting instance\'s local cache with recently active sessions, skips revoked ones and still checks the secret', async (t) => {
   await eachTarget(t, async (t, target) => {
     const keyPrefix = target.prefix();

@@ -1,7 +1,7 @@
 import type { Redis, Cluster, ChainableCommander } from 'ioredis';
 import { ERR_UNAVAILABLE } from '../errors.js';
 import type { RedisClient } from '../options.js';
-import { TAG_LENGTH } from '../token.js';
+import { HASH_LENGTH, TAG_LENGTH } from '../token.js';
 import { CREATE, TOUCH, REVOKE, REVOKE_ALL, UPDATE, LIST } from './scripts.js';
 
 /** A session as stored in Redis, fields decoded. */
@@ -53,7 +53,9 @@ const SCRIPTS: [keyof Scripted, number, string][] = [
  * min(last active + idleTimeout, absolute deadline), as every writer computes it.
  */
 export function decodeSession(h: Record<string, string>, idleTimeout: number): StoredSession | null {
-  if (!h.u || !h.h || !h.x) return null;
+  // A secret hash of any other length is not one this plugin wrote: no session (a pre-warmed
+  // entry tells a hash from a secret by length, so a 43-character value must never get there).
+  if (!h.u || h.h?.length !== HASH_LENGTH || !h.x) return null;
   const lastActiveAt = Number(h.a);
   const absoluteAt = Number(h.x);
   return {
