@@ -16,7 +16,7 @@
 import { performance } from 'node:perf_hooks';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
-import tieredSession, { parseDevice } from '../lib/index.js';
+import tieredSession, { parseDevice } from '../dist/esm/index.js';
 import { forkTs, nextMessage, stopChild, type Message } from './support/child.js';
 import { fastFail, redisTarget, sleep } from './support/redis.js';
 import { childEnv, num } from './support/settings.js';

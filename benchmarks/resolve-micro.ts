@@ -10,8 +10,8 @@
 import { createHash } from 'node:crypto';
 import Fastify from 'fastify';
 import { Redis } from 'ioredis';
-import tieredSession, { parseDevice } from '../lib/index.js';
-import { hashSecret, isTokenShape, readCookie, ID_LENGTH, TOKEN_LENGTH } from '../lib/token.js';
+import tieredSession, { parseDevice } from '../dist/esm/index.js';
+import { hashSecret, isTokenShape, readCookie, ID_LENGTH, TOKEN_LENGTH } from '../dist/esm/token.js';
 import { fastFail, redisTarget } from './support/redis.js';
 import { num } from './support/settings.js';
 import { fmt, machineLine, median, table } from './support/stats.js';

@@ -135,7 +135,10 @@ function parseData(json: string | undefined): Readonly<SessionData> {
 
 /** The device record: its four fields joined by \x1f (a control character parseDevice never emits). */
 const SEP = '\x1f';
-const encodeDevice = (d: DeviceInfo) => [d.name, d.browser ?? '', d.os ?? '', d.type ?? ''].map((f) => f.replaceAll(SEP, ' ')).join(SEP);
+const field = (f: string | null) => (f === null ? '' : f.includes(SEP) ? f.replaceAll(SEP, ' ') : f);
+const encodeDevice = (d: DeviceInfo) => `${field(d.name)}${SEP}${field(d.browser)}${SEP}${field(d.os)}${SEP}${field(d.type)}`;
+/** Bytes an optional one-letter field adds to the record: its name and its value, or nothing. */
+const optional = (v: string) => (v === '' ? 0 : 1 + v.length);
 
 function decodeDevice(record: string | undefined): DeviceInfo {
   if (!record) return UNKNOWN_DEVICE;
@@ -411,7 +414,6 @@ export class SessionManager {
     this.invalidate(evicted);
     if (this.#o.prewarm > 0) this.#noteRecent([{ publicId: tag + random, now }]);
     // Key `<prefix>{tag}random`, then one-letter field names and values (c, a, x: 13 digits each).
-    const optional = (v: string) => (v === '' ? 0 : 1 + v.length);
     this.metrics.sessionSize.observe(this.#o.keyPrefix.length + 2 + ID_LENGTH + 6 + 3 * 13 + userId.length + record.secretHash.length +
       record.device.length + optional(record.ip) + optional(record.country) + optional(dat));
     const session: Session = Object.freeze({ id: own(tag + random), userId, data: parseData(dat), createdAt: now, absoluteExpiresAt: absoluteAt });

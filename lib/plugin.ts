@@ -125,7 +125,7 @@ async function tieredSession(fastify: FastifyInstance, options: TieredSessionOpt
 
   fastify.decorateReply('signIn', async function signIn(this: FastifyReply, userId: string, opts: SignInOptions = {}) {
     const request = this.request;
-    const carried = await sessionOf(request);
+    const carried = request.session ?? await sessionOf(request);
     // Fixation: whatever session the request arrived with ends here, whoever it belonged to.
     if (carried !== null) {
       request.session = null;
@@ -144,7 +144,7 @@ async function tieredSession(fastify: FastifyInstance, options: TieredSessionOpt
   });
 
   fastify.decorateReply('signOut', async function signOut(this: FastifyReply) {
-    const s = await sessionOf(this.request);
+    const s = this.request.session ?? await sessionOf(this.request);
     if (s !== null) {
       await manager.revoke(s.id);
       this.request.session = null;

@@ -1,7 +1,7 @@
 // 2./3. This plugin. BENCH_LOCAL_CACHE=0 registers it with `localCache: false` (Redis on every
 // request); otherwise the defaults (L1 on). Sign-in goes through POST /login → reply.signIn().
 import { Redis } from 'ioredis';
-import tieredSession from '../../lib/index.js';
+import tieredSession from '../../dist/esm/index.js';
 import { fastFail } from '../support/redis.js';
 import { createApp, env, helloSchema, loginSchema, serve, type LoginBody } from './common.js';
 

@@ -54,7 +54,8 @@ redis.call('PEXPIRE', KEYS[1], ttl)
 local evicted = {}
 -- Below the cap nothing needs pruning yet (LIST drops dead members, and the index expires with
 -- its last session); at the cap, expired members leave before live sessions are counted.
-local at_cap = max > 0 and redis.call('ZCARD', KEYS[2]) >= max
+local card = max > 0 and redis.call('ZCARD', KEYS[2]) or -1
+local at_cap = max > 0 and card >= max
 if max == 0 or at_cap then prune_index(KEYS[2], base, now) end
 if at_cap and redis.call('ZCARD', KEYS[2]) >= max then
   local live = {}
@@ -72,7 +73,9 @@ if at_cap and redis.call('ZCARD', KEYS[2]) >= max then
   end
 end
 redis.call('ZADD', KEYS[2], exp, rnd)
-extend_index(KEYS[2], ttl)
+-- An index that had no member did not exist, so it has no TTL to compare with (a user's first
+-- session: most sign-ins).
+if card == 0 then redis.call('PEXPIRE', KEYS[2], ttl) else extend_index(KEYS[2], ttl) end
 if #evicted > 0 then redis.call('PUBLISH', channel, ARGV[2] .. '|' .. table.concat(evicted, ',')) end
 return evicted
 `;
