@@ -185,7 +185,7 @@ async function drive(base: string, req: Request, seconds: number): Promise<Drive
     const tag = Math.random().toString(36).slice(2, 6).padEnd(4, '0');
     return wrk(base, {
       method: req.method, path: req.path, headers: req.headers, rotate: req.perConnection,
-      userBodyPrefix: req.userPrefix === undefined ? undefined : `${req.userPrefix.slice(0, -5)}${tag}-`,
+      userBodyPrefix: req.userPrefix === undefined ? undefined : `${req.userPrefix}${tag}-`,
     }, CONNECTIONS, seconds);
   }
   const hist = new MicroHistogram();

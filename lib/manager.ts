@@ -137,8 +137,6 @@ function parseData(json: string | undefined): Readonly<SessionData> {
 const SEP = '\x1f';
 const field = (f: string | null) => (f === null ? '' : f.includes(SEP) ? f.replaceAll(SEP, ' ') : f);
 const encodeDevice = (d: DeviceInfo) => `${field(d.name)}${SEP}${field(d.browser)}${SEP}${field(d.os)}${SEP}${field(d.type)}`;
-/** Bytes an optional one-letter field adds to the record: its name and its value, or nothing. */
-const optional = (v: string) => (v === '' ? 0 : 1 + v.length);
 
 function decodeDevice(record: string | undefined): DeviceInfo {
   if (!record) return UNKNOWN_DEVICE;
@@ -413,9 +411,12 @@ export class SessionManager {
     }
     this.invalidate(evicted);
     if (this.#o.prewarm > 0) this.#noteRecent([{ publicId: tag + random, now }]);
-    // Key `<prefix>{tag}random`, then one-letter field names and values (c, a, x: 13 digits each).
-    this.metrics.sessionSize.observe(this.#o.keyPrefix.length + 2 + ID_LENGTH + 6 + 3 * 13 + userId.length + record.secretHash.length +
-      record.device.length + optional(record.ip) + optional(record.country) + optional(dat));
+    // The key `<prefix>{tag}random`, then each field present: a one-letter name and its value.
+    let size = this.#o.keyPrefix.length + 2 + ID_LENGTH;
+    for (const v of [userId, record.secretHash, String(now), String(now), String(absoluteAt), record.device, record.ip, record.country, dat]) {
+      if (v !== '') size += 1 + v.length;
+    }
+    this.metrics.sessionSize.observe(size);
     const session: Session = Object.freeze({ id: own(tag + random), userId, data: parseData(dat), createdAt: now, absoluteExpiresAt: absoluteAt });
     if (this.#l1 !== undefined && this.cacheTrusted) {
       this.#l1.set(session.id, { session, proof: secret, touched: now - CLOCK_BASE });

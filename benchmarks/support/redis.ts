@@ -3,33 +3,16 @@
 // work under a unique key prefix and delete only their own keys.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { freePort } from '../../examples/demo/private-redis.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The client options the plugin's README recommends (fail fast when Redis is away). */
-export const fastFail = {
-  maxRetriesPerRequest: 1,
-  enableOfflineQueue: false,
-  connectTimeout: 1000,
-  commandTimeout: 1000,
-  retryStrategy: (times: number) => Math.min(times * 100, 1000),
-} as const;
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
+// The client options the README recommends, as the demo uses them.
+export { fastFail } from '../../examples/demo/private-redis.js';
 
 export interface RedisTarget {
   url: string;

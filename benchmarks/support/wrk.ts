@@ -13,7 +13,7 @@ export interface WrkRequest {
   headers: Record<string, string>;
   /** Header sets to rotate through, one per request in turn (wrk's Lua has no per-connection hook). */
   rotate?: Record<string, string>[];
-  /** POST bodies: `{"user":"<prefix><n>"}` with a per-request counter, all the same length. */
+  /** POST bodies: `{"user":"<prefix><9 digits>"}` with a per-request counter, all the same length. */
   userBodyPrefix?: string;
 }
 
@@ -46,8 +46,8 @@ function script(req: WrkRequest): string {
     `  return wrk.format(${lua(req.method)}, ${lua(req.path)}, sets[i], body)`,
     'end',
     'function done(summary, latency, requests)',
-    '  io.write(string.format("RESULT %d %d %d %d %d %d %d %d %.1f %.1f\\n", summary.requests, summary.duration,',
-    '    summary.errors.connect, summary.errors.read, summary.errors.write, summary.errors.status, summary.errors.timeout, 0,',
+    '  io.write(string.format("RESULT %d %d %d %d %d %d %d %.1f %.1f\\n", summary.requests, summary.duration,',
+    '    summary.errors.connect, summary.errors.read, summary.errors.write, summary.errors.status, summary.errors.timeout,',
     '    latency:percentile(50), latency:percentile(99)))',
     'end',
   ].join('\n');
@@ -63,9 +63,9 @@ export async function wrk(base: string, req: WrkRequest, connections: number, se
       execFile('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', '-s', file, base + req.path],
         { maxBuffer: 1 << 20 }, (err, stdout, stderr) => (err ? reject(new Error(`wrk failed: ${err.message} ${stderr}`)) : resolve(stdout)));
     });
-    const m = /RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) ([\d.]+) ([\d.]+)/.exec(out);
+    const m = /RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) ([\d.]+) ([\d.]+)/.exec(out);
     if (m === null) throw new Error(`wrk printed no result:\n${out}`);
-    const [requests, durationUs, connect, read, write, status, timeout, , p50, p99] = m.slice(1).map(Number);
+    const [requests, durationUs, connect, read, write, status, timeout, p50, p99] = m.slice(1).map(Number);
     return { requests, seconds: durationUs / 1e6, p50: p50 / 1000, p99: p99 / 1000, non2xx: status, errors: connect + read + write + timeout };
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -1,9 +1,20 @@
-// Start a throw-away redis-server from PATH on a free port (the demo's default when no Redis
-// is configured). Exits with a clear message when redis-server is not installed.
+// Redis for the demo (and the benchmarks, which configure their clients the same way): the
+// client options the README recommends, and a throw-away redis-server from PATH on a free port
+// (the demo's default when no Redis is configured; exits with a clear message when
+// redis-server is not installed).
 import { spawn, spawnSync } from 'node:child_process';
 import net from 'node:net';
 
-async function freePort(): Promise<number> {
+/** Client options that answer fast when Redis is away (the README's recommended settings). */
+export const fastFail = {
+  maxRetriesPerRequest: 1,
+  enableOfflineQueue: false,
+  connectTimeout: 1000,
+  commandTimeout: 1000,
+  retryStrategy: (times: number) => Math.min(times * 100, 1000),
+};
+
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once('error', reject);

@@ -7,7 +7,7 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import Fastify from 'fastify';
 import { Redis, Cluster } from 'ioredis';
 import tieredSession from '../../lib/index.js';
-import { startPrivateRedis } from './private-redis.js';
+import { fastFail, startPrivateRedis } from './private-redis.js';
 
 const env = process.env;
 const num = (name: string): number | undefined => {
@@ -29,15 +29,6 @@ function checkPassword(username: string, password: string): boolean {
   const ok = timingSafeEqual(digest(password), digest(expected ?? '\0no-such-user'));
   return ok && expected !== undefined;
 }
-
-// Clients that answer fast when Redis is away (the README's recommended settings).
-const fastFail = {
-  maxRetriesPerRequest: 1,
-  enableOfflineQueue: false,
-  connectTimeout: 1000,
-  commandTimeout: 1000,
-  retryStrategy: (times: number) => Math.min(times * 100, 1000),
-};
 
 let privateRedis: { url: string; stop(): void } | undefined;
 let client: Redis | Cluster;
