@@ -1,13 +1,11 @@
-import { fastifyTieredSession } from './plugin.js';
-
-export { fastifyTieredSession };
-export default fastifyTieredSession;
-export type { SignInOptions, SignedIn, Guard } from './plugin.js';
-export type { Session, SessionData, SessionInfo, SessionManager } from './manager.js';
-export type { DeviceInfo } from './device.js';
-export { parseDevice } from './device.js';
-export type {
-  TieredSessionOptions, CookieOptions, LocalCacheOptions, RoutesOptions, RedisClient, Milliseconds,
-} from './options.js';
-export type { StatsSnapshot } from './metrics.js';
-export * as errors from './errors.js';
+// `tiered-session`: what both adapters share. The Fastify plugin is `tiered-session/fastify`,
+// the Express middleware `tiered-session/express`.
+export type { Session, SessionData, SessionInfo } from './core/session.js';
+export type { Sessions } from './core/sessions.js';
+export type { SignInOptions, SignedIn } from './core/flows.js';
+export type { DeviceInfo } from './core/device.js';
+export type { TieredSessionOptions, CookieOptions, LocalCacheOptions, RedisClient, Milliseconds } from './core/options.js';
+export type { StatsSnapshot } from './core/metrics.js';
+export { parseDevice } from './core/device.js';
+export { TieredSessionError } from './core/errors.js';
+export * as errors from './core/errors.js';

@@ -6,8 +6,8 @@ import type { Test } from 'tap';
 import { randomBytes } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import type { FastifyInstance } from 'fastify';
 import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target } from './fixtures/targets.js';
+import type { TestApp } from './fixtures/targets.js';
 
 /** Run `fn` on the single-server target only. */
 const onSingle = (t: Test, fn: (t: Test, target: Target) => Promise<void>) => eachTarget(t, fn, { only: ['single'] });
@@ -27,12 +27,12 @@ function randomToken(): string {
   return `${randomBytes(29).toString('base64url').slice(0, 38)}.${randomBytes(32).toString('base64url')}`;
 }
 
-const me = (app: FastifyInstance, cookie: string, extra: Record<string, string> = {}) =>
+const me = (app: TestApp, cookie: string, extra: Record<string, string> = {}) =>
   app.inject({ url: '/me', headers: { cookie, ...extra } });
 
 interface Signed { token: string; id: string; secret: string }
 
-async function signIn(app: FastifyInstance, user: string): Promise<Signed> {
+async function signIn(app: TestApp, user: string): Promise<Signed> {
   const r = await app.inject({ method: 'POST', url: '/login', payload: { user } });
   if (r.statusCode !== 200) throw new Error(`login ${user}: ${r.statusCode} ${r.body}`);
   const token = tokenOf(r)!;

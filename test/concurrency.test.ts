@@ -1,6 +1,6 @@
 import t from 'tap';
-import type { FastifyInstance } from 'fastify';
 import { eachTarget, signIn, me, twoInstances } from './fixtures/targets.js';
+import type { TestApp } from './fixtures/targets.js';
 
 const USERS = 100;
 const PER_USER = 10;
@@ -31,7 +31,7 @@ t.test('1,000 sessions on two instances under load while half are revoked (one b
     let served = 0;
 
     // Load: both instances keep answering random tokens, revoked or not.
-    const load = async (app: FastifyInstance, seed: number) => {
+    const load = async (app: TestApp, seed: number) => {
       let i = seed;
       while (!stop) {
         const s = sessions[(i = (i * 7919 + 13) % sessions.length)];

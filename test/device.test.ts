@@ -1,5 +1,5 @@
 import t from 'tap';
-import { parseDevice, type DeviceInfo } from '../lib/device.js';
+import { parseDevice, type DeviceInfo } from '../lib/core/device.js';
 
 // Control characters, bidi overrides and isolates, zero-width characters, line separators.
 // eslint-disable-next-line no-control-regex

@@ -9,7 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import type { Response as LightMyRequestResponse } from 'light-my-request';
+import type { TestApp } from './fixtures/targets.js';
 import type { Redis } from 'ioredis';
 import { makeApp, tokenOf, cacheTrusted, signIn, me } from './fixtures/targets.js';
 import { RedisServer, sleep } from './fixtures/redis.js';
@@ -125,7 +126,7 @@ t.test('with Redis killed, a token not in the local cache and every sign-in answ
   t.ok(await until(() => cached.sessions.stats().l1Size === 0, 3000, 10),
     'the cached app clears its local cache once its subscriber connection drops');
 
-  const requests: [string, FastifyInstance, () => Promise<LightMyRequestResponse>, string | undefined][] = [
+  const requests: [string, TestApp, () => Promise<LightMyRequestResponse>, string | undefined][] = [
     ['localCache:false app, GET /me', uncached, () => me(uncached, a.token), a.token],
     ['default app, GET /me with a token its cache held before', cached, () => me(cached, b.token), b.token],
     ['default app, GET /me with a token it never cached', cached, () => me(cached, a.token), a.token],
@@ -371,7 +372,7 @@ t.test('while Redis is down for several seconds under a steady request loop, mem
   const statuses = new Map<number, number>();
   let slowest = 0;
   let stop = false;
-  const loop = async (app: FastifyInstance, k: number) => {
+  const loop = async (app: TestApp, k: number) => {
     while (!stop) {
       const [r, ms] = await timed(() => (k % 3 === 0
         ? me(app, tokens[k % 2])
@@ -431,7 +432,7 @@ t.test('Redis killed under load on two instances: every answer is 200, 401 or a 
   let stop = false;
   const seen = { up: new Map<number, number>(), down: new Map<number, number>(), back: new Map<number, number>() };
   const bad: string[] = [];
-  const loop = async (app: FastifyInstance, seed: number) => {
+  const loop = async (app: TestApp, seed: number) => {
     let i = seed;
     while (!stop) {
       const { token } = sessions[(i = (i + 7) % sessions.length)];

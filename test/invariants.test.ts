@@ -1,7 +1,7 @@
 // DESIGN section 3: one test per Redis invariant, on a single redis-server and on a Cluster.
 import t from 'tap';
-import type { FastifyInstance } from 'fastify';
 import { eachTarget, makeApp, tokenOf, cacheTrusted, me, signIn, inspector, assertAllKeysExpire, eventually, COOKIE, storedExpiry } from './fixtures/targets.js';
+import type { TestApp } from './fixtures/targets.js';
 
 
 t.test('invariant 1: every live session is in its user\'s index, through touches, rotation, updates and the cap, and log-out-everywhere misses none', async (t) => {
@@ -9,12 +9,8 @@ t.test('invariant 1: every live session is in its user\'s index, through touches
     const prefix = target.prefix();
     let clock = Date.now();
     const opts = { keyPrefix: prefix, now: () => clock, touchInterval: 1000, idleTimeout: 600_000, maxSessionsPerUser: 8 };
-    const routes = (app: FastifyInstance) => {
-      app.post('/rotate', { preHandler: app.requireSession }, async (_request, reply) => ({ id: (await reply.rotateSession()).id }));
-      app.post('/update', { preHandler: app.requireSession }, async (request) => ({ id: (await request.updateSession({ n: 1 })).id }));
-    };
-    const a = await makeApp(t, target.client(), opts, routes);
-    const b = await makeApp(t, target.client(), opts, routes);
+    const a = await makeApp(t, target.client(), opts);
+    const b = await makeApp(t, target.client(), opts);
     // Liveness is judged without an L1, so a broadcast still in flight cannot blur it.
     const judge = await makeApp(t, target.client(), { ...opts, localCache: false });
     await cacheTrusted(a);
@@ -135,14 +131,13 @@ t.test('invariant 2: a revoked session never comes back: a touch queued before t
     const prefix = target.prefix();
     let clock = Date.now();
     const opts = { keyPrefix: prefix, now: () => clock, touchInterval: 1000, idleTimeout: 600_000 };
-    let other: FastifyInstance | undefined;
-    const a = await makeApp(t, target.client(), opts, (app) => {
-      // The onRequest hook has just queued a touch (an L1 hit past touchInterval); another
-      // instance revokes the session before this instance's touch batch is written.
-      app.get('/revoke-elsewhere', { preHandler: app.requireSession }, async (request) => {
-        const ok = await other!.sessions.revoke(request.session!.id);
-        return { ok };
-      });
+    let other: TestApp | undefined;
+    const a = await makeApp(t, target.client(), opts, {
+      actions: {
+        // The resolve has just queued a touch (an L1 hit past touchInterval); another instance
+        // revokes the session before this instance's touch batch is written.
+        'revoke-elsewhere': async (c) => ({ ok: await other!.sessions.revoke(c.session!.id) }),
+      },
     });
     const b = await makeApp(t, target.client(), opts);
     other = b;
@@ -155,7 +150,7 @@ t.test('invariant 2: a revoked session never comes back: a touch queued before t
     t.equal((await me(a, s.token)).statusCode, 200, 'L1 filled');
     const written = a.sessions.stats().touchesWritten;
     clock += 5000;
-    const r = await a.inject({ url: '/revoke-elsewhere', cookies: { [COOKIE]: s.token } });
+    const r = await a.inject({ method: 'POST', url: '/act/revoke-elsewhere', cookies: { [COOKIE]: s.token } });
     t.equal(r.statusCode, 200);
     t.same(r.json(), { ok: true }, 'the other instance revoked it');
     await a.sessions.flushTouches();
@@ -200,25 +195,27 @@ t.test('invariant 2: an expired session never comes back: a touch replayed after
 t.test('invariant 2: updating or rotating a session revoked in the meantime answers 404 and creates no key', async (t) => {
   await eachTarget(t, async (t, target) => {
     const prefix = target.prefix();
-    let other: FastifyInstance | undefined;
-    const a = await makeApp(t, target.client(), { keyPrefix: prefix }, (app) => {
-      app.post('/revoke-then-update', { preHandler: app.requireSession }, async (request) => {
-        await other!.sessions.revoke(request.session!.id);
-        await request.updateSession({ after: 'revoke' });
-        return { ok: true };
-      });
-      app.post('/revoke-then-rotate', { preHandler: app.requireSession }, async (request, reply) => {
-        await other!.sessions.revoke(request.session!.id);
-        await reply.rotateSession();
-        return { ok: true };
-      });
+    let other: TestApp | undefined;
+    const a = await makeApp(t, target.client(), { keyPrefix: prefix }, {
+      actions: {
+        'revoke-then-update': async (c) => {
+          await other!.sessions.revoke(c.session!.id);
+          await c.update({ after: 'revoke' } as object);
+          return { ok: true };
+        },
+        'revoke-then-rotate': async (c) => {
+          await other!.sessions.revoke(c.session!.id);
+          await c.rotate();
+          return { ok: true };
+        },
+      },
     });
     const b = await makeApp(t, target.client(), { keyPrefix: prefix });
     other = b;
     await cacheTrusted(a);
     await cacheTrusted(b);
     const insp = await inspector(target);
-    for (const route of ['/revoke-then-update', '/revoke-then-rotate']) {
+    for (const route of ['/act/revoke-then-update', '/act/revoke-then-rotate']) {
       const s = await signIn(a, 'tess');
       const r = await a.inject({ method: 'POST', url: route, cookies: { [COOKIE]: s.token } });
       t.equal(r.statusCode, 404, `${route}: 404`);
@@ -309,12 +306,8 @@ t.test('invariant 4: no KEYS, FLUSHALL, FLUSHDB or SCAN is issued by the plugin 
     const prefix = target.prefix();
     let clock = Date.now();
     const opts = { keyPrefix: prefix, now: () => clock, touchInterval: 1000, idleTimeout: 600_000, maxSessionsPerUser: 3, prewarm: 20 };
-    const routes = (app: FastifyInstance) => {
-      app.post('/rotate', { preHandler: app.requireSession }, async (_request, reply) => ({ id: (await reply.rotateSession()).id }));
-      app.post('/update', { preHandler: app.requireSession }, async (request) => ({ id: (await request.updateSession({ n: 1 })).id }));
-    };
-    const a = await makeApp(t, target.client(), opts, routes);
-    const b = await makeApp(t, target.client(), { ...opts, localCache: false }, routes);
+    const a = await makeApp(t, target.client(), opts);
+    const b = await makeApp(t, target.client(), { ...opts, localCache: false });
     await cacheTrusted(a);
     const forbidden = ['keys', 'flushall', 'flushdb', 'scan', 'hscan', 'sscan', 'zscan'];
     const count = async () => {

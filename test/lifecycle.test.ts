@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import t from 'tap';
-import type { FastifyInstance } from 'fastify';
 import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target, me, signIn, assertAllKeysExpire, eachKey, eventually, COOKIE } from './fixtures/targets.js';
+import type { TestApp } from './fixtures/targets.js';
+import type { ActionContext } from './fixtures/apps.js';
 
 
 /** Every key and every value under `prefix`, as text. */
@@ -29,7 +30,7 @@ async function dump(target: Target, prefix: string): Promise<string[]> {
 }
 
 /** Whether any key under `prefix` belongs to `user`'s tag. */
-async function userKeys(app: FastifyInstance, target: Target, prefix: string, user: string): Promise<string[]> {
+async function userKeys(app: TestApp, target: Target, prefix: string, user: string): Promise<string[]> {
   const tag = app.sessions.tagOf(user);
   return (await target.keys(prefix)).filter((k) => k.includes(`{${tag}}`));
 }
@@ -50,29 +51,17 @@ const BAD_DATA: Record<string, () => object> = {
   },
 };
 
-/** Routes the tests add to makeApp's app. */
-function extraRoutes(app: FastifyInstance): void {
-  app.post('/rotate', { preHandler: app.requireSession }, async (request, reply) => {
-    const s = await reply.rotateSession();
-    return { id: s.id };
-  });
-  app.post<{ Body: { data: object } }>('/update', { preHandler: app.requireSession }, async (request) => {
-    const s = await request.updateSession(request.body.data);
-    return { id: s.id, data: s.data };
-  });
-  // An app may well serialise the plugin's objects whole: they must hold no token.
-  app.post<{ Body: { user: string } }>('/login-raw', async (request, reply) => reply.signIn(request.body.user));
-  app.get('/me-raw', { preHandler: app.requireSession }, async (request) => request.session);
-  app.get('/list-raw', { preHandler: app.requireSession }, async (request) => app.sessions.list(request.session!.userId));
-  app.post<{ Params: { kind: string } }>('/login-bad/:kind', async (request, reply) => {
-    const s = await reply.signIn('bad-login-user', { data: BAD_DATA[request.params.kind]() });
-    return { id: s.id };
-  });
-  app.post<{ Params: { kind: string } }>('/update-bad/:kind', { preHandler: app.requireSession }, async (request) => {
-    await request.updateSession(BAD_DATA[request.params.kind]());
-    return { ok: true };
-  });
-}
+/** Actions the tests add to the test app (POST /act/<name>, body { kind }). */
+const extraRoutes = {
+  actions: {
+    'login-bad': async (c: ActionContext) => ({ id: (await c.signIn('bad-login-user', { data: BAD_DATA[c.body.kind as string]() })).id }),
+    'update-bad': async (c: ActionContext) => {
+      if (c.session === null) return null;
+      await c.update(BAD_DATA[c.body.kind as string]());
+      return { ok: true };
+    },
+  },
+};
 
 t.test('a user signs in, is resolved on the next request, signs out, and is then refused with 401', async (t) => {
   await eachTarget(t, async (t, target) => {
@@ -222,7 +211,7 @@ t.test('the token never appears in a response body or a header other than Set-Co
     responses.push(await app.inject({ method: 'DELETE', url: `/sessions/${encodeURIComponent(token)}`, cookies: { [COOKIE]: token } }));
     responses.push(await app.inject({ method: 'DELETE', url: `/sessions/${secret}`, cookies: { [COOKIE]: token } }));
     responses.push(await app.inject({ method: 'POST', url: '/update', cookies: { [COOKIE]: token }, payload: { data: { big: 'x'.repeat(200) } } }));
-    responses.push(await app.inject({ method: 'POST', url: '/update-bad/circular', cookies: { [COOKIE]: token } }));
+    responses.push(await app.inject({ method: 'POST', url: '/act/update-bad', payload: { kind: 'circular' }, cookies: { [COOKIE]: token } }));
     responses.push(await app.inject({ method: 'POST', url: '/sessions/logout-everywhere', cookies: { [COOKIE]: token }, payload: '[1]', headers: { 'content-type': 'application/json' } }));
     responses.push(await app.inject({ method: 'POST', url: '/sessions/logout-everywhere', cookies: { [COOKIE]: token }, headers: { 'sec-fetch-site': 'cross-site' } }));
     const rot = await app.inject({ method: 'POST', url: '/rotate', cookies: { [COOKIE]: token } });
@@ -346,11 +335,11 @@ t.test('session data that is not plain JSON (BigInt, Date, class instance, funct
     const fresh = await makeApp(t, target.client(), { keyPrefix: prefix, localCache: false });
     const owner = await signIn(app, 'mia', { keep: 'me' });
     for (const kind of Object.keys(BAD_DATA)) {
-      const r = await app.inject({ method: 'POST', url: `/login-bad/${encodeURIComponent(kind)}` });
+      const r = await app.inject({ method: 'POST', url: '/act/login-bad', payload: { kind } });
       t.equal(r.statusCode, 500, `sign-in with ${kind}: status`);
       t.equal(r.json().code, 'ERR_TIERED_SESSION_DATA_NOT_SERIALIZABLE', `sign-in with ${kind}: code`);
       t.equal(tokenOf(r), undefined, `sign-in with ${kind}: no cookie`);
-      const u = await app.inject({ method: 'POST', url: `/update-bad/${encodeURIComponent(kind)}`, cookies: { [COOKIE]: owner.token } });
+      const u = await app.inject({ method: 'POST', url: '/act/update-bad', payload: { kind }, cookies: { [COOKIE]: owner.token } });
       t.equal(u.statusCode, 500, `update with ${kind}: status`);
       t.equal(u.json().code, 'ERR_TIERED_SESSION_DATA_NOT_SERIALIZABLE', `update with ${kind}: code`);
     }
@@ -382,16 +371,8 @@ t.test('a request without a cookie has request.session null and costs no Redis c
 t.test('a route with config.session false never resolves the cookie nor reads Redis, and signIn / signOut there still replace the carried session', async (t) => {
   await eachTarget(t, async (t, target) => {
     const keyPrefix = target.prefix();
-    const routes = (app: FastifyInstance) => {
-      app.get('/asset', { config: { session: false } }, async (request) => ({ signedIn: request.session !== null }));
-      app.post<{ Body: { user: string } }>('/login-public', { config: { session: false } }, async (request, reply) => {
-        const s = await reply.signIn(request.body.user);
-        return { id: s.id };
-      });
-      app.post('/logout-public', { config: { session: false } }, async (_request, reply) => { await reply.signOut(); reply.code(204).send(); });
-    };
     // No L1: every resolve on a route with sessions would be an HGETALL.
-    const app = await makeApp(t, target.client(), { keyPrefix, localCache: false }, routes);
+    const app = await makeApp(t, target.client(), { keyPrefix, localCache: false });
     const s = await signIn(app, 'opal');
     const before = await target.commandCalls('hgetall');
     for (let i = 0; i < 10; i++) {

@@ -5,13 +5,18 @@ import t from 'tap';
 import type { Test } from 'tap';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Redis, type Cluster } from 'ioredis';
-import tieredSession, { type TieredSessionOptions } from '../lib/index.js';
-import { resolveOptions } from '../lib/options.js';
-import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target } from './fixtures/targets.js';
+import { tieredSession, type FastifySessionOptions as TieredSessionOptions } from '../lib/fastify/index.js';
+import { resolveOptions as resolveCore } from '../lib/core/options.js';
+import { managerOf } from '../lib/core/sessions.js';
+import { TEST_SECRET } from './fixtures/apps.js';
+
+/** The shared options, resolved (the secret is required; these tests are about the others). */
+const resolveOptions = (o: unknown) =>
+  resolveCore(typeof o === 'object' && o !== null && !('secret' in o) ? { secret: TEST_SECRET, ...o } : o);
+import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target, type TestApp } from './fixtures/targets.js';
 
 /** Run `fn` on the single-server target only. */
 const onSingle = (t: Test, fn: (t: Test, target: Target) => Promise<void>) => eachTarget(t, fn, { only: ['single'] });
-import { ready } from './fixtures/redis.js';
 
 const CODE = 'ERR_TIERED_SESSION_INVALID_OPTION';
 const DAY = 24 * 3600_000;
@@ -30,7 +35,9 @@ function unconnected(t: Test): Redis {
 async function readyOutcome(t: Test, options: unknown): Promise<{ app: FastifyInstance; err: (Error & { code?: string }) | undefined }> {
   const app = Fastify();
   t.teardown(() => app.close());
-  app.register(tieredSession, options as TieredSessionOptions);
+  const withSecret = typeof options === 'object' && options !== null && !Array.isArray(options) && !('secret' in options)
+    ? { secret: TEST_SECRET, ...options } : options;
+  app.register(tieredSession, withSecret as TieredSessionOptions);
   try {
     await app.ready();
     return { app, err: undefined };
@@ -64,7 +71,10 @@ rows.push(['client', { client: null }, 'a null client']);
 
 // Unknown options, top level and nested.
 rows.push(['idletimeout', { idletimeout: 1000 }, 'a misspelt option']);
-rows.push(['secret', { secret: 'keyboard cat' }, 'an option from another session library']);
+rows.push(['secret', { secret: 'keyboard cat' }, 'a secret shorter than 32 characters']);
+rows.push(['secret', { secret: undefined }, 'no secret']);
+rows.push(['secret', { secret: Buffer.alloc(32) }, 'a Buffer as secret']);
+rows.push(['resave', { resave: false }, 'an option from another session library']);
 rows.push(['store', { store: {} }, 'an unknown "store" option']);
 rows.push(['cookie.maxAge', { cookie: { maxAge: 10 } }, 'an unknown cookie attribute']);
 rows.push(['localCache.size', { localCache: { size: 5 } }, 'an unknown localCache option']);
@@ -233,9 +243,9 @@ t.test('values at the edges of every range are accepted and kept as given', asyn
   t.equal(r.touchInterval, 4999, 'touchInterval one below idleTimeout is accepted');
   t.same(resolveOptions({ client, localCache: {} }).localCache, { max: 10_000, ttl: 15_000 }, 'localCache {} means the default cache');
   t.equal(resolveOptions({ client, countryHeader: 'CF-IPCountry' }).countryHeader, 'cf-ipcountry', 'the country header is matched in lower case');
-  t.same(resolveOptions({ client, allowedOrigins: ['https://App.Example.com:8443'] }).allowedOrigins, ['https://app.example.com:8443'],
+  t.same([...resolveOptions({ client, allowedOrigins: ['https://App.Example.com:8443'] }).allowedOrigins], ['https://app.example.com:8443'],
     'allowed origins are compared in lower case');
-  t.same(resolveOptions({ client, routes: { prefix: '/api/v1/devices' } }).routes, { prefix: '/api/v1/devices' }, 'a nested routes prefix is accepted');
+  t.equal((await readyOutcome(t, { client, localCache: false, routes: { prefix: '/api/v1/devices' } })).err, undefined, 'a nested routes prefix is accepted');
   const { err } = await readyOutcome(t, {
     client, keyPrefix: 'a', idleTimeout: 1000, absoluteTimeout: 1000, touchInterval: 0, maxSessionsPerUser: 0,
     commandTimeout: 10, heartbeatInterval: 50, maxDataBytes: 2, maxUserAgentLength: 16, prewarm: 0,
@@ -248,26 +258,27 @@ t.test('an option set to undefined means its default, exactly as if it were left
   const client = unconnected(t);
   const all: Record<string, undefined> = {};
   for (const k of ['keyPrefix', 'idleTimeout', 'absoluteTimeout', 'touchInterval', 'localCache', 'maxSessionsPerUser',
-    'commandTimeout', 'heartbeatInterval', 'maxDataBytes', 'cookie', 'routes', 'allowedOrigins', 'countryHeader',
+    'commandTimeout', 'heartbeatInterval', 'maxDataBytes', 'cookie', 'allowedOrigins', 'countryHeader',
     'maxUserAgentLength', 'prewarm', 'now']) all[k] = undefined;
   const r = resolveOptions({ client, ...all, cookie: { name: undefined, secure: undefined, httpOnly: undefined, sameSite: undefined, path: undefined, domain: undefined } });
   t.same(r, resolveOptions({ client }), 'the resolved options equal those of { client } alone');
-  const { now, warnings, client: c, ...rest } = r;
+  const { now, warnings, client: c, allowedOrigins, ...rest } = r;
+  t.same([...allowedOrigins], [], 'no extra allowed origin');
   t.equal(c, client, 'the client is the one given');
   t.equal(now, Date.now, 'now defaults to Date.now');
   t.same([...warnings], [], 'no warning');
   t.strictSame(rest, {
     keyPrefix: 'ts:', idleTimeout: 14 * DAY, absoluteTimeout: 30 * DAY, touchInterval: 60_000,
     localCache: { max: 10_000, ttl: 15_000 }, maxSessionsPerUser: 50, commandTimeout: 1000, heartbeatInterval: 1000,
-    maxDataBytes: 4096, routes: { prefix: '/sessions' }, allowedOrigins: [], countryHeader: undefined,
+    secret: TEST_SECRET, maxDataBytes: 4096, countryHeader: undefined,
     maxUserAgentLength: 512, prewarm: 0,
     cookie: { name: '__Host-sid', secure: true, httpOnly: true, sameSite: 'lax', path: '/', domain: undefined },
   }, 'the defaults are the documented ones');
 
-  const { app, err } = await readyOutcome(t, { client, ...all, localCache: false });
+  const { app, err } = await readyOutcome(t, { client, ...all, routes: undefined, localCache: false });
   t.equal(err, undefined, 'an app with every option undefined becomes ready');
-  t.equal(app.sessions.store.channel, 'ts:revoked', 'the default key prefix scopes the channel');
-  t.ok(app.sessions.store.sessionKey('A'.repeat(38)).startsWith('ts:{'), 'and the keys');
+  t.equal(managerOf(app.sessions).store.channel, 'ts:revoked', 'the default key prefix scopes the channel');
+  t.ok(managerOf(app.sessions).store.sessionKey('A'.repeat(38)).startsWith('ts:{'), 'and the keys');
   t.equal((await app.inject({ url: '/sessions' })).statusCode, 401, 'the device routes are at /sessions (401 without a session)');
 });
 
@@ -293,26 +304,16 @@ t.test('null is not undefined: an option set to null is refused, never silently 
 // Against a real server
 // ---------------------------------------------------------------------------------------------
 
-interface LogLine { level: number; msg: string }
+interface LogLine { level: string; msg: string }
 
-/** An app with a logger whose lines are captured, and the makeApp routes. */
-async function loggedApp(t: Test, client: Redis | Cluster, options: Partial<TieredSessionOptions>): Promise<{ app: FastifyInstance; lines: LogLine[] }> {
-  await ready(client);
+/** The test app on the current adapter, with its log lines captured. */
+async function loggedApp(t: Test, client: Redis | Cluster, options: Partial<TieredSessionOptions>): Promise<{ app: TestApp; lines: LogLine[] }> {
   const lines: LogLine[] = [];
-  const app = Fastify({ logger: { level: 'info', stream: { write: (s: string) => { lines.push(JSON.parse(s) as LogLine); } } } });
-  await app.register(tieredSession, { client, ...options });
-  app.post<{ Body: { user: string } }>('/login', async (request, reply) => {
-    const s = await reply.signIn(request.body.user);
-    return { id: s.id };
-  });
-  app.post('/logout', async (_request, reply) => { await reply.signOut(); reply.code(204).send(); });
-  app.get('/me', { preHandler: app.requireSession }, async (request) => ({ userId: request.session!.userId }));
-  await app.ready();
-  t.teardown(() => app.close());
+  const app = await makeApp(t, client, options, { logs: lines });
   return { app, lines };
 }
 
-const warnings = (lines: LogLine[]) => lines.filter((l) => l.level === 40).map((l) => l.msg);
+const warnings = (lines: LogLine[]) => lines.filter((l) => l.level === 'warn').map((l) => l.msg);
 
 function setCookieLine(res: { headers: Record<string, unknown> }, name: string): string {
   const raw = res.headers['set-cookie'];

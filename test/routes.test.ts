@@ -1,9 +1,9 @@
 // The device routes through inject() against real Redis: the list, revoke one, log out
 // everywhere, the owner check, hostile ids, cross-site refusal, the cap, expiry, country.
 import t, { type Test } from 'tap';
-import type { FastifyInstance } from 'fastify';
 import type { TieredSessionOptions } from '../lib/index.js';
 import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target } from './fixtures/targets.js';
+import type { TestApp } from './fixtures/targets.js';
 
 const COOKIE = '__Host-sid';
 const UA = {
@@ -21,7 +21,7 @@ function manualClock() {
   return c;
 }
 
-async function signIn(t: Test, app: FastifyInstance, user: string, headers: Record<string, string> = {}): Promise<Sess> {
+async function signIn(t: Test, app: TestApp, user: string, headers: Record<string, string> = {}): Promise<Sess> {
   const r = await app.inject({ method: 'POST', url: '/login', payload: { user }, headers });
   t.equal(r.statusCode, 200, `${user} signs in`);
   const token = tokenOf(r);
@@ -29,11 +29,11 @@ async function signIn(t: Test, app: FastifyInstance, user: string, headers: Reco
   return { user, id: r.json().id, token };
 }
 
-const me = (app: FastifyInstance, s: Sess) => app.inject({ url: '/me', cookies: { [COOKIE]: s.token } });
-const list = (app: FastifyInstance, s: Sess) => app.inject({ url: '/sessions', cookies: { [COOKIE]: s.token } });
-const revoke = (app: FastifyInstance, s: Sess, id: string, headers: Record<string, string> = {}) =>
+const me = (app: TestApp, s: Sess) => app.inject({ url: '/me', cookies: { [COOKIE]: s.token } });
+const list = (app: TestApp, s: Sess) => app.inject({ url: '/sessions', cookies: { [COOKIE]: s.token } });
+const revoke = (app: TestApp, s: Sess, id: string, headers: Record<string, string> = {}) =>
   app.inject({ method: 'DELETE', url: `/sessions/${id}`, cookies: { [COOKIE]: s.token }, headers });
-const everywhere = (app: FastifyInstance, s: Sess, init: { payload?: unknown; headers?: Record<string, string> } = {}) =>
+const everywhere = (app: TestApp, s: Sess, init: { payload?: unknown; headers?: Record<string, string> } = {}) =>
   app.inject({
     method: 'POST',
     url: '/sessions/logout-everywhere',
@@ -42,14 +42,14 @@ const everywhere = (app: FastifyInstance, s: Sess, init: { payload?: unknown; he
     ...(init.payload === undefined ? {} : { payload: init.payload as string | object }),
   });
 
-async function ids(app: FastifyInstance, s: Sess): Promise<string[]> {
+async function ids(app: TestApp, s: Sess): Promise<string[]> {
   const r = await list(app, s);
   if (r.statusCode !== 200) throw new Error(`list: ${r.statusCode} ${r.body}`);
   return (r.json().sessions as { id: string }[]).map((x) => x.id);
 }
 
 /** Which of `sessions` still answer /me with 200. */
-async function alive(app: FastifyInstance, sessions: Sess[]): Promise<string[]> {
+async function alive(app: TestApp, sessions: Sess[]): Promise<string[]> {
   const out: string[] = [];
   for (const s of sessions) if ((await me(app, s)).statusCode === 200) out.push(s.id);
   return out;
@@ -285,7 +285,8 @@ t.test('device routes', async (t) => {
         { origin: 'https://evil.example' },
         { origin: 'null' },
         { origin: 'http://localhost:80.evil.example' },
-        { host: 'app.example', origin: 'https://app.example' },
+        { 'sec-fetch-site': 'same-site', origin: 'https://app.example' },
+        { host: 'app.example', origin: 'https://app.example:8443' },
       ];
       for (const headers of hostile) {
         const r1 = await revoke(app, a, b.id, headers);
@@ -303,6 +304,14 @@ t.test('device routes', async (t) => {
       // The same origin (and a same-origin fetch) passes.
       const ok = await revoke(app, a, b.id, { host: 'app.example', origin: 'http://app.example', 'sec-fetch-site': 'same-origin' });
       t.equal(ok.statusCode, 204, 'same-origin request allowed');
+      // Behind a TLS-terminating proxy (no trustProxy): the app sees plain HTTP and its own
+      // Host, the browser says https. Its Sec-Fetch-Site decides; without it, host:port does.
+      const c = await signIn(t, app, 'alice');
+      const d = await signIn(t, app, 'alice');
+      const proxied = await revoke(app, a, c.id, { host: '10.0.0.5:3000', origin: 'https://app.example.com', 'sec-fetch-site': 'same-origin' });
+      t.equal(proxied.statusCode, 204, 'a same-origin request through a TLS-terminating proxy passes (Sec-Fetch-Site: same-origin)');
+      const older = await revoke(app, a, d.id, { host: 'app.example.com', origin: 'https://app.example.com' });
+      t.equal(older.statusCode, 204, 'without Sec-Fetch-Site, an Origin whose host equals the Host header passes whatever its scheme');
     });
 
     await t.test('allowedOrigins lets a configured origin through, and only that one', async (t) => {

@@ -1,11 +1,14 @@
 // Lua scripts: every multi-key operation is one script over the keys of one user, which share a
 // hash tag, so each runs atomically on a single Redis and on Redis Cluster alike.
 //
-// Layout (base = `<prefix>{<userTag>}`):
-//   <base><random>    hash   one session: u user id, h sha256(secret) (22 chars), c created,
-//                            a last active, x absolute deadline, d device (name, browser, os,
-//                            type joined by \x1f), i ip, k country, j data JSON
-//   <base>u           zset   the user's index: member <random>, score = that session's expiry
+// Layout (a user's tag is <bucket><user>; base = `<prefix>{<bucket>}<user>`):
+//   <base><random>             hash   one session: u user id, h sha256(secret) (22 chars),
+//                                     c created, a last active, x absolute deadline, d device
+//                                     (name, browser, os, type joined by \x1f), i ip, k country,
+//                                     j data JSON
+//   <prefix>{<bucket>}u<user>  zset   the user's index: member <random>, score = that
+//                                     session's expiry
+// The bucket is the hash tag: every key of one user is in one slot.
 // The key's own TTL is the session's current expiry, min(a + idleTimeout, x), as the instance
 // that last wrote it computed; nothing else stores it. Every field and key name is short on
 // purpose: a session is a small listpack, and a few bytes move it across an allocator class.
@@ -33,20 +36,19 @@ end
 
 /**
  * create: KEYS[1] session, KEYS[2] index.
- * ARGV: random, now, ttl, maxPerUser, channel, tag, then the record: user id, secret hash,
+ * ARGV: random, now, ttl, maxPerUser, channel, tag, base, then the record: user id, secret hash,
  * absolute deadline, device, ip, country, data ('' = none). The field names live here, not on
- * the wire: a sign-in sends 13 arguments.
+ * the wire: a sign-in sends 14 arguments.
  * Returns the public ids evicted by the per-user cap.
  */
 export const CREATE = `${EXTEND_INDEX}
 local rnd, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local max, channel, tag = tonumber(ARGV[4]), ARGV[5], ARGV[6]
-local base = string.sub(KEYS[2], 1, -2)
+local max, channel, tag, base = tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7]
 local exp = now + ttl
-local f = { 'u', ARGV[7], 'h', ARGV[8], 'c', ARGV[2], 'a', ARGV[2], 'x', ARGV[9], 'd', ARGV[10] }
-if ARGV[11] ~= '' then f[#f + 1] = 'i'; f[#f + 1] = ARGV[11] end
-if ARGV[12] ~= '' then f[#f + 1] = 'k'; f[#f + 1] = ARGV[12] end
-if ARGV[13] ~= '' then f[#f + 1] = 'j'; f[#f + 1] = ARGV[13] end
+local f = { 'u', ARGV[8], 'h', ARGV[9], 'c', ARGV[2], 'a', ARGV[2], 'x', ARGV[10], 'd', ARGV[11] }
+if ARGV[12] ~= '' then f[#f + 1] = 'i'; f[#f + 1] = ARGV[12] end
+if ARGV[13] ~= '' then f[#f + 1] = 'k'; f[#f + 1] = ARGV[13] end
+if ARGV[14] ~= '' then f[#f + 1] = 'j'; f[#f + 1] = ARGV[14] end
 -- Write the new session first: under maxmemory + noeviction this is the command that is
 -- refused, and nothing else has been touched yet.
 redis.call('HSET', KEYS[1], unpack(f))

@@ -31,6 +31,7 @@ export class Histogram {
   }
 }
 
+/** Counters and gauges, as `stats()` returns them. */
 export interface StatsSnapshot {
   l1Hits: number;
   l1Misses: number;
@@ -43,6 +44,8 @@ export interface StatsSnapshot {
   revocationLatency: { count: number; sum: number; p50: number; p99: number };
   sessionSize: { count: number; sum: number };
   l1Clears: number;
+  /** The revocation channel: the local cache serves only while it is `confirmed`. */
+  channel: 'connecting' | 'confirmed' | 'down' | 'refused' | 'off';
 }
 
 /** The plugin's counters: plain fields bumped on the hot path, rendered on demand. */
@@ -54,13 +57,13 @@ export class Metrics {
   redisErrors = 0;
   touchesWritten = 0;
   revocationsReceived = 0;
-  l1Clears = 0;
+  channelState: StatsSnapshot['channel'] = 'off';
   /** Seconds from publish to the local cache drop. */
   readonly revocationLatency = new Histogram([0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]);
   /** Bytes of a stored session record. */
   readonly sessionSize = new Histogram([64, 128, 256, 512, 1024, 2048, 4096, 8192]);
 
-  snapshot(l1Size: number): StatsSnapshot {
+  snapshot(l1Size: number, l1Clears: number): StatsSnapshot {
     return {
       l1Hits: this.l1Hits,
       l1Misses: this.l1Misses,
@@ -77,15 +80,19 @@ export class Metrics {
         p99: this.revocationLatency.quantile(0.99),
       },
       sessionSize: { count: this.sessionSize.count, sum: this.sessionSize.sum },
-      l1Clears: this.l1Clears,
+      l1Clears,
+      channel: this.channelState,
     };
   }
 
   /** Prometheus text exposition format. */
-  prometheus(l1Size: number): string {
+  prometheus(l1Size: number, l1Clears: number): string {
     const out: string[] = [];
     const counter = (name: string, help: string, v: number) => {
       out.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${v}`);
+    };
+    const gauge = (name: string, help: string, v: number) => {
+      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, `${name} ${v}`);
     };
     const histogram = (name: string, help: string, h: Histogram) => {
       out.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`);
@@ -100,8 +107,13 @@ export class Metrics {
     counter('tiered_session_redis_errors_total', 'Redis calls that failed or timed out.', this.redisErrors);
     counter('tiered_session_touches_written_total', 'Last-active writes that reached a live session.', this.touchesWritten);
     counter('tiered_session_revocations_received_total', 'Session ids received on the revocation channel.', this.revocationsReceived);
-    counter('tiered_session_l1_clears_total', 'Times the local cache was cleared because the channel was interrupted.', this.l1Clears);
-    out.push('# HELP tiered_session_l1_entries Entries in the local cache.', '# TYPE tiered_session_l1_entries gauge', `tiered_session_l1_entries ${l1Size}`);
+    counter('tiered_session_l1_clears_total', 'Times the local cache was cleared because the channel was interrupted.', l1Clears);
+    gauge('tiered_session_l1_entries', 'Entries in the local cache.', l1Size);
+    out.push('# HELP tiered_session_channel_state The revocation channel (1 on the current state): the local cache serves only while confirmed.',
+      '# TYPE tiered_session_channel_state gauge');
+    for (const st of ['connecting', 'confirmed', 'down', 'refused', 'off'] as const) {
+      out.push(`tiered_session_channel_state{state="${st}"} ${st === this.channelState ? 1 : 0}`);
+    }
     histogram('tiered_session_revocation_latency_seconds', 'From publish to the local cache drop.', this.revocationLatency);
     histogram('tiered_session_size_bytes', 'Size of a stored session record.', this.sessionSize);
     return out.join('\n') + '\n';

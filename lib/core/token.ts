@@ -1,19 +1,39 @@
-import { hash, randomBytes, randomFillSync } from 'node:crypto';
+import { createHmac, randomBytes, randomFillSync, hash } from 'node:crypto';
 
-// Token = `<publicId>.<secret>`, publicId = `<userTag><random>`.
-// userTag: 22 base64url chars (132 bits) of sha256(keyPrefix, userId). It is the Redis hash tag
-//   that puts all of one user's keys in one slot; 132 bits make a collision between two users
-//   out of reach even for someone who picks user ids.
-// random: 16 base64url chars (96 bits): unique per session, safe to show and to put in a URL.
-// secret: 43 base64url chars (256 bits from randomBytes); only sha256(secret) reaches Redis,
-//   cut to its first 22 base64url chars (132 bits): finding a secret that matches them still
-//   takes ~2^132 hashes, and each stored session is 21 bytes smaller.
+// Token = `<publicId>.<secret>`, publicId = `<userTag><random>`, userTag = `<bucket><user>`.
+// bucket: 3 characters, one of BUCKETS. It is the Redis hash tag of every key of the user, so
+//   all of one user's keys share one slot (multi-key scripts work on Redis Cluster). The 256
+//   bucket tags hash to 256 evenly spaced cluster slots (0, 64, 128, …): users spread evenly
+//   over any number of masters up to 256, and a slot's durable outbox (audit) is one of 256
+//   keys that a consumer can enumerate.
+// user: 19 base64url characters (114 bits) of HMAC-SHA256(secret, keyPrefix \0 userId). Keyed
+//   with a server-side secret, so an id seen in an access log does not let anyone test guesses
+//   of its owner's user id; 114 bits make two users' tags collide only by chance (~2^57 users).
+// random: 16 base64url characters (96 bits): unique per session, safe to show and to put in a URL.
+// secret: 43 base64url characters (256 bits from the CSPRNG); only its SHA-256 reaches Redis,
+//   cut to its first 22 base64url characters (132 bits).
+export const BUCKET_LENGTH = 3;
 export const TAG_LENGTH = 22;
 export const RANDOM_LENGTH = 16;
 export const ID_LENGTH = TAG_LENGTH + RANDOM_LENGTH;
 export const SECRET_LENGTH = 43;
 export const TOKEN_LENGTH = ID_LENGTH + 1 + SECRET_LENGTH;
 export const HASH_LENGTH = 22;
+
+/** BUCKETS[i] hashes to cluster slot i × 64 (CRC16 mod 16384; checked by the test suite). */
+const BUCKET_TABLE =
+  'DLHCpbAIoFuELfDAs4CJ9Ef2DNhBbcAKOFweE9UBAwBX8Dt3FhJHMYB9DDQGM6-AwtCNyDrSFjjHOyCoMDSgD-4AuTCLYDps' +
+  'APdFlNDUCByHAspFOZDvWJSDARDFnnDWcCkIAqPDm8DtwJQdBdGDHLFqAAMkAw0DkXEb6HwFBfgDJlFsaAOKBEsDixDp7Al_' +
+  'EMkBqAAXmFdGLwFAb6IraEw0D_jBsaAZMFfgD8vBPuAyYDe1FyHAEbBlNEPdNSDAfvBOZDcQGkIAGBBnnDBeNQdAdVBMzDaq' +
+  'AAfF9DDDABhJAbrGNyDgUI6-ACFGoMDFaBjjBP1D82DeuCY_BuEDYNGpbHEPAf2DzZEs4HfDBweEKOFbcHGpBTqDxzDa5A9U' +
+  'DnLBBGAkkFWADMXAQ0HQFED6DllCPFAiKFUaDOxBcsAJ_DV7Ez-AvdB_HDsCEY9AUpB8TDPWFHnAtDCMIDqcDK8AWPJwdDRw' +
+  'A6hFNJDwGCKmAQtG9wDTSBxXA4HFLjDugBYlASTNffDVsBzxBFCDjHFSEAooAU4MPeFpQCl9BDcDhhFQeAmOBgwLBdDR3HWb' +
+  'EooBSEAziFFCGl9BpQIPeEU4D9fBQeAxIFDcLWbBrqHBdDG5GKmAgfBNJDbAFxXADrC9wDAUFYlAeFBLjE4HFzxAFRJffDCu' +
+  'AcbF_HDfEAz-HYOF8TDEQAY9AaBGMIDdeBHnABVNwdDGqBkzBWAEkkFBGHgTAD6LQFEQ0C93BUaDyjGPFA8EBvuEJ_DC1A_Y';
+export const BUCKET_COUNT = 256;
+export const BUCKETS: readonly string[] = Object.freeze(
+  Array.from({ length: BUCKET_COUNT }, (_, i) => BUCKET_TABLE.slice(i * BUCKET_LENGTH, (i + 1) * BUCKET_LENGTH)),
+);
 
 const B64URL = new Uint8Array(128);
 for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_') B64URL[c.charCodeAt(0)] = 1;
@@ -26,9 +46,10 @@ function isB64url(s: string, from: number, to: number): boolean {
   return true;
 }
 
-/** The user's hash tag, derived from the key prefix and the user id. */
-export function userTag(keyPrefix: string, userId: string): string {
-  return hash('sha256', `${keyPrefix}\0${userId}`, 'base64url').slice(0, TAG_LENGTH);
+/** The user's tag (bucket + keyed hash of the user id): every key and session id of the user carries it. */
+export function userTag(secret: string, keyPrefix: string, userId: string): string {
+  const mac = createHmac('sha256', secret).update(`${keyPrefix}\0${userId}`).digest();
+  return BUCKETS[mac[0]] + mac.subarray(1).toString('base64url').slice(0, TAG_LENGTH - BUCKET_LENGTH);
 }
 
 // CSPRNG output is drawn in 4 KB blocks and each byte is used once: one system call per ~90
@@ -77,6 +98,13 @@ export function constantTimeEqual(a: string, b: string): boolean {
   if (a.length !== b.length) return false;
   let diff = 0;
   for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
+}
+
+/** Constant-time comparison of a cached secret with a token's secret part, in place (no slice). */
+export function secretMatches(secret: string, token: string): boolean {
+  let diff = secret.length ^ (token.length - ID_LENGTH - 1);
+  for (let i = 0; i < secret.length; i++) diff |= secret.charCodeAt(i) ^ token.charCodeAt(ID_LENGTH + 1 + i);
   return diff === 0;
 }
 

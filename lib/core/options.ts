@@ -29,14 +29,21 @@ export interface LocalCacheOptions {
   ttl?: Milliseconds;
 }
 
-export interface RoutesOptions {
-  /** Where the device routes live. @default '/sessions' */
-  prefix?: string;
-}
-
+/** Options shared by the Fastify plugin and the Express middleware. */
 export interface TieredSessionOptions {
-  /** An ioredis `Redis` or `Cluster` client. The plugin duplicates it once for its subscriber. */
+  /**
+   * An ioredis `Redis` or `Cluster` client (ioredis 5 or 6). The package duplicates it once for
+   * its subscriber and leaves it open on close: its lifecycle is the app's. A client created
+   * with `lazyConnect: true` is connected at start.
+   */
   client: RedisClient;
+  /**
+   * A server-side key, at least 32 characters, the same on every instance: it keys the HMAC that
+   * turns a user id into the user part of session ids, so an id seen in a log does not reveal
+   * whose it is. Changing it gives users new ids for new sessions: their older sessions keep
+   * working but leave log-out-everywhere's reach, so sign everyone out when you rotate it.
+   */
+  secret: string;
   /** Prefix of every key and of the revocation channel. @default 'ts:' */
   keyPrefix?: string;
   /** Sliding idle timeout. @default 1209600000 (ms, 14 days) */
@@ -57,8 +64,6 @@ export interface TieredSessionOptions {
   maxDataBytes?: number;
   /** Session cookie attributes. */
   cookie?: CookieOptions;
-  /** Device routes; `false` registers none. @default { prefix: '/sessions' } */
-  routes?: RoutesOptions | false;
   /** Origins (scheme://host[:port]) allowed besides the request's own host on state-changing routes. @default [] */
   allowedOrigins?: string[];
   /** A request header set by a trusted proxy holding the ISO-3166 alpha-2 country (e.g. 'cf-ipcountry'). @default undefined */
@@ -82,6 +87,7 @@ export interface ResolvedCookie {
 
 export interface ResolvedOptions {
   readonly client: RedisClient;
+  readonly secret: string;
   readonly keyPrefix: string;
   readonly idleTimeout: Milliseconds;
   readonly absoluteTimeout: Milliseconds;
@@ -92,8 +98,7 @@ export interface ResolvedOptions {
   readonly heartbeatInterval: Milliseconds;
   readonly maxDataBytes: number;
   readonly cookie: ResolvedCookie;
-  readonly routes: Readonly<Required<RoutesOptions>> | false;
-  readonly allowedOrigins: readonly string[];
+  readonly allowedOrigins: ReadonlySet<string>;
   readonly countryHeader: string | undefined;
   readonly maxUserAgentLength: number;
   readonly prewarm: number;
@@ -103,14 +108,14 @@ export interface ResolvedOptions {
 }
 
 const KNOWN = new Set([
-  'client', 'keyPrefix', 'idleTimeout', 'absoluteTimeout', 'touchInterval', 'localCache', 'maxSessionsPerUser',
-  'commandTimeout', 'heartbeatInterval', 'maxDataBytes', 'cookie', 'routes', 'allowedOrigins', 'countryHeader',
+  'client', 'secret', 'keyPrefix', 'idleTimeout', 'absoluteTimeout', 'touchInterval', 'localCache', 'maxSessionsPerUser',
+  'commandTimeout', 'heartbeatInterval', 'maxDataBytes', 'cookie', 'allowedOrigins', 'countryHeader',
   'maxUserAgentLength', 'prewarm', 'now',
 ]);
 
-const fail = (name: string, why: string) => new ERR_INVALID_OPTION(name, why);
+export const fail = (name: string, why: string) => new ERR_INVALID_OPTION(name, why);
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
@@ -122,14 +127,14 @@ function int(name: string, v: unknown, dflt: number, min: number, max = Number.M
   return v;
 }
 
-function describe(v: unknown): string {
+export function describe(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v);
   if (typeof v === 'number' || typeof v === 'boolean' || v === null) return String(v);
   return Array.isArray(v) ? 'an array' : typeof v;
 }
 
 /** `undefined` alone means "use the default"; `null` and every other value are validated as given. */
-function orDefault<T>(v: T | undefined, dflt: T): T {
+export function orDefault<T>(v: T | undefined, dflt: T): T {
   return v === undefined ? dflt : v;
 }
 
@@ -144,12 +149,18 @@ const PREFIX = /^[A-Za-z0-9_:.\-]{1,64}$/;
 const ORIGIN = /^https?:\/\/[^/\s]+$/;
 const HEADER = /^[a-z0-9-]{1,64}$/;
 
-/** Validate every option, apply defaults, and return a frozen object. Throws a coded error naming the option. */
-export function resolveOptions(opts: unknown): ResolvedOptions {
+/**
+ * Validate every shared option, apply defaults, and return a frozen object. Throws a coded error
+ * naming the option. `adapterKeys` are the options an adapter validates itself.
+ */
+export function resolveOptions(opts: unknown, adapterKeys: ReadonlySet<string> = new Set()): ResolvedOptions {
   if (!isPlainObject(opts)) throw fail('options', `expected an object, got ${describe(opts)}`);
-  for (const k of Object.keys(opts)) if (!KNOWN.has(k)) throw fail(k, 'unknown option');
+  for (const k of Object.keys(opts)) if (!KNOWN.has(k) && !adapterKeys.has(k)) throw fail(k, 'unknown option');
   const o = opts as unknown as TieredSessionOptions;
   if (!isRedisClient(o.client)) throw fail('client', 'expected an ioredis Redis or Cluster client');
+  if (typeof o.secret !== 'string' || o.secret.length < 32) {
+    throw fail('secret', `expected a string of at least 32 characters (e.g. \`openssl rand -base64 32\`), got ${o.secret === undefined ? 'nothing' : typeof o.secret === 'string' ? `${o.secret.length} characters` : describe(o.secret)}`);
+  }
 
   const keyPrefix = orDefault(o.keyPrefix, 'ts:');
   if (typeof keyPrefix !== 'string' || !PREFIX.test(keyPrefix)) {
@@ -180,17 +191,6 @@ export function resolveOptions(opts: unknown): ResolvedOptions {
   if (cookie.sameSite === 'none') warnings.push('cookie.sameSite is "none": the cookie rides on cross-site requests');
   if (cookie.domain !== undefined) warnings.push('cookie.domain is set: every subdomain receives the session cookie');
 
-  let routes: ResolvedOptions['routes'];
-  if (o.routes === false) routes = false;
-  else if (o.routes === undefined || isPlainObject(o.routes)) {
-    for (const k of Object.keys(o.routes ?? {})) if (k !== 'prefix') throw fail(`routes.${k}`, 'unknown option');
-    const prefix = orDefault(o.routes?.prefix, '/sessions');
-    if (typeof prefix !== 'string' || !/^(\/[A-Za-z0-9_\-.~]+)+$/.test(prefix)) {
-      throw fail('routes.prefix', `expected a path such as "/sessions", got ${describe(prefix)}`);
-    }
-    routes = Object.freeze({ prefix });
-  } else throw fail('routes', `expected false or { prefix }, got ${describe(o.routes)}`);
-
   const allowedOrigins = orDefault(o.allowedOrigins, []);
   if (!Array.isArray(allowedOrigins) || !allowedOrigins.every((x) => typeof x === 'string' && ORIGIN.test(x))) {
     throw fail('allowedOrigins', 'expected an array of origins such as "https://app.example.com"');
@@ -204,6 +204,7 @@ export function resolveOptions(opts: unknown): ResolvedOptions {
 
   return Object.freeze({
     client: o.client,
+    secret: o.secret,
     keyPrefix,
     idleTimeout,
     absoluteTimeout,
@@ -214,8 +215,7 @@ export function resolveOptions(opts: unknown): ResolvedOptions {
     heartbeatInterval: int('heartbeatInterval', o.heartbeatInterval, 1000, 50, 3600_000),
     maxDataBytes: int('maxDataBytes', o.maxDataBytes, 4096, 2, 1024 * 1024),
     cookie,
-    routes,
-    allowedOrigins: Object.freeze(allowedOrigins.map((x) => x.toLowerCase())),
+    allowedOrigins: new Set(allowedOrigins.map((x) => x.toLowerCase())),
     countryHeader: countryHeader?.toLowerCase(),
     maxUserAgentLength: int('maxUserAgentLength', o.maxUserAgentLength, 512, 16, 8192),
     prewarm: int('prewarm', o.prewarm, 0, 0, 1_000_000),

@@ -1,7 +1,7 @@
 import type { Redis, Cluster, ChainableCommander } from 'ioredis';
 import { ERR_UNAVAILABLE } from '../errors.js';
 import type { RedisClient } from '../options.js';
-import { HASH_LENGTH, TAG_LENGTH } from '../token.js';
+import { BUCKET_LENGTH, HASH_LENGTH, TAG_LENGTH } from '../token.js';
 import { CREATE, TOUCH, REVOKE, REVOKE_ALL, UPDATE, LIST } from './scripts.js';
 
 /** A session as stored in Redis, fields decoded. */
@@ -72,6 +72,14 @@ export function decodeSession(h: Record<string, string>, idleTimeout: number): S
   };
 }
 
+/** Marks a failure after the command was sent (a timeout, a dropped connection): it may still have run. */
+const kUnknownOutcome = Symbol('tiered-session.unknownOutcome');
+
+/** Whether a failed write may still have landed (it was sent, and no answer came). */
+export function isUnknownOutcome(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as Record<symbol, unknown>)[kUnknownOutcome] === true;
+}
+
 function pairsToObject(a: string[]): Record<string, string> {
   const o: Record<string, string> = Object.create(null);
   for (let i = 0; i + 1 < a.length; i += 2) o[a[i]] = a[i + 1];
@@ -106,14 +114,20 @@ export class RedisStore {
 
   get client(): RedisClient { return this.#client; }
 
-  /** `<prefix>{<tag>}`: every key of one user starts with it. */
-  base(tag: string): string { return `${this.#prefix}{${tag}}`; }
-  sessionKey(publicId: string): string {
-    return `${this.#prefix}{${publicId.slice(0, TAG_LENGTH)}}${publicId.slice(TAG_LENGTH)}`;
-  }
-  indexKey(tag: string): string { return `${this.#prefix}{${tag}}u`; }
+  /**
+   * `<prefix>{<bucket>}<user>`: every session key of one user starts with it. The bucket (the
+   * tag's first 3 characters) is the Redis hash tag, so all of a user's keys share one slot.
+   */
+  base(tag: string): string { return `${this.#prefix}{${tag.slice(0, BUCKET_LENGTH)}}${tag.slice(BUCKET_LENGTH)}`; }
+  sessionKey(publicId: string): string { return this.base(publicId.slice(0, TAG_LENGTH)) + publicId.slice(TAG_LENGTH); }
+  /** `<prefix>{<bucket>}u<user>`: the user's index (shorter than any session key, so never one). */
+  indexKey(tag: string): string { return `${this.#prefix}{${tag.slice(0, BUCKET_LENGTH)}}u${tag.slice(BUCKET_LENGTH)}`; }
 
-  /** Run one Redis call under the command timeout; any failure becomes ERR_UNAVAILABLE (cause kept). */
+  /**
+   * Run one Redis call under the command timeout; any failure becomes ERR_UNAVAILABLE (cause
+   * kept). Nothing is sent while the client is not ready, so nothing piles up; a failure after
+   * sending is marked as an unknown outcome (see isUnknownOutcome).
+   */
   async #run<T>(what: string, fn: () => Promise<T>): Promise<T> {
     if (this.#client.status !== 'ready') throw new ERR_UNAVAILABLE({ cause: new Error(`redis client is ${this.#client.status}`) });
     let timer: NodeJS.Timeout | undefined;
@@ -123,7 +137,10 @@ export class RedisStore {
     try {
       return await Promise.race([fn(), timeout]);
     } catch (err) {
-      throw new ERR_UNAVAILABLE({ cause: err });
+      const e = new ERR_UNAVAILABLE({ cause: err });
+      // A reply that is an error (NOPERM, OOM, a script error) is a known outcome: nothing was written.
+      if (!(err instanceof Error && err.name === 'ReplyError')) Object.defineProperty(e, kUnknownOutcome, { value: true });
+      throw e;
     } finally {
       clearTimeout(timer);
     }
@@ -137,7 +154,7 @@ export class RedisStore {
   async create(tag: string, random: string, now: number, ttl: number, maxPerUser: number, record: NewRecord): Promise<string[]> {
     const base = this.base(tag);
     return (await this.#run('create', () => this.#scripted.tieredSessionCreate(
-      `${base}${random}`, `${base}u`, random, now, ttl, maxPerUser, this.channel, tag,
+      `${base}${random}`, this.indexKey(tag), random, now, ttl, maxPerUser, this.channel, tag, base,
       record.userId, record.secretHash, record.absoluteAt, record.device, record.ip, record.country, record.data,
     ))) as string[];
   }

@@ -2,12 +2,32 @@ import { randomBytes } from 'node:crypto';
 import type { Redis, Cluster } from 'ioredis';
 import type { RedisClient } from '../options.js';
 
+/**
+ * `connecting` until first proven; `confirmed` while proven; `down` after a lapse (reconnecting);
+ * `refused` when Redis refuses SUBSCRIBE or PUBLISH on the channel (an ACL without the channel's
+ * rights: retried with backoff, but no retry will help until the ACL changes).
+ */
+export type ChannelState = 'connecting' | 'confirmed' | 'down' | 'refused';
+
 export interface ChannelEvents {
   /** Ids revoked elsewhere (or here); `sentAt` is the publisher's epoch ms. */
   onRevoked(ids: string[], sentAt: number): void;
   /** The channel may have lost messages: every cached entry must go. */
   onInterrupted(reason: string): void;
+  /** The state changed (called once per change, never per request). */
+  onState(state: ChannelState, reason: string, err: unknown): void;
 }
+
+/** A refusal by ACL (NOPERM), possibly wrapped as the cause of the store's 503 error. */
+function isRefusal(err: unknown): boolean {
+  for (let e = err, i = 0; e instanceof Error && i < 3; e = (e as { cause?: unknown }).cause, i++) {
+    if (e.message.startsWith('NOPERM')) return true;
+  }
+  return false;
+}
+
+/** Reconnect delay after `n` consecutive failures: 100 ms doubling to 30 s. */
+const backoff = (n: number) => Math.min(100 * 2 ** Math.max(0, n - 1), 30_000);
 
 const HEARTBEAT = 'hb|';
 
@@ -39,6 +59,10 @@ export class RevocationChannel {
   #confirmed = false;
   #closing = false;
   #confirming = false;
+  #state: ChannelState = 'connecting';
+  /** Consecutive failures to confirm: the reconnect delay grows with it. */
+  #failures = 0;
+  #retry: NodeJS.Timeout | undefined;
 
   constructor(
     client: RedisClient,
@@ -74,7 +98,7 @@ export class RevocationChannel {
     this.#sub = sub;
     sub.on('message', (ch: string, msg: string) => { if (ch === this.#channel && sub === this.#sub) this.#message(msg); });
     sub.on('ready', () => { if (sub === this.#sub) void this.#confirm(); });
-    sub.on('close', () => { if (sub === this.#sub) this.#interrupt('subscriber connection closed'); });
+    sub.on('close', () => { if (sub === this.#sub) this.#interrupt('subscriber connection closed', undefined); });
     sub.on('error', () => { /* surfaced as close + reconnect; the app's own client logs */ });
   }
 
@@ -95,7 +119,16 @@ export class RevocationChannel {
     this.#closing = true;
     this.#confirmed = false;
     clearInterval(this.#timer);
+    clearTimeout(this.#retry);
     this.#sub?.disconnect();
+  }
+
+  get state(): ChannelState { return this.#state; }
+
+  #setState(state: ChannelState, reason: string, err: unknown): void {
+    if (state === this.#state || this.#closing) return;
+    this.#state = state;
+    this.#events.onState(state, reason, err);
   }
 
   #message(msg: string): void {
@@ -108,9 +141,12 @@ export class RevocationChannel {
     this.#events.onRevoked(msg.slice(bar + 1).split(','), Number(msg.slice(0, bar)));
   }
 
-  #interrupt(reason: string): void {
+  #interrupt(reason: string, err: unknown): void {
     this.#confirmed = false;
-    if (!this.#closing) this.#events.onInterrupted(reason);
+    if (this.#closing) return;
+    this.#events.onInterrupted(reason);
+    // A refusal lasts until a confirmation: the closes it causes do not turn it into "down".
+    this.#setState(isRefusal(err) || this.#state === 'refused' ? 'refused' : 'down', reason, err);
   }
 
   /** Publish a heartbeat and wait for it on the subscriber; rejects after heartbeatMs. */
@@ -138,15 +174,17 @@ export class RevocationChannel {
       // Anything cached before the proof may have missed a message: start clean.
       this.#events.onInterrupted('subscriber confirmed after (re)connect');
       this.#confirmed = true;
-    } catch {
-      this.#broken('subscription could not be confirmed');
+      this.#failures = 0;
+      this.#setState('confirmed', 'heartbeat round trip', undefined);
+    } catch (err) {
+      this.#broken('subscription could not be confirmed', err);
     } finally {
       this.#confirming = false;
     }
   }
 
   async #heartbeat(): Promise<void> {
-    if (this.#closing || this.#pending) return;
+    if (this.#closing || this.#pending || this.#retry !== undefined) return;
     if (!this.#confirmed) {
       // Not proven yet (e.g. the first confirmation failed while Redis was down): try again.
       if (this.#sub?.status === 'ready') {
@@ -161,17 +199,32 @@ export class RevocationChannel {
     }
     try {
       await this.#roundTrip();
-    } catch {
-      this.#broken('subscriber heartbeat missed');
+    } catch (err) {
+      this.#broken('subscriber heartbeat missed', err);
     }
   }
 
-  /** A silent break: drop the cache and reconnect the subscriber, which re-confirms on ready. */
-  #broken(reason: string): void {
+  /**
+   * A silent break or a refusal: drop the cache and, after a backoff that grows with consecutive
+   * failures, reconnect the subscriber (on a Cluster, on the next master), which re-confirms on
+   * ready. The backoff keeps a permanent refusal (an ACL) from becoming a reconnect storm.
+   */
+  #broken(reason: string, err: unknown): void {
     if (this.#closing) return;
-    this.#interrupt(reason);
-    if ((this.#client as Cluster).isCluster) this.#replace();
-    else if (this.#sub?.status === 'ready') this.#sub.disconnect(true);
+    this.#interrupt(reason, err);
+    const cluster = (this.#client as Cluster).isCluster;
+    const sub = this.#sub;
+    if (!cluster && sub?.status !== 'ready') return; // ioredis is already reconnecting it
+    this.#failures++;
+    if (!cluster) sub!.disconnect();
+    clearTimeout(this.#retry);
+    this.#retry = setTimeout(() => {
+      this.#retry = undefined;
+      if (this.#closing) return;
+      if (cluster) this.#replace();
+      else this.#sub?.connect().catch(() => { /* retried by ioredis; the heartbeat watches */ });
+    }, backoff(this.#failures));
+    this.#retry.unref();
   }
 
   /** Drop the subscriber connection and open one on the next master. */

@@ -18,7 +18,10 @@ const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u20
 const BOT = /bot|crawl|spider|slurp|headless|curl|wget|python-requests|httpclient|go-http-client|okhttp/i;
 const DESKTOP_OS = new Set(['Windows', 'macOS', 'Linux', 'Ubuntu', 'Debian', 'Fedora', 'ChromeOS', 'FreeBSD']);
 // What names a bot or tool: "Googlebot/2.1" → Googlebot; else the leading product, "curl/8.4.0" → curl.
-const BOT_WORD = /([A-Za-z][A-Za-z0-9._-]*(?:bot|spider|crawler|slurp)|HeadlessChrome)\b/i;
+// Linear in the User-Agent's length: a match may only start where a word starts (the
+// lookbehind), and a name is at most 48 characters before its suffix. (An unbounded
+// `[A-Za-z][A-Za-z0-9._-]*bot` retries from every position of a long word: quadratic.)
+const BOT_WORD = /(?<![A-Za-z0-9._-])([A-Za-z][A-Za-z0-9._-]{0,48}?(?:bot|spider|crawler|slurp)|HeadlessChrome)\b/i;
 const PRODUCT = /^(?!Mozilla\/)([A-Za-z][A-Za-z0-9._-]{1,30})\//;
 
 function clean(s: string | undefined, max = FIELD_MAX): string | null {

@@ -1,0 +1,242 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { setCookieLine } from './cookie.js';
+import { isCrossSite } from './cross-site.js';
+import { parseDevice, type DeviceInfo } from './device.js';
+import { ERR_BAD_BODY, ERR_NO_SESSION, ERR_NOT_FOUND } from './errors.js';
+import type { SessionManager } from './manager.js';
+import type { ResolvedOptions } from './options.js';
+import type { Session, SessionData } from './session.js';
+import { readCookie } from './token.js';
+
+/** What a flow reads of a request: plain values every framework has. */
+export interface RequestFacts {
+  readonly method: string;
+  readonly headers: IncomingHttpHeaders;
+  /** The client address as the framework determined it (its proxy trust settings apply). */
+  readonly ip: string | undefined;
+}
+
+export interface SignInOptions {
+  /** Initial session data (plain JSON, at most `maxDataBytes`). */
+  data?: SessionData;
+}
+
+/** What signing in answers: the new session and the device parsed from its User-Agent. */
+export interface SignedIn extends Session {
+  readonly device: DeviceInfo;
+}
+
+/** Headers every response of the device routes carries, errors included. */
+export const ROUTE_HEADERS: Readonly<Record<string, string>> = Object.freeze({ 'cache-control': 'no-store' });
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** Device list entry as the routes answer it (a fixed allow-list of fields). */
+export interface ListedSession {
+  id: string;
+  current: boolean;
+  device: DeviceInfo;
+  ip: string | null;
+  country: string | null;
+  createdAt: string;
+  lastActiveAt: string;
+  expiresAt: string;
+}
+
+/**
+ * The request-level flows and the device routes' semantics, on plain inputs: an adapter reads
+ * the request into `RequestFacts`, calls one of these, and writes the status, `Set-Cookie` line
+ * and JSON body it is given. Nothing here knows Fastify or Express, and nothing about these
+ * behaviours lives in an adapter.
+ */
+export class SessionFlows {
+  readonly manager: SessionManager;
+  readonly #o: ResolvedOptions;
+  readonly cookieName: string;
+
+  constructor(o: ResolvedOptions, manager: SessionManager) {
+    this.#o = o;
+    this.manager = manager;
+    this.cookieName = o.cookie.name;
+  }
+
+  /** The session cookie's value when there is exactly one, else undefined. */
+  tokenOf(headers: IncomingHttpHeaders): string | undefined {
+    const header = headers.cookie;
+    if (header === undefined) return undefined;
+    const token = readCookie(header, this.cookieName);
+    return typeof token === 'string' ? token : undefined;
+  }
+
+  /**
+   * The hot path: the session a Cookie header carries. Synchronous on an L1 hit; a promise on a
+   * miss; null without I/O for a header with no usable session cookie (absent, duplicated,
+   * malformed).
+   */
+  resolveHeader(header: string): Session | null | Promise<Session | null> {
+    const token = readCookie(header, this.cookieName);
+    if (typeof token !== 'string') return null;
+    const r = this.manager.resolve(token);
+    if (r === null) return null;
+    if (!(r instanceof Promise)) return r.session;
+    return r.then(sessionOfEntry);
+  }
+
+  /** The request's session from its cookie (for a route that did not resolve it on the way in). */
+  async sessionOf(headers: IncomingHttpHeaders): Promise<Session | null> {
+    const token = this.tokenOf(headers);
+    return token === undefined ? null : ((await this.manager.resolve(token))?.session ?? null);
+  }
+
+  isCrossSite(r: RequestFacts): boolean {
+    const h = r.headers;
+    return isCrossSite({
+      method: r.method,
+      origin: one(h.origin),
+      secFetchSite: one(h['sec-fetch-site']),
+      host: one(h.host) ?? one(h[':authority']),
+    }, this.#o.allowedOrigins);
+  }
+
+  #country(headers: IncomingHttpHeaders): string | null {
+    const name = this.#o.countryHeader;
+    if (name === undefined) return null;
+    const v = headers[name];
+    return typeof v === 'string' && /^[A-Za-z]{2}$/.test(v) && !/^(xx|t1)$/i.test(v) ? v.toUpperCase() : null;
+  }
+
+  /**
+   * Sign `userId` in: a new session and its cookie. Whatever session the request arrived with
+   * ends here, whoever it belonged to (fixation). `current` is the session the adapter resolved,
+   * or undefined when it did not resolve one (a route that opted out): then the cookie is read now.
+   */
+  async signIn(r: RequestFacts, current: Session | null | undefined, userId: string, options: SignInOptions = {}): Promise<{ session: SignedIn; setCookie: string }> {
+    if (typeof options !== 'object' || options === null) throw new TypeError('signIn options must be an object');
+    const carried = current === undefined ? await this.sessionOf(r.headers) : current;
+    if (carried !== null) await this.manager.revoke(carried.id);
+    const device = parseDevice(one(r.headers['user-agent']), this.#o.maxUserAgentLength);
+    const { session, token } = await this.manager.create(userId, {
+      device,
+      ip: r.ip ?? null,
+      country: this.#country(r.headers),
+      data: options.data,
+    });
+    return {
+      session: Object.freeze({ ...session, device }),
+      setCookie: setCookieLine(this.#o.cookie, token, session.absoluteExpiresAt - session.createdAt),
+    };
+  }
+
+  /** Revoke the request's session (if any); the answer's cookie line clears the cookie. */
+  async signOut(r: RequestFacts, current: Session | null | undefined): Promise<string> {
+    const s = current === undefined ? await this.sessionOf(r.headers) : current;
+    if (s !== null) await this.manager.revoke(s.id);
+    return this.clearCookie();
+  }
+
+  clearCookie(): string { return setCookieLine(this.#o.cookie, '', 0); }
+
+  /** A new secret for the current session (privilege change); the old token stops working. */
+  async rotate(current: Session | null): Promise<{ session: Session; setCookie: string }> {
+    if (current === null) throw new ERR_NO_SESSION();
+    const token = await this.manager.rotate(current.id);
+    return { session: current, setCookie: setCookieLine(this.#o.cookie, token, current.absoluteExpiresAt - this.#o.now()) };
+  }
+
+  async update(current: Session | null, data: SessionData): Promise<Session> {
+    if (current === null) throw new ERR_NO_SESSION();
+    return this.manager.update(current, data);
+  }
+
+  // ---- the device routes -----------------------------------------------------------------
+
+  /** GET /sessions: the caller's live sessions, current first, then most recently active. */
+  async list(current: Session): Promise<{ sessions: ListedSession[] }> {
+    const list = await this.manager.list(current.userId);
+    const mine = list.findIndex((s) => s.id === current.id);
+    if (mine > 0) list.unshift(...list.splice(mine, 1));
+    return {
+      sessions: list.map((s) => ({
+        id: s.id,
+        current: s.id === current.id,
+        device: { name: s.device.name, browser: s.device.browser, os: s.device.os, type: s.device.type },
+        ip: s.ip,
+        country: s.country,
+        createdAt: iso(s.createdAt),
+        lastActiveAt: iso(s.lastActiveAt),
+        expiresAt: iso(s.expiresAt),
+      })),
+    };
+  }
+
+  /**
+   * DELETE /sessions/:id → 204. Unknown, foreign and malformed ids are one answer (404): no
+   * oracle, and no Redis call for an id that cannot exist or carries another user's tag.
+   * Revoking the current session also clears the cookie.
+   */
+  async revoke(current: Session, id: unknown): Promise<{ setCookie: string | undefined }> {
+    if (typeof id !== 'string' || !(await this.manager.revoke(id, current.userId))) throw new ERR_NOT_FOUND();
+    return { setCookie: id === current.id ? this.clearCookie() : undefined };
+  }
+
+  /**
+   * POST /sessions/logout-everywhere → 200 { revoked }. Body: nothing, or exactly `{ keepCurrent?: boolean }`.
+   * Without keepCurrent the caller's own session goes too, and its cookie is cleared.
+   */
+  async everywhere(current: Session, body: unknown): Promise<{ body: { revoked: number }; setCookie: string | undefined }> {
+    let keepCurrent = false;
+    if (body !== undefined && body !== null && body !== '') {
+      if (typeof body !== 'object' || Array.isArray(body)) throw new ERR_BAD_BODY();
+      // Only `keepCurrent`: any other key (an own "__proto__" or "constructor" that a plain
+      // JSON.parse leaves behind, a typo) is refused, whichever body parser ran.
+      const k = (body as { keepCurrent?: unknown }).keepCurrent;
+      if (Object.keys(body).some((x) => x !== 'keepCurrent') || (k !== undefined && typeof k !== 'boolean')) throw new ERR_BAD_BODY();
+      keepCurrent = k === true;
+    }
+    const revoked = await this.manager.revokeAll(current.userId, keepCurrent ? { keep: current.id } : {});
+    return { body: { revoked }, setCookie: keepCurrent ? undefined : this.clearCookie() };
+  }
+}
+
+const sessionOfEntry = (e: { session: Session } | null) => (e === null ? null : e.session);
+
+/** A header's single value (a repeated header is ambiguous: treated as absent). */
+function one(v: string | string[] | undefined): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** JSON schemas of the device routes' success answers: fast serialisation and an allow-list. */
+const nullableString = { type: ['string', 'null'] } as const;
+const deviceSchema = {
+  type: 'object',
+  required: ['name', 'browser', 'os', 'type'],
+  properties: { name: { type: 'string' }, browser: nullableString, os: nullableString, type: nullableString },
+} as const;
+
+export const LIST_SCHEMA = {
+  type: 'object',
+  required: ['sessions'],
+  properties: {
+    sessions: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['id', 'current', 'device', 'ip', 'country', 'createdAt', 'lastActiveAt', 'expiresAt'],
+        properties: {
+          id: { type: 'string' },
+          current: { type: 'boolean' },
+          device: deviceSchema,
+          ip: nullableString,
+          country: nullableString,
+          createdAt: { type: 'string' },
+          lastActiveAt: { type: 'string' },
+          expiresAt: { type: 'string' },
+        },
+      },
+    },
+  },
+} as const;
+
+export const EVERYWHERE_SCHEMA = {
+  type: 'object', required: ['revoked'], properties: { revoked: { type: 'integer' } },
+} as const;

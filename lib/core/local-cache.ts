@@ -1,0 +1,119 @@
+import { LRUCache } from 'lru-cache';
+import type { Session } from './session.js';
+import type { StoredSession } from './store/redis-store.js';
+
+/**
+ * The L1 entry: three fields, and the `session` object is shared by every request that hits it.
+ * Its absolute deadline is `session.absoluteExpiresAt`; its idle deadline is `touched` plus the
+ * session's idle timeout, so neither needs a field of its own.
+ */
+export interface Entry {
+  readonly session: Session;
+  /**
+   * The secret itself (43 chars), compared in constant time on a hit: no hashing on the hot path.
+   * A pre-warmed entry holds the stored secret hash instead (22 chars) until its first request
+   * proves the secret against it; the lengths tell the two apart.
+   */
+  proof: string;
+  /**
+   * Last activity as this instance knows it, in ms since CLOCK_BASE: a small integer that V8
+   * keeps inline (no boxed double per entry) for the first ~24 days of a process.
+   */
+  touched: number;
+}
+
+/** Times in L1 entries count from here (whole ms), so they stay small integers. */
+export const CLOCK_BASE = Math.floor(performance.timeOrigin);
+
+/**
+ * A claim to fill one id later. Whoever reads a session from Redis (a request's miss, a
+ * sign-in's create, a pre-warm batch) holds a ticket from before the read starts until the
+ * fill; any invalidation of that id meanwhile, and any full clear, voids it. This is the one
+ * rule that keeps a revocation that overtakes a read from being undone by that read's fill.
+ */
+export interface Ticket {
+  valid: boolean;
+  holders: number;
+  /** The Redis read in flight for this id: concurrent misses share it. */
+  read: Promise<StoredSession | null> | undefined;
+}
+
+/**
+ * The in-process cache (L1) and its fill guards. `trusted()` says whether the revocation channel
+ * is proven to deliver; only then is anything filled (and a lapse clears everything).
+ */
+export class LocalCache {
+  readonly #lru: LRUCache<string, Entry> | undefined;
+  readonly #tickets = new Map<string, Ticket>();
+  readonly #trusted: () => boolean;
+  /** Full clears that dropped at least one entry (a metric). */
+  clears = 0;
+
+  constructor(options: { max: number; ttl: number } | false, trusted: () => boolean) {
+    this.#lru = options === false ? undefined : new LRUCache<string, Entry>({ max: options.max, ttl: options.ttl });
+    this.#trusted = trusted;
+  }
+
+  get enabled(): boolean { return this.#lru !== undefined; }
+  get size(): number { return this.#lru?.size ?? 0; }
+
+  /** The hot path: a plain lookup. */
+  get(id: string): Entry | undefined { return this.#lru?.get(id); }
+
+  delete(id: string): void { this.#lru?.delete(id); }
+
+  /** Ids cached for one user tag (log-out-everywhere drops them before its broadcast returns). */
+  idsWithPrefix(tag: string): string[] {
+    if (this.#lru === undefined) return [];
+    const out: string[] = [];
+    for (const k of this.#lru.keys()) if (k.startsWith(tag)) out.push(k);
+    return out;
+  }
+
+  /** Take (or share) the ticket for `id`. Release it with `release()` when done. */
+  hold(id: string): Ticket {
+    let t = this.#tickets.get(id);
+    if (t === undefined) {
+      t = { valid: true, holders: 0, read: undefined };
+      this.#tickets.set(id, t);
+    }
+    t.holders++;
+    return t;
+  }
+
+  release(id: string, t: Ticket): void {
+    if (--t.holders === 0 && this.#tickets.get(id) === t) this.#tickets.delete(id);
+  }
+
+  /** Fill `id` when its ticket is still valid and the channel is trusted. */
+  fill(id: string, t: Ticket, e: Entry): boolean {
+    if (!t.valid || this.#lru === undefined || !this.#trusted()) return false;
+    this.#lru.set(id, e);
+    return true;
+  }
+
+  /** Drop ids and void every ticket held for them. */
+  invalidate(ids: Iterable<string>): void {
+    for (const id of ids) {
+      this.#lru?.delete(id);
+      const t = this.#tickets.get(id);
+      if (t !== undefined) {
+        t.valid = false;
+        this.#tickets.delete(id);
+      }
+    }
+  }
+
+  /** Drop everything and void every ticket (the channel may have lost messages). */
+  clear(): void {
+    if (this.#lru !== undefined && this.#lru.size > 0) this.clears++;
+    this.#lru?.clear();
+    for (const t of this.#tickets.values()) t.valid = false;
+    this.#tickets.clear();
+  }
+}
+
+/** An L1 entry for a session read from Redis; `proof` is its secret, or its stored hash (pre-warm). */
+export function entryOf(session: Session, s: StoredSession, proof: string): Entry {
+  return { session, proof, touched: s.lastActiveAt - CLOCK_BASE };
+}

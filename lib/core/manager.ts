@@ -1,0 +1,437 @@
+import { isIP } from 'node:net';
+import { ERR_BAD_USER_ID, ERR_NOT_FOUND } from './errors.js';
+import type { DeviceInfo } from './device.js';
+import { CLOCK_BASE, LocalCache, entryOf, type Entry, type Ticket } from './local-cache.js';
+import type { Logger } from './log.js';
+import { Metrics, type StatsSnapshot } from './metrics.js';
+import type { ResolvedOptions } from './options.js';
+import { decodeDevice, encodeDevice, parseData, serialiseData, type Session, type SessionData, type SessionInfo } from './session.js';
+import { RedisStore, isUnknownOutcome, type NewRecord, type StoredSession } from './store/redis-store.js';
+import { RevocationChannel, type ChannelState } from './store/channel.js';
+import { TouchQueue, type Touch } from './touch-queue.js';
+import {
+  ID_LENGTH, SECRET_LENGTH, TAG_LENGTH, TOKEN_LENGTH, constantTimeEqual, hashSecret, isPublicId, isTokenShape,
+  newRandomAndSecret, newSecret, secretMatches, userTag,
+} from './token.js';
+
+export interface CreateInput {
+  device: DeviceInfo;
+  ip?: string | null;
+  country?: string | null;
+  data?: SessionData;
+}
+
+/** Epoch milliseconds with sub-millisecond precision: revocation latency is measured in µs. */
+const preciseNow = () => performance.timeOrigin + performance.now();
+
+/**
+ * A flat copy of a string. Slices of a request's Cookie header would keep the whole header
+ * alive for as long as the L1 entry lives; entries hold copies instead (misses only).
+ */
+const own = (s: string) => Buffer.from(s, 'latin1').toString('latin1');
+
+const isWellFormed = (s: string) => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
+
+/**
+ * The session manager: the Redis model (L2) underneath, the local cache (L1) in front, the
+ * revocation channel that keeps the two coherent, and the throttled touch queue. One per
+ * registration (Fastify) or middleware (Express). Framework-neutral: it speaks of user ids,
+ * tokens and public ids, never of requests.
+ */
+export class SessionManager {
+  readonly #o: ResolvedOptions;
+  readonly #store: RedisStore;
+  readonly #l1: LocalCache;
+  readonly #channel: RevocationChannel | undefined;
+  readonly #touches: TouchQueue;
+  readonly #log: Logger;
+  /** Ids of creates whose outcome is unknown (timed out after sending): revoked once Redis answers. */
+  readonly #orphans = new Set<string>();
+  #closed = false;
+  readonly metrics = new Metrics();
+
+  constructor(options: ResolvedOptions, log: Logger) {
+    this.#o = options;
+    this.#log = log;
+    this.#store = new RedisStore(options.client, options.keyPrefix, options.commandTimeout, options.idleTimeout);
+    this.#l1 = new LocalCache(options.localCache, () => this.cacheTrusted);
+    this.#touches = new TouchQueue((items) => this.#writeTouches(items));
+    if (options.localCache) {
+      this.metrics.channelState = 'connecting';
+      this.#channel = new RevocationChannel(
+        options.client, this.#store.channel, options.heartbeatInterval,
+        (msg) => this.#store.publish(msg),
+        {
+          onRevoked: (ids, sentAt) => this.#received(ids, sentAt),
+          onInterrupted: () => this.#l1.clear(),
+          onState: (state, reason, err) => this.#channelState(state, reason, err),
+        },
+      );
+    }
+  }
+
+  /** The Redis model underneath (keys, scripts): for tests and tools. */
+  get store(): RedisStore { return this.#store; }
+
+  /** The channel is proven to deliver, so the local cache may serve and be filled. */
+  get cacheTrusted(): boolean { return this.#channel?.confirmed === true; }
+
+  /** The local cache, for tests. */
+  get localCache(): LocalCache { return this.#l1; }
+
+  async start(): Promise<void> {
+    const c = this.#o.client;
+    // A client made with `lazyConnect: true` waits for its first command; the fast-fail path
+    // never sends one while the client is not ready, so without this it would never connect.
+    if (c.status === 'wait') c.connect().catch(() => { /* retried by ioredis; requests answer 503 meanwhile */ });
+    await this.#channel?.start();
+    if (this.#o.prewarm > 0 && this.#l1.enabled) {
+      try {
+        await this.#prewarm(this.#o.prewarm);
+      } catch (err) {
+        this.#log.debug({ err }, 'tiered-session: pre-warm failed');
+      }
+    }
+  }
+
+  /** Flush pending touches and close the subscriber. The app's own client is left open. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#touches.close();
+    await this.#channel?.stop();
+    this.#l1.clear();
+  }
+
+  /** The user's tag: every key and session id of the user carries it. */
+  tagOf(userId: string): string { return userTag(this.#o.secret, this.#o.keyPrefix, userId); }
+
+  // ---- resolve ---------------------------------------------------------------------------
+
+  /**
+   * Resolve a cookie value. Synchronous on an L1 hit (no promise, no allocation beyond the id);
+   * a promise on a miss. Null for anything that is not a live session, and no Redis call for a
+   * value that cannot be a token.
+   */
+  resolve(token: string): Entry | null | Promise<Entry | null> {
+    // Length and dot only here: a hit then compares the secret exactly; the full shape check
+    // runs before any Redis call.
+    if (token.length !== TOKEN_LENGTH || token.charCodeAt(ID_LENGTH) !== 46) return null;
+    const id = token.slice(0, ID_LENGTH);
+    const e = this.#l1.get(id);
+    if (e !== undefined && (e.proof.length === SECRET_LENGTH ? secretMatches(e.proof, token) : provePrewarmed(e, token))) {
+      const now = this.#o.now();
+      const since = now - CLOCK_BASE - e.touched;
+      if (since < this.#o.idleTimeout && now < e.session.absoluteExpiresAt) {
+        this.metrics.l1Hits++;
+        if (since >= this.#o.touchInterval) this.#touch(e, now);
+        return e;
+      }
+      // Idle here may not be idle everywhere (other instances touch too): ask Redis.
+      this.#l1.delete(id);
+    }
+    // A wrong secret for a cached id is answered from Redis, exactly as for an uncached id: the
+    // timing does not tell whether the id is cached, and a rotation whose broadcast has not
+    // arrived yet is honoured at once (the new secret refills the entry).
+    if (!isTokenShape(token)) return null;
+    this.metrics.l1Misses++;
+    return this.#load(id, token.slice(ID_LENGTH + 1));
+  }
+
+  async #load(id: string, secret: string): Promise<Entry | null> {
+    const t = this.#l1.hold(id);
+    try {
+      t.read ??= this.#read(id);
+      const s = await t.read;
+      if (s === null || !constantTimeEqual(hashSecret(secret), s.secretHash)) return null;
+      const now = this.#o.now();
+      if (now >= s.absoluteAt || now >= s.expiresAt) return null;
+      const mine = own(id);
+      const e = entryOf(this.#sessionOf(mine, s), s, own(secret));
+      if (now - CLOCK_BASE - e.touched >= this.#o.touchInterval) this.#touch(e, now);
+      this.#l1.fill(mine, t, e);
+      return e;
+    } finally {
+      this.#l1.release(id, t);
+    }
+  }
+
+  async #read(id: string): Promise<StoredSession | null> {
+    this.metrics.redisReads++;
+    try {
+      return await this.#store.read(id);
+    } catch (err) {
+      this.metrics.redisErrors++;
+      throw err;
+    }
+  }
+
+  #sessionOf(id: string, s: StoredSession): Session {
+    return Object.freeze({ id, userId: s.userId, data: parseData(s.data), createdAt: s.createdAt, absoluteExpiresAt: s.absoluteAt });
+  }
+
+  /**
+   * Fill L1 with the most recently active sessions: one ZREVRANGE, then pipelined reads in
+   * batches. Only once the channel is confirmed, and each id under a ticket taken before its
+   * read, so an id invalidated while the reads are in flight is not filled.
+   */
+  async #prewarm(n: number): Promise<number> {
+    const until = Date.now() + Math.max(2000, 2 * this.#o.heartbeatInterval);
+    while (!this.cacheTrusted && Date.now() < until) await sleep(10);
+    if (!this.cacheTrusted) return 0;
+    const ids = (await this.#store.recent(n)).filter(isPublicId);
+    let filled = 0;
+    for (let i = 0; i < ids.length; i += 500) {
+      const batch = ids.slice(i, i + 500);
+      const tickets: Ticket[] = batch.map((id) => this.#l1.hold(id));
+      try {
+        this.metrics.redisReads++;
+        const rows = await this.#store.readMany(batch);
+        const now = this.#o.now();
+        rows.forEach((s, k) => {
+          const id = batch[k];
+          if (s === null || now >= s.absoluteAt || now >= s.expiresAt || this.#l1.get(id) !== undefined) return;
+          if (this.#l1.fill(id, tickets[k], entryOf(this.#sessionOf(id, s), s, s.secretHash))) filled++;
+        });
+      } finally {
+        batch.forEach((id, k) => this.#l1.release(id, tickets[k]));
+      }
+      if (!this.cacheTrusted) break;
+    }
+    return filled;
+  }
+
+  // ---- touches ---------------------------------------------------------------------------
+
+  #touch(e: Entry, now: number): void {
+    e.touched = now - CLOCK_BASE;
+    this.#touches.queue(e.session.id, now);
+  }
+
+  /** Write every queued touch now, in one pipeline (one per user slot on a Cluster). */
+  flushTouches(): Promise<void> { return this.#touches.flush(); }
+
+  async #writeTouches(items: Touch[]): Promise<void> {
+    if (this.#o.prewarm > 0) this.#noteRecent(items);
+    this.metrics.redisWrites++;
+    try {
+      this.metrics.touchesWritten += await this.#store.touch(items);
+    } catch (err) {
+      this.metrics.redisErrors++;
+      this.#log.debug({ err }, 'tiered-session: touch batch failed');
+    }
+  }
+
+  #noteRecent(items: Touch[]): void {
+    this.metrics.redisWrites++;
+    this.#store.noteRecent(items, this.#o.prewarm, this.#o.idleTimeout).catch((err) => {
+      this.metrics.redisErrors++;
+      this.#log.debug({ err }, 'tiered-session: recent-set update failed');
+    });
+  }
+
+  // ---- coherence -------------------------------------------------------------------------
+
+  /** Drop ids from L1 and void any fill of them that is in flight. */
+  invalidate(ids: Iterable<string>): void { this.#l1.invalidate(ids); }
+
+  #received(ids: string[], sentAt: number): void {
+    this.#l1.invalidate(ids);
+    this.metrics.revocationsReceived += ids.length;
+    if (Number.isFinite(sentAt)) this.metrics.revocationLatency.observe(Math.max(0, preciseNow() - sentAt) / 1000);
+  }
+
+  #channelState(state: ChannelState, reason: string, err: unknown): void {
+    this.metrics.channelState = state;
+    if (state === 'confirmed') this.#log.info({ channel: this.#store.channel }, `tiered-session: revocation channel confirmed; local cache on (${reason})`);
+    else if (state === 'refused') {
+      this.#log.error({ err, channel: this.#store.channel },
+        `tiered-session: Redis refused the revocation channel (${reason}); the local cache stays off and every request reads Redis. ` +
+        `Grant the Redis user SUBSCRIBE and PUBLISH on the channel (ACL: &${this.#store.channel} +subscribe +publish); see the README's Redis ACL.`);
+    } else this.#log.warn({ err, channel: this.#store.channel }, `tiered-session: revocation channel down (${reason}); local cache cleared and off until it is confirmed again`);
+  }
+
+  // ---- writes ----------------------------------------------------------------------------
+
+  /** Create a session for `userId`. Returns the session and the token (for the cookie only). */
+  async create(userId: string, input: CreateInput): Promise<{ session: Session; token: string; evicted: string[] }> {
+    if (typeof userId !== 'string' || userId.length === 0 || userId.length > 512) {
+      throw new ERR_BAD_USER_ID('expected a non-empty string of at most 512 characters');
+    }
+    // Lone surrogates all encode to the same UTF-8 replacement bytes: two different ids would
+    // share one Redis user.
+    if (!isWellFormed(userId)) throw new ERR_BAD_USER_ID('the string is not well-formed UTF-16 (it has a lone surrogate)');
+    const dat = input.data === undefined ? '' : serialiseData(input.data, this.#o.maxDataBytes);
+    const now = this.#o.now();
+    const tag = this.tagOf(userId);
+    const { random, secret } = newRandomAndSecret();
+    const id = tag + random;
+    const absoluteAt = now + this.#o.absoluteTimeout;
+    const ttl = Math.min(this.#o.idleTimeout, this.#o.absoluteTimeout);
+    const ip = typeof input.ip === 'string' && isIP(input.ip) !== 0 ? input.ip : '';
+    const record: NewRecord = {
+      userId, secretHash: hashSecret(secret), absoluteAt, device: encodeDevice(input.device),
+      ip, country: input.country || '', data: dat,
+    };
+    // Held from before the write: a revocation of this user that overtakes the create's reply
+    // (log-out-everywhere on another instance) voids the fill below.
+    const t = this.#l1.hold(id);
+    try {
+      this.metrics.redisWrites++;
+      let evicted: string[];
+      try {
+        evicted = await this.#store.create(tag, random, now, ttl, this.#o.maxSessionsPerUser, record);
+      } catch (err) {
+        this.metrics.redisErrors++;
+        if (isUnknownOutcome(err)) this.#orphan(id);
+        throw err;
+      }
+      this.#l1.invalidate(evicted);
+      if (this.#o.prewarm > 0) this.#noteRecent([{ publicId: id, now }]);
+      // The key `<prefix>{bucket}user random`, then each field present: a one-letter name and its value.
+      let size = this.#o.keyPrefix.length + 2 + ID_LENGTH;
+      for (const v of [userId, record.secretHash, String(now), String(now), String(absoluteAt), record.device, record.ip, record.country, dat]) {
+        if (v !== '') size += 1 + v.length;
+      }
+      this.metrics.sessionSize.observe(size);
+      const session: Session = Object.freeze({ id: own(id), userId, data: parseData(dat), createdAt: now, absoluteExpiresAt: absoluteAt });
+      this.#l1.fill(session.id, t, { session, proof: secret, touched: now - CLOCK_BASE });
+      return { session, token: `${session.id}.${secret}`, evicted };
+    } finally {
+      this.#l1.release(id, t);
+    }
+  }
+
+  /**
+   * A create that timed out after it was sent may still land. Its caller was told it failed, so
+   * the session must not appear later in the device list or count toward the cap: revoke it once
+   * Redis answers again (a revoke of a key that never came is a no-op).
+   */
+  #orphan(id: string): void {
+    if (this.#orphans.has(id)) return;
+    this.#orphans.add(id);
+    void (async () => {
+      for (let attempt = 0; attempt < 120 && !this.#closed; attempt++) {
+        await sleep(Math.min(250 * 2 ** attempt, 5000));
+        try {
+          await this.#store.revoke(id, '', preciseNow());
+          this.#l1.invalidate([id]);
+          this.#orphans.delete(id);
+          return;
+        } catch { /* Redis still away: try again */ }
+      }
+      this.#orphans.delete(id);
+      this.#log.warn({ sessionId: id }, 'tiered-session: could not clean up a sign-in that timed out');
+    })();
+  }
+
+  async #write<T>(fn: () => Promise<T>): Promise<T> {
+    this.metrics.redisWrites++;
+    try {
+      return await fn();
+    } catch (err) {
+      this.metrics.redisErrors++;
+      throw err;
+    }
+  }
+
+  /**
+   * Revoke one session. With `owner`, only when it belongs to that user (the routes' owner
+   * check); unknown and foreign ids both answer false. Every instance drops it from L1.
+   */
+  async revoke(publicId: string, owner?: string): Promise<boolean> {
+    if (!isPublicId(publicId)) return false;
+    // Two checks, on purpose: the tag check keeps another user's id from ever reaching Redis;
+    // the script's stored-owner check holds even for a tag collision or a caller of the store.
+    if (owner !== undefined && publicId.slice(0, TAG_LENGTH) !== this.tagOf(owner)) return false;
+    const ok = await this.#write(() => this.#store.revoke(publicId, owner ?? '', preciseNow()));
+    this.#l1.invalidate([publicId]);
+    return ok;
+  }
+
+  /** Revoke every session of `userId` (log out everywhere, password change, ban), optionally keeping one. */
+  async revokeAll(userId: string, options: { keep?: string } = {}): Promise<number> {
+    const tag = this.tagOf(userId);
+    const ids = this.#l1.idsWithPrefix(tag).filter((k) => k !== options.keep);
+    const n = await this.#write(() => this.#store.revokeAll(tag, userId, options.keep, preciseNow()));
+    // The broadcast reaches this instance too; dropping now makes the caller's next request exact.
+    this.#l1.invalidate(ids);
+    return n;
+  }
+
+  /** Give a session a new secret (privilege change). The old token stops working everywhere. */
+  async rotate(publicId: string): Promise<string> {
+    const secret = newSecret();
+    const ok = await this.#write(() => this.#store.update(publicId, 'h', hashSecret(secret), preciseNow()));
+    this.#l1.invalidate([publicId]);
+    if (!ok) throw new ERR_NOT_FOUND();
+    return `${publicId}.${secret}`;
+  }
+
+  /** Replace a session's data. Conditional on the session still existing: it is never recreated. */
+  async update(session: Session, data: SessionData): Promise<Session> {
+    const dat = serialiseData(data, this.#o.maxDataBytes);
+    const ok = await this.#write(() => this.#store.update(session.id, 'j', dat, preciseNow()));
+    this.#l1.invalidate([session.id]);
+    if (!ok) throw new ERR_NOT_FOUND();
+    return Object.freeze({ ...session, data: parseData(dat) });
+  }
+
+  // ---- reads for the device list -----------------------------------------------------------
+
+  /** A user's live sessions, most recently active first. */
+  async list(userId: string): Promise<SessionInfo[]> {
+    this.metrics.redisReads++;
+    let rows;
+    try {
+      rows = await this.#store.list(this.tagOf(userId), this.#o.now());
+    } catch (err) {
+      this.metrics.redisErrors++;
+      throw err;
+    }
+    const now = this.#o.now();
+    const out: SessionInfo[] = [];
+    for (const { publicId, session: s } of rows) {
+      if (s.userId !== userId) continue;
+      // A touch this instance has queued or is writing is activity Redis has not seen yet.
+      const touched = this.#touches.pending(publicId);
+      const expiresAt = Math.max(s.expiresAt, Math.min(touched + this.#o.idleTimeout, s.absoluteAt));
+      if (expiresAt <= now) continue;
+      out.push({
+        id: publicId,
+        userId: s.userId,
+        device: decodeDevice(s.device),
+        ip: s.ip ?? null,
+        country: s.country ?? null,
+        createdAt: s.createdAt,
+        lastActiveAt: Math.max(touched, s.lastActiveAt),
+        expiresAt,
+      });
+    }
+    return out.sort((a, b) => b.lastActiveAt - a.lastActiveAt);
+  }
+
+  /** Redis answers PING within the command timeout. */
+  async healthy(): Promise<boolean> {
+    try {
+      await this.#store.ping();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  stats(): StatsSnapshot { return this.metrics.snapshot(this.#l1.size, this.#l1.clears); }
+
+  prometheus(): string { return this.metrics.prometheus(this.#l1.size, this.#l1.clears); }
+}
+
+/** A pre-warmed entry holds the stored hash: one hash proves the secret, then it is cached like any other. */
+function provePrewarmed(e: Entry, token: string): boolean {
+  const secret = token.slice(ID_LENGTH + 1);
+  if (!constantTimeEqual(hashSecret(secret), e.proof)) return false;
+  e.proof = own(secret);
+  return true;
+}

@@ -1,0 +1,54 @@
+import type { SessionManager } from './manager.js';
+import type { StatsSnapshot } from './metrics.js';
+import type { SessionInfo } from './session.js';
+
+/**
+ * What the app can do with sessions outside a request: `app.sessions` on Fastify, the
+ * middleware's own methods on Express. This interface is the whole promise; the machinery
+ * behind it is internal.
+ */
+export interface Sessions {
+  /** A user's live sessions, most recently active first. */
+  list(userId: string): Promise<SessionInfo[]>;
+  /**
+   * Revoke one session by its public id; with `owner`, only if it belongs to that user.
+   * Resolves false for an unknown, malformed or (with `owner`) foreign id.
+   */
+  revoke(sessionId: string, options?: { owner?: string }): Promise<boolean>;
+  /** Revoke every session of a user (log out everywhere, password change, ban), optionally keeping one. */
+  revokeAll(userId: string, options?: { keep?: string }): Promise<number>;
+  /** Counters and gauges. */
+  stats(): StatsSnapshot;
+  /** The same, as Prometheus text. */
+  prometheus(): string;
+  /** Redis answers within the command timeout. */
+  healthy(): Promise<boolean>;
+}
+
+const managers = new WeakMap<object, SessionManager>();
+
+/** The public face of a manager: bound methods only, nothing else reachable. */
+export function publicSessions(m: SessionManager): Sessions {
+  const s: Sessions = Object.freeze({
+    list: (userId: string) => m.list(userId),
+    revoke: (sessionId: string, options: { owner?: string } = {}) => m.revoke(sessionId, options.owner),
+    revokeAll: (userId: string, options: { keep?: string } = {}) => m.revokeAll(userId, options),
+    stats: () => m.stats(),
+    prometheus: () => m.prometheus(),
+    healthy: () => m.healthy(),
+  });
+  managers.set(s, m);
+  return s;
+}
+
+/** The manager behind a public face (the test suite's way in; not exported by the package). */
+export function managerOf(s: object): SessionManager {
+  const m = managers.get(s);
+  if (m === undefined) throw new Error('not a tiered-session Sessions object');
+  return m;
+}
+
+/** Register another object (an Express middleware) as a face of the same manager. */
+export function registerFace(face: object, m: SessionManager): void {
+  managers.set(face, m);
+}

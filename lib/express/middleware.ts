@@ -1,0 +1,185 @@
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { ERR_CROSS_SITE, ERR_NO_SESSION } from '../core/errors.js';
+import { SessionFlows, type RequestFacts, type SignInOptions, type SignedIn } from '../core/flows.js';
+import { consoleLogger, type Logger } from '../core/log.js';
+import { SessionManager } from '../core/manager.js';
+import { describe, fail, resolveOptions, type TieredSessionOptions } from '../core/options.js';
+import type { Session, SessionData } from '../core/session.js';
+import { publicSessions, registerFace, type Sessions } from '../core/sessions.js';
+import { deviceRoutes } from './routes.js';
+
+/** The Express middleware's options: the shared ones, plus Express's way to opt requests out. */
+export interface ExpressSessionOptions extends TieredSessionOptions {
+  /**
+   * Requests for which the middleware reads no cookie and never reaches Redis (public pages,
+   * assets, health checks): `req.session` is null there, and `req.signIn()` / `req.signOut()`
+   * still find the session they replace. Routes mounted before the middleware skip it too.
+   */
+  skip?: (req: Request) => boolean;
+  /** Where the middleware logs (pino's call shape; `console` when absent). */
+  logger?: Logger;
+}
+
+/** `app.use(sessions)`: the middleware, with the guards, the device routes and the app-level API. */
+export interface TieredSessionMiddleware extends RequestHandler, Sessions {
+  /** The device routes, to mount where you like: `app.use('/sessions', sessions.routes)`. */
+  readonly routes: RequestHandler;
+  /** Route middleware: `next(err)` with a 401 error when the request has no session. */
+  readonly requireSession: RequestHandler;
+  /** Route middleware: `next(err)` with a 403 error for a cross-site state change (use it on your login). */
+  readonly refuseCrossSite: RequestHandler;
+  /** Resolves once the revocation channel has started (the local cache fills once it is confirmed). */
+  ready(): Promise<void>;
+  /** Flush pending writes and close the subscriber. The app's own Redis client is left open. */
+  close(): Promise<void>;
+}
+
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Express {
+    interface Request {
+      /** The resolved session, or null (set by the tiered-session middleware). */
+      session: import('../core/session.js').Session | null;
+      /** Sign `userId` in: a new session and cookie; any session the request carried is revoked. */
+      signIn(userId: string, options?: import('../core/flows.js').SignInOptions): Promise<import('../core/flows.js').SignedIn>;
+      /** Revoke the current session (if any) and clear the cookie. */
+      signOut(): Promise<void>;
+      /** New token for the current session (privilege change); the old token stops working. */
+      rotateSession(): Promise<import('../core/session.js').Session>;
+      /** Replace the current session's data (stored in Redis first). */
+      updateSession(data: import('../core/session.js').SessionData): Promise<import('../core/session.js').Session>;
+    }
+  }
+}
+
+const kFlows = Symbol('tiered-session.flows');
+/** True when the middleware resolved the cookie; false when the request was skipped. */
+const kResolved = Symbol('tiered-session.resolved');
+
+interface Marked {
+  [kFlows]?: SessionFlows;
+  [kResolved]?: boolean;
+}
+
+const facts = (req: Request): RequestFacts => ({ method: req.method, headers: req.headers, ip: req.ip });
+
+function flowsOf(req: Request): SessionFlows {
+  const f = (req as Marked)[kFlows];
+  if (f === undefined) throw new Error('tiered-session: the session middleware did not run for this request (mount app.use(sessions) before this route)');
+  return f;
+}
+
+/** The request's session; undefined when the middleware skipped it (the flows then read the cookie). */
+const current = (req: Request) => ((req as Marked)[kResolved] === true ? req.session : undefined);
+
+/**
+ * The helpers live on the app's request prototype (installed once per prototype), not on every
+ * request: a request carries only its session and which middleware resolved it.
+ */
+const HELPERS = {
+  async signIn(this: Request, userId: string, options?: SignInOptions): Promise<SignedIn> {
+    const flows = flowsOf(this);
+    const carried = current(this);
+    this.session = null;
+    const { session, setCookie } = await flows.signIn(facts(this), carried, userId, options);
+    this.res!.append('Set-Cookie', setCookie);
+    this.session = session;
+    return session;
+  },
+  async signOut(this: Request): Promise<void> {
+    const flows = flowsOf(this);
+    const carried = current(this);
+    this.session = null;
+    this.res!.append('Set-Cookie', await flows.signOut(facts(this), carried));
+  },
+  async rotateSession(this: Request): Promise<Session> {
+    const { session, setCookie } = await flowsOf(this).rotate(this.session ?? null);
+    this.res!.append('Set-Cookie', setCookie);
+    return session;
+  },
+  async updateSession(this: Request, data: SessionData): Promise<Session> {
+    this.session = await flowsOf(this).update(this.session ?? null, data);
+    return this.session;
+  },
+};
+const installed = new WeakSet<object>();
+
+function install(proto: object): void {
+  installed.add(proto);
+  for (const [name, fn] of Object.entries(HELPERS)) {
+    if (!Object.prototype.hasOwnProperty.call(proto, name)) {
+      Object.defineProperty(proto, name, { value: fn, writable: true, configurable: true, enumerable: false });
+    }
+  }
+}
+
+const EXPRESS_KEYS = new Set(['skip', 'logger']);
+
+function resolveLogger(v: unknown): Logger {
+  if (v === undefined) return consoleLogger;
+  const l = v as Record<string, unknown>;
+  if (typeof v !== 'object' || v === null || !['debug', 'info', 'warn', 'error'].every((k) => typeof l[k] === 'function')) {
+    throw fail('logger', `expected an object with debug, info, warn and error methods (pino's shape), got ${describe(v)}`);
+  }
+  return v as Logger;
+}
+
+/**
+ * Create the Express middleware. Options are validated here (a bad one throws a coded error
+ * naming it); the revocation channel starts at once.
+ *
+ * ```ts
+ * const sessions = tieredSession({ client, secret });
+ * app.use(sessions);
+ * app.use('/sessions', sessions.routes);
+ * ```
+ */
+export function tieredSession(options: ExpressSessionOptions): TieredSessionMiddleware {
+  const o = resolveOptions(options, EXPRESS_KEYS);
+  const skip = (options as { skip?: unknown }).skip;
+  if (skip !== undefined && typeof skip !== 'function') throw fail('skip', `expected a function (req) => boolean, got ${describe(skip)}`);
+  const log = resolveLogger((options as { logger?: unknown }).logger);
+  const manager = new SessionManager(o, log);
+  const flows = new SessionFlows(o, manager);
+  for (const w of o.warnings) log.warn({}, `tiered-session: ${w}`);
+  const started = manager.start();
+
+  function tieredSessionMiddleware(req: Request, _res: Response, next: NextFunction): void {
+    const proto = Object.getPrototypeOf(req) as object;
+    if (!installed.has(proto)) install(proto);
+    const m = req as Marked;
+    m[kFlows] = flows;
+    req.session = null;
+    if (skip !== undefined && (skip as (req: Request) => boolean)(req)) {
+      m[kResolved] = false;
+      return next();
+    }
+    m[kResolved] = true;
+    const header = req.headers.cookie;
+    if (header === undefined) return next();
+    const r = flows.resolveHeader(header);
+    if (r === null) return next();
+    if (!(r instanceof Promise)) {
+      req.session = r;
+      return next();
+    }
+    r.then((s) => {
+      req.session = s;
+      next();
+    }, next);
+  }
+
+  const face = Object.assign(tieredSessionMiddleware, publicSessions(manager), {
+    routes: deviceRoutes(flows),
+    requireSession(req: Request, _res: Response, next: NextFunction): void {
+      next(req.session == null ? new ERR_NO_SESSION() : undefined);
+    },
+    refuseCrossSite(req: Request, _res: Response, next: NextFunction): void {
+      next(flows.isCrossSite(facts(req)) ? new ERR_CROSS_SITE() : undefined);
+    },
+    ready: () => started,
+    close: () => manager.close(),
+  });
+  registerFace(face, manager);
+  return face;
+}

@@ -1,0 +1,89 @@
+import type { NextFunction, Request, Response } from 'express';
+import { ERR_BAD_BODY, ERR_CROSS_SITE, ERR_NO_SESSION } from '../core/errors.js';
+import { ROUTE_HEADERS, type SessionFlows } from '../core/flows.js';
+
+/** Largest body read for logout-everywhere when no body parser ran before the routes. */
+const BODY_LIMIT = 1024;
+
+/**
+ * The request body: what a body parser already produced, else read here (at most BODY_LIMIT
+ * bytes of JSON), so the routes work whether or not the app mounted `express.json()` first.
+ */
+function bodyOf(req: Request): Promise<unknown> {
+  if (req.body !== undefined || req.readableEnded) return Promise.resolve(req.body);
+  // An empty body that claims to be JSON is not JSON (Fastify refuses it the same way).
+  const json = /json/i.test(req.headers['content-type'] ?? '');
+  const length = req.headers['content-length'];
+  if ((length === undefined || length === '0') && req.headers['transfer-encoding'] === undefined) {
+    return json ? Promise.reject(new ERR_BAD_BODY()) : Promise.resolve(undefined);
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > BODY_LIMIT) {
+        req.removeAllListeners('data');
+        req.resume();
+        reject(new ERR_BAD_BODY());
+      } else chunks.push(c);
+    });
+    req.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8').trim();
+      if (text === '') return json ? reject(new ERR_BAD_BODY()) : resolve(undefined);
+      try {
+        resolve(JSON.parse(text));
+      } catch {
+        reject(new ERR_BAD_BODY());
+      }
+    });
+    req.on('error', reject);
+  });
+}
+
+/**
+ * The device routes as one middleware to mount under any path (`app.use('/sessions', routes)`):
+ * GET / (the list), DELETE /:id (revoke one), POST /logout-everywhere. Translation only: the
+ * core decides every status, cookie and body; errors go to `next(err)`, so the app's own error
+ * handler shapes them. Not an express.Router, so it behaves the same in Express 4 and 5.
+ */
+export function deviceRoutes(flows: SessionFlows) {
+  async function list(req: Request, res: Response): Promise<void> {
+    res.status(200).json(await flows.list(req.session!));
+  }
+  async function everywhere(req: Request, res: Response): Promise<void> {
+    const { body, setCookie } = await flows.everywhere(req.session!, await bodyOf(req));
+    if (setCookie !== undefined) {
+      req.session = null;
+      res.append('Set-Cookie', setCookie);
+    }
+    res.status(200).json(body);
+  }
+  async function revoke(req: Request, res: Response, encodedId: string): Promise<void> {
+    let id = '';
+    try { id = decodeURIComponent(encodedId); } catch { /* malformed: the uniform 404 */ }
+    const { setCookie } = await flows.revoke(req.session!, id);
+    if (setCookie !== undefined) {
+      req.session = null;
+      res.append('Set-Cookie', setCookie);
+    }
+    res.status(204).end();
+  }
+
+  return function tieredSessionRoutes(req: Request, res: Response, next: NextFunction): void {
+    const path = (req.url ?? '/').split('?', 1)[0];
+    const m = req.method;
+    let run: Promise<void> | undefined;
+    const guarded = (changesState: boolean, fn: () => Promise<void>) => {
+      res.set(ROUTE_HEADERS);
+      if (req.session == null) return next(new ERR_NO_SESSION());
+      if (changesState && flows.isCrossSite({ method: m, headers: req.headers, ip: req.ip })) return next(new ERR_CROSS_SITE());
+      run = fn();
+      run.catch(next);
+    };
+    if ((path === '/' || path === '') && (m === 'GET' || m === 'HEAD')) guarded(false, () => list(req, res));
+    else if (path === '/logout-everywhere' && m === 'POST') guarded(true, () => everywhere(req, res));
+    else if (m === 'DELETE' && /^\/[^/]+$/.test(path)) guarded(true, () => revoke(req, res, path.slice(1)));
+    else next();
+  };
+}
