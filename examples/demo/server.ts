@@ -1,86 +1,31 @@
-// The demo app: the plugin used exactly as the README teaches, plus a small page.
-// Environment: PORT, HOST, REDIS_URL or REDIS_CLUSTER_NODES, KEY_PREFIX, IDLE_TIMEOUT_MS,
-// ABSOLUTE_TIMEOUT_MS, TOUCH_INTERVAL_MS, LOCAL_CACHE_TTL_MS, MAX_SESSIONS_PER_USER.
-// With no Redis configured it starts a private redis-server from PATH.
-import { readFileSync } from 'node:fs';
-import { timingSafeEqual, createHash } from 'node:crypto';
+// The demo on Fastify: the package used exactly as the README teaches, plus a small page.
+// Environment: DESIGN section 7 (see shared.ts). With no Redis configured it starts a private
+// redis-server from PATH. It listens even while Redis is down (/healthz answers 503).
 import Fastify from 'fastify';
-import { Redis, Cluster } from 'ioredis';
-import tieredSession from '../../lib/index.js';
-import { fastFail, startPrivateRedis } from './private-redis.js';
+import tieredSession from '../../lib/fastify/index.js';
+import {
+  BAD_CREDENTIALS, CSP, HOST, LOG_LEVEL, LOGIN_BODY_SCHEMA, PAGE, PORT, SCRIPT,
+  checkPassword, onShutdown, redisClient, sessionOptions, type LoginBody,
+} from './shared.js';
 
-const env = process.env;
-const num = (name: string): number | undefined => {
-  const v = env[name];
-  if (v === undefined || v === '') return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n)) {
-    console.error(`${name} must be an integer, got ${JSON.stringify(v)}`);
-    process.exit(2);
-  }
-  return n;
-};
+const redis = await redisClient();
+const app = Fastify({ logger: { level: LOG_LEVEL } });
+await app.register(tieredSession, sessionOptions(redis.client));
 
-// Demo users. A real app checks a password hash; rate limits belong to that check.
-const USERS: Record<string, string> = { alice: 'wonderland', bob: 'builder' };
-const digest = (s: string) => createHash('sha256').update(s).digest();
-function checkPassword(username: string, password: string): boolean {
-  const expected = Object.hasOwn(USERS, username) ? USERS[username] : undefined;
-  const ok = timingSafeEqual(digest(password), digest(expected ?? '\0no-such-user'));
-  return ok && expected !== undefined;
-}
+// Public routes opt out of sessions: no cookie read, no Redis, so they answer while Redis is down.
+const pub = { config: { session: false } };
 
-let privateRedis: { url: string; stop(): void } | undefined;
-let client: Redis | Cluster;
-if (env.REDIS_CLUSTER_NODES) {
-  const nodes = env.REDIS_CLUSTER_NODES.split(',').map((hp) => {
-    const [host, port] = hp.trim().split(':');
-    return { host, port: Number(port) };
-  });
-  client = new Cluster(nodes, { redisOptions: fastFail, enableOfflineQueue: false, clusterRetryStrategy: fastFail.retryStrategy });
-} else {
-  let url = env.REDIS_URL;
-  if (!url) {
-    privateRedis = await startPrivateRedis();
-    url = privateRedis.url;
-  }
-  client = new Redis(url, fastFail);
-}
-client.on('error', () => { /* reconnects by itself; /healthz reports the state */ });
-await new Promise<void>((resolve) => { if (client.status === 'ready') resolve(); else client.once('ready', () => resolve()); });
-
-const app = Fastify({ logger: { level: env.LOG_LEVEL ?? 'warn' } });
-await app.register(tieredSession, {
-  client,
-  keyPrefix: env.KEY_PREFIX || 'demo:',
-  idleTimeout: num('IDLE_TIMEOUT_MS'),
-  absoluteTimeout: num('ABSOLUTE_TIMEOUT_MS'),
-  touchInterval: num('TOUCH_INTERVAL_MS'),
-  localCache: { ttl: num('LOCAL_CACHE_TTL_MS') },
-  maxSessionsPerUser: num('MAX_SESSIONS_PER_USER'),
-  countryHeader: 'cf-ipcountry',
-});
-
-const page = readFileSync(new URL('./public/index.html', import.meta.url), 'utf8');
-const script = readFileSync(new URL('./public/app.js', import.meta.url), 'utf8');
-const CSP = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
-app.get('/', async (_request, reply) => {
+app.get('/', pub, async (_request, reply) => {
   reply.header('content-security-policy', CSP).header('cache-control', 'no-store').type('text/html; charset=utf-8');
-  return page;
+  return PAGE;
 });
-app.get('/app.js', async (_request, reply) => {
+app.get('/app.js', pub, async (_request, reply) => {
   reply.header('content-security-policy', CSP).type('text/javascript; charset=utf-8');
-  return script;
+  return SCRIPT;
 });
 
 const loginSchema = {
-  body: {
-    type: 'object',
-    required: ['username', 'password'],
-    additionalProperties: false,
-    properties: { username: { type: 'string', maxLength: 64 }, password: { type: 'string', maxLength: 256 } },
-  },
+  body: LOGIN_BODY_SCHEMA,
   response: {
     200: {
       type: 'object',
@@ -101,12 +46,9 @@ const loginSchema = {
   },
 };
 
-app.post<{ Body: { username: string; password: string } }>('/login', { schema: loginSchema, preHandler: app.refuseCrossSite }, async (request, reply) => {
+app.post<{ Body: LoginBody }>('/login', { schema: loginSchema, preHandler: app.refuseCrossSite }, async (request, reply) => {
   const { username, password } = request.body;
-  if (!checkPassword(username, password)) {
-    reply.code(401);
-    return { statusCode: 401, code: 'DEMO_BAD_CREDENTIALS', error: 'Unauthorized', message: 'Wrong username or password' };
-  }
+  if (!checkPassword(username, password)) return reply.code(401).send(BAD_CREDENTIALS);
   const session = await reply.signIn(username);
   return { userId: username, session: { id: session.id, device: session.device } };
 });
@@ -121,25 +63,19 @@ app.get('/me', { preHandler: app.requireSession }, async (request, reply) => {
   return { userId: request.session!.userId, sessionId: request.session!.id };
 });
 
-app.get('/metrics', async (_request, reply) => {
+// Public here because the contract check reads it; a real deployment serves metrics on an
+// internal port or behind authentication (README: "Metrics").
+app.get('/metrics', pub, async (_request, reply) => {
   reply.type('text/plain; version=0.0.4');
   return app.sessions.prometheus();
 });
 
-app.get('/healthz', async (_request, reply) => {
+app.get('/healthz', pub, async (_request, reply) => {
   const ok = await app.sessions.healthy();
   reply.code(ok ? 200 : 503);
   return { status: ok ? 'ok' : 'unavailable' };
 });
 
-const shutdown = async () => {
-  await app.close();
-  client.disconnect();
-  privateRedis?.stop();
-  process.exit(0);
-};
-process.once('SIGTERM', shutdown);
-process.once('SIGINT', shutdown);
-
-await app.listen({ port: num('PORT') ?? 3000, host: env.HOST || '127.0.0.1' });
-console.log(`demo listening on http://${env.HOST || '127.0.0.1'}:${num('PORT') ?? 3000}`);
+onShutdown(() => app.close(), redis);
+await app.listen({ port: PORT, host: HOST });
+console.log(`demo (Fastify) listening on http://${HOST}:${PORT}`);

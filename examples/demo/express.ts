@@ -1,0 +1,92 @@
+// The demo on Express: the same page and the same HTTP contract as server.ts, from the Express
+// middleware. Environment: DESIGN section 7 (see shared.ts). It listens even while Redis is down.
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { STATUS_CODES } from 'node:http';
+import tieredSession from '../../lib/express/index.js';
+import {
+  BAD_BODY, BAD_CREDENTIALS, CSP, HOST, LOG_LEVEL, PAGE, PORT, PUBLIC_PATHS, SCRIPT,
+  checkPassword, loginBody, onShutdown, redisClient, sessionOptions,
+} from './shared.js';
+
+const redis = await redisClient();
+const quiet = LOG_LEVEL === 'silent' || LOG_LEVEL === 'error';
+const sessions = tieredSession({
+  ...sessionOptions(redis.client),
+  // Public routes opt out of sessions: no cookie read, no Redis, so they answer while Redis is down.
+  skip: (req) => PUBLIC_PATHS.has(req.path),
+  ...(quiet ? { logger: { debug() {}, info() {}, warn() {}, error: (o: object, m: string) => console.error(m, o) } } : {}),
+});
+
+const app = express();
+app.disable('x-powered-by');
+app.use(sessions);
+app.use('/sessions', sessions.routes);
+
+app.get('/', (_req, res) => {
+  res.set({ 'content-security-policy': CSP, 'cache-control': 'no-store' }).type('text/html; charset=utf-8').send(PAGE);
+});
+app.get('/app.js', (_req, res) => {
+  res.set('content-security-policy', CSP).type('text/javascript; charset=utf-8').send(SCRIPT);
+});
+
+/** Express 4 does not pass a rejected promise to next(): every async route does it here. */
+const route = (fn: (req: Request, res: Response) => Promise<void>) => (req: Request, res: Response, next: NextFunction) => {
+  fn(req, res).catch(next);
+};
+
+app.post('/login', sessions.refuseCrossSite, express.json({ limit: '2kb' }), route(async (req, res) => {
+  const body = loginBody(req.body);
+  if (body === undefined) {
+    res.status(400).json(BAD_BODY);
+    return;
+  }
+  if (!checkPassword(body.username, body.password)) {
+    res.status(401).json(BAD_CREDENTIALS);
+    return;
+  }
+  const session = await req.signIn(body.username);
+  res.json({ userId: body.username, session: { id: session.id, device: session.device } });
+}));
+
+app.post('/logout', sessions.refuseCrossSite, route(async (req, res) => {
+  await req.signOut();
+  res.status(204).end();
+}));
+
+app.get('/me', sessions.requireSession, (req, res) => {
+  res.set('cache-control', 'no-store').json({ userId: req.session!.userId, sessionId: req.session!.id });
+});
+
+// Public here because the contract check reads it; a real deployment serves metrics on an
+// internal port or behind authentication (README: "Metrics").
+app.get('/metrics', (_req, res) => {
+  res.type('text/plain; version=0.0.4').send(sessions.prometheus());
+});
+
+app.get('/healthz', route(async (_req, res) => {
+  const ok = await sessions.healthy();
+  res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'unavailable' });
+}));
+
+app.use((_req: Request, res: Response) => {
+  res.status(404).json({ statusCode: 404, error: 'Not Found', message: 'Route not found' });
+});
+
+// The app's error handler: the package's errors carry `status` and `code`; a body parser's
+// errors carry `status`. Everything answers the same JSON shape as the Fastify demo.
+app.use((err: Error & { status?: number; code?: string; expose?: boolean }, _req: Request, res: Response, _next: NextFunction) => {
+  const statusCode = err.status ?? 500;
+  if (statusCode >= 500 && statusCode !== 503) console.error(err);
+  res.status(statusCode).json({
+    statusCode,
+    ...(err.code ? { code: err.code } : {}),
+    error: STATUS_CODES[statusCode] ?? 'Error',
+    message: statusCode < 500 || err.code?.startsWith('ERR_TIERED_SESSION_') ? err.message : STATUS_CODES[statusCode],
+  });
+});
+
+const server = app.listen(PORT, HOST, () => console.log(`demo (Express) listening on http://${HOST}:${PORT}`));
+onShutdown(async () => {
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await sessions.close();
+}, redis);

@@ -1,0 +1,132 @@
+// What both demo servers share: the environment (DESIGN section 7), the Redis client, the
+// demo's users and their credential check, the sign-in body rule, and the page. Each server
+// (server.ts on Fastify, express.ts on Express) only wires these to its framework.
+import { readFileSync } from 'node:fs';
+import { timingSafeEqual, createHash } from 'node:crypto';
+import { Redis, Cluster } from 'ioredis';
+import { fastFail, startPrivateRedis } from './private-redis.js';
+
+const env = process.env;
+
+/** An integer environment variable, or undefined when unset; exits with a message when malformed. */
+export function num(name: string): number | undefined {
+  const v = env[name];
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n)) {
+    console.error(`${name} must be an integer, got ${JSON.stringify(v)}`);
+    process.exit(2);
+  }
+  return n;
+}
+
+export const PORT = num('PORT') ?? 3000;
+export const HOST = env.HOST || '127.0.0.1';
+export const LOG_LEVEL = env.LOG_LEVEL ?? 'warn';
+
+/**
+ * The Redis client: REDIS_CLUSTER_NODES (a Cluster), else REDIS_URL, else a private
+ * redis-server from PATH. Created without waiting: the server listens even while Redis is down
+ * (/healthz answers 503 until it is back) and recovers by itself.
+ */
+export async function redisClient(): Promise<{ client: Redis | Cluster; stop(): void }> {
+  let privateRedis: { url: string; stop(): void } | undefined;
+  let client: Redis | Cluster;
+  if (env.REDIS_CLUSTER_NODES) {
+    const nodes = env.REDIS_CLUSTER_NODES.split(',').map((hp) => {
+      const [host, port] = hp.trim().split(':');
+      return { host, port: Number(port) };
+    });
+    client = new Cluster(nodes, { redisOptions: fastFail, enableOfflineQueue: false, clusterRetryStrategy: fastFail.retryStrategy });
+  } else {
+    let url = env.REDIS_URL;
+    if (!url) {
+      privateRedis = await startPrivateRedis();
+      url = privateRedis.url;
+    }
+    client = new Redis(url, fastFail);
+  }
+  client.on('error', () => { /* reconnects by itself; /healthz reports the state */ });
+  return {
+    client,
+    stop() {
+      client.disconnect();
+      privateRedis?.stop();
+    },
+  };
+}
+
+/**
+ * The demo's secret. Every instance sharing a Redis must use the same one; a real deployment
+ * sets SESSION_SECRET from its secret store (at least 32 characters).
+ */
+export const SECRET = env.SESSION_SECRET || 'demo-only-secret-set-SESSION_SECRET-in-production';
+
+/** The package options from the environment: the same for both demo servers. */
+export function sessionOptions(client: Redis | Cluster) {
+  return {
+    client,
+    secret: SECRET,
+    keyPrefix: env.KEY_PREFIX || 'demo:',
+    idleTimeout: num('IDLE_TIMEOUT_MS'),
+    absoluteTimeout: num('ABSOLUTE_TIMEOUT_MS'),
+    touchInterval: num('TOUCH_INTERVAL_MS'),
+    localCache: { ttl: num('LOCAL_CACHE_TTL_MS') },
+    maxSessionsPerUser: num('MAX_SESSIONS_PER_USER'),
+    // Only a header a trusted proxy sets (e.g. cf-ipcountry behind Cloudflare); unset, no country.
+    countryHeader: env.COUNTRY_HEADER || undefined,
+  };
+}
+
+// Demo users. A real app checks a password hash; rate limits belong to that check.
+const USERS: Record<string, string> = { alice: 'wonderland', bob: 'builder' };
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+/** Constant-time credential check (an unknown user costs the same as a wrong password). */
+export function checkPassword(username: string, password: string): boolean {
+  const expected = Object.hasOwn(USERS, username) ? USERS[username] : undefined;
+  const ok = timingSafeEqual(digest(password), digest(expected ?? '\0no-such-user'));
+  return ok && expected !== undefined;
+}
+
+export interface LoginBody { username: string; password: string }
+
+/** The sign-in body rule (the Fastify server states the same as a JSON schema). */
+export const LOGIN_BODY_SCHEMA = {
+  type: 'object',
+  required: ['username', 'password'],
+  additionalProperties: false,
+  properties: { username: { type: 'string', maxLength: 64 }, password: { type: 'string', maxLength: 256 } },
+} as const;
+
+/** The same rule for a server without a schema validator: the body, or undefined when it breaks the rule. */
+export function loginBody(body: unknown): LoginBody | undefined {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return undefined;
+  const b = body as Record<string, unknown>;
+  const allowed = Object.keys(LOGIN_BODY_SCHEMA.properties);
+  if (Object.keys(b).some((k) => !allowed.includes(k))) return undefined;
+  if (typeof b.username !== 'string' || b.username.length > 64) return undefined;
+  if (typeof b.password !== 'string' || b.password.length > 256) return undefined;
+  return { username: b.username, password: b.password };
+}
+
+export const BAD_CREDENTIALS = { statusCode: 401, code: 'DEMO_BAD_CREDENTIALS', error: 'Unauthorized', message: 'Wrong username or password' };
+export const BAD_BODY = { statusCode: 400, code: 'DEMO_BAD_BODY', error: 'Bad Request', message: 'Expected { username, password }' };
+
+export const PAGE = readFileSync(new URL('./public/index.html', import.meta.url), 'utf8');
+export const SCRIPT = readFileSync(new URL('./public/app.js', import.meta.url), 'utf8');
+export const CSP = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/** The routes that never need a session: they answer while Redis is down. */
+export const PUBLIC_PATHS = new Set(['/', '/app.js', '/healthz', '/metrics']);
+
+/** SIGTERM / SIGINT: close the app (flushes writes, closes the subscriber), then the client. */
+export function onShutdown(close: () => Promise<void>, redis: { stop(): void }): void {
+  const shutdown = async () => {
+    await close();
+    redis.stop();
+    process.exit(0);
+  };
+  process.once('SIGTERM', shutdown);
+  process.once('SIGINT', shutdown);
+}
