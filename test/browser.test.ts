@@ -27,20 +27,18 @@ let browser: Browser | undefined;
 t.before(async () => {
   await waitForChromium();
   redis = await RedisServer.start();
-  demo = await startDemo({
-    REDIS_URL: redis.url,
-    KEY_PREFIX: `b${randomBytes(4).toString('hex')}:`,
-    LOCAL_CACHE_TTL_MS: '2000',
-  });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
 });
 
 t.teardown(async () => {
   await browser?.close();
-  await demo?.stop();
   // The private redis-server is killed by its fixture when this process exits (awaiting its
   // exit here would wait on an unref'd child).
 });
+
+/** The tests below run once against each demo server (the same page, two frameworks). */
+const cases: [string, (t: Test) => Promise<void>][] = [];
+const test = (name: string, fn: (t: Test) => Promise<void>) => { cases.push([name, fn]); };
 
 /** A fresh browser profile with its own User-Agent; records CSP violations and page errors. */
 async function newContext(t: Test, userAgent: string): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
@@ -83,7 +81,7 @@ async function devices(page: Page, count: number): Promise<Device[]> {
 /** GET /me with this context's cookies, from inside the page (a same-origin fetch). */
 const meStatus = (page: Page) => page.evaluate(async () => (await fetch('/me')).status);
 
-t.test('two browsers sign in as alice, see each other in "Your devices", and one signs the other out', async (t) => {
+test('two browsers sign in as alice, see each other in "Your devices", and one signs the other out', async (t) => {
   const one = await newContext(t, UA.mac);
   await one.page.goto(demo!.url);
   await showsForm(one.page);
@@ -143,7 +141,7 @@ t.test('two browsers sign in as alice, see each other in "Your devices", and one
   }
 });
 
-t.test('"Sign out everywhere" ends the other browser\'s session: it shows the form again and /me answers 401', async (t) => {
+test('"Sign out everywhere" ends the other browser\'s session: it shows the form again and /me answers 401', async (t) => {
   const one = await newContext(t, UA.mac);
   const two = await newContext(t, UA.iphone);
   await signIn(one.page, 'alice', 'wonderland');
@@ -181,7 +179,7 @@ t.test('"Sign out everywhere" ends the other browser\'s session: it shows the fo
   t.match(await three.page.textContent('#message'), /Your session has ended/);
 });
 
-t.test('a hostile User-Agent is shown as text: no element, no script', async (t) => {
+test('a hostile User-Agent is shown as text: no element, no script', async (t) => {
   const evil = await newContext(t, HOSTILE_UA);
   await signIn(evil.page, 'bob', 'builder');
   const [d] = await devices(evil.page, 1);
@@ -219,7 +217,7 @@ t.test('a hostile User-Agent is shown as text: no element, no script', async (t)
   t.same(evil.errors, []);
 });
 
-t.test('the page is served with its CSP and the cookie also works on http://localhost', async (t) => {
+test('the page is served with its CSP and the cookie also works on http://localhost', async (t) => {
   const r = await fetch(demo!.url);
   t.match(r.headers.get('content-security-policy'), /script-src 'self'/);
   const html = await r.text();
@@ -240,3 +238,15 @@ t.test('the page is served with its CSP and the cookie also works on http://loca
   await page.click('#logout');
   await showsForm(page);
 });
+
+for (const [framework, script] of [['Fastify', 'examples/demo/server.ts'], ['Express', 'examples/demo/express.ts']] as const) {
+  t.test(`the ${framework} demo (${script})`, async (t) => {
+    demo = await startDemo({
+      REDIS_URL: redis!.url,
+      KEY_PREFIX: `b${randomBytes(4).toString('hex')}:`,
+      LOCAL_CACHE_TTL_MS: '2000',
+    }, script);
+    t.teardown(() => demo?.stop());
+    for (const [name, fn] of cases) await t.test(name, fn);
+  });
+}
