@@ -56,56 +56,66 @@ t.test('dist/ is built from the current sources', async (t) => {
     'dist/cjs is marked CommonJS inside the "type": "module" package');
 });
 
-t.test('an ESM `import` of the package name gets the ESM build, whose default export is the plugin and registers on Fastify', async (t) => {
+const ROOT_EXPORTS = ['TieredSessionError', 'errors', 'parseDevice'];
+
+t.test('an ESM `import` gets the ESM build: the Fastify plugin registers, the Express middleware serves, a bad option is a coded error', async (t) => {
   const { status, out, stderr } = runNode('test/fixtures/pkg/import.mjs');
   t.equal(status, 0, `node exits 0 ${stderr}`);
-  t.match(out.resolved, /\/dist\/esm\/index\.js$/, 'resolves through the "import" condition to dist/esm/index.js');
-  t.equal(out.defaultExport, 'function', 'the default export is a function');
-  t.equal(out.namedExport, 'function', 'fastifyTieredSession is a function');
-  t.equal(out.same, true, 'the default and the named export are the same plugin');
-  t.equal(out.errors, 'function', 'the errors namespace carries the error classes');
-  t.equal(out.parseDevice, 'function', 'parseDevice is exported');
-  t.same(out.decorators, ['function', 'function', 'function'], 'registering decorates app.sessions, requireSession and refuseCrossSite');
-  t.equal(out.sessionsRoute, 401, 'the device routes are registered (401 without a session)');
-  t.equal(out.badOption, 'ERR_TIERED_SESSION_INVALID_OPTION', 'a bad option fails ready() with the coded error');
-  t.equal(out.badOptionIsPluginError, true, 'which is an instance of the exported error class');
+  const o = out as Record<string, any>;
+  t.match(o.resolved, [/\/dist\/esm\/index\.js$/, /\/dist\/esm\/fastify\/index\.js$/, /\/dist\/esm\/express\/index\.js$/],
+    'the root, /fastify and /express resolve through the "import" condition to dist/esm');
+  t.same(o.fastify.default, 'function', 'the Fastify default export is the plugin');
+  t.equal(o.fastify.same, true, 'the default and the named export are the same plugin');
+  t.equal(o.express.default, 'function', 'the Express default export is the middleware factory');
+  t.equal(o.express.same, true, 'the default and the named export are the same factory');
+  t.same(o.root, ROOT_EXPORTS, 'the root exports only what both adapters share (types aside)');
+  t.equal(o.errors, 'function', 'the errors namespace carries the error classes');
+  t.equal(o.parseDevice, 'function', 'parseDevice is exported');
+  t.same(o.fastify.decorators, ['function', 'function', 'function'], 'registering decorates app.sessions, requireSession and refuseCrossSite');
+  t.equal(o.fastify.sessionsRoute, 401, 'the device routes are registered (401 without a session)');
+  t.equal(o.fastify.badOption, 'ERR_TIERED_SESSION_INVALID_OPTION', 'a bad option fails ready() with the coded error');
+  t.equal(o.fastify.badOptionIsPackageError, true, 'which is an instance of the exported error classes');
+  t.same(o.express.api, ['function', 'function', 'function'], 'the middleware carries revokeAll, requireSession and refuseCrossSite');
+  t.same(o.express.sessionsRoute, [401, 'ERR_TIERED_SESSION_NO_SESSION'], 'its routes answer 401 through the app\'s error handler');
+  t.equal(o.express.badOption, 'ERR_TIERED_SESSION_INVALID_OPTION', 'a bad option throws the coded error when the middleware is created');
 });
 
-t.test('a CommonJS `require()` of the package name gets the CommonJS build, whose default export is the plugin and registers on Fastify', async (t) => {
+t.test('a CommonJS `require()` gets the CommonJS build: the plugin and the middleware factory are the modules themselves', async (t) => {
   const { status, out, stderr } = runNode('test/fixtures/pkg/require.cjs');
   t.equal(status, 0, `node exits 0 ${stderr}`);
-  t.match(out.resolved, /\/dist\/cjs\/index\.js$/, 'resolves through the "require" condition to dist/cjs/index.js');
-  t.equal(out.defaultExport, 'function', 'require(…).default is a function');
-  t.equal(out.namedExport, 'function', 'require(…).fastifyTieredSession is a function');
-  t.equal(out.same, true, 'they are the same plugin');
-  t.equal(out.errors, 'function', 'the errors namespace carries the error classes');
-  t.equal(out.parseDevice, 'function', 'parseDevice is exported');
-  t.same(out.decorators, ['function', 'function', 'function'], 'registering decorates app.sessions, requireSession and refuseCrossSite');
-  t.equal(out.sessionsRoute, 401, 'the device routes are registered (401 without a session)');
-  t.equal(out.registerModuleObject, 'function', 'app.register(require(…)) works too (Fastify unwraps .default)');
-  t.equal(out.badOption, 'ERR_TIERED_SESSION_INVALID_OPTION', 'a bad option fails ready() with the coded error');
-  t.equal(out.badOptionIsPluginError, true, 'which is an instance of the exported error class');
+  const o = out as Record<string, any>;
+  t.match(o.resolved, [/\/dist\/cjs\/index\.js$/, /\/dist\/cjs\/cjs\/fastify\.js$/, /\/dist\/cjs\/cjs\/express\.js$/],
+    'the root, /fastify and /express resolve through the "require" condition to dist/cjs');
+  t.same(o.fastify, { module: 'function', default: true, named: true, decorators: ['function', 'function', 'function'], sessionsRoute: 401,
+    badOption: 'ERR_TIERED_SESSION_INVALID_OPTION', badOptionIsPackageError: true },
+  'require("tiered-session/fastify") is the plugin (also as .default and .tieredSession), registers as is, and refuses a bad option');
+  t.same(o.express, { module: 'function', default: true, named: true, sessionsRoute: [401, 'ERR_TIERED_SESSION_NO_SESSION'] },
+    'require("tiered-session/express") is the middleware factory (also as .default and .tieredSession)');
+  t.same(o.root, ROOT_EXPORTS, 'the root exports the shared parts');
+  t.equal(o.errors, 'function');
+  t.equal(o.sameErrors, true, 'one set of error classes, whichever entry point it is reached from');
 });
 
 t.test('type declarations are emitted from the source for both builds, and every path the package names exists', async (t) => {
   for (const build of ['esm', 'cjs']) {
-    const index = path.join(root, 'dist', build, 'index.d.ts');
-    t.ok(existsSync(index), `dist/${build}/index.d.ts exists`);
-    const dts = existsSync(index) ? readFileSync(index, 'utf8') : '';
-    t.match(dts, /export default fastifyTieredSession/, `dist/${build}/index.d.ts declares the default export`);
-    t.match(dts, /TieredSessionOptions/, `dist/${build}/index.d.ts exports the options type`);
-    const missing = sources().map((s) => s.replace(/\.ts$/, '.d.ts')).filter((d) => !existsSync(path.join(root, 'dist', build, d)));
+    const missing = sources().filter((s) => build === 'cjs' || !s.startsWith('cjs'))
+      .map((s) => s.replace(/\.ts$/, '.d.ts')).filter((d) => !existsSync(path.join(root, 'dist', build, d)));
     t.same(missing, [], `every lib/ source has a declaration file in dist/${build}`);
-    const plugin = path.join(root, 'dist', build, 'plugin.d.ts');
+    const plugin = path.join(root, 'dist', build, 'fastify', 'plugin.d.ts');
     t.match(existsSync(plugin) ? readFileSync(plugin, 'utf8') : '', /declare module ['"]fastify['"]/,
-      `dist/${build}/plugin.d.ts carries the Fastify type augmentation (request.session, reply.signIn…)`);
+      `dist/${build}/fastify/plugin.d.ts carries the Fastify type augmentation (request.session, reply.signIn…)`);
+    const middleware = path.join(root, 'dist', build, 'express', 'middleware.d.ts');
+    t.match(existsSync(middleware) ? readFileSync(middleware, 'utf8') : '', /namespace Express/,
+      `dist/${build}/express/middleware.d.ts carries the Express type augmentation (req.session, req.signIn…)`);
   }
+  t.match(readFileSync(path.join(root, 'dist/cjs/cjs/fastify.d.ts'), 'utf8'), /export = plugin/, 'the CommonJS /fastify types say `export =`');
   const targets: string[] = [];
   const walk = (v: unknown) => {
     if (typeof v === 'string') targets.push(v);
     else if (v && typeof v === 'object') Object.values(v).forEach(walk);
   };
   walk(pkg.exports);
+  walk((pkg as { typesVersions?: unknown }).typesVersions);
   targets.push(pkg.main, pkg.module, pkg.types);
   for (const p of targets) t.ok(existsSync(path.join(root, p)), `${p} (named in package.json) exists`);
 });
