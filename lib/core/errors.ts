@@ -61,7 +61,7 @@ export const ERR_DATA_NOT_SERIALIZABLE = define('ERR_TIERED_SESSION_DATA_NOT_SER
 export const ERR_BAD_USER_ID = define('ERR_TIERED_SESSION_BAD_USER_ID', 500, (why: string) => `Invalid user id: ${why}`);
 
 export const ERR_REAUTHENTICATION_REQUIRED = define('ERR_TIERED_SESSION_REAUTHENTICATION_REQUIRED', 403,
-  (maxAgeMs: number) => `Confirm your credentials again: this action needs an authentication from the last ${maxAgeMs} ms`);
+  (maxAgeMs: number) => `Confirm your credentials again: this action needs an authentication within the last ${maxAgeMs} ms (maxAge ${maxAgeMs})`);
 
 export const ERR_NOT_CONFIRMED = define('ERR_TIERED_SESSION_NOT_CONFIRMED', 503,
   () => 'The change was made but no replica confirmed it in time; it may be undone by a failover');

@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { setCookieLine } from './cookie.js';
 import { isCrossSite } from './cross-site.js';
 import { parseDevice, type DeviceInfo } from './device.js';
-import { ERR_BAD_BODY, ERR_NO_SESSION, ERR_NOT_FOUND } from './errors.js';
+import { ERR_BAD_BODY, ERR_NO_SESSION, ERR_NOT_FOUND, ERR_REAUTHENTICATION_REQUIRED } from './errors.js';
 import type { SessionManager } from './manager.js';
 import type { ResolvedOptions } from './options.js';
 import type { Session, SessionData } from './session.js';
@@ -19,6 +19,11 @@ export interface RequestFacts {
 export interface SignInOptions {
   /** Initial session data (plain JSON, at most `maxDataBytes`). */
   data?: SessionData;
+  /**
+   * `false`: "remember me" unticked. The cookie is a browser-session cookie (no Max-Age: it ends
+   * with the browser) and the session gets the `shortSession` lifetimes. @default true
+   */
+  remember?: boolean;
 }
 
 /** What signing in answers: the new session and the device parsed from its User-Agent. */
@@ -28,6 +33,14 @@ export interface SignedIn extends Session {
 
 /** Headers every response of the device routes carries, errors included. */
 export const ROUTE_HEADERS: Readonly<Record<string, string>> = Object.freeze({ 'cache-control': 'no-store' });
+
+/** A guard's maxAge, checked when the guard is made (at route definition, not per request). */
+export function guardMaxAge(v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
+    throw new TypeError(`requireRecentAuthentication(maxAgeMs): expected a whole number of milliseconds, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -41,6 +54,7 @@ export interface ListedSession {
   createdAt: string;
   lastActiveAt: string;
   expiresAt: string;
+  remembered: boolean;
 }
 
 /**
@@ -112,6 +126,7 @@ export class SessionFlows {
    */
   async signIn(r: RequestFacts, current: Session | null | undefined, userId: string, options: SignInOptions = {}): Promise<{ session: SignedIn; setCookie: string }> {
     if (typeof options !== 'object' || options === null) throw new TypeError('signIn options must be an object');
+    if (options.remember !== undefined && typeof options.remember !== 'boolean') throw new TypeError('signIn option "remember" must be a boolean');
     const carried = current === undefined ? await this.sessionOf(r.headers) : current;
     if (carried !== null) await this.manager.revoke(carried.id);
     const device = parseDevice(one(r.headers['user-agent']), this.#o.maxUserAgentLength);
@@ -120,10 +135,11 @@ export class SessionFlows {
       ip: r.ip ?? null,
       country: this.#country(r.headers),
       data: options.data,
+      remember: options.remember,
     });
     return {
       session: Object.freeze({ ...session, device }),
-      setCookie: setCookieLine(this.#o.cookie, token, session.absoluteExpiresAt - session.createdAt),
+      setCookie: this.#cookieFor(session, token, session.createdAt),
     };
   }
 
@@ -136,11 +152,33 @@ export class SessionFlows {
 
   clearCookie(): string { return setCookieLine(this.#o.cookie, '', 0); }
 
+  /** A remembered session's cookie lasts its remaining absolute lifetime; any other ends with the browser. */
+  #cookieFor(session: Session, token: string, now: number): string {
+    return setCookieLine(this.#o.cookie, token, session.remembered ? session.absoluteExpiresAt - now : null);
+  }
+
+  /** The user re-proved their credentials: `authenticatedAt` moves to now (on every instance). */
+  async confirmAuthentication(current: Session | null): Promise<Session> {
+    if (current === null) throw new ERR_NO_SESSION();
+    return this.manager.confirm(current);
+  }
+
+  /**
+   * The recent-authentication rule: no session → 401; an authentication older than `maxAgeMs` →
+   * 403 REAUTHENTICATION_REQUIRED (the app prompts for the password, confirms, and retries).
+   */
+  checkRecentAuthentication(current: Session | null, maxAgeMs: number): void {
+    if (current === null) throw new ERR_NO_SESSION();
+    if (this.#o.now() - current.authenticatedAt > maxAgeMs) {
+      throw Object.assign(new ERR_REAUTHENTICATION_REQUIRED(maxAgeMs), { maxAge: maxAgeMs });
+    }
+  }
+
   /** A new secret for the current session (privilege change); the old token stops working. */
   async rotate(current: Session | null): Promise<{ session: Session; setCookie: string }> {
     if (current === null) throw new ERR_NO_SESSION();
     const token = await this.manager.rotate(current.id);
-    return { session: current, setCookie: setCookieLine(this.#o.cookie, token, current.absoluteExpiresAt - this.#o.now()) };
+    return { session: current, setCookie: this.#cookieFor(current, token, this.#o.now()) };
   }
 
   async update(current: Session | null, data: SessionData): Promise<Session> {
@@ -165,6 +203,7 @@ export class SessionFlows {
         createdAt: iso(s.createdAt),
         lastActiveAt: iso(s.lastActiveAt),
         expiresAt: iso(s.expiresAt),
+        remembered: s.remembered,
       })),
     };
   }
@@ -221,7 +260,7 @@ export const LIST_SCHEMA = {
       type: 'array',
       items: {
         type: 'object',
-        required: ['id', 'current', 'device', 'ip', 'country', 'createdAt', 'lastActiveAt', 'expiresAt'],
+        required: ['id', 'current', 'device', 'ip', 'country', 'createdAt', 'lastActiveAt', 'expiresAt', 'remembered'],
         properties: {
           id: { type: 'string' },
           current: { type: 'boolean' },
@@ -231,6 +270,7 @@ export const LIST_SCHEMA = {
           createdAt: { type: 'string' },
           lastActiveAt: { type: 'string' },
           expiresAt: { type: 'string' },
+          remembered: { type: 'boolean' },
         },
       },
     },

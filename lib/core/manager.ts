@@ -19,6 +19,8 @@ export interface CreateInput {
   ip?: string | null;
   country?: string | null;
   data?: SessionData;
+  /** false: the short lifetimes (a browser-session cookie). @default true */
+  remember?: boolean;
 }
 
 /** Epoch milliseconds with sub-millisecond precision: revocation latency is measured in µs. */
@@ -55,7 +57,8 @@ export class SessionManager {
   constructor(options: ResolvedOptions, log: Logger) {
     this.#o = options;
     this.#log = log;
-    this.#store = new RedisStore(options.client, options.keyPrefix, options.commandTimeout, options.idleTimeout);
+    this.#store = new RedisStore(options.client, options.keyPrefix, options.commandTimeout,
+      { long: options.idleTimeout, short: options.shortSession.idleTimeout });
     this.#l1 = new LocalCache(options.localCache, () => this.cacheTrusted);
     this.#touches = new TouchQueue((items) => this.#writeTouches(items));
     if (options.localCache) {
@@ -124,7 +127,7 @@ export class SessionManager {
     if (e !== undefined && (e.proof.length === SECRET_LENGTH ? secretMatches(e.proof, token) : provePrewarmed(e, token))) {
       const now = this.#o.now();
       const since = now - CLOCK_BASE - e.touched;
-      if (since < this.#o.idleTimeout && now < e.session.absoluteExpiresAt) {
+      if (since < (e.session.remembered ? this.#o.idleTimeout : this.#o.shortSession.idleTimeout) && now < e.session.absoluteExpiresAt) {
         this.metrics.l1Hits++;
         if (since >= this.#o.touchInterval) this.#touch(e, now);
         return e;
@@ -169,7 +172,15 @@ export class SessionManager {
   }
 
   #sessionOf(id: string, s: StoredSession): Session {
-    return Object.freeze({ id, userId: s.userId, data: parseData(s.data), createdAt: s.createdAt, absoluteExpiresAt: s.absoluteAt });
+    return Object.freeze({
+      id, userId: s.userId, data: parseData(s.data), createdAt: s.createdAt, absoluteExpiresAt: s.absoluteAt,
+      remembered: s.remembered, authenticatedAt: s.authenticatedAt,
+    });
+  }
+
+  /** The idle timeout of a session of this kind. */
+  #idleOf(remembered: boolean): number {
+    return remembered ? this.#o.idleTimeout : this.#o.shortSession.idleTimeout;
   }
 
   /**
@@ -268,13 +279,16 @@ export class SessionManager {
     const tag = this.tagOf(userId);
     const { random, secret } = newRandomAndSecret();
     const id = tag + random;
-    const absoluteAt = now + this.#o.absoluteTimeout;
-    const ttl = Math.min(this.#o.idleTimeout, this.#o.absoluteTimeout);
+    const remembered = input.remember !== false;
+    const absoluteAt = now + (remembered ? this.#o.absoluteTimeout : this.#o.shortSession.absoluteTimeout);
+    const ttl = Math.min(this.#idleOf(remembered), absoluteAt - now);
     const ip = typeof input.ip === 'string' && isIP(input.ip) !== 0 ? input.ip : '';
     const record: NewRecord = {
       userId, secretHash: hashSecret(secret), absoluteAt, device: encodeDevice(input.device),
-      ip, country: input.country || '', data: dat,
+      ip, country: input.country || '', data: dat, remembered,
     };
+    const type = input.device.type ?? '';
+    const caps = { total: this.#o.maxSessionsPerUser, type, typeCap: this.#o.capsByType.get(type) ?? 0 };
     // Held from before the write: a revocation of this user that overtakes the create's reply
     // (log-out-everywhere on another instance) voids the fill below.
     const t = this.#l1.hold(id);
@@ -282,7 +296,7 @@ export class SessionManager {
       this.metrics.redisWrites++;
       let evicted: string[];
       try {
-        evicted = await this.#store.create(tag, random, now, ttl, this.#o.maxSessionsPerUser, record);
+        evicted = await this.#store.create(tag, random, now, ttl, caps, record);
       } catch (err) {
         this.metrics.redisErrors++;
         if (isUnknownOutcome(err)) this.#orphan(id);
@@ -292,11 +306,13 @@ export class SessionManager {
       if (this.#o.prewarm > 0) this.#noteRecent([{ publicId: id, now }]);
       // The key `<prefix>{bucket}user random`, then each field present: a one-letter name and its value.
       let size = this.#o.keyPrefix.length + 2 + ID_LENGTH;
-      for (const v of [userId, record.secretHash, String(now), String(now), String(absoluteAt), record.device, record.ip, record.country, dat]) {
+      for (const v of [userId, record.secretHash, String(now), String(now), String(absoluteAt), record.device, record.ip, record.country, dat, remembered ? '' : '0']) {
         if (v !== '') size += 1 + v.length;
       }
       this.metrics.sessionSize.observe(size);
-      const session: Session = Object.freeze({ id: own(id), userId, data: parseData(dat), createdAt: now, absoluteExpiresAt: absoluteAt });
+      const session: Session = Object.freeze({
+        id: own(id), userId, data: parseData(dat), createdAt: now, absoluteExpiresAt: absoluteAt, remembered, authenticatedAt: now,
+      });
       this.#l1.fill(session.id, t, { session, proof: secret, touched: now - CLOCK_BASE });
       return { session, token: `${session.id}.${secret}`, evicted };
     } finally {
@@ -379,6 +395,18 @@ export class SessionManager {
     return Object.freeze({ ...session, data: parseData(dat) });
   }
 
+  /**
+   * The user proved their credentials again (a password prompt, a second factor): the session's
+   * `authenticatedAt` moves to now, in Redis first; every instance drops its cached copy.
+   */
+  async confirm(session: Session): Promise<Session> {
+    const now = this.#o.now();
+    const ok = await this.#write(() => this.#store.update(session.id, 't', String(now), preciseNow()));
+    this.#l1.invalidate([session.id]);
+    if (!ok) throw new ERR_NOT_FOUND();
+    return Object.freeze({ ...session, authenticatedAt: now });
+  }
+
   // ---- reads for the device list -----------------------------------------------------------
 
   /** A user's live sessions, most recently active first. */
@@ -397,7 +425,7 @@ export class SessionManager {
       if (s.userId !== userId) continue;
       // A touch this instance has queued or is writing is activity Redis has not seen yet.
       const touched = this.#touches.pending(publicId);
-      const expiresAt = Math.max(s.expiresAt, Math.min(touched + this.#o.idleTimeout, s.absoluteAt));
+      const expiresAt = Math.max(s.expiresAt, Math.min(touched + this.#idleOf(s.remembered), s.absoluteAt));
       if (expiresAt <= now) continue;
       out.push({
         id: publicId,
@@ -408,6 +436,7 @@ export class SessionManager {
         createdAt: s.createdAt,
         lastActiveAt: Math.max(touched, s.lastActiveAt),
         expiresAt,
+        remembered: s.remembered,
       });
     }
     return out.sort((a, b) => b.lastActiveAt - a.lastActiveAt);

@@ -22,6 +22,25 @@ export interface CookieOptions {
   domain?: string;
 }
 
+/** Lifetimes of a session signed in with `remember: false` (a browser-session cookie). */
+export interface ShortSessionOptions {
+  /** Sliding idle timeout; at most `idleTimeout`. @default 43200000 (ms, 12 hours) */
+  idleTimeout?: Milliseconds;
+  /** Absolute lifetime from sign-in; at most `absoluteTimeout`. @default 86400000 (ms, 24 hours) */
+  absoluteTimeout?: Milliseconds;
+}
+
+/**
+ * Session caps per user: a total, and per device type as the device parser names them
+ * (`desktop`, `mobile`, `tablet`, `bot`, `smarttv`, `console`, `wearable`, `embedded`). A
+ * session of a type without a cap counts only toward the total.
+ */
+export interface SessionCaps {
+  /** Live sessions per user across all types; 0 = no total cap. @default 50 */
+  total?: number;
+  [deviceType: string]: number | undefined;
+}
+
 export interface LocalCacheOptions {
   /** Most entries kept in this process. @default 10000 */
   max?: number;
@@ -54,8 +73,15 @@ export interface TieredSessionOptions {
   touchInterval?: Milliseconds;
   /** The in-process cache (L1); `false` reads Redis on every request. @default { max: 10000, ttl: 15000 } */
   localCache?: LocalCacheOptions | false;
-  /** Signing in past this many live sessions revokes the least recently active one; 0 = no cap. @default 50 */
-  maxSessionsPerUser?: number;
+  /**
+   * Signing in past this many live sessions revokes the least recently active one; 0 = no cap.
+   * An object caps per device type too: `{ total: 50, mobile: 5, desktop: 10, bot: 1 }`: past a
+   * type's cap the least recently active session of that type goes, past the total the least
+   * recently active of all. @default 50
+   */
+  maxSessionsPerUser?: number | SessionCaps;
+  /** Lifetimes of sessions signed in with `remember: false`. @default { idleTimeout: 12 h, absoluteTimeout: 24 h } */
+  shortSession?: ShortSessionOptions;
   /** Longest any Redis command may take before the request answers 503. @default 1000 (ms) */
   commandTimeout?: Milliseconds;
   /** How often the subscriber connection is pinged to catch a silent break. @default 1000 (ms) */
@@ -93,7 +119,11 @@ export interface ResolvedOptions {
   readonly absoluteTimeout: Milliseconds;
   readonly touchInterval: Milliseconds;
   readonly localCache: Readonly<Required<LocalCacheOptions>> | false;
+  /** The total cap (0 = none). */
   readonly maxSessionsPerUser: number;
+  /** Caps per device type (each ≥ 1); types without one count only toward the total. */
+  readonly capsByType: ReadonlyMap<string, number>;
+  readonly shortSession: Readonly<Required<ShortSessionOptions>>;
   readonly commandTimeout: Milliseconds;
   readonly heartbeatInterval: Milliseconds;
   readonly maxDataBytes: number;
@@ -108,7 +138,7 @@ export interface ResolvedOptions {
 }
 
 const KNOWN = new Set([
-  'client', 'secret', 'keyPrefix', 'idleTimeout', 'absoluteTimeout', 'touchInterval', 'localCache', 'maxSessionsPerUser',
+  'client', 'secret', 'keyPrefix', 'idleTimeout', 'absoluteTimeout', 'touchInterval', 'localCache', 'maxSessionsPerUser', 'shortSession',
   'commandTimeout', 'heartbeatInterval', 'maxDataBytes', 'cookie', 'allowedOrigins', 'countryHeader',
   'maxUserAgentLength', 'prewarm', 'now',
 ]);
@@ -199,6 +229,8 @@ export function resolveOptions(opts: unknown, adapterKeys: ReadonlySet<string> =
   if (countryHeader !== undefined && (typeof countryHeader !== 'string' || !HEADER.test(countryHeader.toLowerCase()))) {
     throw fail('countryHeader', `expected a header name, got ${describe(countryHeader)}`);
   }
+  const { total, capsByType } = resolveCaps(o.maxSessionsPerUser);
+  const shortSession = resolveShort(o.shortSession, idleTimeout, absoluteTimeout, touchInterval);
   const now = orDefault(o.now, Date.now);
   if (typeof now !== 'function') throw fail('now', `expected a function returning epoch ms, got ${describe(now)}`);
 
@@ -210,7 +242,9 @@ export function resolveOptions(opts: unknown, adapterKeys: ReadonlySet<string> =
     absoluteTimeout,
     touchInterval,
     localCache,
-    maxSessionsPerUser: int('maxSessionsPerUser', o.maxSessionsPerUser, 50, 0, 100_000),
+    maxSessionsPerUser: total,
+    capsByType,
+    shortSession,
     commandTimeout: int('commandTimeout', o.commandTimeout, 1000, 10, 60_000),
     heartbeatInterval: int('heartbeatInterval', o.heartbeatInterval, 1000, 50, 3600_000),
     maxDataBytes: int('maxDataBytes', o.maxDataBytes, 4096, 2, 1024 * 1024),
@@ -222,6 +256,34 @@ export function resolveOptions(opts: unknown, adapterKeys: ReadonlySet<string> =
     now,
     warnings: Object.freeze(warnings),
   });
+}
+
+const DEVICE_TYPE = /^[a-z][a-z0-9-]{0,15}$/;
+
+function resolveCaps(v: unknown): { total: number; capsByType: ReadonlyMap<string, number> } {
+  if (v === undefined || typeof v === 'number' || v === null || typeof v !== 'object' || Array.isArray(v)) {
+    return { total: int('maxSessionsPerUser', v, 50, 0, 100_000), capsByType: new Map() };
+  }
+  const caps = new Map<string, number>();
+  let total = 50;
+  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+    if (k === 'total') total = int('maxSessionsPerUser.total', x, 50, 0, 100_000);
+    else if (!DEVICE_TYPE.test(k)) throw fail(`maxSessionsPerUser.${k}`, 'expected "total" or a device type such as "mobile", "desktop", "bot"');
+    else if (x !== undefined) caps.set(k, int(`maxSessionsPerUser.${k}`, x, 1, 1, 100_000));
+  }
+  return { total, capsByType: caps };
+}
+
+function resolveShort(v: unknown, idle: number, absolute: number, touchInterval: number): Readonly<Required<ShortSessionOptions>> {
+  if (v !== undefined && !isPlainObject(v)) throw fail('shortSession', `expected { idleTimeout, absoluteTimeout }, got ${describe(v)}`);
+  const o = (v ?? {}) as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (k !== 'idleTimeout' && k !== 'absoluteTimeout') throw fail(`shortSession.${k}`, 'unknown option');
+  const shortIdle = int('shortSession.idleTimeout', o.idleTimeout, Math.min(12 * 3600_000, idle), 1000);
+  const shortAbsolute = int('shortSession.absoluteTimeout', o.absoluteTimeout, Math.min(24 * 3600_000, absolute), 1000);
+  if (shortIdle > idle) throw fail('shortSession.idleTimeout', `must not be longer than idleTimeout (${idle} ms), got ${shortIdle}`);
+  if (shortAbsolute > absolute) throw fail('shortSession.absoluteTimeout', `must not be longer than absoluteTimeout (${absolute} ms), got ${shortAbsolute}`);
+  if (touchInterval >= shortIdle) throw fail('touchInterval', `must be shorter than shortSession.idleTimeout (${shortIdle} ms), got ${touchInterval}`);
+  return Object.freeze({ idleTimeout: shortIdle, absoluteTimeout: shortAbsolute });
 }
 
 function resolveCookie(c: CookieOptions | undefined): ResolvedCookie {

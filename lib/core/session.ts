@@ -23,6 +23,10 @@ export interface Session {
   readonly createdAt: number;
   /** Epoch ms: the session ends then, however active it is. */
   readonly absoluteExpiresAt: number;
+  /** False when signed in with `remember: false`: a browser-session cookie and the short lifetimes. */
+  readonly remembered: boolean;
+  /** Epoch ms: when the user last proved their credentials (the sign-in, then each confirmation). */
+  readonly authenticatedAt: number;
 }
 
 /** One entry of a user's device list. Times are epoch ms. */
@@ -35,6 +39,8 @@ export interface SessionInfo {
   readonly createdAt: number;
   readonly lastActiveAt: number;
   readonly expiresAt: number;
+  /** False when signed in with `remember: false`. */
+  readonly remembered: boolean;
 }
 
 const EMPTY_DATA: Readonly<SessionData> = Object.freeze({});

@@ -1,6 +1,6 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { ERR_CROSS_SITE, ERR_NO_SESSION } from '../core/errors.js';
-import { SessionFlows, type RequestFacts, type SignInOptions, type SignedIn } from '../core/flows.js';
+import { SessionFlows, guardMaxAge, type RequestFacts, type SignInOptions, type SignedIn } from '../core/flows.js';
 import { consoleLogger, type Logger } from '../core/log.js';
 import { SessionManager } from '../core/manager.js';
 import { describe, fail, resolveOptions, type TieredSessionOptions } from '../core/options.js';
@@ -28,6 +28,12 @@ export interface TieredSessionMiddleware extends RequestHandler, Sessions {
   readonly requireSession: RequestHandler;
   /** Route middleware: `next(err)` with a 403 error for a cross-site state change (use it on your login). */
   readonly refuseCrossSite: RequestHandler;
+  /**
+   * Route middleware for sensitive actions: `next(err)` with 401 without a session, 403
+   * `…_REAUTHENTICATION_REQUIRED` when the user last proved their credentials more than
+   * `maxAgeMs` ago (re-check the password, call `req.confirmAuthentication()`, retry).
+   */
+  requireRecentAuthentication(maxAgeMs: number): RequestHandler;
   /** Resolves once the revocation channel has started (the local cache fills once it is confirmed). */
   ready(): Promise<void>;
   /** Flush pending writes and close the subscriber. The app's own Redis client is left open. */
@@ -48,6 +54,8 @@ declare global {
       rotateSession(): Promise<import('../core/session.js').Session>;
       /** Replace the current session's data (stored in Redis first). */
       updateSession(data: import('../core/session.js').SessionData): Promise<import('../core/session.js').Session>;
+      /** The user just re-proved their credentials: `authenticatedAt` becomes now, on every instance. */
+      confirmAuthentication(): Promise<import('../core/session.js').Session>;
     }
   }
 }
@@ -99,6 +107,10 @@ const HELPERS = {
   },
   async updateSession(this: Request, data: SessionData): Promise<Session> {
     this.session = await flowsOf(this).update(this.session ?? null, data);
+    return this.session;
+  },
+  async confirmAuthentication(this: Request): Promise<Session> {
+    this.session = await flowsOf(this).confirmAuthentication(this.session ?? null);
     return this.session;
   },
 };
@@ -176,6 +188,17 @@ export function tieredSession(options: ExpressSessionOptions): TieredSessionMidd
     },
     refuseCrossSite(req: Request, _res: Response, next: NextFunction): void {
       next(flows.isCrossSite(facts(req)) ? new ERR_CROSS_SITE() : undefined);
+    },
+    requireRecentAuthentication(maxAgeMs: number): RequestHandler {
+      const maxAge = guardMaxAge(maxAgeMs);
+      return function recentAuthentication(req: Request, _res: Response, next: NextFunction): void {
+        try {
+          flows.checkRecentAuthentication(req.session ?? null, maxAge);
+          next();
+        } catch (err) {
+          next(err);
+        }
+      };
     },
     ready: () => started,
     close: () => manager.close(),

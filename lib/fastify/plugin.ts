@@ -3,7 +3,7 @@ import type {
 } from 'fastify';
 import fp from 'fastify-plugin';
 import { ERR_CROSS_SITE, ERR_NO_SESSION } from '../core/errors.js';
-import { SessionFlows, type SignInOptions, type SignedIn } from '../core/flows.js';
+import { SessionFlows, guardMaxAge, type SignInOptions, type SignedIn } from '../core/flows.js';
 import type { Logger } from '../core/log.js';
 import { SessionManager } from '../core/manager.js';
 import { describe, fail, isPlainObject, orDefault, resolveOptions, type TieredSessionOptions } from '../core/options.js';
@@ -36,6 +36,12 @@ declare module 'fastify' {
     requireSession: Guard;
     /** Answers 403 to cross-site requests (use on your own state-changing routes, e.g. login). */
     refuseCrossSite: Guard;
+    /**
+     * A guard for sensitive actions: 401 without a session, 403 `…_REAUTHENTICATION_REQUIRED`
+     * when the user last proved their credentials more than `maxAgeMs` ago (re-check the
+     * password, call `reply.confirmAuthentication()`, retry).
+     */
+    requireRecentAuthentication(maxAgeMs: number): Guard;
   }
   interface FastifyRequest {
     /** The resolved session, or null. */
@@ -50,6 +56,8 @@ declare module 'fastify' {
     signOut(): Promise<void>;
     /** New token for the current session (privilege change); the old token stops working. */
     rotateSession(): Promise<Session>;
+    /** The user just re-proved their credentials: `authenticatedAt` becomes now, on every instance. */
+    confirmAuthentication(): Promise<Session>;
   }
 }
 
@@ -130,6 +138,18 @@ async function tieredSessionPlugin(fastify: FastifyInstance, options: FastifySes
     done(flows.isCrossSite(facts(request)) ? new ERR_CROSS_SITE() : undefined);
   });
 
+  fastify.decorate('requireRecentAuthentication', function requireRecentAuthentication(maxAgeMs: number): Guard {
+    const maxAge = guardMaxAge(maxAgeMs);
+    return function recentAuthentication(request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) {
+      try {
+        flows.checkRecentAuthentication(request.session, maxAge);
+        done();
+      } catch (err) {
+        done(err as Error);
+      }
+    };
+  });
+
   fastify.decorateReply('signIn', async function signIn(this: FastifyReply, userId: string, opts?: SignInOptions) {
     const request = this.request;
     const carried = current(request);
@@ -151,6 +171,11 @@ async function tieredSessionPlugin(fastify: FastifyInstance, options: FastifySes
     const { session, setCookie } = await flows.rotate(this.request.session);
     this.header('set-cookie', setCookie);
     return session;
+  });
+
+  fastify.decorateReply('confirmAuthentication', async function confirmAuthentication(this: FastifyReply) {
+    this.request.session = await flows.confirmAuthentication(this.request.session);
+    return this.request.session;
   });
 
   fastify.decorateRequest('updateSession', async function updateSession(this: FastifyRequest, data: SessionData) {

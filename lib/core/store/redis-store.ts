@@ -12,6 +12,10 @@ export interface StoredSession {
   lastActiveAt: number;
   absoluteAt: number;
   expiresAt: number;
+  /** False for a session signed in without "remember me" (the short lifetimes apply). */
+  remembered: boolean;
+  /** When the user last proved their credentials (the sign-in, then each confirmation). */
+  authenticatedAt: number;
   device: string | undefined;
   ip: string | undefined;
   country: string | undefined;
@@ -27,6 +31,13 @@ export interface NewRecord {
   ip: string;
   country: string;
   data: string;
+  remembered: boolean;
+}
+
+/** The idle timeouts readers need to compute a session's expiry (it is not stored). */
+export interface Idles {
+  readonly long: number;
+  readonly short: number;
 }
 
 type Cmd = (...args: (string | number)[]) => Promise<unknown>;
@@ -50,21 +61,25 @@ const SCRIPTS: [keyof Scripted, number, string][] = [
 
 /**
  * Decode a session hash. Its expiry is not stored (the key's TTL carries it): it is
- * min(last active + idleTimeout, absolute deadline), as every writer computes it.
+ * min(last active + its idle timeout, absolute deadline), as every writer computes it.
  */
-export function decodeSession(h: Record<string, string>, idleTimeout: number): StoredSession | null {
+export function decodeSession(h: Record<string, string>, idles: Idles): StoredSession | null {
   // A secret hash of any other length is not one this plugin wrote: no session (a pre-warmed
   // entry tells a hash from a secret by length, so a 43-character value must never get there).
   if (!h.u || h.h?.length !== HASH_LENGTH || !h.x) return null;
   const lastActiveAt = Number(h.a);
   const absoluteAt = Number(h.x);
+  const remembered = h.r !== '0';
+  const createdAt = Number(h.c);
   return {
     userId: h.u,
     secretHash: h.h,
-    createdAt: Number(h.c),
+    createdAt,
     lastActiveAt,
     absoluteAt,
-    expiresAt: Math.min(lastActiveAt + idleTimeout, absoluteAt),
+    expiresAt: Math.min(lastActiveAt + (remembered ? idles.long : idles.short), absoluteAt),
+    remembered,
+    authenticatedAt: h.t === undefined ? createdAt : Number(h.t),
     device: h.d,
     ip: h.i,
     country: h.k,
@@ -95,15 +110,15 @@ export class RedisStore {
   readonly #scripted: Scripted;
   readonly #prefix: string;
   readonly #timeout: number;
-  readonly #idleTimeout: number;
+  readonly #idles: Idles;
   readonly channel: string;
   readonly isCluster: boolean;
 
-  constructor(client: RedisClient, prefix: string, commandTimeout: number, idleTimeout: number) {
+  constructor(client: RedisClient, prefix: string, commandTimeout: number, idles: Idles) {
     this.#client = client;
     this.#prefix = prefix;
     this.#timeout = commandTimeout;
-    this.#idleTimeout = idleTimeout;
+    this.#idles = idles;
     this.channel = `${prefix}revoked`;
     this.isCluster = (client as Cluster).isCluster === true;
     for (const [name, numberOfKeys, lua] of SCRIPTS) {
@@ -148,14 +163,19 @@ export class RedisStore {
 
   async read(publicId: string): Promise<StoredSession | null> {
     const h = await this.#run('HGETALL', () => this.#client.hgetall(this.sessionKey(publicId)));
-    return decodeSession(h, this.#idleTimeout);
+    return decodeSession(h, this.#idles);
   }
 
-  async create(tag: string, random: string, now: number, ttl: number, maxPerUser: number, record: NewRecord): Promise<string[]> {
+  /**
+   * Create a session. `caps`: the user's total cap and the cap of the new session's device type
+   * (0 = none). Returns the public ids the caps evicted.
+   */
+  async create(tag: string, random: string, now: number, ttl: number, caps: { total: number; type: string; typeCap: number }, record: NewRecord): Promise<string[]> {
     const base = this.base(tag);
     return (await this.#run('create', () => this.#scripted.tieredSessionCreate(
-      `${base}${random}`, this.indexKey(tag), random, now, ttl, maxPerUser, this.channel, tag, base,
+      `${base}${random}`, this.indexKey(tag), random, now, ttl, caps.total, caps.typeCap, caps.type, this.channel, tag, base,
       record.userId, record.secretHash, record.absoluteAt, record.device, record.ip, record.country, record.data,
+      record.remembered ? '' : '0',
     ))) as string[];
   }
 
@@ -185,7 +205,7 @@ export class RedisStore {
     const rows = (await this.#run('list', () => this.#scripted.tieredSessionList(this.indexKey(tag), this.base(tag), now))) as [string, string[]][];
     const out: { publicId: string; session: StoredSession }[] = [];
     for (const [random, pairs] of rows) {
-      const s = decodeSession(pairsToObject(pairs), this.#idleTimeout);
+      const s = decodeSession(pairsToObject(pairs), this.#idles);
       if (s) out.push({ publicId: tag + random, session: s });
     }
     return out;
@@ -208,7 +228,7 @@ export class RedisStore {
     await Promise.all([...groups.values()].map(async (group) => {
       const p = this.#client.pipeline() as ChainableCommander & Record<string, Cmd>;
       for (const { publicId, now } of group) {
-        p.tieredSessionTouch(this.sessionKey(publicId), this.indexKey(publicId.slice(0, TAG_LENGTH)), publicId.slice(TAG_LENGTH), now, this.#idleTimeout);
+        p.tieredSessionTouch(this.sessionKey(publicId), this.indexKey(publicId.slice(0, TAG_LENGTH)), publicId.slice(TAG_LENGTH), now, this.#idles.long, this.#idles.short);
       }
       const res = await this.#run('touch', () => p.exec());
       for (const [err, n] of res ?? []) if (!err && n === 1) written++;
@@ -238,12 +258,12 @@ export class RedisStore {
   /** Read many sessions: one pipeline on a single Redis; on a Cluster ioredis routes each read. */
   async readMany(publicIds: string[]): Promise<(StoredSession | null)[]> {
     if (this.isCluster) {
-      return this.#run('HGETALL', () => Promise.all(publicIds.map((id) => this.#client.hgetall(this.sessionKey(id)).then((h) => decodeSession(h, this.#idleTimeout)))));
+      return this.#run('HGETALL', () => Promise.all(publicIds.map((id) => this.#client.hgetall(this.sessionKey(id)).then((h) => decodeSession(h, this.#idles)))));
     }
     const p = this.#client.pipeline();
     for (const id of publicIds) p.hgetall(this.sessionKey(id));
     const res = await this.#run('HGETALL', () => p.exec());
-    return (res ?? []).map(([err, h]) => (err ? null : decodeSession(h as Record<string, string>, this.#idleTimeout)));
+    return (res ?? []).map(([err, h]) => (err ? null : decodeSession(h as Record<string, string>, this.#idles)));
   }
 
   /** Publish on the revocation channel (the channel's heartbeat). */

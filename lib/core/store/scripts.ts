@@ -5,7 +5,8 @@
 //   <base><random>             hash   one session: u user id, h sha256(secret) (22 chars),
 //                                     c created, a last active, x absolute deadline, d device
 //                                     (name, browser, os, type joined by \x1f), i ip, k country,
-//                                     j data JSON
+//                                     j data JSON, r '0' when not remembered, t last
+//                                     authentication (absent: the sign-in, c)
 //   <prefix>{<bucket>}u<user>  zset   the user's index: member <random>, score = that
 //                                     session's expiry
 // The bucket is the hash tag: every key of one user is in one slot.
@@ -36,42 +37,69 @@ end
 
 /**
  * create: KEYS[1] session, KEYS[2] index.
- * ARGV: random, now, ttl, maxPerUser, channel, tag, base, then the record: user id, secret hash,
- * absolute deadline, device, ip, country, data ('' = none). The field names live here, not on
- * the wire: a sign-in sends 14 arguments.
- * Returns the public ids evicted by the per-user cap.
+ * ARGV: random, now, ttl, total cap (0 = none), the new session's device type's cap (0 = none),
+ * that type, channel, tag, base, then the record: user id, secret hash, absolute deadline,
+ * device, ip, country, data, remembered ('' = field absent). The field names live here, not on
+ * the wire.
+ * Returns the public ids evicted by the caps.
  */
 export const CREATE = `${EXTEND_INDEX}
 local rnd, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local max, channel, tag, base = tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7]
+local max, tcap, ttype = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local channel, tag, base = ARGV[7], ARGV[8], ARGV[9]
 local exp = now + ttl
-local f = { 'u', ARGV[8], 'h', ARGV[9], 'c', ARGV[2], 'a', ARGV[2], 'x', ARGV[10], 'd', ARGV[11] }
-if ARGV[12] ~= '' then f[#f + 1] = 'i'; f[#f + 1] = ARGV[12] end
-if ARGV[13] ~= '' then f[#f + 1] = 'k'; f[#f + 1] = ARGV[13] end
-if ARGV[14] ~= '' then f[#f + 1] = 'j'; f[#f + 1] = ARGV[14] end
+local f = { 'u', ARGV[10], 'h', ARGV[11], 'c', ARGV[2], 'a', ARGV[2], 'x', ARGV[12], 'd', ARGV[13] }
+if ARGV[14] ~= '' then f[#f + 1] = 'i'; f[#f + 1] = ARGV[14] end
+if ARGV[15] ~= '' then f[#f + 1] = 'k'; f[#f + 1] = ARGV[15] end
+if ARGV[16] ~= '' then f[#f + 1] = 'j'; f[#f + 1] = ARGV[16] end
+-- 'r' = '0' marks a session signed in without "remember me" (its own, shorter lifetimes).
+if ARGV[17] ~= '' then f[#f + 1] = 'r'; f[#f + 1] = ARGV[17] end
 -- Write the new session first: under maxmemory + noeviction this is the command that is
 -- refused, and nothing else has been touched yet.
 redis.call('HSET', KEYS[1], unpack(f))
 redis.call('PEXPIRE', KEYS[1], ttl)
 local evicted = {}
--- Below the cap nothing needs pruning yet (LIST drops dead members, and the index expires with
--- its last session); at the cap, expired members leave before live sessions are counted.
-local card = max > 0 and redis.call('ZCARD', KEYS[2]) or -1
-local at_cap = max > 0 and card >= max
-if max == 0 or at_cap then prune_index(KEYS[2], base, now) end
-if at_cap and redis.call('ZCARD', KEYS[2]) >= max then
-  local live = {}
+-- Below every cap nothing needs pruning yet (LIST drops dead members, and the index expires
+-- with its last session); at a cap, expired members leave before live sessions are counted.
+local card = redis.call('ZCARD', KEYS[2])
+local over = (max > 0 and card >= max) or (tcap > 0 and card >= tcap)
+if max == 0 or over then prune_index(KEYS[2], base, now) end
+if over then
+  local live, oftype = {}, {}
   for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-    local a = redis.call('HGET', base .. id, 'a')
-    if a then live[#live + 1] = { id, tonumber(a) } else redis.call('ZREM', KEYS[2], id) end
+    local h = redis.call('HMGET', base .. id, 'a', 'd')
+    if h[1] then
+      local e = { id, tonumber(h[1]) }
+      live[#live + 1] = e
+      -- The device type is the record's last field.
+      if tcap > 0 and string.match(h[2] or '', '[^\\31]*$') == ttype then oftype[#oftype + 1] = e end
+    else
+      redis.call('ZREM', KEYS[2], id)
+    end
   end
   -- Least recently active first; the new session is not in the index yet.
-  table.sort(live, function(p, q) return p[2] < q[2] end)
-  for i = 1, #live - max + 1 do
-    local id = live[i][1]
-    redis.call('DEL', base .. id)
-    redis.call('ZREM', KEYS[2], id)
-    evicted[#evicted + 1] = tag .. id
+  local by_activity = function(p, q) return p[2] < q[2] end
+  local gone = {}
+  local function evict(e)
+    gone[e[1]] = true
+    redis.call('DEL', base .. e[1])
+    redis.call('ZREM', KEYS[2], e[1])
+    evicted[#evicted + 1] = tag .. e[1]
+  end
+  -- Past the type's cap: its least recently active sessions go first.
+  if tcap > 0 and #oftype >= tcap then
+    table.sort(oftype, by_activity)
+    for i = 1, #oftype - tcap + 1 do evict(oftype[i]) end
+  end
+  -- Past the total: the least recently active of all that are left.
+  local left = #live - #evicted
+  if max > 0 and left >= max then
+    table.sort(live, by_activity)
+    local n = left - max + 1
+    for _, e in ipairs(live) do
+      if n == 0 then break end
+      if not gone[e[1]] then evict(e); n = n - 1 end
+    end
   end
 end
 redis.call('ZADD', KEYS[2], exp, rnd)
@@ -83,17 +111,19 @@ return evicted
 `;
 
 /**
- * touch: KEYS[1] session, KEYS[2] index. ARGV: random, now, idleTimeout.
- * Moves last-active to `now` and the expiry to min(now + idleTimeout, x).
+ * touch: KEYS[1] session, KEYS[2] index. ARGV: random, now, idleTimeout, the short idle timeout
+ * (sessions signed in without "remember me").
+ * Moves last-active to `now` and the expiry to min(now + idle, x).
  * Returns 1 when written, 0 when the session is gone or the write is stale.
  */
 export const TOUCH = `${EXTEND_INDEX}
-local now, idle = tonumber(ARGV[2]), tonumber(ARGV[3])
-local f = redis.call('HMGET', KEYS[1], 'x', 'a')
+local now = tonumber(ARGV[2])
+local f = redis.call('HMGET', KEYS[1], 'x', 'a', 'r')
 -- Revoked or expired: a queued or replayed touch must not recreate the key.
 if not f[1] then return 0 end
 -- An older write arriving late never moves last-active (or the expiry) backwards.
 if tonumber(f[2]) >= now then return 0 end
+local idle = tonumber(f[3] == '0' and ARGV[4] or ARGV[3])
 local exp = math.min(now + idle, tonumber(f[1]))
 if exp <= now then return 0 end
 redis.call('HSET', KEYS[1], 'a', ARGV[2])
