@@ -36,6 +36,9 @@ t.teardown(async () => {
   // exit here would wait on an unref'd child).
 });
 
+/** The demo's recent-authentication window in these tests (its default is 5 minutes). */
+const RECENT_AUTH_MS = 1500;
+
 /** The tests below run once against each demo server (the same page, two frameworks). */
 const cases: [string, (t: Test) => Promise<void>][] = [];
 const test = (name: string, fn: (t: Test) => Promise<void>) => { cases.push([name, fn]); };
@@ -239,12 +242,58 @@ test('the page is served with its CSP and the cookie also works on http://localh
   await showsForm(page);
 });
 
+test('"Remember me" unticked gives a browser-session cookie, shown as "not remembered" in the device list', async (t) => {
+  const { context, page } = await newContext(t, UA.linux);
+  await page.goto(demo!.url);
+  await showsForm(page);
+  await page.fill('#login-form input[name=username]', 'bob');
+  await page.fill('#login-form input[name=password]', 'builder');
+  await page.uncheck('#login-form input[name=remember]');
+  await page.click('#login-form button[type=submit]');
+  await page.locator('#devices li[data-current]').waitFor({ state: 'visible', timeout: 5000 });
+  t.match(await page.textContent('#devices li[data-current]'), /not remembered/, 'the device list says the session is not remembered');
+  const sid = (await context.cookies(demo!.url)).find((c) => c.name === '__Host-sid');
+  t.equal(sid?.expires, -1, 'Chromium holds it as a session cookie (no expiry)');
+  await page.click('#logout');
+  await showsForm(page);
+  t.equal(await page.isChecked('#login-form input[name=remember]'), true, 'the box is ticked by default');
+});
+
+test('changing the display name after the recent-authentication window asks for the password, then saves', async (t) => {
+  const { page, errors } = await newContext(t, UA.mac);
+  await signIn(page, 'alice', 'wonderland');
+  await devices(page, 1);
+  // Within the window: saved at once.
+  await page.click('#change-name');
+  await page.fill('#name-form input[name=displayName]', 'Alice A.');
+  await page.click('#name-form button[type=submit]');
+  await page.waitForFunction(() => document.getElementById('display-name')!.textContent === 'Alice A.');
+  t.equal(await page.isVisible('#confirm-form'), false, 'no password prompt right after signing in');
+
+  await new Promise((r) => setTimeout(r, RECENT_AUTH_MS + 300));
+  await page.click('#change-name');
+  await page.fill('#name-form input[name=displayName]', 'Queen of Hearts');
+  await page.click('#name-form button[type=submit]');
+  await page.locator('#confirm-form').waitFor({ state: 'visible', timeout: 5000 });
+  t.equal(await page.textContent('#display-name'), 'Alice A.', 'not changed yet: the sign-in is too old');
+  await page.fill('#confirm-form input[name=password]', 'wrong');
+  await page.click('#confirm-form button[type=submit]');
+  await page.waitForFunction(() => /Wrong password/.test(document.getElementById('message')!.textContent ?? ''));
+  t.equal(await page.textContent('#display-name'), 'Alice A.', 'a wrong password changes nothing');
+  await page.fill('#confirm-form input[name=password]', 'wonderland');
+  await page.click('#confirm-form button[type=submit]');
+  await page.waitForFunction(() => document.getElementById('display-name')!.textContent === 'Queen of Hearts');
+  t.equal(await page.isVisible('#confirm-form'), false, 'the prompt closes once the name is saved');
+  t.same(errors, []);
+});
+
 for (const [framework, script] of [['Fastify', 'examples/demo/server.ts'], ['Express', 'examples/demo/express.ts']] as const) {
   t.test(`the ${framework} demo (${script})`, async (t) => {
     demo = await startDemo({
       REDIS_URL: redis!.url,
       KEY_PREFIX: `b${randomBytes(4).toString('hex')}:`,
       LOCAL_CACHE_TTL_MS: '2000',
+      RECENT_AUTH_MS: String(RECENT_AUTH_MS),
     }, script);
     t.teardown(() => demo?.stop());
     for (const [name, fn] of cases) await t.test(name, fn);

@@ -4,8 +4,8 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { STATUS_CODES } from 'node:http';
 import tieredSession from '../../lib/express/index.js';
 import {
-  BAD_BODY, BAD_CREDENTIALS, CSP, HOST, LOG_LEVEL, PAGE, PORT, PUBLIC_PATHS, SCRIPT,
-  checkPassword, loginBody, onShutdown, redisClient, sessionOptions,
+  BAD_BODY, BAD_CREDENTIALS, BAD_DISPLAY_NAME, CSP, HOST, LOG_LEVEL, PAGE, PORT, PUBLIC_PATHS, RECENT_AUTH_MS, SCRIPT, WRONG_PASSWORD,
+  checkPassword, displayNameOf, loginBody, onShutdown, passwordOf, profiles, redisClient, sessionOptions,
 } from './shared.js';
 
 const redis = await redisClient();
@@ -17,6 +17,7 @@ const sessions = tieredSession({
   ...(quiet ? { logger: { debug() {}, info() {}, warn() {}, error: (o: object, m: string) => console.error(m, o) } } : {}),
 });
 
+const names = profiles(redis.client);
 const app = express();
 app.disable('x-powered-by');
 app.use(sessions);
@@ -44,7 +45,7 @@ app.post('/login', sessions.refuseCrossSite, express.json({ limit: '2kb' }), rou
     res.status(401).json(BAD_CREDENTIALS);
     return;
   }
-  const session = await req.signIn(body.username);
+  const session = await req.signIn(body.username, { remember: body.remember ?? true });
   res.json({ userId: body.username, session: { id: session.id, device: session.device } });
 }));
 
@@ -53,9 +54,33 @@ app.post('/logout', sessions.refuseCrossSite, route(async (req, res) => {
   res.status(204).end();
 }));
 
-app.get('/me', sessions.requireSession, (req, res) => {
-  res.set('cache-control', 'no-store').json({ userId: req.session!.userId, sessionId: req.session!.id });
-});
+app.get('/me', sessions.requireSession, route(async (req, res) => {
+  const s = req.session!;
+  res.set('cache-control', 'no-store').json({ userId: s.userId, sessionId: s.id, displayName: await names.get(s.userId), remembered: s.remembered });
+}));
+
+// A sensitive action: allowed only within RECENT_AUTH_MS of the sign-in or of a password
+// confirmation. The page answers a 403 …_REAUTHENTICATION_REQUIRED with a password prompt.
+const json = express.json({ limit: '2kb' });
+app.post('/account/display-name', sessions.refuseCrossSite, sessions.requireRecentAuthentication(RECENT_AUTH_MS), json, route(async (req, res) => {
+  const name = displayNameOf(req.body);
+  if (name === undefined) {
+    res.status(400).json(BAD_DISPLAY_NAME);
+    return;
+  }
+  await names.set(req.session!.userId, name);
+  res.json({ displayName: name });
+}));
+
+app.post('/account/confirm-password', sessions.refuseCrossSite, sessions.requireSession, json, route(async (req, res) => {
+  const password = passwordOf(req.body);
+  if (password === undefined || !checkPassword(req.session!.userId, password)) {
+    res.status(401).json(WRONG_PASSWORD);
+    return;
+  }
+  await req.confirmAuthentication();
+  res.status(204).end();
+}));
 
 // Public here because the contract check reads it; a real deployment serves metrics on an
 // internal port or behind authentication (README: "Metrics").

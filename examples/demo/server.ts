@@ -4,13 +4,14 @@
 import Fastify from 'fastify';
 import tieredSession from '../../lib/fastify/index.js';
 import {
-  BAD_CREDENTIALS, CSP, HOST, LOG_LEVEL, LOGIN_BODY_SCHEMA, PAGE, PORT, SCRIPT,
-  checkPassword, onShutdown, redisClient, sessionOptions, type LoginBody,
+  BAD_CREDENTIALS, BAD_DISPLAY_NAME, CSP, HOST, LOG_LEVEL, LOGIN_BODY_SCHEMA, PAGE, PORT, RECENT_AUTH_MS, SCRIPT, WRONG_PASSWORD,
+  checkPassword, displayNameOf, onShutdown, passwordOf, profiles, redisClient, sessionOptions, type LoginBody,
 } from './shared.js';
 
 const redis = await redisClient();
 const app = Fastify({ logger: { level: LOG_LEVEL } });
 await app.register(tieredSession, sessionOptions(redis.client));
+const names = profiles(redis.client);
 
 // Public routes opt out of sessions: no cookie read, no Redis, so they answer while Redis is down.
 const pub = { config: { session: false } };
@@ -47,9 +48,9 @@ const loginSchema = {
 };
 
 app.post<{ Body: LoginBody }>('/login', { schema: loginSchema, preHandler: app.refuseCrossSite }, async (request, reply) => {
-  const { username, password } = request.body;
+  const { username, password, remember } = request.body;
   if (!checkPassword(username, password)) return reply.code(401).send(BAD_CREDENTIALS);
-  const session = await reply.signIn(username);
+  const session = await reply.signIn(username, { remember: remember ?? true });
   return { userId: username, session: { id: session.id, device: session.device } };
 });
 
@@ -60,7 +61,24 @@ app.post('/logout', { preHandler: app.refuseCrossSite }, async (_request, reply)
 
 app.get('/me', { preHandler: app.requireSession }, async (request, reply) => {
   reply.header('cache-control', 'no-store');
-  return { userId: request.session!.userId, sessionId: request.session!.id };
+  const s = request.session!;
+  return { userId: s.userId, sessionId: s.id, displayName: await names.get(s.userId), remembered: s.remembered };
+});
+
+// A sensitive action: allowed only within RECENT_AUTH_MS of the sign-in or of a password
+// confirmation. The page answers a 403 …_REAUTHENTICATION_REQUIRED with a password prompt.
+app.post('/account/display-name', { preHandler: [app.refuseCrossSite, app.requireRecentAuthentication(RECENT_AUTH_MS)] }, async (request, reply) => {
+  const name = displayNameOf(request.body);
+  if (name === undefined) return reply.code(400).send(BAD_DISPLAY_NAME);
+  await names.set(request.session!.userId, name);
+  return { displayName: name };
+});
+
+app.post('/account/confirm-password', { preHandler: [app.refuseCrossSite, app.requireSession] }, async (request, reply) => {
+  const password = passwordOf(request.body);
+  if (password === undefined || !checkPassword(request.session!.userId, password)) return reply.code(401).send(WRONG_PASSWORD);
+  await reply.confirmAuthentication();
+  reply.code(204).send();
 });
 
 // Public here because the contract check reads it; a real deployment serves metrics on an

@@ -75,6 +75,8 @@ export function sessionOptions(client: Redis | Cluster) {
     maxSessionsPerUser: num('MAX_SESSIONS_PER_USER'),
     // Only a header a trusted proxy sets (e.g. cf-ipcountry behind Cloudflare); unset, no country.
     countryHeader: env.COUNTRY_HEADER || undefined,
+    // Sessions signed in without "remember me" (REMEMBER-less lifetimes, defaults 12 h / 24 h).
+    shortSession: { idleTimeout: num('SHORT_IDLE_TIMEOUT_MS'), absoluteTimeout: num('SHORT_ABSOLUTE_TIMEOUT_MS') },
   };
 }
 
@@ -89,14 +91,14 @@ export function checkPassword(username: string, password: string): boolean {
   return ok && expected !== undefined;
 }
 
-export interface LoginBody { username: string; password: string }
+export interface LoginBody { username: string; password: string; remember?: boolean }
 
 /** The sign-in body rule (the Fastify server states the same as a JSON schema). */
 export const LOGIN_BODY_SCHEMA = {
   type: 'object',
   required: ['username', 'password'],
   additionalProperties: false,
-  properties: { username: { type: 'string', maxLength: 64 }, password: { type: 'string', maxLength: 256 } },
+  properties: { username: { type: 'string', maxLength: 64 }, password: { type: 'string', maxLength: 256 }, remember: { type: 'boolean' } },
 } as const;
 
 /** The same rule for a server without a schema validator: the body, or undefined when it breaks the rule. */
@@ -107,8 +109,42 @@ export function loginBody(body: unknown): LoginBody | undefined {
   if (Object.keys(b).some((k) => !allowed.includes(k))) return undefined;
   if (typeof b.username !== 'string' || b.username.length > 64) return undefined;
   if (typeof b.password !== 'string' || b.password.length > 256) return undefined;
-  return { username: b.username, password: b.password };
+  if (b.remember !== undefined && typeof b.remember !== 'boolean') return undefined;
+  return { username: b.username, password: b.password, ...(b.remember !== undefined ? { remember: b.remember } : {}) };
 }
+
+/** How recent a sign-in (or password confirmation) must be to change the display name (RECENT_AUTH_MS, default 5 min). */
+export const RECENT_AUTH_MS = num('RECENT_AUTH_MS') ?? 5 * 60_000;
+
+/** A display name: 1-40 characters of text (no control or bidi characters), or undefined. */
+export function displayNameOf(body: unknown): string | undefined {
+  const v = typeof body === 'object' && body !== null ? (body as Record<string, unknown>).displayName : undefined;
+  if (typeof v !== 'string') return undefined;
+  const name = v.trim();
+  // eslint-disable-next-line no-control-regex
+  return name.length >= 1 && name.length <= 40 && !/[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/.test(name) ? name : undefined;
+}
+
+/** The password of a confirmation prompt, or undefined. */
+export function passwordOf(body: unknown): string | undefined {
+  const v = typeof body === 'object' && body !== null ? (body as Record<string, unknown>).password : undefined;
+  return typeof v === 'string' && v.length <= 256 ? v : undefined;
+}
+
+/**
+ * The demo's own user data (display names) lives in Redis beside the sessions, under its own
+ * key prefix and with a TTL: it is the app's data, not the package's.
+ */
+export function profiles(client: Redis | Cluster) {
+  const key = (userId: string) => `${env.KEY_PREFIX || 'demo:'}app:name:${userId}`;
+  return {
+    get: (userId: string) => client.get(key(userId)).catch(() => null),
+    set: (userId: string, name: string) => client.set(key(userId), name, 'EX', 30 * 24 * 3600),
+  };
+}
+
+export const BAD_DISPLAY_NAME = { statusCode: 400, code: 'DEMO_BAD_DISPLAY_NAME', error: 'Bad Request', message: 'A display name is 1-40 characters of text' };
+export const WRONG_PASSWORD = { statusCode: 401, code: 'DEMO_WRONG_PASSWORD', error: 'Unauthorized', message: 'Wrong password' };
 
 export const BAD_CREDENTIALS = { statusCode: 401, code: 'DEMO_BAD_CREDENTIALS', error: 'Unauthorized', message: 'Wrong username or password' };
 export const BAD_BODY = { statusCode: 400, code: 'DEMO_BAD_BODY', error: 'Bad Request', message: 'Expected { username, password }' };

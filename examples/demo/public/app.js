@@ -9,6 +9,9 @@
   const form = $('login-form');
   const list = $('devices');
   const message = $('message');
+  const nameForm = $('name-form');
+  const confirmForm = $('confirm-form');
+  let pendingName = null;
 
   function say(text, isError) {
     message.textContent = text || '';
@@ -68,6 +71,7 @@
     const info = el('div');
     const name = el('div', 'device-name', s.device.name);
     if (s.current) name.append(el('span', 'badge', 'this device'));
+    if (s.remembered === false) name.append(el('span', 'badge', 'not remembered'));
     const kind = [s.device.browser, s.device.os, s.device.type].filter(Boolean).join(' · ') || 'unknown browser';
     const where = [s.ip ? `IP ${s.ip}` : null, s.country].filter(Boolean).join(', ') || 'unknown location';
     const active = el('div', 'device-meta', `Last active ${ago(s.lastActiveAt)}`);
@@ -90,6 +94,7 @@
     const res = await api('GET', '/sessions');
     if (res.status !== 200) return failed(res, 'Loading your devices');
     $('username').textContent = me.data.userId;
+    $('display-name').textContent = me.data.displayName || 'not set';
     list.replaceChildren(...res.data.sessions.map(deviceItem));
     signin.hidden = true;
     account.hidden = false;
@@ -114,6 +119,7 @@
       const res = await api('POST', '/login', {
         username: form.elements.username.value,
         password: form.elements.password.value,
+        remember: form.elements.remember.checked,
       });
       if (res.status === 200) {
         form.reset();
@@ -138,6 +144,46 @@
       const n = res.data.revoked;
       showForm(`Signed out everywhere (${n} ${n === 1 ? 'session' : 'sessions'}).`);
     } else failed(res, 'Signing out everywhere');
+  });
+
+  // Changing the display name is a sensitive action: the server answers 403
+  // …_REAUTHENTICATION_REQUIRED when the sign-in is not recent; then the page asks for the
+  // password, confirms it, and retries.
+  async function saveName(displayName) {
+    const res = await api('POST', '/account/display-name', { displayName });
+    if (res.status === 200) {
+      pendingName = null;
+      nameForm.hidden = true;
+      confirmForm.hidden = true;
+      $('display-name').textContent = res.data.displayName;
+      say('Display name changed.');
+    } else if (res.status === 403 && res.data && res.data.code === 'ERR_TIERED_SESSION_REAUTHENTICATION_REQUIRED') {
+      pendingName = displayName;
+      nameForm.hidden = true;
+      confirmForm.hidden = false;
+      confirmForm.elements.password.focus();
+    } else failed(res, 'Changing the display name');
+  }
+
+  $('change-name').addEventListener('click', () => {
+    confirmForm.hidden = true;
+    nameForm.hidden = false;
+    nameForm.elements.displayName.focus();
+  });
+  $('name-cancel').addEventListener('click', () => { nameForm.hidden = true; });
+  $('confirm-cancel').addEventListener('click', () => { confirmForm.hidden = true; pendingName = null; });
+  nameForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    saveName(nameForm.elements.displayName.value);
+  });
+  confirmForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const res = await api('POST', '/account/confirm-password', { password: confirmForm.elements.password.value });
+    confirmForm.reset();
+    if (res.status === 204) {
+      if (pendingName !== null) await saveName(pendingName);
+    } else if (res.status === 401 && res.data && res.data.code === 'DEMO_WRONG_PASSWORD') say('Wrong password.', true);
+    else failed(res, 'Confirming your password');
   });
 
   refresh().catch((err) => say(`Could not reach the server: ${err.message}`, true));
