@@ -12,7 +12,7 @@ import { runInNewContext } from 'node:vm';
 import type { Response as LightMyRequestResponse } from 'light-my-request';
 import type { TestApp } from './fixtures/targets.js';
 import type { Redis } from 'ioredis';
-import { makeApp, tokenOf, cacheTrusted, signIn, me } from './fixtures/targets.js';
+import { makeApp, tokenOf, cacheTrusted, signIn, me, eachAdapter } from './fixtures/targets.js';
 import { RedisServer, sleep } from './fixtures/redis.js';
 
 const COOKIE = '__Host-sid';
@@ -110,7 +110,7 @@ async function everyKeyExpires(t: Test, srv: Server, prefix: string, min = 1): P
   }
 }
 
-t.test('with Redis killed, a token not in the local cache and every sign-in answer 503 quickly: never 500, never anonymous', async (t) => {
+t.test('with Redis killed, a token not in the local cache and every sign-in answer 503 quickly: never 500, never anonymous', (t) => eachAdapter(t, async (t) => {
   const s = await server(t);
   const keyPrefix = freshPrefix();
   const uncached = await makeApp(t, clientOf(t, s), { keyPrefix, localCache: false });
@@ -148,9 +148,9 @@ t.test('with Redis killed, a token not in the local cache and every sign-in answ
     const r = await app.inject({ url: '/public' });
     t.same([r.statusCode, r.json()], [200, { signedIn: false }], 'a public route without a cookie needs no Redis and still answers 200');
   }
-});
+}));
 
-t.test('after Redis restarts on the same port, the same app serves again, and tokens lost with the empty Redis are refused once it notices', async (t) => {
+t.test('after Redis restarts on the same port, the same app serves again, and tokens lost with the empty Redis are refused once it notices', (t) => eachAdapter(t, async (t) => {
   const s = await server(t);
   const keyPrefix = freshPrefix();
   const uncached = await makeApp(t, clientOf(t, s), { keyPrefix, localCache: false });
@@ -199,9 +199,9 @@ t.test('after Redis restarts on the same port, the same app serves again, and to
   }), `tokens lost in the restart answer 401 on both apps (seen: ${[...new Set(old)].join(' ')})`);
   t.notOk(old.some((o) => o.includes('500')), 'never a 500');
   await everyKeyExpires(t, s, keyPrefix);
-});
+}));
 
-t.test('a restart the app barely sees (kill and immediate restart) still drops the local cache: the old token is refused', async (t) => {
+t.test('a restart the app barely sees (kill and immediate restart) still drops the local cache: the old token is refused', (t) => eachAdapter(t, async (t) => {
   const s = await server(t);
   const keyPrefix = freshPrefix();
   const cached = await makeApp(t, clientOf(t, s), { keyPrefix, localCache: { ttl: 120_000 } });
@@ -220,9 +220,9 @@ t.test('a restart the app barely sees (kill and immediate restart) still drops t
   t.ok(await until(() => cached.sessions.cacheTrusted), 'the channel is trusted again');
   await signIn(cached, 'quick');
   await everyKeyExpires(t, s, keyPrefix);
-});
+}));
 
-t.test('with Redis paused (SIGSTOP) and a client without its own timeout, a lookup answers 503 within the plugin\'s commandTimeout, and serves again after SIGCONT', async (t) => {
+t.test('with Redis paused (SIGSTOP) and a client without its own timeout, a lookup answers 503 within the plugin\'s commandTimeout, and serves again after SIGCONT', (t) => eachAdapter(t, async (t) => {
   const s = await server(t);
   const admin = s.s.admin();
   const pid = Number(/process_id:(\d+)/.exec(await admin.info('server'))![1]);
@@ -251,7 +251,7 @@ t.test('with Redis paused (SIGSTOP) and a client without its own timeout, a look
   t.ok(await until(async () => (await me(app, token)).statusCode === 200), 'the same session validates again after SIGCONT');
   t.equal((await app.inject({ method: 'POST', url: '/login', payload: { user: 'paused' } })).statusCode, 200, 'and sign-in works');
   await everyKeyExpires(t, s, keyPrefix);
-});
+}));
 
 /**
  * Write filler keys (outside any test prefix) until Redis refuses a write with OOM, then push it
@@ -281,7 +281,7 @@ async function stillOom(t: Test, admin: Redis, when: string): Promise<void> {
   await t.rejects(admin.set('probe', 'x'), { message: /OOM/ }, `Redis is out of memory ${when}`);
 }
 
-t.test('with Redis out of memory (noeviction): sign-in answers 503, existing sessions keep validating, revoke and revokeAll work', async (t) => {
+t.test('with Redis out of memory (noeviction): sign-in answers 503, existing sessions keep validating, revoke and revokeAll work', (t) => eachAdapter(t, async (t) => {
   const s = await server(t, ['--maxmemory', '2mb']);
   const keyPrefix = freshPrefix();
   // touchInterval 0: every request also tries a last-active write, which OOM refuses.
@@ -354,9 +354,9 @@ t.test('with Redis out of memory (noeviction): sign-in answers 503, existing ses
   t.equal((await cached.inject({ method: 'POST', url: '/login', payload: { user: 'newcomer' } })).statusCode, 200,
     'once memory is freed, sign-in works again');
   await everyKeyExpires(t, s, keyPrefix);
-});
+}));
 
-t.test('while Redis is down for several seconds under a steady request loop, memory stays bounded and nothing is queued', async (t) => {
+t.test('while Redis is down for several seconds under a steady request loop, memory stays bounded and nothing is queued', (t) => eachAdapter(t, async (t) => {
   const s = await server(t);
   const keyPrefix = freshPrefix();
   const fast = clientOf(t, s);
@@ -416,9 +416,9 @@ t.test('while Redis is down for several seconds under a steady request loop, mem
       `app ${i + 1} signs in again after the restart`);
   }
   await everyKeyExpires(t, s, keyPrefix);
-});
+}));
 
-t.test('Redis killed under load on two instances: every answer is 200, 401 or a fast 503 (never a 500, never anonymous), and both recover after the restart', async (t) => {
+t.test('Redis killed under load on two instances: every answer is 200, 401 or a fast 503 (never a 500, never anonymous), and both recover after the restart', (t) => eachAdapter(t, async (t) => {
   const s = await server(t);
   const keyPrefix = freshPrefix();
   const a = await makeApp(t, clientOf(t, s), { keyPrefix, localCache: { ttl: 2000 } });
@@ -470,4 +470,4 @@ t.test('Redis killed under load on two instances: every answer is 200, 401 or a 
   t.same([...seen.down.keys()].filter((c) => c !== 200 && c !== 503), [], 'while down: only L1 hits (200) and 503');
   t.same([...seen.back.keys()].filter((c) => c !== 200 && c !== 401 && c !== 503), [], 'after the restart: 200, 401 (data lost) or 503 until reconnected');
   t.ok((seen.back.get(401) ?? 0) > 0, `after the restart the tokens lost with the data are refused (${JSON.stringify([...seen.back])})`);
-});
+}));

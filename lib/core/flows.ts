@@ -96,6 +96,25 @@ export class SessionFlows {
     return r.then(sessionOfEntry);
   }
 
+  /**
+   * The hot path as both adapters run it: resolve the Cookie header into `into.session`, then
+   * call `done` (synchronously on an L1 hit or without a usable cookie; with the error when
+   * Redis fails, which the framework answers 503).
+   */
+  resolveInto(header: string | undefined, into: { session: Session | null }, done: (err?: Error) => void): void {
+    if (header === undefined) return done();
+    const r = this.resolveHeader(header);
+    if (r === null) return done();
+    if (!(r instanceof Promise)) {
+      into.session = r;
+      return done();
+    }
+    r.then((s) => {
+      into.session = s;
+      done();
+    }, done);
+  }
+
   /** The request's session from its cookie (for a route that did not resolve it on the way in). */
   async sessionOf(headers: IncomingHttpHeaders): Promise<Session | null> {
     const token = this.tokenOf(headers);

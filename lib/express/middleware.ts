@@ -167,18 +167,7 @@ export function tieredSession(options: ExpressSessionOptions): TieredSessionMidd
       return next();
     }
     m[kResolved] = true;
-    const header = req.headers.cookie;
-    if (header === undefined) return next();
-    const r = flows.resolveHeader(header);
-    if (r === null) return next();
-    if (!(r instanceof Promise)) {
-      req.session = r;
-      return next();
-    }
-    r.then((s) => {
-      req.session = s;
-      next();
-    }, next);
+    flows.resolveInto(req.headers.cookie, req, next);
   }
 
   const face = Object.assign(tieredSessionMiddleware, publicSessions(manager), {

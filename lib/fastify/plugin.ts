@@ -108,18 +108,7 @@ async function tieredSessionPlugin(fastify: FastifyInstance, options: FastifySes
   // onRoute below), so a route with `config: { session: false }` has no hook at all and no
   // request pays for a per-request check.
   function resolveSession(request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
-    const header = request.headers.cookie;
-    if (header === undefined) return done();
-    const r = flows.resolveHeader(header);
-    if (r === null) return done();
-    if (!(r instanceof Promise)) {
-      request.session = r;
-      return done();
-    }
-    r.then((s) => {
-      request.session = s;
-      done();
-    }, done);
+    flows.resolveInto(request.headers.cookie, request, done);
   }
   fastify.addHook('onRoute', (route: RouteOptions) => {
     if ((route.config as { session?: boolean } | undefined)?.session === false) return;
