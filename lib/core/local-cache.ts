@@ -46,12 +46,37 @@ export class LocalCache {
   readonly #lru: LRUCache<string, Entry> | undefined;
   readonly #tickets = new Map<string, Ticket>();
   readonly #trusted: () => boolean;
+  /**
+   * Ids invalidated in the last `#tolerance` ms (insertion order is expiry order), kept only where
+   * reads may come from a replica: such a replica may not have the change yet, so these ids are
+   * read from the primary. 0: not kept.
+   */
+  readonly #recent = new Map<string, number>();
+  readonly #tolerance: number;
   /** Full clears that dropped at least one entry (a metric). */
   clears = 0;
 
-  constructor(options: { max: number; ttl: number } | false, trusted: () => boolean) {
+  constructor(options: { max: number; ttl: number } | false, trusted: () => boolean, replicaLagTolerance = 0) {
     this.#lru = options === false ? undefined : new LRUCache<string, Entry>({ max: options.max, ttl: options.ttl });
     this.#trusted = trusted;
+    this.#tolerance = replicaLagTolerance;
+  }
+
+  /** Whether `id` was invalidated within the tolerated replica lag (read it from the primary). */
+  recentlyInvalidated(id: string): boolean {
+    if (this.#tolerance === 0) return false;
+    const until = this.#recent.get(id);
+    return until !== undefined && until > performance.now();
+  }
+
+  #remember(id: string): void {
+    const now = performance.now();
+    for (const [k, until] of this.#recent) {
+      if (until > now) break;
+      this.#recent.delete(k);
+    }
+    this.#recent.delete(id);
+    this.#recent.set(id, now + this.#tolerance);
   }
 
   get enabled(): boolean { return this.#lru !== undefined; }
@@ -95,6 +120,7 @@ export class LocalCache {
   /** Drop ids and void every ticket held for them. */
   invalidate(ids: Iterable<string>): void {
     for (const id of ids) {
+      if (this.#tolerance > 0) this.#remember(id);
       this.#lru?.delete(id);
       const t = this.#tickets.get(id);
       if (t !== undefined) {

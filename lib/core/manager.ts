@@ -52,19 +52,27 @@ export class SessionManager {
   /** Ids of creates whose outcome is unknown (timed out after sending): revoked once Redis answers. */
   readonly #orphans = new Set<string>();
   #closed = false;
+  /** confirmRevocations: 'auto' re-reads the topology on this timer. */
+  #topology: NodeJS.Timeout | undefined;
+  /** Replicas did not confirm the last revocation (logged once per change). */
+  #unconfirmed = false;
   readonly metrics = new Metrics();
 
   constructor(options: ResolvedOptions, log: Logger) {
     this.#o = options;
     this.#log = log;
     this.#store = new RedisStore(options.client, options.keyPrefix, options.commandTimeout,
-      { long: options.idleTimeout, short: options.shortSession.idleTimeout });
-    this.#l1 = new LocalCache(options.localCache, () => this.cacheTrusted);
+      { long: options.idleTimeout, short: options.shortSession.idleTimeout }, options.readFrom);
+    if (options.confirmRevocations.mode === 'on') this.#store.confirm = options.confirmRevocations;
+    // Where reads may come from a lagging replica, invalidated ids are remembered for the
+    // tolerated lag and read from the primary meanwhile.
+    this.#l1 = new LocalCache(options.localCache, () => this.cacheTrusted,
+      this.#store.replicaReads ? options.replicaLagTolerance : 0);
     this.#touches = new TouchQueue((items) => this.#writeTouches(items));
     if (options.localCache) {
       this.metrics.channelState = 'connecting';
       this.#channel = new RevocationChannel(
-        options.client, this.#store.channel, options.heartbeatInterval,
+        options.client, options.readFrom, this.#store.channel, options.heartbeatInterval,
         (msg) => this.#store.publish(msg),
         {
           onRevoked: (ids, sentAt) => this.#received(ids, sentAt),
@@ -89,6 +97,13 @@ export class SessionManager {
     // A client made with `lazyConnect: true` waits for its first command; the fast-fail path
     // never sends one while the client is not ready, so without this it would never connect.
     if (c.status === 'wait') c.connect().catch(() => { /* retried by ioredis; requests answer 503 meanwhile */ });
+    const r = this.#o.readFrom;
+    if (r !== undefined && r.status === 'wait') r.connect().catch(() => {});
+    if (this.#o.confirmRevocations.mode === 'auto') {
+      await this.#readTopology();
+      this.#topology = setInterval(() => { void this.#readTopology(); }, 5000);
+      this.#topology.unref();
+    }
     await this.#channel?.start();
     if (this.#o.prewarm > 0 && this.#l1.enabled) {
       try {
@@ -103,6 +118,7 @@ export class SessionManager {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#topology);
     await this.#touches.close();
     await this.#channel?.stop();
     this.#l1.clear();
@@ -161,10 +177,24 @@ export class SessionManager {
     }
   }
 
+  /** confirmRevocations 'auto': confirm on replicas exactly when the topology has some. */
+  async #readTopology(): Promise<void> {
+    let has: boolean;
+    try {
+      has = await this.#store.hasReplicas();
+    } catch {
+      return; // Redis away: keep the last decision
+    }
+    const was = this.#store.confirm !== undefined;
+    if (has === was) return;
+    this.#store.confirm = has ? this.#o.confirmRevocations : undefined;
+    this.#log.info({ replicas: has }, `tiered-session: ${has ? 'replicas found: revocations now wait for one (WAIT)' : 'no replica: revocations no longer wait for one'}`);
+  }
+
   async #read(id: string): Promise<StoredSession | null> {
     this.metrics.redisReads++;
     try {
-      return await this.#store.read(id);
+      return await this.#store.read(id, this.#l1.recentlyInvalidated(id));
     } catch (err) {
       this.metrics.redisErrors++;
       throw err;
@@ -303,6 +333,15 @@ export class SessionManager {
         throw err;
       }
       this.#l1.invalidate(evicted);
+      if (evicted.length > 0) {
+        // A cap eviction is a revocation: the sign-in succeeds only once a replica has it.
+        try {
+          await this.#confirmed(() => this.#store.confirmOn(id));
+        } catch (err) {
+          this.#orphan(id);
+          throw err;
+        }
+      }
       if (this.#o.prewarm > 0) this.#noteRecent([{ publicId: id, now }]);
       // The key `<prefix>{bucket}user random`, then each field present: a one-letter name and its value.
       let size = this.#o.keyPrefix.length + 2 + ID_LENGTH;
@@ -346,9 +385,31 @@ export class SessionManager {
   async #write<T>(fn: () => Promise<T>): Promise<T> {
     this.metrics.redisWrites++;
     try {
-      return await fn();
+      return await this.#confirmed(fn);
     } catch (err) {
       this.metrics.redisErrors++;
+      throw err;
+    }
+  }
+
+  /** Run a confirmed write, logging once when replicas stop confirming and once when they confirm again. */
+  async #confirmed<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      const out = await fn();
+      if (this.#unconfirmed && this.#store.confirm !== undefined) {
+        this.#unconfirmed = false;
+        this.#log.info({}, 'tiered-session: replicas confirm revocations again');
+      }
+      return out;
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ERR_TIERED_SESSION_NOT_CONFIRMED') {
+        this.metrics.unconfirmed++;
+        if (!this.#unconfirmed) {
+          this.#unconfirmed = true;
+          this.#log.warn({ replicas: this.#store.confirm?.replicas, timeout: this.#store.confirm?.timeout },
+            'tiered-session: a revocation was applied on the primary but no replica confirmed it in time; it answers 503 (a failover could undo it)');
+        }
+      }
       throw err;
     }
   }
@@ -362,26 +423,35 @@ export class SessionManager {
     // Two checks, on purpose: the tag check keeps another user's id from ever reaching Redis;
     // the script's stored-owner check holds even for a tag collision or a caller of the store.
     if (owner !== undefined && publicId.slice(0, TAG_LENGTH) !== this.tagOf(owner)) return false;
-    const ok = await this.#write(() => this.#store.revoke(publicId, owner ?? '', preciseNow()));
-    this.#l1.invalidate([publicId]);
-    return ok;
+    try {
+      return await this.#write(() => this.#store.revoke(publicId, owner ?? '', preciseNow()));
+    } finally {
+      // Applied or maybe applied (an unconfirmed or timed-out revoke): this instance forgets it either way.
+      this.#l1.invalidate([publicId]);
+    }
   }
 
   /** Revoke every session of `userId` (log out everywhere, password change, ban), optionally keeping one. */
   async revokeAll(userId: string, options: { keep?: string } = {}): Promise<number> {
     const tag = this.tagOf(userId);
     const ids = this.#l1.idsWithPrefix(tag).filter((k) => k !== options.keep);
-    const n = await this.#write(() => this.#store.revokeAll(tag, userId, options.keep, preciseNow()));
-    // The broadcast reaches this instance too; dropping now makes the caller's next request exact.
-    this.#l1.invalidate(ids);
-    return n;
+    try {
+      return await this.#write(() => this.#store.revokeAll(tag, userId, options.keep, preciseNow()));
+    } finally {
+      // The broadcast reaches this instance too; dropping now makes the caller's next request exact.
+      this.#l1.invalidate(ids);
+    }
   }
 
   /** Give a session a new secret (privilege change). The old token stops working everywhere. */
   async rotate(publicId: string): Promise<string> {
     const secret = newSecret();
-    const ok = await this.#write(() => this.#store.update(publicId, 'h', hashSecret(secret), preciseNow()));
-    this.#l1.invalidate([publicId]);
+    let ok: boolean;
+    try {
+      ok = await this.#write(() => this.#store.update(publicId, 'h', hashSecret(secret), preciseNow(), true));
+    } finally {
+      this.#l1.invalidate([publicId]);
+    }
     if (!ok) throw new ERR_NOT_FOUND();
     return `${publicId}.${secret}`;
   }

@@ -44,6 +44,8 @@ export interface StatsSnapshot {
   revocationLatency: { count: number; sum: number; p50: number; p99: number };
   sessionSize: { count: number; sum: number };
   l1Clears: number;
+  /** Revocations applied on the primary that no replica confirmed in time (answered 503). */
+  unconfirmed: number;
   /** The revocation channel: the local cache serves only while it is `confirmed`. */
   channel: 'connecting' | 'confirmed' | 'down' | 'refused' | 'off';
 }
@@ -57,6 +59,8 @@ export class Metrics {
   redisErrors = 0;
   touchesWritten = 0;
   revocationsReceived = 0;
+  /** Revocations applied on the primary that no replica confirmed in time (answered 503). */
+  unconfirmed = 0;
   channelState: StatsSnapshot['channel'] = 'off';
   /** Seconds from publish to the local cache drop. */
   readonly revocationLatency = new Histogram([0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]);
@@ -81,6 +85,7 @@ export class Metrics {
       },
       sessionSize: { count: this.sessionSize.count, sum: this.sessionSize.sum },
       l1Clears,
+      unconfirmed: this.unconfirmed,
       channel: this.channelState,
     };
   }
@@ -107,6 +112,7 @@ export class Metrics {
     counter('tiered_session_redis_errors_total', 'Redis calls that failed or timed out.', this.redisErrors);
     counter('tiered_session_touches_written_total', 'Last-active writes that reached a live session.', this.touchesWritten);
     counter('tiered_session_revocations_received_total', 'Session ids received on the revocation channel.', this.revocationsReceived);
+    counter('tiered_session_unconfirmed_revocations_total', 'Revocations no replica confirmed in time (answered 503).', this.unconfirmed);
     counter('tiered_session_l1_clears_total', 'Times the local cache was cleared because the channel was interrupted.', l1Clears);
     gauge('tiered_session_l1_entries', 'Entries in the local cache.', l1Size);
     out.push('# HELP tiered_session_channel_state The revocation channel (1 on the current state): the local cache serves only while confirmed.',

@@ -41,6 +41,14 @@ export interface SessionCaps {
   [deviceType: string]: number | undefined;
 }
 
+/** Confirming revocations on replicas before answering (Redis `WAIT`). */
+export interface ConfirmOptions {
+  /** Replicas that must have the change. @default 1 */
+  replicas?: number;
+  /** Longest wait; shorter than `commandTimeout`. @default 500 (ms) */
+  timeout?: Milliseconds;
+}
+
 export interface LocalCacheOptions {
   /** Most entries kept in this process. @default 10000 */
   max?: number;
@@ -82,6 +90,25 @@ export interface TieredSessionOptions {
   maxSessionsPerUser?: number | SessionCaps;
   /** Lifetimes of sessions signed in with `remember: false`. @default { idleTimeout: 12 h, absoluteTimeout: 24 h } */
   shortSession?: ShortSessionOptions;
+  /**
+   * Replicated Redis: a revocation (sign-out, revoke, log-out-everywhere, cap eviction,
+   * rotation) answers success only once a replica has it (`WAIT`), so a failover cannot undo a
+   * change the user was told about; when no replica confirms in time the call fails with
+   * `ERR_TIERED_SESSION_NOT_CONFIRMED` (503). `'auto'`: on when the topology has replicas.
+   * @default 'auto'
+   */
+  confirmRevocations?: 'auto' | boolean | ConfirmOptions;
+  /**
+   * A client on a nearby replica (another region's local replica): session reads and the
+   * revocation subscriber use it; every write goes to `client`. Reads of an id invalidated in the
+   * last `replicaLagTolerance` go to `client` instead.
+   */
+  readFrom?: RedisClient;
+  /**
+   * How long an invalidated id is read from the primary rather than from a replica (which may not
+   * have the change yet): the replica lag the package tolerates. @default 10000 (ms)
+   */
+  replicaLagTolerance?: Milliseconds;
   /** Longest any Redis command may take before the request answers 503. @default 1000 (ms) */
   commandTimeout?: Milliseconds;
   /** How often the subscriber connection is pinged to catch a silent break. @default 1000 (ms) */
@@ -124,6 +151,10 @@ export interface ResolvedOptions {
   /** Caps per device type (each ≥ 1); types without one count only toward the total. */
   readonly capsByType: ReadonlyMap<string, number>;
   readonly shortSession: Readonly<Required<ShortSessionOptions>>;
+  /** 'auto' or a fixed decision; the counts are used whenever confirmation is on. */
+  readonly confirmRevocations: { readonly mode: 'auto' | 'on' | 'off'; readonly replicas: number; readonly timeout: Milliseconds };
+  readonly readFrom: RedisClient | undefined;
+  readonly replicaLagTolerance: Milliseconds;
   readonly commandTimeout: Milliseconds;
   readonly heartbeatInterval: Milliseconds;
   readonly maxDataBytes: number;
@@ -139,6 +170,7 @@ export interface ResolvedOptions {
 
 const KNOWN = new Set([
   'client', 'secret', 'keyPrefix', 'idleTimeout', 'absoluteTimeout', 'touchInterval', 'localCache', 'maxSessionsPerUser', 'shortSession',
+  'confirmRevocations', 'readFrom', 'replicaLagTolerance',
   'commandTimeout', 'heartbeatInterval', 'maxDataBytes', 'cookie', 'allowedOrigins', 'countryHeader',
   'maxUserAgentLength', 'prewarm', 'now',
 ]);
@@ -231,6 +263,9 @@ export function resolveOptions(opts: unknown, adapterKeys: ReadonlySet<string> =
   }
   const { total, capsByType } = resolveCaps(o.maxSessionsPerUser);
   const shortSession = resolveShort(o.shortSession, idleTimeout, absoluteTimeout, touchInterval);
+  const commandTimeout = int('commandTimeout', o.commandTimeout, 1000, 10, 60_000);
+  const confirmRevocations = resolveConfirm(o.confirmRevocations, commandTimeout);
+  if (o.readFrom !== undefined && !isRedisClient(o.readFrom)) throw fail('readFrom', 'expected an ioredis Redis or Cluster client (on a replica)');
   const now = orDefault(o.now, Date.now);
   if (typeof now !== 'function') throw fail('now', `expected a function returning epoch ms, got ${describe(now)}`);
 
@@ -245,7 +280,10 @@ export function resolveOptions(opts: unknown, adapterKeys: ReadonlySet<string> =
     maxSessionsPerUser: total,
     capsByType,
     shortSession,
-    commandTimeout: int('commandTimeout', o.commandTimeout, 1000, 10, 60_000),
+    commandTimeout,
+    confirmRevocations,
+    readFrom: o.readFrom,
+    replicaLagTolerance: int('replicaLagTolerance', o.replicaLagTolerance, 10_000, 0, 3600_000),
     heartbeatInterval: int('heartbeatInterval', o.heartbeatInterval, 1000, 50, 3600_000),
     maxDataBytes: int('maxDataBytes', o.maxDataBytes, 4096, 2, 1024 * 1024),
     cookie,
@@ -256,6 +294,21 @@ export function resolveOptions(opts: unknown, adapterKeys: ReadonlySet<string> =
     now,
     warnings: Object.freeze(warnings),
   });
+}
+
+function resolveConfirm(v: unknown, commandTimeout: number): ResolvedOptions['confirmRevocations'] {
+  if (v === undefined || v === 'auto' || typeof v === 'boolean') {
+    const timeout = Math.min(500, Math.floor(commandTimeout / 2));
+    return Object.freeze({ mode: v === true ? 'on' : v === false ? 'off' : 'auto', replicas: 1, timeout });
+  }
+  if (!isPlainObject(v)) throw fail('confirmRevocations', `expected 'auto', true, false or { replicas, timeout }, got ${describe(v)}`);
+  for (const k of Object.keys(v)) if (k !== 'replicas' && k !== 'timeout') throw fail(`confirmRevocations.${k}`, 'unknown option');
+  const replicas = int('confirmRevocations.replicas', v.replicas, 1, 1, 100);
+  const timeout = int('confirmRevocations.timeout', v.timeout, Math.min(500, Math.floor(commandTimeout / 2)), 1, 60_000);
+  if (timeout >= commandTimeout) {
+    throw fail('confirmRevocations.timeout', `must be shorter than commandTimeout (${commandTimeout} ms), got ${timeout}`);
+  }
+  return Object.freeze({ mode: 'on', replicas, timeout });
 }
 
 const DEVICE_TYPE = /^[a-z][a-z0-9-]{0,15}$/;

@@ -31,109 +31,156 @@ const backoff = (n: number) => Math.min(100 * 2 ** Math.max(0, n - 1), 30_000);
 
 const HEARTBEAT = 'hb|';
 
+type RoundTrip = { outcome: 'heard' | 'unheard' | 'unpublished'; token: string; err?: unknown };
+
+/** Where a subscriber connects: a fixed duplicate, or the next cluster node (moves on failure). */
+type Placement = { kind: 'duplicate'; of: Redis; role?: 'slave' } | { kind: 'cluster' };
+
+/** One subscriber connection and what the heartbeat knows about it. */
+interface Sub {
+  readonly placement: Placement;
+  conn: Redis | undefined;
+  /** Subscribed and its socket open. */
+  live: boolean;
+  /** The heartbeat token it received last. */
+  heard: string;
+  /** Consecutive failures: the reconnect delay grows with it. */
+  failures: number;
+  retry: NodeJS.Timeout | undefined;
+}
+
 /**
- * The revocation channel: a dedicated subscriber connection duplicated from the user's client.
+ * The revocation channel: dedicated subscriber connections duplicated from the app's client.
  *
  * Pub/sub is at-most-once, so the channel is trusted ("confirmed") only while it is proven to
- * deliver: after (re)subscribing, and then every `heartbeatMs`, the instance publishes a
- * heartbeat through its main connection and must receive it back on the subscriber within
- * `heartbeatMs`. That one round trip covers a closed socket, a silently dead one, a paused
- * server and, on a Cluster, the internal subscriber node. Whenever the proof lapses the owner
- * is told to drop every cached entry, and the subscriber is reconnected.
+ * deliver: every `heartbeatMs` the instance publishes a heartbeat through its main connection
+ * and at least one subscriber must receive it within `heartbeatMs`. Trust is withdrawn (and the
+ * owner told to drop every cached entry) when a heartbeat that was published reaches no
+ * subscriber (a silently dead socket), or when every subscriber connection has closed. A
+ * heartbeat that cannot be published at all (the primary is down or paused) proves nothing
+ * either way but withdraws nothing: no revocation can be published through it either, and the
+ * local cache's `ttl` bounds what any partition could hide.
+ *
+ * Replicated topologies get two subscribers on different nodes (on a Cluster: two nodes; under
+ * Sentinel: the master and a replica; with `readFrom`: the nearby replica and the primary), so
+ * one node's death interrupts nothing: classic PUBLISH reaches every node of a Cluster and every
+ * replica of a primary, so any one of them hears every revocation.
  */
 export class RevocationChannel {
   readonly #client: RedisClient;
-  #sub: Redis | undefined;
-  /** Round-robin position over the cluster's masters for the subscriber connection. */
+  readonly #subs: Sub[] = [];
+  /** Round-robin position over the cluster's nodes for subscriber placement. */
   #node = 0;
-  /** Heartbeats seen while the subscriber was not connected (a dead cluster node is left after 2). */
-  #downBeats = 0;
   readonly #channel: string;
   readonly #events: ChannelEvents;
   readonly #heartbeatMs: number;
   readonly #publish: (message: string) => Promise<unknown>;
   readonly #nonce = randomBytes(6).toString('base64url');
   #seq = 0;
-  #pending: { token: string; resolve: () => void } | undefined;
+  /** The heartbeat in flight: its token and the resolver called when one subscriber hears it. */
+  #pending: { token: string; heard: () => void } | undefined;
   #timer: NodeJS.Timeout | undefined;
   #confirmed = false;
   #closing = false;
-  #confirming = false;
   #state: ChannelState = 'connecting';
-  /** Consecutive failures to confirm: the reconnect delay grows with it. */
-  #failures = 0;
-  #retry: NodeJS.Timeout | undefined;
 
   constructor(
     client: RedisClient,
+    readFrom: RedisClient | undefined,
     channel: string,
     heartbeatMs: number,
     publish: (message: string) => Promise<unknown>,
     events: ChannelEvents,
   ) {
+    this.#client = client;
     this.#channel = channel;
     this.#events = events;
     this.#heartbeatMs = heartbeatMs;
     this.#publish = publish;
-    this.#client = client;
-    this.#attach();
-  }
-
-  /**
-   * A plain connection, whatever the client: on a Cluster, ioredis's own subscriber is internal
-   * and silently moves between nodes (a message published during the move is lost and nothing
-   * tells us), so the channel subscribes on one master itself. Classic PUBLISH reaches every
-   * node of a cluster, so one node hears everything; if it dies the next master is used.
-   */
-  #attach(): void {
-    let sub: Redis;
-    if ((this.#client as Cluster).isCluster) {
-      const masters = (this.#client as Cluster).nodes('master');
-      if (masters.length === 0) return; // not connected yet: the heartbeat attaches later
-      // A node connection is a plain ioredis Redis: duplicate it with subscriber settings.
-      sub = masters[this.#node++ % masters.length].duplicate({ lazyConnect: true, enableOfflineQueue: true });
-    } else {
-      sub = (this.#client as Redis).duplicate({ lazyConnect: true, enableOfflineQueue: true });
+    for (const placement of placements(client, readFrom)) {
+      this.#subs.push({ placement, conn: undefined, live: false, heard: '', failures: 0, retry: undefined });
     }
-    this.#sub = sub;
-    sub.on('message', (ch: string, msg: string) => { if (ch === this.#channel && sub === this.#sub) this.#message(msg); });
-    sub.on('ready', () => { if (sub === this.#sub) void this.#confirm(); });
-    sub.on('close', () => { if (sub === this.#sub) this.#interrupt('subscriber connection closed', undefined); });
-    sub.on('error', () => { /* surfaced as close + reconnect; the app's own client logs */ });
   }
 
   /** True while the channel is proven to deliver: only then may the local cache be filled. */
   get confirmed(): boolean { return this.#confirmed; }
 
+  get state(): ChannelState { return this.#state; }
+
   async start(): Promise<void> {
     this.#timer = setInterval(() => { void this.#heartbeat(); }, this.#heartbeatMs);
     this.#timer.unref();
-    try {
-      await this.#sub?.connect();
-    } catch {
-      // Redis is down at start: ioredis keeps retrying; misses answer 503 meanwhile.
-    }
+    await Promise.all(this.#subs.map((s) => this.#connect(s)));
   }
 
   async stop(): Promise<void> {
     this.#closing = true;
     this.#confirmed = false;
     clearInterval(this.#timer);
-    clearTimeout(this.#retry);
-    this.#sub?.disconnect();
+    for (const s of this.#subs) {
+      clearTimeout(s.retry);
+      s.conn?.disconnect();
+    }
   }
 
-  get state(): ChannelState { return this.#state; }
-
-  #setState(state: ChannelState, reason: string, err: unknown): void {
-    if (state === this.#state || this.#closing) return;
-    this.#state = state;
-    this.#events.onState(state, reason, err);
+  /** Open (or reopen) a subscriber's connection; it subscribes and joins the heartbeat once ready. */
+  async #connect(s: Sub): Promise<void> {
+    if (this.#closing) return;
+    const conn = this.#open(s.placement);
+    if (conn === undefined) return; // a cluster not connected yet: the heartbeat retries
+    s.conn = conn;
+    s.live = false;
+    conn.on('message', (ch: string, msg: string) => { if (ch === this.#channel && s.conn === conn) this.#message(s, msg); });
+    conn.on('ready', () => { if (s.conn === conn) void this.#subscribe(s, conn); });
+    conn.on('close', () => { if (s.conn === conn) this.#closed(s); });
+    conn.on('error', () => { /* surfaced as close + reconnect; the app's own client logs */ });
+    try {
+      await conn.connect();
+    } catch {
+      // Redis is down (or this node is): ioredis keeps retrying; misses answer 503 meanwhile.
+    }
   }
 
-  #message(msg: string): void {
+  /**
+   * A plain connection, whatever the client: on a Cluster, ioredis's own subscriber is internal
+   * and silently moves between nodes (a message published during the move is lost and nothing
+   * tells us), so the channel picks its nodes itself.
+   */
+  #open(p: Placement): Redis | undefined {
+    const opts = { lazyConnect: true, enableOfflineQueue: true };
+    if (p.kind === 'duplicate') return p.of.duplicate(p.role ? { ...opts, role: p.role } : opts);
+    const nodes = (this.#client as Cluster).nodes('all');
+    if (nodes.length === 0) return undefined;
+    // Another node than the other subscribers use, when there is one.
+    const used = new Set(this.#subs.map((s) => s.conn).filter(Boolean).map((c) => `${c!.options.host}:${c!.options.port}`));
+    for (let i = 0; i < nodes.length; i++) {
+      const n = nodes[this.#node++ % nodes.length];
+      if (!used.has(`${n.options.host}:${n.options.port}`) || i === nodes.length - 1) return n.duplicate(opts);
+    }
+    return undefined;
+  }
+
+  async #subscribe(s: Sub, conn: Redis): Promise<void> {
+    try {
+      await conn.subscribe(this.#channel);
+      if (s.conn !== conn || this.#closing) return;
+      s.live = true;
+      // Not proven yet: prove it now rather than at the next tick.
+      if (!this.#confirmed && this.#pending === undefined) void this.#heartbeat();
+    } catch (err) {
+      this.#failed(s, 'subscription refused', err);
+    }
+  }
+
+  #message(s: Sub, msg: string): void {
     if (msg.startsWith(HEARTBEAT)) {
-      if (this.#pending && msg.endsWith(this.#pending.token)) this.#pending.resolve();
+      // Only this instance's own, current heartbeat proves this subscriber delivers: another
+      // instance's (or an old one of ours) says nothing about whether ours got through.
+      const p = this.#pending;
+      if (p !== undefined && msg.length === HEARTBEAT.length + p.token.length && msg.endsWith(p.token)) {
+        s.heard = p.token;
+        p.heard();
+      }
       return;
     }
     const bar = msg.indexOf('|');
@@ -141,99 +188,111 @@ export class RevocationChannel {
     this.#events.onRevoked(msg.slice(bar + 1).split(','), Number(msg.slice(0, bar)));
   }
 
-  #interrupt(reason: string, err: unknown): void {
+  /** A subscriber's socket closed: when it was the last one open, trust goes (messages may be lost). */
+  #closed(s: Sub): void {
+    s.live = false;
+    if (this.#closing) return;
+    if (!this.#subs.some((x) => x.live)) this.#lapse('subscriber connection closed', undefined);
+  }
+
+  #lapse(reason: string, err: unknown): void {
+    const was = this.#confirmed;
     this.#confirmed = false;
     if (this.#closing) return;
-    this.#events.onInterrupted(reason);
+    if (was) this.#events.onInterrupted(reason);
     // A refusal lasts until a confirmation: the closes it causes do not turn it into "down".
     this.#setState(isRefusal(err) || this.#state === 'refused' ? 'refused' : 'down', reason, err);
   }
 
-  /** Publish a heartbeat and wait for it on the subscriber; rejects after heartbeatMs. */
-  #roundTrip(): Promise<void> {
-    const token = `${this.#nonce}:${++this.#seq}`;
-    let timer: NodeJS.Timeout | undefined;
-    return new Promise<void>((resolve, reject) => {
-      this.#pending = { token, resolve };
-      timer = setTimeout(() => reject(new Error('heartbeat not received')), this.#heartbeatMs);
-      this.#publish(HEARTBEAT + token).catch(reject);
-    }).finally(() => {
-      clearTimeout(timer);
-      if (this.#pending?.token === token) this.#pending = undefined;
-    });
-  }
-
-  async #confirm(): Promise<void> {
-    const sub = this.#sub;
-    if (this.#confirming || this.#closing || sub === undefined) return;
-    this.#confirming = true;
-    try {
-      await sub.subscribe(this.#channel);
-      await this.#roundTrip();
-      if (this.#closing || sub !== this.#sub) return;
-      // Anything cached before the proof may have missed a message: start clean.
-      this.#events.onInterrupted('subscriber confirmed after (re)connect');
-      this.#confirmed = true;
-      this.#failures = 0;
-      this.#setState('confirmed', 'heartbeat round trip', undefined);
-    } catch (err) {
-      this.#broken('subscription could not be confirmed', err);
-    } finally {
-      this.#confirming = false;
-    }
-  }
-
-  async #heartbeat(): Promise<void> {
-    if (this.#closing || this.#pending || this.#retry !== undefined) return;
-    if (!this.#confirmed) {
-      // Not proven yet (e.g. the first confirmation failed while Redis was down): try again.
-      if (this.#sub?.status === 'ready') {
-        this.#downBeats = 0;
-        void this.#confirm();
-      } else if ((this.#sub === undefined || ++this.#downBeats >= 2) && (this.#client as Cluster).isCluster) {
-        // The subscriber's node stays away: move to the next master.
-        this.#downBeats = 0;
-        this.#replace();
-      }
-      return;
-    }
-    try {
-      await this.#roundTrip();
-    } catch (err) {
-      this.#broken('subscriber heartbeat missed', err);
-    }
+  #setState(state: ChannelState, reason: string, err: unknown): void {
+    if (state === this.#state || this.#closing) return;
+    this.#state = state;
+    this.#events.onState(state, reason, err);
   }
 
   /**
-   * A silent break or a refusal: drop the cache and, after a backoff that grows with consecutive
-   * failures, reconnect the subscriber (on a Cluster, on the next master), which re-confirms on
-   * ready. The backoff keeps a permanent refusal (an ACL) from becoming a reconnect storm.
+   * Drop a subscriber's connection and open a new one (on a Cluster, on the next node) after a
+   * backoff that grows with its consecutive failures, so a permanent refusal (an ACL) never
+   * becomes a reconnect storm.
    */
-  #broken(reason: string, err: unknown): void {
+  #failed(s: Sub, reason: string, err: unknown): void {
     if (this.#closing) return;
-    this.#interrupt(reason, err);
-    const cluster = (this.#client as Cluster).isCluster;
-    const sub = this.#sub;
-    if (!cluster && sub?.status !== 'ready') return; // ioredis is already reconnecting it
-    this.#failures++;
-    if (!cluster) sub!.disconnect();
-    clearTimeout(this.#retry);
-    this.#retry = setTimeout(() => {
-      this.#retry = undefined;
-      if (this.#closing) return;
-      if (cluster) this.#replace();
-      else this.#sub?.connect().catch(() => { /* retried by ioredis; the heartbeat watches */ });
-    }, backoff(this.#failures));
-    this.#retry.unref();
+    if (isRefusal(err)) this.#lapse(reason, err);
+    s.failures++;
+    s.live = false;
+    const old = s.conn;
+    s.conn = undefined;
+    old?.disconnect();
+    clearTimeout(s.retry);
+    s.retry = setTimeout(() => {
+      s.retry = undefined;
+      void this.#connect(s);
+    }, backoff(s.failures));
+    s.retry.unref();
+    if (!this.#subs.some((x) => x.live) && this.#confirmed) this.#lapse(reason, err);
   }
 
-  /** Drop the subscriber connection and open one on the next master. */
-  #replace(): void {
-    const old = this.#sub;
-    this.#sub = undefined;
-    old?.disconnect();
-    this.#attach();
-    const next = this.#sub as Redis | undefined;
-    next?.connect().catch(() => { /* retried by ioredis; the heartbeat watches */ });
+  /** Publish a heartbeat; resolves 'heard' when a subscriber got it, 'unheard' after heartbeatMs, 'unpublished' if the publish failed. */
+  #roundTrip(): Promise<RoundTrip> {
+    const token = `${this.#nonce}:${++this.#seq}`;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve({ outcome: 'unheard', token }), this.#heartbeatMs);
+      this.#pending = { token, heard: () => { clearTimeout(timer); resolve({ outcome: 'heard', token }); } };
+      this.#publish(HEARTBEAT + token).catch((err) => { clearTimeout(timer); resolve({ outcome: 'unpublished', token, err }); });
+    });
   }
+
+  async #heartbeat(): Promise<void> {
+    if (this.#closing || this.#pending !== undefined) return;
+    for (const s of this.#subs) if (s.conn === undefined && s.retry === undefined) void this.#connect(s);
+    const ready = this.#subs.filter((s) => s.live);
+    if (ready.length === 0) return;
+    let r: RoundTrip;
+    try {
+      r = await this.#roundTrip();
+      // Give the other subscribers the rest of the interval to hear the same heartbeat.
+      if (r.outcome === 'heard' && ready.some((s) => s.heard !== r.token)) {
+        await new Promise((resolve) => setTimeout(resolve, Math.min(50, this.#heartbeatMs / 4)));
+      }
+    } finally {
+      this.#pending = undefined;
+    }
+    if (this.#closing) return;
+    if (r.outcome === 'unpublished') {
+      // Nothing can be revoked through a primary this instance cannot write to; an ACL refusal
+      // of PUBLISH is the exception (nothing will ever be heard).
+      if (isRefusal(r.err)) this.#lapse('heartbeat publish refused', r.err);
+      return;
+    }
+    if (r.outcome === 'unheard') {
+      this.#lapse('subscriber heartbeat missed', undefined);
+      for (const s of ready) this.#failed(s, 'subscriber heartbeat missed', undefined);
+      return;
+    }
+    for (const s of ready) {
+      if (s.heard === r.token) s.failures = 0;
+      else this.#failed(s, 'subscriber heartbeat missed', undefined);
+    }
+    if (!this.#confirmed) {
+      // Anything cached before the proof may have missed a message: start clean.
+      this.#events.onInterrupted('subscriber confirmed after (re)connect');
+      this.#confirmed = true;
+      this.#setState('confirmed', 'heartbeat round trip', undefined);
+    }
+  }
+}
+
+/** Where the subscribers go, for a client (and the optional nearby replica). */
+function placements(client: RedisClient, readFrom: RedisClient | undefined): Placement[] {
+  if ((client as Cluster).isCluster) return [{ kind: 'cluster' }, { kind: 'cluster' }];
+  const main = client as Redis;
+  if (readFrom !== undefined && !(readFrom as Cluster).isCluster) {
+    return [{ kind: 'duplicate', of: readFrom as Redis }, { kind: 'duplicate', of: main }];
+  }
+  // Under Sentinel: the master, and a replica that survives the master's death.
+  const sentinels = (main.options as { sentinels?: unknown[] }).sentinels;
+  if (Array.isArray(sentinels) && sentinels.length > 0) {
+    return [{ kind: 'duplicate', of: main }, { kind: 'duplicate', of: main, role: 'slave' }];
+  }
+  return [{ kind: 'duplicate', of: main }];
 }

@@ -1,8 +1,8 @@
 import type { Redis, Cluster, ChainableCommander } from 'ioredis';
-import { ERR_UNAVAILABLE } from '../errors.js';
+import { ERR_NOT_CONFIRMED, ERR_UNAVAILABLE } from '../errors.js';
 import type { RedisClient } from '../options.js';
 import { BUCKET_LENGTH, HASH_LENGTH, TAG_LENGTH } from '../token.js';
-import { CREATE, TOUCH, REVOKE, REVOKE_ALL, UPDATE, LIST } from './scripts.js';
+import { CREATE, TOUCH, REVOKE, REVOKE_ALL, UPDATE, LIST, READ } from './scripts.js';
 
 /** A session as stored in Redis, fields decoded. */
 export interface StoredSession {
@@ -48,6 +48,7 @@ interface Scripted {
   tieredSessionRevokeAll: Cmd;
   tieredSessionUpdate: Cmd;
   tieredSessionList: Cmd;
+  tieredSessionRead: Cmd;
 }
 
 const SCRIPTS: [keyof Scripted, number, string][] = [
@@ -57,6 +58,7 @@ const SCRIPTS: [keyof Scripted, number, string][] = [
   ['tieredSessionRevokeAll', 1, REVOKE_ALL],
   ['tieredSessionUpdate', 1, UPDATE],
   ['tieredSessionList', 1, LIST],
+  ['tieredSessionRead', 1, READ],
 ];
 
 /**
@@ -107,15 +109,27 @@ function pairsToObject(a: string[]): Record<string, string> {
  */
 export class RedisStore {
   readonly #client: RedisClient;
+  /** Where session reads go: a nearby replica (`readFrom`), or the client itself. */
+  readonly #reader: RedisClient;
+  /** Reads may be served by a replica (readFrom, or a Cluster with scaleReads), which can lag. */
+  readonly replicaReads: boolean;
   readonly #scripted: Scripted;
+  /**
+   * Revocations wait for this many replicas (at most `timeout` ms) before they count as done;
+   * undefined: no confirmation. Set by the manager (it decides 'auto' from the topology).
+   */
+  confirm: { readonly replicas: number; readonly timeout: number } | undefined;
   readonly #prefix: string;
   readonly #timeout: number;
   readonly #idles: Idles;
   readonly channel: string;
   readonly isCluster: boolean;
 
-  constructor(client: RedisClient, prefix: string, commandTimeout: number, idles: Idles) {
+  constructor(client: RedisClient, prefix: string, commandTimeout: number, idles: Idles, readFrom?: RedisClient) {
     this.#client = client;
+    this.#reader = readFrom ?? client;
+    const scaleReads = (client as Cluster).isCluster ? (client as Cluster).options.scaleReads : 'master';
+    this.replicaReads = readFrom !== undefined || (scaleReads !== undefined && scaleReads !== 'master');
     this.#prefix = prefix;
     this.#timeout = commandTimeout;
     this.#idles = idles;
@@ -123,6 +137,7 @@ export class RedisStore {
     this.isCluster = (client as Cluster).isCluster === true;
     for (const [name, numberOfKeys, lua] of SCRIPTS) {
       if (typeof (client as unknown as Scripted)[name] !== 'function') client.defineCommand(name, { numberOfKeys, lua });
+      if (readFrom !== undefined && typeof (readFrom as unknown as Scripted)[name] !== 'function') readFrom.defineCommand(name, { numberOfKeys, lua });
     }
     this.#scripted = client as unknown as Scripted;
   }
@@ -143,8 +158,8 @@ export class RedisStore {
    * kept). Nothing is sent while the client is not ready, so nothing piles up; a failure after
    * sending is marked as an unknown outcome (see isUnknownOutcome).
    */
-  async #run<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    if (this.#client.status !== 'ready') throw new ERR_UNAVAILABLE({ cause: new Error(`redis client is ${this.#client.status}`) });
+  async #run<T>(what: string, fn: () => Promise<T>, client: RedisClient = this.#client): Promise<T> {
+    if (client.status !== 'ready') throw new ERR_UNAVAILABLE({ cause: new Error(`redis client is ${client.status}`) });
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`${what} timed out after ${this.#timeout} ms`)), this.#timeout);
@@ -161,9 +176,58 @@ export class RedisStore {
     }
   }
 
-  async read(publicId: string): Promise<StoredSession | null> {
-    const h = await this.#run('HGETALL', () => this.#client.hgetall(this.sessionKey(publicId)));
+  /**
+   * Read one session: from the reader (a replica, where reads go to replicas), or with `primary`
+   * from the primary itself: a replica may not have a change the instance already heard of.
+   */
+  async read(publicId: string, primary = false): Promise<StoredSession | null> {
+    const key = this.sessionKey(publicId);
+    let h: Record<string, string>;
+    if (!primary || !this.replicaReads) h = await this.#run('HGETALL', () => this.#reader.hgetall(key), this.#reader);
+    else if (this.#reader !== this.#client) h = await this.#run('HGETALL', () => this.#client.hgetall(key));
+    // A Cluster with scaleReads sends HGETALL to replicas; a script always runs on the master.
+    else h = pairsToObject(await this.#run('read', () => this.#scripted.tieredSessionRead(key)) as string[]);
     return decodeSession(h, this.#idles);
+  }
+
+  /**
+   * Run a script; when revocations are confirmed, pipelined with WAIT on the same connection
+   * (the script's node). The change is applied either way; when fewer replicas than required
+   * acknowledge it in time, throws ERR_NOT_CONFIRMED carrying the script's result as `applied`.
+   */
+  async #revoking(what: string, name: keyof Scripted, args: (string | number)[], confirm = true): Promise<unknown> {
+    const c = confirm ? this.confirm : undefined;
+    if (c === undefined) return this.#run(what, () => this.#scripted[name](...args));
+    const [applied, acked] = await this.#run(what, async () => {
+      const p = this.#client.pipeline() as ChainableCommander & Record<string, Cmd>;
+      p[name](...args);
+      p.wait(c.replicas, c.timeout);
+      const res = (await p.exec()) ?? [];
+      for (const [err] of res) if (err) throw err;
+      return [res[0]?.[1], res[1]?.[1]] as [unknown, number];
+    });
+    if (acked < c.replicas) throw Object.assign(new ERR_NOT_CONFIRMED(), { applied, acked });
+    return applied;
+  }
+
+  /** WAIT for the replicas on the node of `publicId`'s slot (after a create that evicted sessions). */
+  async confirmOn(publicId: string): Promise<void> {
+    const c = this.confirm;
+    if (c === undefined) return;
+    const acked = await this.#run('WAIT', async () => {
+      // A keyed command routes the pipeline (and its WAIT) to the slot's node and connection.
+      const res = (await this.#client.pipeline().pttl(this.sessionKey(publicId)).wait(c.replicas, c.timeout).exec()) ?? [];
+      for (const [err] of res) if (err) throw err;
+      return res[1]?.[1] as number;
+    });
+    if (acked < c.replicas) throw Object.assign(new ERR_NOT_CONFIRMED(), { acked });
+  }
+
+  /** Whether the primary has replicas (for confirmRevocations: 'auto'). */
+  async hasReplicas(): Promise<boolean> {
+    if (this.isCluster) return (this.#client as Cluster).nodes('slave').length > 0;
+    const info = await this.#run('INFO', () => (this.#client as Redis).info('replication'));
+    return /connected_slaves:[1-9]/.test(info);
   }
 
   /**
@@ -181,23 +245,24 @@ export class RedisStore {
 
   async revoke(publicId: string, owner: string, now: number): Promise<boolean> {
     const tag = publicId.slice(0, TAG_LENGTH);
-    const n = await this.#run('revoke', () => this.#scripted.tieredSessionRevoke(
+    const n = await this.#revoking('revoke', 'tieredSessionRevoke', [
       this.sessionKey(publicId), this.indexKey(tag), publicId.slice(TAG_LENGTH), publicId, owner, this.channel, now,
-    ));
+    ]);
     return n === 1;
   }
 
   async revokeAll(tag: string, owner: string, keepPublicId: string | undefined, now: number): Promise<number> {
     const keep = keepPublicId && keepPublicId.startsWith(tag) ? keepPublicId.slice(TAG_LENGTH) : '';
-    return (await this.#run('revokeAll', () => this.#scripted.tieredSessionRevokeAll(
+    return (await this.#revoking('revokeAll', 'tieredSessionRevokeAll', [
       this.indexKey(tag), this.base(tag), tag, keep, owner, this.channel, now,
-    ))) as number;
+    ])) as number;
   }
 
-  async update(publicId: string, field: string, value: string, now: number): Promise<boolean> {
-    const n = await this.#run('update', () => this.#scripted.tieredSessionUpdate(
+  /** Set one field of a live session (never recreating it). Confirmed on replicas when `confirm` (rotation). */
+  async update(publicId: string, field: string, value: string, now: number, confirm = false): Promise<boolean> {
+    const n = await this.#revoking('update', 'tieredSessionUpdate', [
       this.sessionKey(publicId), field, value, publicId, this.channel, now,
-    ));
+    ], confirm);
     return n === 1;
   }
 
@@ -257,12 +322,13 @@ export class RedisStore {
 
   /** Read many sessions: one pipeline on a single Redis; on a Cluster ioredis routes each read. */
   async readMany(publicIds: string[]): Promise<(StoredSession | null)[]> {
-    if (this.isCluster) {
-      return this.#run('HGETALL', () => Promise.all(publicIds.map((id) => this.#client.hgetall(this.sessionKey(id)).then((h) => decodeSession(h, this.#idles)))));
+    const reader = this.#reader;
+    if ((reader as Cluster).isCluster) {
+      return this.#run('HGETALL', () => Promise.all(publicIds.map((id) => reader.hgetall(this.sessionKey(id)).then((h) => decodeSession(h, this.#idles)))), reader);
     }
-    const p = this.#client.pipeline();
+    const p = reader.pipeline();
     for (const id of publicIds) p.hgetall(this.sessionKey(id));
-    const res = await this.#run('HGETALL', () => p.exec());
+    const res = await this.#run('HGETALL', () => p.exec(), reader);
     return (res ?? []).map(([err, h]) => (err ? null : decodeSession(h as Record<string, string>, this.#idles)));
   }
 

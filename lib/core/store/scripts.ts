@@ -194,3 +194,6 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
 end
 return out
 `;
+
+/** read: KEYS[1] session. HGETALL on the master (a script never runs on a replica). */
+export const READ = `return redis.call('HGETALL', KEYS[1])`;

@@ -1,0 +1,168 @@
+// Replicated Redis Cluster (3 masters × 1 replica, real processes): a revocation the user was
+// told about survives the death of its master; a failover under load never answers 500 or 401
+// for a live session, and the dead master's slots recover without a restart; a replica that lags
+// never lets a revoked (or rotated) session back in.
+import t from 'tap';
+import type { Test } from 'tap';
+import type { Cluster } from 'ioredis';
+import {
+  ReplicatedCluster, pauseReplication, resumeReplication, keepingAlive, waitForSync,
+} from './fixtures/replicas.js';
+import { makeApp, cacheTrusted, signIn, me, eventually, tokenOf, COOKIE, type TestApp } from './fixtures/targets.js';
+import { sleep, ready } from './fixtures/redis.js';
+
+let cluster: ReplicatedCluster;
+t.before(async () => { cluster = await ReplicatedCluster.start(); });
+t.teardown(async () => { await cluster?.stop(); });
+
+const prefixes = (() => { let n = 0; return () => `rc${process.pid}x${n++}:`; })();
+
+/** An app on a fresh cluster client, its channel confirmed. */
+async function app(t: Test, options: Record<string, unknown> = {}, clientOptions: Parameters<ReplicatedCluster['client']>[0] = {}): Promise<TestApp> {
+  const client: Cluster = cluster.client(clientOptions);
+  t.teardown(() => client.disconnect());
+  const a = await makeApp(t, client, { keyPrefix: prefixes(), ...options });
+  if (options.localCache !== false) await cacheTrusted(a, 10_000);
+  return a;
+}
+
+t.test('a revocation that answered success is still in force after its master is killed and the replica promoted, run many times; without WAIT it comes back', async (t) => {
+  // confirmRevocations defaults to 'auto': on, because this cluster has replicas.
+  const keyPrefix = prefixes();
+  const a = await app(t, { keyPrefix });
+  const judge = await app(t, { keyPrefix, localCache: false, confirmRevocations: false });
+  t.ok(a.sessions.store.confirm !== undefined, 'the topology has replicas: revocations wait for one');
+  let told = 0;
+  let refused = 0;
+  for (let i = 0; i < 6; i++) {
+    const s = await signIn(a, `wait-${i}`);
+    const key = a.sessions.store.sessionKey(s.id);
+    const master = await cluster.masterForKey(key);
+    const [replica] = await cluster.replicasOf(master);
+    // Every other round, the replica is held back first: the revocation cannot reach it.
+    const lagging = i % 2 === 0;
+    await waitForSync(replica);
+    if (lagging) await pauseReplication(replica);
+    const out = await a.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: s.token } });
+    if (out.statusCode === 204) told++;
+    else {
+      refused++;
+      t.equal(out.statusCode, 503, `round ${i}: not confirmed answers 503, not success`);
+      t.match(out.json().code, /^ERR_TIERED_SESSION_(NOT_CONFIRMED|UNAVAILABLE)$/, `round ${i}: with a coded error (${out.json().code})`);
+    }
+    await cluster.killMaster(master);
+    await cluster.waitForPromotion(master);
+    await resumeReplication(replica);
+    await keepingAlive(cluster.restart(master));
+    const after = await eventually(async () => (await me(judge, s.token)).statusCode, (c) => c !== 503, 10_000);
+    if (out.statusCode === 204) t.equal(after, 401, `round ${i} (${lagging ? 'replica lagging' : 'healthy'}): told "signed out", and still signed out after the failover`);
+    else t.ok(after === 200 || after === 401, `round ${i}: the user was not told anything; the session is ${after === 200 ? 'back' : 'gone'}`);
+  }
+  t.ok(told >= 3, `healthy rounds answered success (${told})`);
+  t.ok(refused >= 3, `rounds with a held-back replica answered 503 instead (${refused})`);
+  t.ok(a.sessions.stats().unconfirmed + a.sessions.stats().redisErrors >= refused, 'and were counted');
+
+  // The same with WAIT off: the success answer is given before the replica has it, and the
+  // failover undoes it — what the test above would catch.
+  const loose = await app(t, { keyPrefix, confirmRevocations: false });
+  const s = await signIn(loose, 'no-wait');
+  const master = await cluster.masterForKey(loose.sessions.store.sessionKey(s.id));
+  const [replica] = await cluster.replicasOf(master);
+  await waitForSync(replica);
+  await pauseReplication(replica);
+  t.equal((await loose.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: s.token } })).statusCode, 204, 'without WAIT: "signed out" at once');
+  await cluster.killMaster(master);
+  await cluster.waitForPromotion(master);
+  await resumeReplication(replica);
+  await keepingAlive(cluster.restart(master));
+  const back = await eventually(async () => (await me(judge, s.token)).statusCode, (c) => c !== 503, 10_000);
+  t.equal(back, 200, 'and after the failover the "signed out" session is valid again: the hazard WAIT closes');
+});
+
+t.test('a master killed under load: other slots never notice, the dead slots answer only L1 hits or 503 (never 500, never 401 for a live session), and recover after the promotion', async (t) => {
+  const keyPrefix = prefixes();
+  const cached = await app(t, { keyPrefix, localCache: { ttl: 60_000 } });
+  const uncached = await app(t, { keyPrefix, localCache: false });
+  // Sessions spread over the 256 bucket slots, so every master holds some.
+  const sessions = [];
+  for (let i = 0; i < 48; i++) sessions.push(await signIn(cached, `load-${i}`));
+  for (const s of sessions) t.equal((await me(cached, s.token)).statusCode, 200);
+  const victim = sessions[0];
+  const master = await cluster.masterForKey(cached.sessions.store.sessionKey(victim.id));
+  const dead = new Set<string>();
+  for (const s of sessions) if ((await cluster.masterForKey(cached.sessions.store.sessionKey(s.id))) === master) dead.add(s.id);
+  t.ok(dead.size > 0 && dead.size < sessions.length, `${dead.size} of ${sessions.length} sessions live on the master to kill`);
+
+  const seen = { other: new Map<number, number>(), deadCached: new Map<number, number>(), deadUncached: new Map<number, number>() };
+  const count = (m: Map<number, number>, c: number) => m.set(c, (m.get(c) ?? 0) + 1);
+  let stop = false;
+  let firstUncached200 = NaN;
+  let promotedAt = NaN;
+  const killedAt = performance.now();
+  const loop = (async () => {
+    while (!stop) {
+      for (const s of sessions) {
+        const c1 = (await me(cached, s.token)).statusCode;
+        const c2 = (await me(uncached, s.token)).statusCode;
+        if (!dead.has(s.id)) { count(seen.other, c1); count(seen.other, c2); continue; }
+        count(seen.deadCached, c1);
+        count(seen.deadUncached, c2);
+        if (c2 === 200 && Number.isFinite(promotedAt) && !Number.isFinite(firstUncached200)) firstUncached200 = performance.now() - killedAt;
+      }
+      await sleep(5);
+    }
+  })();
+  await cluster.killMaster(master);
+  await cluster.waitForPromotion(master);
+  promotedAt = performance.now() - killedAt;
+  await eventually(async () => firstUncached200, (v) => Number.isFinite(v), 10_000);
+  await sleep(300);
+  stop = true;
+  await loop;
+  await keepingAlive(cluster.restart(master));
+
+  const show = (m: Map<number, number>) => JSON.stringify(Object.fromEntries(m));
+  t.same([...seen.other.keys()], [200], `sessions on the other masters: only 200 (${show(seen.other)})`);
+  t.same([...seen.deadCached.keys()].filter((c) => c !== 200 && c !== 503), [], `dead slots on the caching instance: 200 (L1) or 503 (${show(seen.deadCached)})`);
+  t.ok((seen.deadCached.get(200) ?? 0) > 0, 'L1 hits kept serving the dead master\'s sessions');
+  t.same([...seen.deadUncached.keys()].filter((c) => c !== 200 && c !== 503), [], `dead slots without L1: 503 until promoted, then 200 (${show(seen.deadUncached)})`);
+  t.ok(Number.isFinite(firstUncached200), 'the dead slots serve from Redis again without a restart');
+  t.comment(`failover: promotion observed after ${promotedAt.toFixed(0)} ms; first Redis read of a dead-slot session after ${firstUncached200.toFixed(0)} ms (the package's share ${(firstUncached200 - promotedAt).toFixed(0)} ms)`);
+  for (const s of sessions) t.equal((await me(uncached, s.token)).statusCode, 200, 'every session is valid after the failover');
+  t.equal(cached.sessions.cacheTrusted, true, 'the caching instance\'s channel is (still) confirmed');
+});
+
+t.test('a replica that lags never lets a revoked or rotated session back in: ids the instance heard about are read from the primary', async (t) => {
+  const keyPrefix = prefixes();
+  const a = await app(t, { keyPrefix, confirmRevocations: false });
+  // B reads sessions from replicas (scaleReads), as a read-heavy deployment does.
+  const b = await app(t, { keyPrefix, confirmRevocations: false, replicaLagTolerance: 10_000 }, { scaleReads: 'slave' });
+  t.equal(b.sessions.store.replicaReads, true, 'B reads from replicas');
+  const s = await signIn(a, 'stale');
+  const r = await signIn(a, 'stale');
+  const replica = (await cluster.replicasOf(await cluster.masterForKey(a.sessions.store.sessionKey(s.id))))[0];
+  await eventually(async () => (await me(b, s.token)).statusCode, (c) => c === 200, 3000);
+  t.equal((await me(b, s.token)).statusCode, 200, 'B serves the session (read from a replica, then cached)');
+  t.equal((await me(b, r.token)).statusCode, 200);
+  await pauseReplication(replica);
+  try {
+    const before = b.sessions.stats().revocationsReceived;
+    t.equal((await a.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: s.token } })).statusCode, 204, 'A signs s out (on the primary)');
+    const rot = await a.inject({ method: 'POST', url: '/rotate', cookies: { [COOKIE]: r.token } });
+    const rotated = tokenOf(rot) ?? '';
+    await eventually(async () => b.sessions.stats().revocationsReceived, (n) => n >= before + 2, 2000);
+    const onReplica = await keepingAlive((async () => {
+      const c = cluster.client({ scaleReads: 'slave' });
+      try {
+        await ready(c);
+        return await c.exists(a.sessions.store.sessionKey(s.id));
+      } finally { c.disconnect(); }
+    })());
+    t.equal(onReplica, 1, 'the replica still holds the revoked session');
+    t.equal((await me(b, s.token)).statusCode, 401, 'B refuses the revoked session anyway (read from the primary)');
+    t.equal((await me(b, r.token)).statusCode, 401, 'B refuses the rotated-away token');
+    t.equal((await me(b, rotated)).statusCode, 200, 'and accepts the new one');
+  } finally {
+    await resumeReplication(replica);
+  }
+});
