@@ -5,6 +5,8 @@ import t from 'tap';
 import type { Test } from 'tap';
 import type { Redis } from 'ioredis';
 import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target, signIn, me, inspector, twoInstances } from './fixtures/targets.js';
+import { DelayProxy } from './fixtures/proxy.js';
+import { RedisClass, fastFail } from './fixtures/redis.js';
 import type { TestApp } from './fixtures/targets.js';
 
 const COOKIE = '__Host-sid';
@@ -236,7 +238,7 @@ t.test('after every pub/sub connection is killed, a revocation published meanwhi
   });
 });
 
-t.test('killing only one instance\'s subscriber connection makes that instance clear its local cache and re-confirm, without disturbing the other instance', async (t) => {
+t.test('killing every subscriber connection of one instance makes that instance clear its local cache and re-confirm, without disturbing the other instance', async (t) => {
   await eachTarget(t, async (t, target) => {
     const keyPrefix = target.prefix();
     const admins = target.admins();
@@ -245,17 +247,21 @@ t.test('killing only one instance\'s subscriber connection makes that instance c
     const beforeB = await pubsubIds(admins);
     const b = await makeApp(t, target.client(), { keyPrefix, heartbeatInterval: 200 });
     await cacheTrusted(b);
+    await sleep(300); // the second subscriber (Cluster) joins on its own
     const afterB = await pubsubIds(admins);
     const mine = afterB.flatMap((ids, i) => [...ids].filter((id) => !beforeB[i].has(id)).map((id) => ({ i, id })));
-    t.equal(mine.length, 1, `B's subscriber is one new pub/sub connection (${JSON.stringify(mine)})`);
+    const expected = target.name === 'cluster' ? 2 : 1;
+    t.equal(mine.length, expected, `B has ${expected} subscriber connection(s) (${JSON.stringify(mine)})`);
 
     const s = await signIn(a, 'ivy');
     await warm(t, a, s.token, 'the session on A');
     await warm(t, b, s.token, 'the session on B');
     const clearsA = a.sessions.stats().l1Clears;
     const clearsB = b.sessions.stats().l1Clears;
-    t.equal(Number(await admins[mine[0].i].call('CLIENT', 'KILL', 'ID', mine[0].id)), 1, 'B\'s subscriber was killed');
-    // A revocation published while B's subscriber is away.
+    let killed = 0;
+    for (const { i, id } of mine) killed += Number(await admins[i].call('CLIENT', 'KILL', 'ID', id));
+    t.equal(killed, mine.length, 'B\'s subscribers were killed');
+    // A revocation published while B's subscribers are away.
     t.equal((await a.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: s.token } })).statusCode, 204);
 
     const ms = await poll(() => b.sessions.stats().l1Clears > clearsB, 3 * 200 + SLACK_MS);
@@ -263,43 +269,103 @@ t.test('killing only one instance\'s subscriber connection makes that instance c
     t.ok(Number.isFinite(ms), `B cleared its L1 within ~3 heartbeats (took ${fmt(ms)})`);
     const back = await poll(() => b.sessions.cacheTrusted && b.sessions.stats().l1Clears > clearsB, 3000);
     t.ok(Number.isFinite(back), `B trusts its channel again (took ${fmt(back)})`);
-    t.equal((await me(b, s.token)).statusCode, 401, 'B rejects the session revoked while its subscriber was away');
+    t.equal((await me(b, s.token)).statusCode, 401, 'B rejects the session revoked while its subscribers were away');
     t.equal(a.sessions.stats().l1Clears, clearsA, 'A did not clear its L1');
     t.ok(a.sessions.cacheTrusted, 'A kept trusting its channel');
   });
 });
 
-t.test('a paused server is noticed by the heartbeat: trust is withdrawn and the local cache cleared within about three heartbeats, then trust returns', async (t) => {
+t.test('on a Cluster one of an instance\'s two subscribers dying interrupts nothing: no cache clear, trust kept, revocations still arrive, and the subscriber is replaced', async (t) => {
   await eachTarget(t, async (t, target) => {
-    const HB = 200;
-    const PAUSE = 1500;
     const keyPrefix = target.prefix();
     const admins = target.admins();
-    const b = await makeApp(t, target.client(), { keyPrefix, heartbeatInterval: HB });
+    const a = await makeApp(t, target.client(), { keyPrefix });
+    await cacheTrusted(a);
+    const beforeB = await pubsubIds(admins);
+    const b = await makeApp(t, target.client(), { keyPrefix, heartbeatInterval: 200 });
+    await cacheTrusted(b);
+    await sleep(300);
+    const mine = (await pubsubIds(admins)).flatMap((ids, i) => [...ids].filter((id) => !beforeB[i].has(id)).map((id) => ({ i, id })));
+    t.equal(mine.length, 2, 'two subscribers, on two nodes');
+    t.not(mine[0].i, mine[1].i, 'on different nodes');
+    const s = await signIn(a, 'iris');
+    const t2 = await signIn(a, 'iris');
+    await warm(t, b, s.token, 'a session on B');
+    await warm(t, b, t2.token, 'another session on B');
+    const clears = b.sessions.stats().l1Clears;
+    t.equal(Number(await admins[mine[0].i].call('CLIENT', 'KILL', 'ID', mine[0].id)), 1, 'one of B\'s subscribers was killed');
+    const before = b.sessions.stats().revocationsReceived;
+    t.equal((await a.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: s.token } })).statusCode, 204);
+    const ms = await received(b, before);
+    t.ok(ms <= PROPAGATION_DEADLINE_MS, `B still received the revocation through its other subscriber (took ${fmt(ms)})`);
+    t.equal((await me(b, s.token)).statusCode, 401, 'and refuses the session');
+    await sleep(3 * 200);
+    t.equal(b.sessions.stats().l1Clears, clears, 'B never cleared its L1');
+    t.ok(b.sessions.cacheTrusted, 'and kept trusting its channel');
+    const hits = b.sessions.stats().l1Hits;
+    t.equal((await me(b, t2.token)).statusCode, 200, 'the other session is still an L1 hit');
+    t.equal(b.sessions.stats().l1Hits, hits + 1);
+    const count = (sets: Set<string>[]) => sets.reduce((n, x) => n + x.size, 0);
+    const replaced = await poll(async () => count(await pubsubIds(admins)) >= count(beforeB) + 2, 3000);
+    t.ok(Number.isFinite(replaced), `the dead subscriber was replaced (${fmt(replaced)})`);
+  }, { only: ['cluster'] });
+});
+
+t.test('a silently dead subscriber (its socket open, nothing delivered) is caught by the heartbeat: trust is withdrawn and the cache cleared within about two heartbeats, then trust returns', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const HB = 200;
+    // The subscriber reads through a proxy that can hold everything back with the socket open
+    // (readFrom: the subscriber duplicates that client), while writes go straight to Redis.
+    const port = Number(new URL(target.server!.url).port);
+    const proxy = await DelayProxy.start({ targetPort: port, delayMs: 0 });
+    t.teardown(() => proxy.close());
+    const keyPrefix = target.prefix();
+    const via = new RedisClass({ host: '127.0.0.1', port: proxy.port, ...fastFail });
+    via.on('error', () => {});
+    t.teardown(() => via.disconnect());
+    const b = await makeApp(t, target.client(), { keyPrefix, heartbeatInterval: HB, readFrom: via });
     await cacheTrusted(b);
     const s = await signIn(b, 'jack');
     await warm(t, b, s.token, 'the session on B');
-    t.ok(b.sessions.stats().l1Size > 0, 'B\'s L1 is not empty');
     const clears = b.sessions.stats().l1Clears;
+    proxy.pause();
+    const ms = await poll(() => !b.sessions.cacheTrusted, 3 * HB + SLACK_MS);
+    record(target, 'silent subscriber → trust withdrawn', ms);
+    t.ok(Number.isFinite(ms), `trust was withdrawn within ${3 * HB + SLACK_MS} ms (took ${fmt(ms)})`);
+    t.ok(b.sessions.stats().l1Clears > clears, 'the L1 was cleared');
+    t.equal(b.sessions.stats().l1Size, 0, 'the L1 is empty');
+    proxy.resume();
+    const back = await poll(() => b.sessions.cacheTrusted, 10 * HB + 2000);
+    t.ok(Number.isFinite(back), `trust returns once the subscriber delivers again (took ${fmt(back)})`);
+  }, { only: ['single'] });
+});
 
-    // The socket stays open but nothing flows: only the heartbeat can tell.
+t.test('a paused server withdraws no trust: nothing can be published meanwhile, L1 hits keep serving, and a revocation queued during the pause arrives after it', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const HB = 100;
+    const PAUSE = 800;
+    const admins = target.admins();
+    const { a, b } = await twoInstances(t, target, { heartbeatInterval: HB });
+    const s = await signIn(a, 'jade');
+    const other = await signIn(a, 'jade');
+    await warm(t, b, s.token, 'the session on B');
+    await warm(t, b, other.token, 'another session on B');
+    const clears = b.sessions.stats().l1Clears;
+    // The socket stays open but nothing flows.
     for (const adm of admins) await adm.call('CLIENT', 'PAUSE', String(PAUSE), 'ALL');
     const pausedAt = performance.now();
-    const ms = await poll(() => !b.sessions.cacheTrusted, 3 * HB + SLACK_MS);
-    record(target, 'pause → trust withdrawn', ms);
-    t.ok(Number.isFinite(ms), `trust was withdrawn within ${3 * HB + SLACK_MS} ms (took ${fmt(ms)})`);
-    t.ok(b.sessions.stats().l1Clears > clears, `the L1 was cleared (l1Clears ${clears} → ${b.sessions.stats().l1Clears})`);
-    t.equal(b.sessions.stats().l1Size, 0, 'the L1 is empty');
-
-    const back = await poll(() => b.sessions.cacheTrusted, PAUSE + 10 * HB + 2000);
-    const since = performance.now() - pausedAt;
-    record(target, 'pause → trusted again (from the pause)', since);
-    t.ok(Number.isFinite(back), `trust returned after the pause ended (${since.toFixed(0)} ms after a ${PAUSE} ms pause)`);
-    t.ok(since >= PAUSE - 50, `trust did not return while the server was paused (${since.toFixed(0)} ms)`);
-    t.equal((await me(b, s.token)).statusCode, 200, 'the session works again');
+    // A sign-out on A waits in Redis until the pause ends (within the 1 s command timeouts).
+    const out = a.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: s.token } });
+    await sleep(4 * HB + 50);
+    t.ok(b.sessions.cacheTrusted, 'B still trusts its channel during the pause');
     const hits = b.sessions.stats().l1Hits;
-    t.equal((await me(b, s.token)).statusCode, 200);
-    t.equal(b.sessions.stats().l1Hits, hits + 1, 'and is cached again');
+    t.equal((await me(b, other.token)).statusCode, 200, 'and serves its cached sessions');
+    t.equal(b.sessions.stats().l1Hits, hits + 1, 'from L1');
+    t.equal((await out).statusCode, 204, 'the sign-out completes once the pause ends');
+    t.ok(performance.now() - pausedAt >= PAUSE - 100, 'after the pause');
+    const gone = await poll(async () => (await me(b, s.token)).statusCode === 401, 1000);
+    t.ok(Number.isFinite(gone), `its revocation reached B (${fmt(gone)})`);
+    t.equal(b.sessions.stats().l1Clears, clears, 'B never cleared its L1: nothing was lost');
   });
 });
 

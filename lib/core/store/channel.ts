@@ -62,9 +62,9 @@ interface Sub {
  * local cache's `ttl` bounds what any partition could hide.
  *
  * Replicated topologies get two subscribers on different nodes (on a Cluster: two nodes; under
- * Sentinel: the master and a replica; with `readFrom`: the nearby replica and the primary), so
- * one node's death interrupts nothing: classic PUBLISH reaches every node of a Cluster and every
- * replica of a primary, so any one of them hears every revocation.
+ * Sentinel: the master and a replica), so one node's death interrupts nothing: classic PUBLISH
+ * reaches every node of a Cluster and every replica of a primary, so any one of them hears every
+ * revocation. With `readFrom`, the one subscriber is on that replica.
  */
 export class RevocationChannel {
   readonly #client: RedisClient;
@@ -83,6 +83,8 @@ export class RevocationChannel {
   #confirmed = false;
   #closing = false;
   #state: ChannelState = 'connecting';
+  /** Recent messages, so that a message heard by two subscribers is handled once. */
+  readonly #seen = new Set<string>();
 
   constructor(
     client: RedisClient,
@@ -133,6 +135,8 @@ export class RevocationChannel {
     conn.on('message', (ch: string, msg: string) => { if (ch === this.#channel && s.conn === conn) this.#message(s, msg); });
     conn.on('ready', () => { if (s.conn === conn) void this.#subscribe(s, conn); });
     conn.on('close', () => { if (s.conn === conn) this.#closed(s); });
+    // No more reconnects (a cluster node's connection never retries: the next node is tried).
+    conn.on('end', () => { if (s.conn === conn) this.#failed(s, 'subscriber connection ended', undefined); });
     conn.on('error', () => { /* surfaced as close + reconnect; the app's own client logs */ });
     try {
       await conn.connect();
@@ -185,6 +189,12 @@ export class RevocationChannel {
     }
     const bar = msg.indexOf('|');
     if (bar < 1) return;
+    if (this.#subs.length > 1) {
+      // Every subscriber hears every message: pass each one on once.
+      if (this.#seen.has(msg)) return;
+      this.#seen.add(msg);
+      if (this.#seen.size > 4096) this.#seen.delete(this.#seen.values().next().value!);
+    }
     this.#events.onRevoked(msg.slice(bar + 1).split(','), Number(msg.slice(0, bar)));
   }
 
@@ -232,13 +242,20 @@ export class RevocationChannel {
     if (!this.#subs.some((x) => x.live) && this.#confirmed) this.#lapse(reason, err);
   }
 
-  /** Publish a heartbeat; resolves 'heard' when a subscriber got it, 'unheard' after heartbeatMs, 'unpublished' if the publish failed. */
+  /**
+   * Publish a heartbeat. 'heard': a subscriber got it; 'unheard': Redis confirmed the publish and
+   * no subscriber got it within heartbeatMs after that (messages are being lost); 'unpublished':
+   * the publish failed or timed out (a primary down or paused proves nothing either way).
+   */
   #roundTrip(): Promise<RoundTrip> {
     const token = `${this.#nonce}:${++this.#seq}`;
     return new Promise((resolve) => {
-      const timer = setTimeout(() => resolve({ outcome: 'unheard', token }), this.#heartbeatMs);
+      let timer: NodeJS.Timeout | undefined;
       this.#pending = { token, heard: () => { clearTimeout(timer); resolve({ outcome: 'heard', token }); } };
-      this.#publish(HEARTBEAT + token).catch((err) => { clearTimeout(timer); resolve({ outcome: 'unpublished', token, err }); });
+      this.#publish(HEARTBEAT + token).then(
+        () => { timer = setTimeout(() => resolve({ outcome: 'unheard', token }), this.#heartbeatMs); },
+        (err) => resolve({ outcome: 'unpublished', token, err }),
+      );
     });
   }
 
@@ -286,9 +303,9 @@ export class RevocationChannel {
 function placements(client: RedisClient, readFrom: RedisClient | undefined): Placement[] {
   if ((client as Cluster).isCluster) return [{ kind: 'cluster' }, { kind: 'cluster' }];
   const main = client as Redis;
-  if (readFrom !== undefined && !(readFrom as Cluster).isCluster) {
-    return [{ kind: 'duplicate', of: readFrom as Redis }, { kind: 'duplicate', of: main }];
-  }
+  // A nearby replica: revocations are heard from it, so the heartbeat measures exactly the lag
+  // of the replica this instance reads from.
+  if (readFrom !== undefined && !(readFrom as Cluster).isCluster) return [{ kind: 'duplicate', of: readFrom as Redis }];
   // Under Sentinel: the master, and a replica that survives the master's death.
   const sentinels = (main.options as { sentinels?: unknown[] }).sentinels;
   if (Array.isArray(sentinels) && sentinels.length > 0) {
