@@ -232,7 +232,7 @@ t.test('values at the edges of every range are accepted and kept as given', asyn
     // touchInterval must stay below idleTimeout: test it against the largest idleTimeout.
     for (const v of [min, name === 'touchInterval' ? max - 1 : max]) {
       let patch = patchFor(name, v);
-      if (name === 'touchInterval') patch = { ...patch, idleTimeout: MAX_SAFE };
+      if (name === 'touchInterval') patch = { ...patch, idleTimeout: MAX_SAFE, shortSession: { idleTimeout: MAX_SAFE } };
       if (name === 'idleTimeout') patch = { ...patch, touchInterval: 0 };
       const r = resolveOptions({ client, ...patch }) as unknown as Record<string, unknown>;
       const got = name.startsWith('localCache.') ? (r.localCache as Record<string, unknown>)[name.slice(11)] : r[name];
@@ -259,11 +259,12 @@ t.test('an option set to undefined means its default, exactly as if it were left
   const all: Record<string, undefined> = {};
   for (const k of ['keyPrefix', 'idleTimeout', 'absoluteTimeout', 'touchInterval', 'localCache', 'maxSessionsPerUser',
     'commandTimeout', 'heartbeatInterval', 'maxDataBytes', 'cookie', 'allowedOrigins', 'countryHeader',
-    'maxUserAgentLength', 'prewarm', 'now']) all[k] = undefined;
+    'maxUserAgentLength', 'prewarm', 'now', 'shortSession', 'confirmRevocations', 'readFrom', 'replicaLagTolerance']) all[k] = undefined;
   const r = resolveOptions({ client, ...all, cookie: { name: undefined, secure: undefined, httpOnly: undefined, sameSite: undefined, path: undefined, domain: undefined } });
   t.same(r, resolveOptions({ client }), 'the resolved options equal those of { client } alone');
-  const { now, warnings, client: c, allowedOrigins, ...rest } = r;
+  const { now, warnings, client: c, allowedOrigins, capsByType, ...rest } = r;
   t.same([...allowedOrigins], [], 'no extra allowed origin');
+  t.same([...capsByType], [], 'no cap per device type');
   t.equal(c, client, 'the client is the one given');
   t.equal(now, Date.now, 'now defaults to Date.now');
   t.same([...warnings], [], 'no warning');
@@ -272,6 +273,8 @@ t.test('an option set to undefined means its default, exactly as if it were left
     localCache: { max: 10_000, ttl: 15_000 }, maxSessionsPerUser: 50, commandTimeout: 1000, heartbeatInterval: 1000,
     secret: TEST_SECRET, maxDataBytes: 4096, countryHeader: undefined,
     maxUserAgentLength: 512, prewarm: 0,
+    shortSession: { idleTimeout: 12 * 3600_000, absoluteTimeout: DAY },
+    confirmRevocations: { mode: 'auto', replicas: 1, timeout: 500 }, readFrom: undefined, replicaLagTolerance: 10_000,
     cookie: { name: '__Host-sid', secure: true, httpOnly: true, sameSite: 'lax', path: '/', domain: undefined },
   }, 'the defaults are the documented ones');
 

@@ -96,7 +96,7 @@ t.test('device routes', async (t) => {
       t.same(sessions.map((s: { id: string }) => s.id), [firefox.id, chrome.id, iphone.id], 'current, then by last activity');
       t.same(sessions.map((s: { current: boolean }) => s.current), [true, false, false]);
       for (const s of sessions) {
-        t.same(Object.keys(s).sort(), ['country', 'createdAt', 'current', 'device', 'expiresAt', 'id', 'ip', 'lastActiveAt'].sort(), 'exactly the documented fields');
+        t.same(Object.keys(s).sort(), ['country', 'createdAt', 'current', 'device', 'expiresAt', 'id', 'ip', 'lastActiveAt', 'remembered'].sort(), 'exactly the documented fields');
         t.same(Object.keys(s.device).sort(), ['browser', 'name', 'os', 'type']);
         for (const k of ['createdAt', 'lastActiveAt', 'expiresAt']) {
           t.match(s[k], ISO, `${k} is an ISO-8601 string`);

@@ -14,7 +14,7 @@ const prefixes = (() => { let n = 0; return () => `st${process.pid}x${n++}:`; })
 
 t.test('under Sentinel: a confirmed sign-out survives the master\'s death; cached sessions keep being served during the failover, misses answer 503, and everything recovers with the subscribers following the new master', async (t) => {
   const set = await SentinelSet.start();
-  t.teardown(() => set.stop());
+  t.teardown(() => keepingAlive(set.stop()));
   const keyPrefix = prefixes();
   const client = (tt: Test) => { const c = set.client(); tt.teardown(() => c.disconnect()); return c; };
   const a = await makeApp(t, client(t), { keyPrefix, localCache: { ttl: 60_000 } });
@@ -78,13 +78,13 @@ t.test('under Sentinel: a confirmed sign-out survives the master\'s death; cache
 t.test('the region recipe: an instance far from the primary reads its local replica and hears revocations from it; a revocation in either region is honoured in the other within the replication delay', async (t) => {
   const DELAY = 50;
   const primary = await RedisServer.start();
-  t.teardown(() => primary.stop());
+  t.teardown(() => keepingAlive(primary.stop()));
   // The far region: a replica that replicates through a 50 ms link, and the far instance's
   // writes that cross the same distance to the primary.
   const replLink = await DelayProxy.start({ targetPort: primary.port, delayMs: DELAY });
   t.teardown(() => replLink.close());
   const replica = await RedisServer.start(['--replicaof', '127.0.0.1', String(replLink.port), '--repl-diskless-sync-delay', '0']);
-  t.teardown(() => replica.stop());
+  t.teardown(() => keepingAlive(replica.stop()));
   const writeLink = await DelayProxy.start({ targetPort: primary.port, delayMs: DELAY });
   t.teardown(() => writeLink.close());
   const replicaAdmin = replica.admin();
