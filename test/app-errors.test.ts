@@ -27,7 +27,7 @@ function problem(err: { statusCode?: number; status?: number; code?: string; mes
 
 let server: RedisServer | undefined;
 t.before(async () => { server = await RedisServer.start(); });
-t.teardown(() => server?.stop());
+// The fixture kills its redis-server when this process exits.
 
 type App = { inject(o: InjectOptions): Promise<InjectResponse> };
 
