@@ -124,3 +124,74 @@ t.test('a Redis user without pub/sub rights: the channel is refused once, backs 
     t.ok(app.face.stats().l1Hits >= 1, 'the local cache serves again');
   });
 });
+
+/** A client of `target` that authenticates as `user`. */
+function clientAs(t: Test, target: Target, user: string): Redis | Cluster {
+  const auth = { username: user, password: 'pw' };
+  const c = target.name === 'single'
+    ? new RedisClass({ host: '127.0.0.1', port: target.server!.port, ...fastFail, ...auth })
+    : new ClusterClass(target.cluster!.nodes.map((n) => ({ host: '127.0.0.1', port: n.port })), {
+      redisOptions: { ...fastFail, ...auth }, enableOfflineQueue: false,
+    });
+  c.on('error', () => {});
+  t.teardown(() => c.disconnect());
+  return c;
+}
+
+t.test('with the minimal ACL (the key prefix, its channel, the listed commands) the whole lifecycle works and Redis denies nothing', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const keyPrefix = target.prefix();
+    const user = `app${randomBytes(3).toString('hex')}`;
+    const admins = target.admins();
+    for (const a of admins) await a.acl('SETUSER', user, 'on', '>pw', ...aclRules(keyPrefix, target.name === 'cluster'));
+    const options = { keyPrefix, maxSessionsPerUser: 2, touchInterval: 0, prewarm: 100 };
+    const a = await makeApp(t, clientAs(t, target, user), options);
+    const b = await makeApp(t, clientAs(t, target, user), options);
+    await cacheTrusted(a);
+    await cacheTrusted(b);
+    t.equal(a.face.stats().channel, 'confirmed', 'the channel is confirmed');
+
+    const s1 = await signIn(a, 'alice');
+    const s2 = await signIn(a, 'alice', { role: 'member' });
+    for (const s of [s1, s2]) t.equal((await me(b, s.token)).statusCode, 200, 'the other instance resolves (and caches) the session');
+    await a.sessions.flushTouches();
+    await b.sessions.flushTouches();
+    const s3 = await signIn(a, 'alice');
+    t.equal((await a.face.list('alice')).length, 2, 'the cap evicted one session');
+
+    const rot = await a.inject({ method: 'POST', url: '/rotate', cookies: { [COOKIE]: s3.token } });
+    t.equal(rot.statusCode, 200, 'rotate');
+    const s3new = tokenOf(rot)!;
+    t.equal((await eventually(() => me(b, s3.token), (r) => r.statusCode === 401)).statusCode, 401, 'the old token is refused on the other instance');
+    t.equal((await me(b, s3new)).statusCode, 200, 'the new one works there');
+    const up = await a.inject({ method: 'POST', url: '/update', cookies: { [COOKIE]: s3new }, payload: { data: {} } });
+    t.same([up.statusCode, up.json().data], [200, {}], 'updateSession (emptying the data)');
+
+    const list = await a.inject({ url: '/sessions', cookies: { [COOKIE]: s3new } });
+    t.equal(list.statusCode, 200, 'the device list');
+    const other = (list.json().sessions as { id: string; current: boolean }[]).find((x) => !x.current)!;
+    t.equal((await a.inject({ method: 'DELETE', url: `/sessions/${other.id}`, cookies: { [COOKIE]: s3new } })).statusCode, 204, 'revoke one device');
+
+    const bob1 = await signIn(b, 'bob');
+    const bob2 = await signIn(b, 'bob');
+    t.equal((await me(a, bob1.token)).statusCode, 200);
+    const all = await a.inject({ method: 'POST', url: '/sessions/logout-everywhere', cookies: { [COOKIE]: bob2.token } });
+    t.same([all.statusCode, all.json()], [200, { revoked: 2 }], 'log out everywhere');
+    for (const s of [bob1, bob2]) {
+      t.equal((await eventually(() => me(b, s.token), (r) => r.statusCode === 401)).statusCode, 401, 'bob is signed out on the other instance');
+    }
+    t.equal(await a.face.revokeAll('alice'), 1, 'revokeAll from outside a request');
+    t.equal(await a.face.healthy(), true, 'healthy() (PING)');
+
+    const c = await signIn(a, 'carol');
+    t.equal((await me(a, c.token)).statusCode, 200);
+    await a.sessions.flushTouches();
+    const warm = await makeApp(t, clientAs(t, target, user), options);
+    const filled = await eventually(async () => warm.face.stats().l1Size, (n) => n >= 1, 5000);
+    t.ok(filled >= 1, `pre-warm filled the local cache of a new instance (${filled})`);
+    t.equal((await me(warm, c.token)).statusCode, 200);
+
+    for (const app of [a, b, warm]) t.equal(app.face.stats().redisErrors, 0, 'no Redis call failed');
+    t.same(await denials(admins, user), [], 'the ACL log holds no denial for the package\'s user');
+  });
+});
