@@ -30,3 +30,35 @@ t.test('a user id that is not well-formed UTF-16 is refused, and never shares se
     for (const s of [good, good2]) t.equal((await me(app, s.token)).statusCode, 200);
   });
 });
+
+t.test('behind a trusted proxy the client IP is stored only when it is an IP address: 12 KB of forwarded markup is stored as null', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const app = await makeApp(t, target.client(), { keyPrefix: target.prefix() }, { trustProxy: true });
+    // Markup, bidi overrides and zero-width characters, as the UTF-8 bytes a header carries.
+    const junk = Buffer.from('<img src=x onerror=alert(1)>\u202e\u200b"\'; DROP', 'utf8').toString('latin1');
+    const cases: [string, string, string | null][] = [
+      ['12 KB of markup and bidi characters', junk.repeat(Math.ceil(12 * 1024 / junk.length)), null],
+      ['an IPv4 address', '203.0.113.7', '203.0.113.7'],
+      ['an IPv6 address', '2001:db8::1', '2001:db8::1'],
+      ['a host name', 'proxy.internal', null],
+      ['an address with a port', '203.0.113.7:443', null],
+      ['an empty header', '', '127.0.0.1'],
+    ];
+    const byId = new Map<string, string | null>();
+    let last = '';
+    for (const [what, xff, want] of cases) {
+      const r = await app.inject({ method: 'POST', url: '/login', payload: { user: 'ip' }, headers: { 'x-forwarded-for': xff } });
+      t.equal(r.statusCode, 200, `${what}: sign-in works`);
+      byId.set(r.json().id, want);
+      last = tokenOf(r)!;
+    }
+    const list = await app.inject({ url: '/sessions', cookies: { [COOKIE]: last } });
+    t.equal(list.statusCode, 200);
+    t.ok(list.body.length < 4000, `the device list stays small (${list.body.length} bytes)`);
+    const sessions = list.json().sessions as { id: string; ip: string | null }[];
+    t.equal(sessions.length, cases.length);
+    for (const s of sessions) t.equal(s.ip, byId.get(s.id), `ip ${JSON.stringify(byId.get(s.id))} for ${s.id}`);
+    const stored = await app.face.list('ip');
+    t.same(stored.map((s) => s.ip).sort(), cases.map(([, , w]) => w).sort(), 'app.sessions.list shows the same');
+  });
+});
