@@ -3,8 +3,8 @@
 // bot pattern's cost, a sign-in that timed out after its write was sent, deeply frozen session
 // data, a sign-in racing log-out-everywhere, and session ids that do not reveal their owner.
 import t from 'tap';
-import { createHash } from 'node:crypto';
-import { eachTarget, makeApp, signIn, me, cacheTrusted, tokenOf, COOKIE } from './fixtures/targets.js';
+import { createHash, randomBytes } from 'node:crypto';
+import { eachTarget, makeApp, signIn, me, cacheTrusted, tokenOf, twoInstances, inspector, COOKIE } from './fixtures/targets.js';
 
 t.test('a user id that is not well-formed UTF-16 is refused, and never shares sessions with the id its UTF-8 encoding looks like', async (t) => {
   await eachTarget(t, async (t, target) => {
@@ -60,5 +60,65 @@ t.test('behind a trusted proxy the client IP is stored only when it is an IP add
     for (const s of sessions) t.equal(s.ip, byId.get(s.id), `ip ${JSON.stringify(byId.get(s.id))} for ${s.id}`);
     const stored = await app.face.list('ip');
     t.same(stored.map((s) => s.ip).sort(), cases.map(([, , w]) => w).sort(), 'app.sessions.list shows the same');
+  });
+});
+
+/** A token of the real shape whose id is nobody's. */
+function unknownToken(): string {
+  return `${randomBytes(29).toString('base64url').slice(0, 38)}.${randomBytes(32).toString('base64url')}`;
+}
+
+t.test('a wrong secret for a cached id is answered like an unknown id: 401 after one Redis read, counted as a local-cache miss', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const app = await makeApp(t, target.client(), { keyPrefix: target.prefix() });
+    await cacheTrusted(app);
+    const s = await signIn(app, 'victim');
+    t.equal((await me(app, s.token)).statusCode, 200, 'the session is served (and cached)');
+    const hits = app.face.stats().l1Hits;
+    t.equal((await me(app, s.token)).statusCode, 200);
+    t.equal(app.face.stats().l1Hits, hits + 1, 'from the local cache');
+
+    const probe = async (token: string) => {
+      const reads = await target.commandCalls('hgetall');
+      const misses = app.face.stats().l1Misses;
+      const r = await me(app, token);
+      return { status: r.statusCode, body: r.body, reads: await target.commandCalls('hgetall') - reads, misses: app.face.stats().l1Misses - misses };
+    };
+    const wrongSecret = await probe(`${s.id}.${randomBytes(32).toString('base64url')}`);
+    const unknown = await probe(unknownToken());
+    t.same(wrongSecret, unknown, 'the same status, body, Redis reads and miss count');
+    t.same({ status: wrongSecret.status, reads: wrongSecret.reads, misses: wrongSecret.misses }, { status: 401, reads: 1, misses: 1 },
+      'a wrong secret for a cached id: 401 after one Redis read and one counted miss');
+    t.equal((await me(app, s.token)).statusCode, 200, 'the real token still works');
+  });
+});
+
+t.test('after a rotation whose broadcast has not arrived, an instance holding the old token in its cache accepts the new token at once and then refuses the old one', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const { a, b } = await twoInstances(t, target);
+    const s = await signIn(a, 'rot');
+    t.equal((await me(b, s.token)).statusCode, 200, 'B caches the session');
+    t.equal((await me(b, s.token)).statusCode, 200);
+
+    // A rotation that B has not heard of: the new secret's hash written to Redis, no broadcast
+    // (the deterministic stand-in for "A's rotate returned, its message is still on its way").
+    const secret = randomBytes(32).toString('base64url');
+    const store = b.sessions.store;
+    const insp = await inspector(target);
+    await insp.hset(store.sessionKey(s.id), 'h', createHash('sha256').update(secret).digest('base64url').slice(0, 22));
+    const received = b.face.stats().revocationsReceived;
+    const fresh = await me(b, `${s.id}.${secret}`);
+    t.equal(fresh.statusCode, 200, 'B accepts the new token at once');
+    t.equal(fresh.json().id, s.id);
+    t.equal((await me(b, s.token)).statusCode, 401, 'and then refuses the old one');
+    t.equal((await me(b, `${s.id}.${secret}`)).statusCode, 200, 'the new one keeps working');
+    t.equal(b.face.stats().revocationsReceived, received, 'no broadcast was involved');
+
+    // The real thing: A rotates; B is asked right after A's answer.
+    const rot = await a.inject({ method: 'POST', url: '/rotate', cookies: { [COOKIE]: `${s.id}.${secret}` } });
+    t.equal(rot.statusCode, 200);
+    const newest = tokenOf(rot)!;
+    t.equal((await me(b, newest)).statusCode, 200, 'B accepts A\'s new token right after A answers');
+    t.equal((await me(b, `${s.id}.${secret}`)).statusCode, 401, 'and refuses the token it replaced');
   });
 });
