@@ -4,6 +4,7 @@
 // data, a sign-in racing log-out-everywhere, and session ids that do not reveal their owner.
 import t from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
+import { parseDevice } from '../lib/index.js';
 import { eachTarget, makeApp, signIn, me, cacheTrusted, tokenOf, twoInstances, inspector, COOKIE } from './fixtures/targets.js';
 
 t.test('a user id that is not well-formed UTF-16 is refused, and never shares sessions with the id its UTF-8 encoding looks like', async (t) => {
@@ -121,4 +122,34 @@ t.test('after a rotation whose broadcast has not arrived, an instance holding th
     t.equal((await me(b, newest)).statusCode, 200, 'B accepts A\'s new token right after A answers');
     t.equal((await me(b, `${s.id}.${secret}`)).statusCode, 401, 'and refuses the token it replaced');
   });
+});
+
+t.test('parsing an adversarial User-Agent takes time linear in its length: 8192 characters cost less than 8 times 2048', async (t) => {
+  // A long word with no bot suffix, in a User-Agent that the bot pattern must search (it names
+  // curl): a pattern that may start a match anywhere inside the word retries from every
+  // position, quadratic in its length (16 times the work for 4 times the length).
+  const shapes: [string, (n: number, k: number) => string][] = [
+    ['one long word', (n, k) => `x${String(k).padStart(6, '0')}${'a'.repeat(n - 12)} curl`],
+    ['dots and dashes', (n, k) => `x${String(k).padStart(6, '0')}${'a.b-'.repeat(Math.floor((n - 12) / 4))} curl`],
+  ];
+  let k = 0;
+  /** Median ms of 5 samples, each parsing 10 User-Agents of length n never parsed before (no cache hit). */
+  const median = (make: (n: number, k: number) => string, n: number) => {
+    const xs: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const uas = Array.from({ length: 10 }, () => make(n, k++));
+      const t0 = performance.now();
+      for (const ua of uas) parseDevice(ua, 8192);
+      xs.push(performance.now() - t0);
+    }
+    return xs.sort((x, y) => x - y)[2];
+  };
+  for (const [what, make] of shapes) {
+    t.equal(make(8192, 0).length <= 8192, true);
+    median(make, 2048); // warm-up
+    const small = median(make, 2048);
+    const large = median(make, 8192);
+    t.ok(large < 8 * small, `${what}: 8192 chars took ${large.toFixed(2)} ms, 2048 took ${small.toFixed(2)} ms (ratio ${(large / small).toFixed(1)}, linear ≈ 4, quadratic ≈ 16)`);
+    t.equal(parseDevice(make(8192, 0), 8192).type, 'bot', 'and the User-Agent is still recognised as a bot');
+  }
 });
