@@ -5,7 +5,8 @@
 import t from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
 import { parseDevice } from '../lib/index.js';
-import { eachTarget, makeApp, signIn, me, cacheTrusted, tokenOf, twoInstances, inspector, COOKIE } from './fixtures/targets.js';
+import { eachTarget, eachAdapter, makeApp, signIn, me, cacheTrusted, tokenOf, twoInstances, inspector, COOKIE } from './fixtures/targets.js';
+import { RedisServer, sleep } from './fixtures/redis.js';
 
 t.test('a user id that is not well-formed UTF-16 is refused, and never shares sessions with the id its UTF-8 encoding looks like', async (t) => {
   await eachTarget(t, async (t, target) => {
@@ -152,4 +153,59 @@ t.test('parsing an adversarial User-Agent takes time linear in its length: 8192 
     t.ok(large < 8 * small, `${what}: 8192 chars took ${large.toFixed(2)} ms, 2048 took ${small.toFixed(2)} ms (ratio ${(large / small).toFixed(1)}, linear ≈ 4, quadratic ≈ 16)`);
     t.equal(parseDevice(make(8192, 0), 8192).type, 'bot', 'and the User-Agent is still recognised as a bot');
   }
+});
+
+t.test('a sign-in that answered 503 because its command timed out after it was sent leaves no phantom session: not in the device list, not counted toward the cap', async (t) => {
+  const server = await RedisServer.start();
+  await eachAdapter(t, async (t) => {
+    const admin = server.admin();
+    t.teardown(() => admin.disconnect());
+    // No client-side timeout: only the package's own commandTimeout bounds a call.
+    const client = server.client({ commandTimeout: undefined });
+    t.teardown(() => client.disconnect());
+    const app = await makeApp(t, client, { keyPrefix: `t${randomBytes(4).toString('hex')}:`, commandTimeout: 500, maxSessionsPerUser: 2 });
+    const s1 = await signIn(app, 'capped');
+    const s2 = await signIn(app, 'capped');
+    t.equal((await app.face.list('capped')).length, 2, 'the user is at the cap');
+
+    // Writes (scripts included) wait in Redis until the pause ends, then run: the sign-ins time
+    // out on the client while their creates still land afterwards.
+    await admin.call('CLIENT', 'PAUSE', '1500', 'WRITE');
+    const t0 = Date.now();
+    const [capped, fresh] = await Promise.all([
+      app.inject({ method: 'POST', url: '/login', payload: { user: 'capped' } }),
+      app.inject({ method: 'POST', url: '/login', payload: { user: 'fresh' } }),
+    ]);
+    for (const [what, r] of [['at the cap', capped], ['without sessions', fresh]] as const) {
+      t.equal(r.statusCode, 503, `a user ${what}: sign-in answers 503`);
+      t.equal(tokenOf(r), undefined, 'with no cookie');
+    }
+    t.ok(Date.now() - t0 < 1400, `answered before the pause ended (${Date.now() - t0} ms)`);
+
+    // After the pause the creates land; the manager revokes them once Redis answers.
+    let listed: string[] = [];
+    let freshListed = -1;
+    const until = Date.now() + 8000;
+    while (Date.now() < until) {
+      listed = (await app.face.list('capped').catch(() => [])).map((s) => s.id).sort();
+      freshListed = (await app.face.list('fresh').catch(() => [{}, {}])).length;
+      if (Date.now() - t0 > 1600 && freshListed === 0 && listed.length <= 2 && !listed.some((id) => id !== s1.id && id !== s2.id)) break;
+      await sleep(100);
+    }
+    t.notOk(listed.some((id) => id !== s1.id && id !== s2.id), 'the capped user\'s list holds no phantom: only acknowledged sessions');
+    t.equal(freshListed, 0, 'the other user has no session');
+    // KNOWN GAP (reported): the late create still runs the cap's eviction when it lands, and a
+    // deleted session cannot be brought back by the cleanup. Fixing it needs the create to
+    // refuse to run late (a deadline checked in Redis) or the eviction to follow the reply.
+    await t.test('the phantom evicted none of the acknowledged sessions', {
+      todo: 'a create that lands after its timeout still evicts the least recently active session at the cap',
+    }, async (t) => {
+      t.same(listed, [s1.id, s2.id].sort(), 'both acknowledged sessions are listed');
+      for (const s of [s1, s2]) t.equal((await me(app, s.token)).statusCode, 200, 'and work');
+    });
+    t.ok(Date.now() - t0 < 5000, `cleaned up within ${Date.now() - t0} ms`);
+    const s3 = await signIn(app, 'fresh');
+    t.equal((await app.face.list('fresh')).length, 1, 'a later sign-in counts only itself');
+    t.equal((await me(app, s3.token)).statusCode, 200);
+  });
 });
