@@ -7,6 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { parseDevice } from '../lib/index.js';
 import { eachTarget, eachAdapter, makeApp, signIn, me, cacheTrusted, tokenOf, twoInstances, inspector, COOKIE } from './fixtures/targets.js';
 import { RedisServer, sleep } from './fixtures/redis.js';
+import type { ActionContext } from './fixtures/apps.js';
 
 t.test('a user id that is not well-formed UTF-16 is refused, and never shares sessions with the id its UTF-8 encoding looks like', async (t) => {
   await eachTarget(t, async (t, target) => {
@@ -207,5 +208,40 @@ t.test('a sign-in that answered 503 because its command timed out after it was s
     const s3 = await signIn(app, 'fresh');
     t.equal((await app.face.list('fresh')).length, 1, 'a later sign-in counts only itself');
     t.equal((await me(app, s3.token)).statusCode, 200);
+  });
+});
+
+t.test('session.data is frozen all the way down: a nested write in a handler throws, and later requests on that instance see the original value', async (t) => {
+  const attempts: Record<string, (data: any) => void> = {
+    'a nested property': (d) => { d.prefs.theme = 'evil'; },
+    'a nested array': (d) => { d.roles.push('admin'); },
+    'an object inside an array': (d) => { d.roles[0] = 'admin'; },
+    'a deeper level': (d) => { d.prefs.more.deep = 0; },
+    'a new nested key': (d) => { d.prefs.added = true; },
+  };
+  const actions = {
+    mutate: async (c: ActionContext) => {
+      try {
+        attempts[c.body.what as string](c.session!.data);
+        return { threw: false };
+      } catch (err) {
+        return { threw: err instanceof TypeError };
+      }
+    },
+  };
+  await eachTarget(t, async (t, target) => {
+    const app = await makeApp(t, target.client(), { keyPrefix: target.prefix() }, { actions });
+    await cacheTrusted(app);
+    const data = { prefs: { theme: 'light', more: { deep: 1 } }, roles: ['member'] };
+    const s = await signIn(app, 'frozen', data);
+    for (const round of ['from the sign-in\'s cache entry', 'from an entry read back from Redis']) {
+      for (const what of Object.keys(attempts)) {
+        const r = await app.inject({ method: 'POST', url: '/act/mutate', cookies: { [COOKIE]: s.token }, payload: { what } });
+        t.same(r.json(), { threw: true }, `${round}: writing ${what} throws a TypeError`);
+      }
+      const after = await me(app, s.token);
+      t.same(after.json().data, data, `${round}: the next request sees the original data`);
+      app.sessions.invalidate([s.id]);
+    }
   });
 });
