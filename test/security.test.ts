@@ -6,7 +6,8 @@ import t from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
 import { parseDevice } from '../lib/index.js';
 import { eachTarget, eachAdapter, makeApp, signIn, me, cacheTrusted, tokenOf, twoInstances, inspector, COOKIE } from './fixtures/targets.js';
-import { RedisServer, sleep } from './fixtures/redis.js';
+import { RedisServer, RedisClass, fastFail, sleep } from './fixtures/redis.js';
+import { DelayProxy } from './fixtures/proxy.js';
 import type { ActionContext } from './fixtures/apps.js';
 
 t.test('a user id that is not well-formed UTF-16 is refused, and never shares sessions with the id its UTF-8 encoding looks like', async (t) => {
@@ -244,4 +245,46 @@ t.test('session.data is frozen all the way down: a nested write in a handler thr
       app.sessions.invalidate([s.id]);
     }
   });
+});
+
+t.test('a sign-in racing a log-out-everywhere of the same user on another instance does not fill the local cache with the revoked session', async (t) => {
+  // Deterministic order through a latency proxy in front of instance A: A's create reaches
+  // Redis and lands; B then logs the user out everywhere (deleting the new session too); the
+  // broadcast reaches A before the create's reply does. A's sign-in answers 200 with a token
+  // whose session no longer exists: that token must be refused, not served from A's cache.
+  await eachTarget(t, async (t, target) => {
+    const proxy = await DelayProxy.start({ targetPort: target.server!.port, delayMs: 0 });
+    t.teardown(() => proxy.close());
+    const viaProxy = new RedisClass({ host: '127.0.0.1', port: proxy.port, ...fastFail, commandTimeout: undefined });
+    viaProxy.on('error', () => {});
+    t.teardown(() => viaProxy.disconnect());
+    const keyPrefix = target.prefix();
+    // A long heartbeat: no heartbeat message is on the wire while the delay is in force.
+    const a = await makeApp(t, viaProxy, { keyPrefix, commandTimeout: 5000, heartbeatInterval: 20_000 });
+    const b = await makeApp(t, target.client(), { keyPrefix });
+    await cacheTrusted(a);
+    await cacheTrusted(b);
+    const earlier = await signIn(b, 'racer');
+    const insp = await inspector(target);
+    const index = a.sessions.store.indexKey(a.sessions.tagOf('racer'));
+    t.equal(await insp.zcard(index), 1);
+
+    proxy.setDelay(400);
+    const pending = a.inject({ method: 'POST', url: '/login', payload: { user: 'racer' } });
+    const until = Date.now() + 3000;
+    while ((await insp.zcard(index)) < 2 && Date.now() < until) await sleep(5);
+    t.equal(await insp.zcard(index), 2, 'A\'s create has landed in Redis (its reply is still on its way)');
+    proxy.setDelay(0);
+    const received = a.face.stats().revocationsReceived;
+    t.equal(await b.face.revokeAll('racer'), 2, 'B logs the user out everywhere, the new session included');
+    const login = await pending;
+    t.equal(a.face.stats().revocationsReceived, received + 2, 'A had received the revocation before its sign-in answered');
+    t.equal(login.statusCode, 200, 'A\'s sign-in answers 200 (its create succeeded)');
+    const token = tokenOf(login)!;
+    const misses = a.face.stats().l1Misses;
+    t.equal((await me(a, token)).statusCode, 401, 'its token is refused on A');
+    t.equal(a.face.stats().l1Misses, misses + 1, 'after a Redis read: the local cache held nothing for it');
+    t.equal((await me(b, token)).statusCode, 401, 'and on B');
+    t.equal((await me(a, earlier.token)).statusCode, 401);
+  }, { only: ['single'] });
 });
