@@ -4,7 +4,9 @@
 // data, a sign-in racing log-out-everywhere, and session ids that do not reveal their owner.
 import t from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { parseDevice } from '../lib/index.js';
+import { BUCKETS } from '../lib/core/token.js';
 import { eachTarget, eachAdapter, makeApp, signIn, me, cacheTrusted, tokenOf, twoInstances, inspector, COOKIE } from './fixtures/targets.js';
 import { RedisServer, RedisClass, fastFail, sleep } from './fixtures/redis.js';
 import { DelayProxy } from './fixtures/proxy.js';
@@ -287,4 +289,38 @@ t.test('a sign-in racing a log-out-everywhere of the same user on another instan
     t.equal((await me(b, token)).statusCode, 401, 'and on B');
     t.equal((await me(a, earlier.token)).statusCode, 401);
   }, { only: ['single'] });
+});
+
+/** Redis Cluster's key slot (the `cluster-key-slot` package that ioredis routes with; it ships no types). */
+const keySlot = createRequire(import.meta.url)('cluster-key-slot') as (key: string) => number;
+
+t.test('a session id does not reveal its owner: its user part is keyed by the secret, yet all of a user\'s keys share one slot', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const keyPrefix = target.prefix();
+    const one = await makeApp(t, target.client(), { keyPrefix, secret: 'first-secret-of-at-least-32-characters!!' });
+    const two = await makeApp(t, target.client(), { keyPrefix, secret: 'second-secret-of-at-least-32-characters!' });
+    const u = 'ursula@example.com';
+    const [a1, a2, b1] = [await signIn(one, u), await signIn(one, u), await signIn(two, u)];
+    const tag = a1.id.slice(0, 22);
+    t.equal(a2.id.slice(0, 22), tag, 'one secret: every session of the user carries the same tag');
+    t.not(b1.id.slice(0, 22), tag, 'another secret gives the same user another tag');
+    const sha = (s: string) => createHash('sha256').update(s).digest('base64url').slice(0, 22);
+    for (const [what, guess] of [['sha256(prefix \\0 userId)', sha(`${keyPrefix}\0${u}`)], ['sha256(prefix + userId)', sha(`${keyPrefix}${u}`)], ['sha256(userId)', sha(u)]]) {
+      t.not(tag, guess, `the tag is not ${what} (what anyone could compute from a guessed user id)`);
+      t.not(tag.slice(3), guess.slice(0, 19), `nor is its user part ${what}`);
+    }
+
+    // Every key of the user (sessions and index) hashes to one slot: multi-key scripts work on a cluster.
+    const mine = (await target.keys(keyPrefix)).filter((k) => k.startsWith(`${keyPrefix}{${tag.slice(0, 3)}}`));
+    t.ok(mine.length >= 3, `the user has ${mine.length} keys (two sessions and the index)`);
+    t.same([...new Set(mine.map(keySlot))], [keySlot(`{${tag.slice(0, 3)}}`)], 'all in the slot of the bucket tag');
+  }, { adapters: ['fastify'] });
+});
+
+t.test('the 256 bucket tags hash to 256 evenly spaced cluster slots: BUCKETS[i] is slot i × 64', async (t) => {
+  t.equal(BUCKETS.length, 256);
+  const wrong = BUCKETS.map((b, i) => [b, i, keySlot(`x{${b}}y`)] as const).filter(([, i, slot]) => slot !== i * 64);
+  t.same(wrong, [], 'every bucket i hashes to slot i × 64');
+  t.equal(new Set(BUCKETS).size, 256, 'no two buckets are the same');
+  t.ok(BUCKETS.every((b) => /^[A-Za-z0-9_-]{3}$/.test(b)), 'each is 3 base64url characters');
 });
