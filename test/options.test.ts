@@ -497,6 +497,6 @@ t.test('Fastify\'s standard register options: logLevel and logSerializers are ac
     }
     const { err } = await readyOutcome(t, { client: unconnected(t), logLevel: 'loud' });
     t.equal(err?.code, CODE, 'an unknown logLevel is refused');
-    t.ok(err?.message.includes('"logLevel"'), err?.message);
+    t.ok(err?.message.includes('"logLevel"'), String(err?.message));
   }, { only: ['single'], adapters: ['fastify'] });
 });

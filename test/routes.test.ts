@@ -443,7 +443,7 @@ t.test('the app\'s own login guarded by refuseCrossSite follows the same cross-s
 
     const before = (await app.face.list('proxied')).length;
     for (const headers of [
-      { 'sec-fetch-site': 'cross-site', origin: 'https://evil.example', host: 'internal:3000' },
+      { 'sec-fetch-site': 'cross-site', origin: 'https://evil.example', host: 'internal:3000' } as Record<string, string>,
       { 'sec-fetch-site': 'same-site', origin: 'https://evil.app.example.com', host: 'internal:3000' },
       { 'sec-fetch-site': 'cross-site', host: 'internal:3000' },
       { origin: 'https://evil.example', host: 'internal:3000' },
