@@ -3,6 +3,7 @@ import t from 'tap';
 import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target, me, signIn, assertAllKeysExpire, eachKey, eventually, COOKIE } from './fixtures/targets.js';
 import type { TestApp } from './fixtures/targets.js';
 import type { ActionContext } from './fixtures/apps.js';
+import { RedisClass, ClusterClass, fastFail } from './fixtures/redis.js';
 
 
 /** Every key and every value under `prefix`, as text. */
@@ -419,5 +420,34 @@ t.test('app.sessions.list, revoke and revokeAll work for code outside a request'
     t.equal((await me(app, other.token)).statusCode, 200, 'another user is untouched');
     t.equal(await app.sessions.revokeAll('nora'), 0, 'revokeAll with nothing left');
     await assertAllKeysExpire(t, target, prefix);
+  });
+});
+
+t.test('an app on a client created with lazyConnect: true connects it at start and serves sign-in and /me', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const lazy = target.name === 'single'
+      ? new RedisClass({ host: '127.0.0.1', port: target.server!.port, ...fastFail, lazyConnect: true })
+      : new ClusterClass(target.cluster!.nodes.map((n) => ({ host: '127.0.0.1', port: n.port })), {
+        redisOptions: { ...fastFail }, enableOfflineQueue: false, lazyConnect: true,
+      });
+    lazy.on('error', () => {});
+    t.teardown(() => lazy.disconnect());
+    t.equal(lazy.status, 'wait', 'the client is not connected when the app is made');
+    const app = await makeApp(t, lazy, { keyPrefix: target.prefix() });
+    // The connect is started by the package, not awaited by it: allow it a moment.
+    let login = await app.inject({ method: 'POST', url: '/login', payload: { user: 'lazy' } });
+    for (let i = 0; i < 50 && login.statusCode === 503; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      login = await app.inject({ method: 'POST', url: '/login', payload: { user: 'lazy' } });
+    }
+    t.equal(login.statusCode, 200, `sign-in answers 200 (${login.body})`);
+    t.equal(lazy.status, 'ready', 'the client is connected');
+    const token = tokenOf(login);
+    t.ok(token, 'with a session cookie');
+    const r = await me(app, token!);
+    t.equal(r.statusCode, 200, '/me answers 200');
+    t.equal(r.json().userId, 'lazy');
+    await cacheTrusted(app);
+    t.equal(app.face.stats().channel, 'confirmed', 'and the revocation channel is confirmed');
   });
 });

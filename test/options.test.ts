@@ -469,3 +469,37 @@ t.test('routes: { prefix: "/devices" } moves every device route there', async (t
     t.equal((await app.inject({ url: '/me', cookies })).statusCode, 200, 'the kept session still works');
   });
 });
+
+t.test('Fastify\'s standard register options: logLevel and logSerializers are accepted and logLevel applies to the plugin\'s own log lines; prefix is refused, pointing at routes.prefix', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    // A weakened cookie makes the plugin log one warning at start.
+    const cookie = { httpOnly: false };
+    const loud = await loggedApp(t, target.client(), { keyPrefix: target.prefix(), cookie });
+    t.equal(warnings(loud.lines).length, 1, 'without logLevel the plugin\'s warning is logged');
+
+    const serializers = { req: (r: { method: string }) => ({ method: r.method }) };
+    const { app, lines } = await loggedApp(t, target.client(), {
+      keyPrefix: target.prefix(), cookie, logLevel: 'error', logSerializers: serializers,
+    } as Partial<TieredSessionOptions>);
+    const login = await app.inject({ method: 'POST', url: '/login', payload: { user: 'quiet' } });
+    t.equal(login.statusCode, 200, 'an app registered with logLevel and logSerializers works');
+    t.equal((await app.inject({ url: '/me', cookies: { '__Host-sid': tokenOf(login)! } })).statusCode, 200);
+    await cacheTrusted(app);
+    t.same(warnings(lines), [], 'logLevel "error" silences the plugin\'s warnings');
+    t.notOk(lines.some((l) => /tiered-session/.test(l.msg) && (l.level === 'info' || l.level === 'debug')),
+      'and its info and debug lines (the channel confirmation)');
+    await cacheTrusted(loud.app);
+    t.ok(loud.lines.some((l) => l.level === 'info' && /revocation channel confirmed/.test(l.msg)),
+      'while the app without logLevel logs the channel confirmation at info');
+
+    for (const prefix of ['/auth', '/']) {
+      const { err } = await readyOutcome(t, { client: unconnected(t), prefix });
+      t.equal(err?.code, CODE, `prefix ${JSON.stringify(prefix)} is refused with the invalid-option code`);
+      t.ok(err?.message.includes('"prefix"'), `the message names "prefix": ${err?.message}`);
+      t.ok(err?.message.includes('routes: { prefix }') || err?.message.includes('routes.prefix'), 'and points at routes.prefix');
+    }
+    const { err } = await readyOutcome(t, { client: unconnected(t), logLevel: 'loud' });
+    t.equal(err?.code, CODE, 'an unknown logLevel is refused');
+    t.ok(err?.message.includes('"logLevel"'), String(err?.message));
+  }, { only: ['single'], adapters: ['fastify'] });
+});

@@ -420,3 +420,41 @@ t.test('device routes', async (t) => {
     });
   });
 });
+
+t.test('the app\'s own login guarded by refuseCrossSite follows the same cross-site rule as the device routes', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const app = await app3(t, target);
+    const login = (headers: Record<string, string>) =>
+      app.inject({ method: 'POST', url: '/login-guarded', payload: { user: 'proxied' }, headers });
+
+    // Behind a TLS-terminating proxy the app sees plain HTTP and its internal Host; the browser
+    // sends https://… as Origin and says same-origin. That is a same-origin sign-in.
+    const proxied = await login({ 'sec-fetch-site': 'same-origin', origin: 'https://app.example.com', host: 'internal:3000' });
+    t.equal(proxied.statusCode, 200, `a same-origin login behind a TLS-terminating proxy passes (${proxied.body})`);
+    const token = tokenOf(proxied);
+    t.ok(token, 'and sets the session cookie');
+    t.equal((await me(app, { user: 'proxied', id: proxied.json().id, token: token! })).statusCode, 200, 'the new session works');
+    const typed = await login({ 'sec-fetch-site': 'none', host: 'internal:3000' });
+    t.equal(typed.statusCode, 200, 'Sec-Fetch-Site: none (a typed URL, a bookmark) passes');
+    const older = await login({ origin: 'https://internal:3000', host: 'internal:3000' });
+    t.equal(older.statusCode, 200, 'without Sec-Fetch-Site, an Origin whose host:port is the Host passes whatever its scheme');
+    const noBrowser = await login({});
+    t.equal(noBrowser.statusCode, 200, 'a request with neither header (not a browser) passes');
+
+    const before = (await app.face.list('proxied')).length;
+    for (const headers of [
+      { 'sec-fetch-site': 'cross-site', origin: 'https://evil.example', host: 'internal:3000' } as Record<string, string>,
+      { 'sec-fetch-site': 'same-site', origin: 'https://evil.app.example.com', host: 'internal:3000' },
+      { 'sec-fetch-site': 'cross-site', host: 'internal:3000' },
+      { origin: 'https://evil.example', host: 'internal:3000' },
+      { origin: 'null', host: 'internal:3000' },
+      { origin: 'https://internal:3000.evil.example', host: 'internal:3000' },
+    ]) {
+      const r = await login(headers);
+      t.equal(r.statusCode, 403, `cross-site login refused: ${JSON.stringify(headers)}`);
+      t.equal(r.json().code, 'ERR_TIERED_SESSION_CROSS_SITE');
+      t.equal(tokenOf(r), undefined, 'no session cookie');
+    }
+    t.equal((await app.face.list('proxied')).length, before, 'no refused login created a session');
+  });
+});

@@ -422,7 +422,7 @@ export class SessionManager {
     if (!isPublicId(publicId)) return false;
     // Two checks, on purpose: the tag check keeps another user's id from ever reaching Redis;
     // the script's stored-owner check holds even for a tag collision or a caller of the store.
-    if (owner !== undefined && publicId.slice(0, TAG_LENGTH) !== this.tagOf(owner)) return false;
+    if (owner !== undefined && (!isWellFormed(owner) || publicId.slice(0, TAG_LENGTH) !== this.tagOf(owner))) return false;
     try {
       return await this.#write(() => this.#store.revoke(publicId, owner ?? '', preciseNow()));
     } finally {
@@ -433,6 +433,8 @@ export class SessionManager {
 
   /** Revoke every session of `userId` (log out everywhere, password change, ban), optionally keeping one. */
   async revokeAll(userId: string, options: { keep?: string } = {}): Promise<number> {
+    // Such an id has no session (create refuses it), and its UTF-8 bytes are another user's.
+    if (!isWellFormed(userId)) return 0;
     const tag = this.tagOf(userId);
     const ids = this.#l1.idsWithPrefix(tag).filter((k) => k !== options.keep);
     try {

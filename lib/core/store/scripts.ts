@@ -15,7 +15,10 @@
 // purpose: a session is a small listpack, and a few bytes move it across an allocator class.
 // Times are epoch milliseconds passed in by the caller (scripts stay deterministic).
 // A revocation is published from the same script that deletes, as `<sentAt>|<id>,<id>…`, so
-// no crash or timeout can separate the delete from its broadcast.
+// no crash or timeout can separate the delete from its broadcast. The PUBLISH is a pcall: a
+// Redis user refused the channel by its ACL would otherwise fail the script after its writes
+// (scripts are not rolled back), answering 503 for a change that was made. Such a user's
+// channel is refused too, so its local cache is off and nothing needs the broadcast.
 
 /** Shared helper: stretch the index TTL to cover `ttl` ms (never shorten it, never leave it unset). */
 const EXTEND_INDEX = `
@@ -106,7 +109,7 @@ redis.call('ZADD', KEYS[2], exp, rnd)
 -- An index that had no member did not exist, so it has no TTL to compare with (a user's first
 -- session: most sign-ins).
 if card == 0 then redis.call('PEXPIRE', KEYS[2], ttl) else extend_index(KEYS[2], ttl) end
-if #evicted > 0 then redis.call('PUBLISH', channel, ARGV[2] .. '|' .. table.concat(evicted, ',')) end
+if #evicted > 0 then redis.pcall('PUBLISH', channel, ARGV[2] .. '|' .. table.concat(evicted, ',')) end
 return evicted
 `;
 
@@ -143,7 +146,7 @@ export const REVOKE = `
 if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'u') ~= ARGV[3] then return 0 end
 local n = redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-if n == 1 then redis.call('PUBLISH', ARGV[4], ARGV[5] .. '|' .. ARGV[2]) end
+if n == 1 then redis.pcall('PUBLISH', ARGV[4], ARGV[5] .. '|' .. ARGV[2]) end
 return n
 `;
 
@@ -166,7 +169,7 @@ for _, id in ipairs(ids) do
     redis.call('ZREM', KEYS[1], id)
   end
 end
-if #revoked > 0 then redis.call('PUBLISH', ARGV[5], ARGV[6] .. '|' .. table.concat(revoked, ',')) end
+if #revoked > 0 then redis.pcall('PUBLISH', ARGV[5], ARGV[6] .. '|' .. table.concat(revoked, ',')) end
 return #revoked
 `;
 
@@ -178,7 +181,7 @@ return #revoked
 export const UPDATE = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if ARGV[2] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
-redis.call('PUBLISH', ARGV[4], ARGV[5] .. '|' .. ARGV[3])
+redis.pcall('PUBLISH', ARGV[4], ARGV[5] .. '|' .. ARGV[3])
 return 1
 `;
 
