@@ -7,7 +7,7 @@ import * as root from '../lib/index.js';
 import { eachTarget, makeApp } from './fixtures/targets.js';
 
 const SESSIONS = ['healthy', 'list', 'prometheus', 'revoke', 'revokeAll', 'stats'];
-const EXPRESS_ONLY = ['close', 'ready', 'refuseCrossSite', 'requireSession', 'routes'];
+const EXPRESS_ONLY = ['close', 'ready', 'refuseCrossSite', 'requireRecentAuthentication', 'requireSession', 'routes'];
 /** Members of the manager (and the adapters' internals) that must not be reachable. */
 const INTERNAL = [
   'store', 'resolve', 'create', 'invalidate', 'start', 'close', 'localCache', 'cacheTrusted', 'flushTouches', 'metrics',
