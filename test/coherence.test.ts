@@ -5,7 +5,9 @@ import t from 'tap';
 import type { Test } from 'tap';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
+import { RevocationChannel } from '../lib/store/channel.js';
 import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target, signIn, me, inspector, twoInstances } from './fixtures/targets.js';
+import { ready } from './fixtures/redis.js';
 
 const COOKIE = '__Host-sid';
 /** Healthy propagation is well under a millisecond; the deadline absorbs a loaded 2-core machine. */
@@ -277,6 +279,63 @@ t.test('killing only one instance\'s subscriber connection makes that instance c
     t.equal((await me(b, s.token)).statusCode, 401, 'B rejects the session revoked while its subscriber was away');
     t.equal(a.sessions.stats().l1Clears, clearsA, 'A did not clear its L1');
     t.ok(a.sessions.cacheTrusted, 'A kept trusting its channel');
+  });
+});
+
+t.test('only this subscriber\'s own, current heartbeat confirms the channel: another instance\'s heartbeats and replays of its own old ones prove nothing', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const HB = 100;
+    const keyPrefix = target.prefix();
+    const channel = `${keyPrefix}revoked`;
+    const client = target.client();
+    await ready(client);
+    // The channel under test publishes its heartbeats through this function. While `lost` is
+    // set they go to a channel nobody listens on: a main connection whose PUBLISH never reaches
+    // this subscriber. Everything else is the real channel on the real server.
+    let lost = false;
+    const sent: string[] = [];
+    const ch = new RevocationChannel(client, channel, HB, async (msg) => {
+      sent.push(msg);
+      await client.publish(lost ? `${channel}:nowhere` : channel, msg);
+    }, { onRevoked: () => {}, onInterrupted: () => {} });
+    t.teardown(() => ch.stop());
+    await ch.start();
+    const first = await poll(() => ch.confirmed, 3000);
+    t.ok(Number.isFinite(first), `with its heartbeats delivered the channel confirms (took ${fmt(first)})`);
+    // Let a few heartbeats go round, so there are old ones of this channel to replay.
+    const some = await poll(() => sent.length >= 4, 20 * HB);
+    t.ok(Number.isFinite(some), `${sent.length} heartbeats went round`);
+
+    lost = true;
+    const old = [...sent];
+    const down = await poll(() => !ch.confirmed, 3 * HB + SLACK_MS);
+    t.ok(Number.isFinite(down), `once its own heartbeats stop arriving, trust is withdrawn (took ${fmt(down)})`);
+
+    // Another instance on the same channel, beating every 50 ms: its heartbeats reach this
+    // subscriber all the time. And this channel's own old heartbeats, replayed.
+    const other = await makeApp(t, target.client(), { keyPrefix, heartbeatInterval: 50 });
+    await cacheTrusted(other);
+    const [admin] = target.admins();
+    const since = performance.now();
+    let sawConfirmed = false;
+    let replays = 0;
+    while (performance.now() - since < 15 * HB) {
+      await admin.publish(channel, old[replays++ % old.length]);
+      for (let i = 0; i < 5; i++) {
+        if (ch.confirmed) sawConfirmed = true;
+        await new Promise((r) => setImmediate(r));
+      }
+      await sleep(5);
+      if (ch.confirmed) sawConfirmed = true;
+    }
+    t.ok(replays > 50, `${replays} old heartbeats of this channel replayed over ${15 * HB} ms, with another instance beating every 50 ms`);
+    t.ok(other.sessions.cacheTrusted, 'the other instance trusts its own channel throughout (its heartbeats were flowing)');
+    t.notOk(sawConfirmed, 'the channel was never confirmed by them (sampled on every turn of the event loop)');
+
+    // Control: delivering its own heartbeats again confirms it, so the refusal above meant something.
+    lost = false;
+    const back = await poll(() => ch.confirmed, 3000);
+    t.ok(Number.isFinite(back), `with its own heartbeats delivered again, the channel confirms (took ${fmt(back)})`);
   });
 });
 
