@@ -3,11 +3,12 @@
 // what one instance revokes, rotates, updates or evicts must leave the other's L1.
 import t from 'tap';
 import type { Test } from 'tap';
+import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { RevocationChannel } from '../lib/store/channel.js';
 import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target, signIn, me, inspector, twoInstances } from './fixtures/targets.js';
-import { ready } from './fixtures/redis.js';
+import { RedisServer, ready } from './fixtures/redis.js';
 
 const COOKIE = '__Host-sid';
 /** Healthy propagation is well under a millisecond; the deadline absorbs a loaded 2-core machine. */
@@ -60,7 +61,7 @@ async function pubsubIds(admins: Redis[]): Promise<Set<string>[]> {
 }
 
 const propagation: Record<string, number[]> = {};
-const record = (target: Target, what: string, ms: number) => {
+const record = (target: Pick<Target, 'name'>, what: string, ms: number) => {
   (propagation[`${target.name} ${what}`] ??= []).push(ms);
 };
 t.teardown(() => {
@@ -371,6 +372,50 @@ t.test('a paused server is noticed by the heartbeat: trust is withdrawn and the 
     t.equal((await me(b, s.token)).statusCode, 200);
     t.equal(b.sessions.stats().l1Hits, hits + 1, 'and is cached again');
   });
+});
+
+t.test('a stopped server (SIGSTOP), whose sockets do not even close, is noticed by the heartbeat alone: trust is withdrawn and the local cache neither serves nor keeps a session, then trust returns', async (t) => {
+  // A private single server this test may stop. On a single server, the CLIENT PAUSE of the test
+  // above still lets Redis close the subscriber's socket when the channel drops it, and that close
+  // interrupts the channel too; a stopped process closes nothing, so only the heartbeat can tell.
+  const HB = 200;
+  const server = await RedisServer.start();
+  const admin = server.admin();
+  const pid = Number(/process_id:(\d+)/.exec(await admin.info('server'))![1]);
+  admin.disconnect();
+  let stopped = false;
+  t.teardown(async () => {
+    if (stopped) process.kill(pid, 'SIGCONT');
+    await server.stop();
+  });
+  const client = server.client();
+  t.teardown(() => client.disconnect());
+  const b = await makeApp(t, client, { keyPrefix: `t${randomBytes(4).toString('hex')}:`, heartbeatInterval: HB });
+  await cacheTrusted(b);
+  const s = await signIn(b, 'lou');
+  await warm(t, b, s.token, 'the session on B');
+  const clears = b.sessions.stats().l1Clears;
+
+  process.kill(pid, 'SIGSTOP');
+  stopped = true;
+  const ms = await poll(() => !b.sessions.cacheTrusted, 3 * HB + SLACK_MS);
+  record({ name: 'single' }, 'SIGSTOP → trust withdrawn', ms);
+  t.ok(Number.isFinite(ms), `trust was withdrawn within ${3 * HB + SLACK_MS} ms of the stop (took ${fmt(ms)})`);
+  t.ok(b.sessions.stats().l1Clears > clears, `the L1 was cleared (l1Clears ${clears} → ${b.sessions.stats().l1Clears})`);
+  t.equal(b.sessions.stats().l1Size, 0, 'the L1 is empty');
+  const { l1Hits } = b.sessions.stats();
+  const r = await me(b, s.token);
+  t.equal(r.statusCode, 503, 'a request for the session is not answered from the L1: it needs Redis, which is stopped (503)');
+  t.equal(b.sessions.stats().l1Hits, l1Hits, 'no L1 hit');
+
+  process.kill(pid, 'SIGCONT');
+  stopped = false;
+  const back = await poll(() => b.sessions.cacheTrusted, 10 * HB + 3000);
+  t.ok(Number.isFinite(back), `trust returned after SIGCONT (took ${fmt(back)})`);
+  t.equal((await me(b, s.token)).statusCode, 200, 'the session works again');
+  const hits = b.sessions.stats().l1Hits;
+  t.equal((await me(b, s.token)).statusCode, 200);
+  t.equal(b.sessions.stats().l1Hits, hits + 1, 'and is cached again');
 });
 
 t.test('a Redis read overtaken by an invalidation does not fill the local cache with what it read', async (t) => {
