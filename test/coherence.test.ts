@@ -469,6 +469,68 @@ t.test('a Redis read overtaken by an invalidation does not fill the local cache 
   });
 });
 
+t.test('while an instance\'s revocation channel is down, a request that misses leaves its local cache empty, so a session revoked elsewhere meanwhile is refused at once, during the outage and after trust returns', async (t) => {
+  // A private server: the outage is made with an ACL change, which no shared server should get.
+  // B connects as its own ACL user; disabling that user keeps B's authenticated main connection
+  // up (B still reads Redis) while its subscriber, once cut, cannot log in again: only the
+  // channel is down, for as long as the test wants.
+  const server = await RedisServer.start();
+  t.teardown(() => server.stop());
+  const admin = server.admin();
+  t.teardown(() => admin.disconnect());
+  await admin.call('ACL', 'SETUSER', 'watcher', 'on', '>watcher-secret', '~*', '&*', '+@all');
+  const keyPrefix = `t${randomBytes(4).toString('hex')}:`;
+  const clientA = server.client();
+  const clientB = server.client({ username: 'watcher', password: 'watcher-secret' });
+  t.teardown(() => { clientA.disconnect(); clientB.disconnect(); });
+  const a = await makeApp(t, clientA, { keyPrefix });
+  const b = await makeApp(t, clientB, { keyPrefix });
+  await cacheTrusted(a);
+  await cacheTrusted(b);
+  const during = await signIn(a, 'vera');
+  const after = await signIn(a, 'vera');
+  const bystander = await signIn(a, 'walt');
+
+  await admin.call('ACL', 'SETUSER', 'watcher', 'off');
+  t.equal(Number(await admin.call('CLIENT', 'KILL', 'USER', 'watcher', 'TYPE', 'pubsub')), 1, 'B\'s subscriber was cut');
+  const down = await poll(() => !b.sessions.cacheTrusted, 1000);
+  t.ok(Number.isFinite(down), `B no longer trusts its channel (took ${fmt(down)})`);
+
+  for (const [label, s] of [['one session', during], ['another session', after]] as const) {
+    const { l1Misses } = b.sessions.stats();
+    t.equal((await me(b, s.token)).statusCode, 200, `${label}: B serves it from Redis during the outage`);
+    t.equal(b.sessions.stats().l1Misses, l1Misses + 1, `${label}: an L1 miss`);
+    t.equal((await me(b, s.token)).statusCode, 200, `${label}: and again`);
+    t.equal(b.sessions.stats().l1Misses, l1Misses + 2, `${label}: another miss, not a hit`);
+  }
+  t.equal(b.sessions.stats().l1Size, 0, 'the misses left B\'s local cache empty');
+
+  // A revokes both sessions; the broadcast cannot reach B.
+  const heard = b.sessions.stats().revocationsReceived;
+  for (const s of [during, after]) {
+    t.equal((await a.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: s.token } })).statusCode, 204, 'A signs a session out');
+  }
+  const { l1Hits } = b.sessions.stats();
+  t.equal((await me(b, during.token)).statusCode, 401, 'B refuses the session revoked during the outage at once');
+  t.equal(b.sessions.stats().l1Hits, l1Hits, 'it was not served from B\'s local cache');
+  t.equal(b.sessions.stats().revocationsReceived, heard, 'B never heard of the revocations (its answer did not depend on them)');
+  t.notOk(b.sessions.cacheTrusted, 'B\'s channel is still down');
+
+  // Trust returns: the other revoked session is refused by the first request that follows.
+  await admin.call('ACL', 'SETUSER', 'watcher', 'on');
+  const back = await poll(() => b.sessions.cacheTrusted, 5000);
+  t.ok(Number.isFinite(back), `B trusts its channel again once its subscriber can log in (took ${fmt(back)})`);
+  t.equal((await me(b, after.token)).statusCode, 401, 'B refuses the other session revoked during the outage on the first request after trust returns');
+
+  // And the channel delivers again.
+  await warm(t, b, bystander.token, 'a live session on B after the outage');
+  const before = b.sessions.stats().revocationsReceived;
+  t.equal((await a.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: bystander.token } })).statusCode, 204, 'A signs it out');
+  const ms = await received(b, before);
+  t.ok(ms <= PROPAGATION_DEADLINE_MS, `B receives revocations again (took ${fmt(ms)})`);
+  t.equal((await me(b, bystander.token)).statusCode, 401, 'and refuses the revoked session');
+});
+
 t.test('what Redis holds is no credential: a token built from a stored hash is refused, pre-warmed or not, whatever its length', async (t) => {
   await eachTarget(t, async (t, target) => {
     const keyPrefix = target.prefix();
