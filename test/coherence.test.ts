@@ -4,8 +4,9 @@
 import t from 'tap';
 import type { Test } from 'tap';
 import { randomBytes } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Redis, Cluster } from 'ioredis';
+import tieredSession from '../lib/index.js';
 import { RevocationChannel } from '../lib/store/channel.js';
 import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target, signIn, me, inspector, twoInstances } from './fixtures/targets.js';
 import { RedisServer, ready } from './fixtures/redis.js';
@@ -601,6 +602,69 @@ t.test('pre-warm fills a starting instance\'s local cache with recently active s
     record(target, 'sign-out A→C (pre-warmed)', ms);
     t.ok(ms <= PROPAGATION_DEADLINE_MS, `C received the revocation (took ${fmt(ms)})`);
     t.equal((await me(c, live[1].token)).statusCode, 401, 'the pre-warmed session revoked on A is rejected on C');
+  });
+});
+
+t.test('pre-warm does not fill an id invalidated while its reads are in flight', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const keyPrefix = target.prefix();
+    const a = await makeApp(t, target.client(), { keyPrefix, prewarm: 1000 });
+    await cacheTrusted(a);
+    const spoiled = await signIn(a, 'rex');
+    const kept = await signIn(a, 'rex');
+    const store = a.sessions.store;
+    const reader = await inspector(target);
+    const seen = await poll(async () => (await reader.zcard(store.recentKey)) >= 2, 2000);
+    t.ok(Number.isFinite(seen), `the recently-active set holds both sessions (${fmt(seen)})`);
+    // 500 more recent ids with no session behind them make up pre-warm's first batch of reads,
+    // so the two real sessions are read in a second batch, which the test can hold back.
+    const newer = Date.now() + 60_000;
+    const filler = Array.from({ length: 500 }, () => randomBytes(29).toString('base64url').slice(0, 38));
+    await reader.zadd(store.recentKey, ...filler.flatMap((id) => [newer, id]));
+
+    // C starts (not through makeApp: the test acts while ready() is still running). A long
+    // heartbeat interval keeps any heartbeat off C's connection while it is held.
+    const clientC = target.client();
+    await ready(clientC);
+    // A Cluster client connects to each node on its first command there: connect them all now,
+    // or a command queued while a node connects may be sent after one issued later.
+    if (target.name === 'cluster') await Promise.all((clientC as Cluster).nodes('master').map((n) => n.ping()));
+    const c = Fastify();
+    await c.register(tieredSession, { client: clientC, keyPrefix, prewarm: 1000, heartbeatInterval: 5000 });
+    c.get('/me', { preHandler: c.requireSession }, async (request) => ({ id: request.session!.id }));
+    t.teardown(() => c.close());
+    let settled = false;
+    const starting = c.ready().then(() => { settled = true; });
+
+    // On every turn of the event loop: the moment the first batch is sent, queue a BLPOP on C's
+    // own connection to the sessions' slot. The second batch, sent once the first is answered,
+    // then waits behind it, as the fill-race test above holds a single read.
+    const until = Date.now() + 5000;
+    while (c.sessions.metrics.redisReads < 1 && Date.now() < until) await new Promise((r) => setImmediate(r));
+    t.equal(c.sessions.metrics.redisReads, 1, 'pre-warm sent its first batch of reads');
+    const blocker = `${store.base(spoiled.id.slice(0, 22))}blocker`;
+    const held = (clientC as Redis).blpop(blocker, 0.5);
+    const second = await poll(() => c.sessions.metrics.redisReads >= 2, 1000);
+    t.ok(Number.isFinite(second), `the second batch (the two sessions) is sent and waits behind the held connection (${fmt(second)})`);
+
+    // The invalidation of one of them arrives through the channel while that read is held.
+    const before = c.sessions.stats().revocationsReceived;
+    const [admin] = target.admins();
+    await admin.publish(store.channel, `${Date.now()}|${spoiled.id}`);
+    const ms = await received(c, before);
+    t.ok(ms <= PROPAGATION_DEADLINE_MS, `C received the invalidation (took ${fmt(ms)})`);
+    t.notOk(settled, 'pre-warm was still reading when the invalidation arrived');
+    await held;
+    await starting;
+    t.equal(c.sessions.stats().l1Size, 1, 'pre-warm filled the session read alongside, not the invalidated one');
+
+    // Revoke in Redis without a broadcast: only an L1 entry could still serve the session.
+    await reader.del(store.sessionKey(spoiled.id));
+    const { l1Hits, l1Misses } = c.sessions.stats();
+    t.equal((await c.inject({ url: '/me', cookies: { [COOKIE]: spoiled.token } })).statusCode, 401, 'the invalidated session is refused on C');
+    t.equal(c.sessions.stats().l1Misses, l1Misses + 1, 'it was an L1 miss');
+    t.equal((await c.inject({ url: '/me', cookies: { [COOKIE]: kept.token } })).statusCode, 200, 'the other session is served on C');
+    t.equal(c.sessions.stats().l1Hits, l1Hits + 1, 'from the L1 pre-warm filled');
   });
 });
 
