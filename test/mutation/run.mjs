@@ -9,19 +9,22 @@
 //   node test/mutation/run.mjs --jobs 2        two mutants at a time (the default is one)
 //   node test/mutation/run.mjs --tests f,g     run these test files instead of each mutant's own
 //   node test/mutation/run.mjs --no-baseline   skip the unmutated run of the same test files
+//   node test/mutation/run.mjs --scratch <dir> where the scratch copies and logs go
 //
 // Plain Node 20, no TypeScript loader: the tests themselves run under tap as usual. Scratch
-// copies live in .scratch/mutation/ (gitignored); tap's output for each run is kept there as
-// <id>.log. Not part of `npm test` (package.json's tap "exclude" leaves test/mutation/ out).
+// copies live outside the project (by default <tmpdir>/<project folder>-mutation/: a copy of
+// lib/ inside the project makes tap's coverage report lose the real one); tap's output for each
+// run is kept there as <id>.log. Not part of `npm test` (package.json's tap "exclude" leaves
+// test/mutation/ out).
 import { spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { MUTANTS } from './mutants.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const SCRATCH = path.join(ROOT, '.scratch', 'mutation');
 /** What a scratch copy leaves out: dependencies are linked, build output and caches are not needed. */
 const SKIP = new Set(['.git', 'node_modules', '.scratch', 'dist', '.tap', 'coverage']);
 
@@ -33,12 +36,19 @@ const { values: opts } = parseArgs({
     tests: { type: 'string' },
     'no-baseline': { type: 'boolean', default: false },
     timeout: { type: 'string', default: '900' },
+    scratch: { type: 'string', default: path.join(os.tmpdir(), `${path.basename(ROOT)}-mutation`) },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 
+const SCRATCH = path.resolve(opts.scratch);
+if (SCRATCH === ROOT || SCRATCH.startsWith(ROOT + path.sep)) {
+  console.error(`--scratch must be outside the project (${ROOT}): tap's coverage report loses lib/ when a copy sits inside it`);
+  process.exit(2);
+}
+
 if (opts.help) {
-  console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 16).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
+  console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 18).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
   process.exit(0);
 }
 
@@ -102,12 +112,24 @@ function scratchCopy(name) {
   const dir = path.join(SCRATCH, name);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  // Entry by entry: the scratch folder lives inside the project, which cpSync will not copy whole.
+  // Entry by entry, leaving out what SKIP names.
   for (const entry of readdirSync(ROOT)) {
     if (!SKIP.has(entry)) cpSync(path.join(ROOT, entry), path.join(dir, entry), { recursive: true });
   }
   symlinkSync(realpathSync(path.join(ROOT, 'node_modules')), path.join(dir, 'node_modules'), 'dir');
   return dir;
+}
+
+/** The tap runs under way (each its own process group), killed with us on Ctrl-C. */
+const running = new Set();
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    for (const child of running) {
+      try { process.kill(-child.pid, 'SIGKILL'); } catch { /* already gone */ }
+    }
+    console.error(`\n${signal}: stopped; ${SCRATCH} may hold a mutated copy (it is rebuilt on the next run)`);
+    process.exit(130);
+  });
 }
 
 /** Run tap on `files` in `dir`; resolves to { code, seconds, failed: the names of the failed tests }. */
@@ -122,6 +144,7 @@ function runTap(dir, files, env, logName) {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
+    running.add(child);
     let out = '';
     child.stdout.on('data', (d) => { out += d; });
     child.stderr.on('data', (d) => { out += d; });
@@ -131,6 +154,7 @@ function runTap(dir, files, env, logName) {
       try { process.kill(-child.pid, 'SIGKILL'); } catch { /* already gone */ }
     }, timeoutMs);
     child.on('close', (code, signal) => {
+      running.delete(child);
       clearTimeout(timer);
       writeFileSync(log, out);
       // The failed tests (not assertions: those lines carry no "# time="), innermost first, without
