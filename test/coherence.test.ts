@@ -3,10 +3,16 @@
 // what one instance revokes, rotates, updates or evicts must leave the other's L1.
 import t from 'tap';
 import type { Test } from 'tap';
-import type { Redis } from 'ioredis';
+import { randomBytes } from 'node:crypto';
+import Fastify from 'fastify';
+import type { Redis, Cluster } from 'ioredis';
+import { tieredSession } from '../lib/fastify/index.js';
+import { managerOf } from '../lib/core/sessions.js';
+import { RevocationChannel } from '../lib/core/store/channel.js';
+import { TEST_SECRET } from './fixtures/apps.js';
 import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target, signIn, me, inspector, twoInstances } from './fixtures/targets.js';
 import { DelayProxy } from './fixtures/proxy.js';
-import { RedisClass, fastFail } from './fixtures/redis.js';
+import { RedisClass, RedisServer, fastFail, ready } from './fixtures/redis.js';
 import type { TestApp } from './fixtures/targets.js';
 
 const COOKIE = '__Host-sid';
@@ -45,7 +51,7 @@ async function warm(t: Test, app: TestApp, token: string, label: string): Promis
 }
 
 /** Wait until `app` has received `n` more revoked ids than `before`; returns the elapsed ms. */
-async function received(app: TestApp, before: number, n = 1): Promise<number> {
+async function received(app: { sessions: { stats(): { revocationsReceived: number } } }, before: number, n = 1): Promise<number> {
   return poll(() => app.sessions.stats().revocationsReceived >= before + n, PROPAGATION_DEADLINE_MS);
 }
 
@@ -60,7 +66,7 @@ async function pubsubIds(admins: Redis[]): Promise<Set<string>[]> {
 }
 
 const propagation: Record<string, number[]> = {};
-const record = (target: Target, what: string, ms: number) => {
+const record = (target: Pick<Target, 'name'>, what: string, ms: number) => {
   (propagation[`${target.name} ${what}`] ??= []).push(ms);
 };
 t.teardown(() => {
@@ -275,6 +281,67 @@ t.test('killing every subscriber connection of one instance makes that instance 
   });
 });
 
+t.test('only this subscriber\'s own, current heartbeat confirms the channel: another instance\'s heartbeats and replays of its own old ones prove nothing', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const HB = 100;
+    const keyPrefix = target.prefix();
+    const channel = `${keyPrefix}revoked`;
+    const client = target.client();
+    await ready(client);
+    // The channel under test publishes its heartbeats through this function. While `lost` is
+    // set they go to a channel nobody listens on: a main connection whose PUBLISH never reaches
+    // this subscriber. Everything else is the real channel on the real server.
+    let lost = false;
+    const sent: string[] = [];
+    const ch = new RevocationChannel(client, undefined, channel, HB, async (msg) => {
+      sent.push(msg);
+      await client.publish(lost ? `${channel}:nowhere` : channel, msg);
+    }, { onRevoked: () => {}, onInterrupted: () => {}, onState: () => {} });
+    t.teardown(() => ch.stop());
+    await ch.start();
+    const first = await poll(() => ch.confirmed, 3000);
+    t.ok(Number.isFinite(first), `with its heartbeats delivered the channel confirms (took ${fmt(first)})`);
+    // Let a few heartbeats go round, so there are old ones of this channel to replay.
+    const some = await poll(() => sent.length >= 4, 20 * HB);
+    t.ok(Number.isFinite(some), `${sent.length} heartbeats went round`);
+
+    lost = true;
+    const old = [...sent];
+    const down = await poll(() => !ch.confirmed, 3 * HB + SLACK_MS);
+    t.ok(Number.isFinite(down), `once its own heartbeats stop arriving, trust is withdrawn (took ${fmt(down)})`);
+
+    // Another instance on the same channel, beating every 50 ms: its heartbeats reach this
+    // subscriber all the time. And this channel's own old heartbeats, replayed.
+    const other = await makeApp(t, target.client(), { keyPrefix, heartbeatInterval: 50 });
+    await cacheTrusted(other);
+    const [admin] = target.admins();
+    const [listener] = target.admins(); // its own connection: a subscribed one cannot publish
+    let foreign = 0;
+    await listener.subscribe(channel);
+    listener.on('message', (_ch: string, msg: string) => { if (msg.startsWith('hb|') && !old.includes(msg)) foreign++; });
+    const since = performance.now();
+    let sawConfirmed = false;
+    let replays = 0;
+    while (performance.now() - since < 15 * HB) {
+      await admin.publish(channel, old[replays++ % old.length]);
+      for (let i = 0; i < 5; i++) {
+        if (ch.confirmed) sawConfirmed = true;
+        await new Promise((r) => setImmediate(r));
+      }
+      await sleep(5);
+      if (ch.confirmed) sawConfirmed = true;
+    }
+    t.ok(replays > 50, `${replays} old heartbeats of this channel replayed over ${15 * HB} ms, with another instance beating every 50 ms`);
+    t.ok(foreign >= 10, `${foreign} heartbeats of the other instance went over the channel meanwhile`);
+    t.notOk(sawConfirmed, 'the channel was never confirmed by them (sampled on every turn of the event loop)');
+
+    // Control: delivering its own heartbeats again confirms it, so the refusal above meant something.
+    lost = false;
+    const back = await poll(() => ch.confirmed, 3000);
+    t.ok(Number.isFinite(back), `with its own heartbeats delivered again, the channel confirms (took ${fmt(back)})`);
+  });
+});
+
 t.test('on a Cluster one of an instance\'s two subscribers dying interrupts nothing: no cache clear, trust kept, revocations still arrive, and the subscriber is replaced', async (t) => {
   await eachTarget(t, async (t, target) => {
     const keyPrefix = target.prefix();
@@ -369,6 +436,46 @@ t.test('a paused server withdraws no trust: nothing can be published meanwhile, 
   });
 });
 
+t.test('a stopped server (SIGSTOP), whose sockets do not even close, withdraws no trust: no heartbeat can be published, the local cache keeps serving, misses answer 503, and everything flows after SIGCONT', async (t) => {
+  // A private single server this test may stop. Nothing can be published while it is stopped,
+  // so nothing can be revoked through it either: the L1 may keep serving (its ttl bounds what
+  // any partition could hide), and nothing was lost when it resumes.
+  const HB = 200;
+  const server = await RedisServer.start();
+  const admin = server.admin();
+  const pid = Number(/process_id:(\d+)/.exec(await admin.info('server'))![1]);
+  admin.disconnect();
+  let stopped = false;
+  t.teardown(async () => {
+    if (stopped) process.kill(pid, 'SIGCONT');
+    await server.stop();
+  });
+  const client = server.client();
+  t.teardown(() => client.disconnect());
+  const b = await makeApp(t, client, { keyPrefix: `t${randomBytes(4).toString('hex')}:`, heartbeatInterval: HB });
+  await cacheTrusted(b);
+  const s = await signIn(b, 'lou');
+  await warm(t, b, s.token, 'the session on B');
+  const clears = b.sessions.stats().l1Clears;
+
+  process.kill(pid, 'SIGSTOP');
+  stopped = true;
+  await sleep(4 * HB);
+  t.ok(b.sessions.cacheTrusted, 'trust is kept while nothing can be published');
+  const { l1Hits } = b.sessions.stats();
+  t.equal((await me(b, s.token)).statusCode, 200, 'the cached session is served');
+  t.equal(b.sessions.stats().l1Hits, l1Hits + 1, 'from the L1');
+  const miss = await me(b, `${s.id.slice(0, 30)}AAAAAAAA.${'A'.repeat(43)}`);
+  t.equal(miss.statusCode, 503, 'a miss needs Redis, which is stopped: 503');
+
+  process.kill(pid, 'SIGCONT');
+  stopped = false;
+  const back = await poll(() => b.sessions.stats().channel === 'confirmed', 10 * HB + 3000);
+  t.ok(Number.isFinite(back), `the channel is confirmed after SIGCONT (took ${fmt(back)})`);
+  t.equal(b.sessions.stats().l1Clears, clears, 'the L1 was never cleared');
+  t.equal((await me(b, s.token)).statusCode, 200, 'the session works');
+});
+
 t.test('a Redis read overtaken by an invalidation does not fill the local cache with what it read', async (t) => {
   await eachTarget(t, async (t, target) => {
     const keyPrefix = target.prefix();
@@ -402,7 +509,9 @@ t.test('a Redis read overtaken by an invalidation does not fill the local cache 
 
     const raced = await inFlight;
     await blocked;
-    t.ok(raced.statusCode === 200 || raced.statusCode === 401, `the raced request answered ${raced.statusCode}`);
+    // The invalidation is a bare broadcast: the session still exists, so the request is answered
+    // from what it read; only the filling of L1 is refused.
+    t.equal(raced.statusCode, 200, 'the raced request is answered from what Redis held (the session still exists)');
     t.equal(a.sessions.stats().l1Size, 0, 'the spoiled read did not fill A\'s L1');
 
     // Revoke in Redis without a broadcast: only an L1 entry could still serve the session.
@@ -420,6 +529,68 @@ t.test('a Redis read overtaken by an invalidation does not fill the local cache 
   });
 });
 
+t.test('while an instance\'s revocation channel is down, a request that misses leaves its local cache empty, so a session revoked elsewhere meanwhile is refused at once, during the outage and after trust returns', async (t) => {
+  // A private server: the outage is made with an ACL change, which no shared server should get.
+  // B connects as its own ACL user; disabling that user keeps B's authenticated main connection
+  // up (B still reads Redis) while its subscriber, once cut, cannot log in again: only the
+  // channel is down, for as long as the test wants.
+  const server = await RedisServer.start();
+  t.teardown(() => server.stop());
+  const admin = server.admin();
+  t.teardown(() => admin.disconnect());
+  await admin.call('ACL', 'SETUSER', 'watcher', 'on', '>watcher-secret', '~*', '&*', '+@all');
+  const keyPrefix = `t${randomBytes(4).toString('hex')}:`;
+  const clientA = server.client();
+  const clientB = server.client({ username: 'watcher', password: 'watcher-secret' });
+  t.teardown(() => { clientA.disconnect(); clientB.disconnect(); });
+  const a = await makeApp(t, clientA, { keyPrefix });
+  const b = await makeApp(t, clientB, { keyPrefix });
+  await cacheTrusted(a);
+  await cacheTrusted(b);
+  const during = await signIn(a, 'vera');
+  const after = await signIn(a, 'vera');
+  const bystander = await signIn(a, 'walt');
+
+  await admin.call('ACL', 'SETUSER', 'watcher', 'off');
+  t.equal(Number(await admin.call('CLIENT', 'KILL', 'USER', 'watcher', 'TYPE', 'pubsub')), 1, 'B\'s subscriber was cut');
+  const down = await poll(() => !b.sessions.cacheTrusted, 1000);
+  t.ok(Number.isFinite(down), `B no longer trusts its channel (took ${fmt(down)})`);
+
+  for (const [label, s] of [['one session', during], ['another session', after]] as const) {
+    const { l1Misses } = b.sessions.stats();
+    t.equal((await me(b, s.token)).statusCode, 200, `${label}: B serves it from Redis during the outage`);
+    t.equal(b.sessions.stats().l1Misses, l1Misses + 1, `${label}: an L1 miss`);
+    t.equal((await me(b, s.token)).statusCode, 200, `${label}: and again`);
+    t.equal(b.sessions.stats().l1Misses, l1Misses + 2, `${label}: another miss, not a hit`);
+  }
+  t.equal(b.sessions.stats().l1Size, 0, 'the misses left B\'s local cache empty');
+
+  // A revokes both sessions; the broadcast cannot reach B.
+  const heard = b.sessions.stats().revocationsReceived;
+  for (const s of [during, after]) {
+    t.equal((await a.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: s.token } })).statusCode, 204, 'A signs a session out');
+  }
+  const { l1Hits } = b.sessions.stats();
+  t.equal((await me(b, during.token)).statusCode, 401, 'B refuses the session revoked during the outage at once');
+  t.equal(b.sessions.stats().l1Hits, l1Hits, 'it was not served from B\'s local cache');
+  t.equal(b.sessions.stats().revocationsReceived, heard, 'B never heard of the revocations (its answer did not depend on them)');
+  t.notOk(b.sessions.cacheTrusted, 'B\'s channel is still down');
+
+  // Trust returns: the other revoked session is refused by the first request that follows.
+  await admin.call('ACL', 'SETUSER', 'watcher', 'on');
+  const back = await poll(() => b.sessions.cacheTrusted, 5000);
+  t.ok(Number.isFinite(back), `B trusts its channel again once its subscriber can log in (took ${fmt(back)})`);
+  t.equal((await me(b, after.token)).statusCode, 401, 'B refuses the other session revoked during the outage on the first request after trust returns');
+
+  // And the channel delivers again.
+  await warm(t, b, bystander.token, 'a live session on B after the outage');
+  const before = b.sessions.stats().revocationsReceived;
+  t.equal((await a.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: bystander.token } })).statusCode, 204, 'A signs it out');
+  const ms = await received(b, before);
+  t.ok(ms <= PROPAGATION_DEADLINE_MS, `B receives revocations again (took ${fmt(ms)})`);
+  t.equal((await me(b, bystander.token)).statusCode, 401, 'and refuses the revoked session');
+});
+
 t.test('what Redis holds is no credential: a token built from a stored hash is refused, pre-warmed or not, whatever its length', async (t) => {
   await eachTarget(t, async (t, target) => {
     const keyPrefix = target.prefix();
@@ -434,7 +605,8 @@ t.test('what Redis holds is no credential: a token built from a stored hash is r
     // entry's proof, it would be compared with the token's secret as if it were one.
     const fake = 'Q'.repeat(43);
     await reader.hset(a.sessions.store.sessionKey(tampered.id), 'h', fake);
-    await poll(async () => (await reader.zcard(a.sessions.store.recentKey)) >= 2, 2000);
+    const noted = await poll(async () => (await reader.zcard(a.sessions.store.recentKey)) >= 2, 2000);
+    t.ok(Number.isFinite(noted), `the recently-active set holds both sessions before C starts (${fmt(noted)})`);
 
     const c = await makeApp(t, target.client(), { keyPrefix, prewarm: 100 });
     const noL1 = await makeApp(t, target.client(), { keyPrefix, localCache: false });
@@ -497,6 +669,69 @@ t.test('pre-warm fills a starting instance\'s local cache with recently active s
     record(target, 'sign-out A→C (pre-warmed)', ms);
     t.ok(ms <= PROPAGATION_DEADLINE_MS, `C received the revocation (took ${fmt(ms)})`);
     t.equal((await me(c, live[1].token)).statusCode, 401, 'the pre-warmed session revoked on A is rejected on C');
+  });
+});
+
+t.test('pre-warm does not fill an id invalidated while its reads are in flight', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const keyPrefix = target.prefix();
+    const a = await makeApp(t, target.client(), { keyPrefix, prewarm: 1000 });
+    await cacheTrusted(a);
+    const spoiled = await signIn(a, 'rex');
+    const kept = await signIn(a, 'rex');
+    const store = a.sessions.store;
+    const reader = await inspector(target);
+    const seen = await poll(async () => (await reader.zcard(store.recentKey)) >= 2, 2000);
+    t.ok(Number.isFinite(seen), `the recently-active set holds both sessions (${fmt(seen)})`);
+    // 500 more recent ids with no session behind them make up pre-warm's first batch of reads,
+    // so the two real sessions are read in a second batch, which the test can hold back.
+    const newer = Date.now() + 60_000;
+    const filler = Array.from({ length: 500 }, () => randomBytes(29).toString('base64url').slice(0, 38));
+    await reader.zadd(store.recentKey, ...filler.flatMap((id) => [newer, id]));
+
+    // C starts (not through makeApp: the test acts while ready() is still running). A long
+    // heartbeat interval keeps any heartbeat off C's connection while it is held.
+    const clientC = target.client();
+    await ready(clientC);
+    // A Cluster client connects to each node on its first command there: connect them all now,
+    // or a command queued while a node connects may be sent after one issued later.
+    if (target.name === 'cluster') await Promise.all((clientC as Cluster).nodes('master').map((n) => n.ping()));
+    const c = Fastify();
+    await c.register(tieredSession, { client: clientC, secret: TEST_SECRET, keyPrefix, prewarm: 1000, heartbeatInterval: 5000 });
+    c.get('/me', { preHandler: c.requireSession }, async (request) => ({ id: request.session!.id }));
+    t.teardown(() => c.close());
+    let settled = false;
+    const starting = c.ready().then(() => { settled = true; });
+
+    // On every turn of the event loop: the moment the first batch is sent, queue a BLPOP on C's
+    // own connection to the sessions' slot. The second batch, sent once the first is answered,
+    // then waits behind it, as the fill-race test above holds a single read.
+    const until = Date.now() + 5000;
+    while (managerOf(c.sessions).metrics.redisReads < 1 && Date.now() < until) await new Promise((r) => setImmediate(r));
+    t.equal(managerOf(c.sessions).metrics.redisReads, 1, 'pre-warm sent its first batch of reads');
+    const blocker = `${store.base(spoiled.id.slice(0, 22))}blocker`;
+    const held = (clientC as Redis).blpop(blocker, 0.5);
+    const second = await poll(() => managerOf(c.sessions).metrics.redisReads >= 2, 1000);
+    t.ok(Number.isFinite(second), `the second batch (the two sessions) is sent and waits behind the held connection (${fmt(second)})`);
+
+    // The invalidation of one of them arrives through the channel while that read is held.
+    const before = c.sessions.stats().revocationsReceived;
+    const [admin] = target.admins();
+    await admin.publish(store.channel, `${Date.now()}|${spoiled.id}`);
+    const ms = await received(c, before);
+    t.ok(ms <= PROPAGATION_DEADLINE_MS, `C received the invalidation (took ${fmt(ms)})`);
+    t.notOk(settled, 'pre-warm was still reading when the invalidation arrived');
+    await held;
+    await starting;
+    t.equal(c.sessions.stats().l1Size, 1, 'pre-warm filled the session read alongside, not the invalidated one');
+
+    // Revoke in Redis without a broadcast: only an L1 entry could still serve the session.
+    await reader.del(store.sessionKey(spoiled.id));
+    const { l1Hits, l1Misses } = c.sessions.stats();
+    t.equal((await c.inject({ url: '/me', cookies: { [COOKIE]: spoiled.token } })).statusCode, 401, 'the invalidated session is refused on C');
+    t.equal(c.sessions.stats().l1Misses, l1Misses + 1, 'it was an L1 miss');
+    t.equal((await c.inject({ url: '/me', cookies: { [COOKIE]: kept.token } })).statusCode, 200, 'the other session is served on C');
+    t.equal(c.sessions.stats().l1Hits, l1Hits + 1, 'from the L1 pre-warm filled');
   });
 });
 

@@ -142,7 +142,6 @@ const cases: Case[] = [
 ];
 
 t.test('parseDevice turns real and hostile User-Agents into short, inert, recognisable names', async (t) => {
-  t.ok(cases.length >= 15);
   for (const c of cases) {
     const d = parseDevice(c.ua);
     t.same(d, c.expect, c.what);

@@ -90,6 +90,19 @@ async function until(fn: () => Promise<boolean> | boolean, ms = 10_000, every = 
   }
 }
 
+/**
+ * After a restart, wait until every app trusts its revocation channel again, before the test
+ * ends. A subscriber that reconnects is re-subscribed by ioredis itself, with no handler on that
+ * SUBSCRIBE; a teardown that closes the subscriber and kills the server while it is unanswered
+ * (a loaded machine) rejects it unhandled, and tap reports "error thrown in teardown" on a test
+ * whose assertions all passed. Once the channel is confirmed, nothing is in flight on it.
+ */
+async function channelsBack(t: Test, apps: TestApp[]): Promise<void> {
+  for (const [i, app] of apps.entries()) {
+    t.ok(await until(() => app.sessions.cacheTrusted), `app ${i + 1} trusts its revocation channel again after the restart`);
+  }
+}
+
 /** Every key under `prefix` has a positive TTL (and there is at least `min` of them). */
 async function everyKeyExpires(t: Test, srv: Server, prefix: string, min = 1): Promise<void> {
   const admin = srv.s.admin();
@@ -415,6 +428,7 @@ t.test('while Redis is down for several seconds under a steady request loop, mem
     t.ok(await until(async () => (await app.inject({ method: 'POST', url: '/login', payload: { user: `after${i}` } })).statusCode === 200),
       `app ${i + 1} signs in again after the restart`);
   }
+  await channelsBack(t, apps);
   await everyKeyExpires(t, s, keyPrefix);
 }));
 
@@ -463,6 +477,7 @@ t.test('Redis killed under load on two instances: every answer is 200, 401 or a 
   await sleep(500);
   stop = true;
   await Promise.all(loops);
+  await channelsBack(t, [a, b]);
 
   t.same(bad, [], 'no 500, no slow 503, no valid token answered as anonymous');
   t.ok((seen.up.get(200) ?? 0) > 0, `requests were served before the kill (${JSON.stringify([...seen.up])})`);

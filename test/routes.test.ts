@@ -2,7 +2,7 @@
 // everywhere, the owner check, hostile ids, cross-site refusal, the cap, expiry, country.
 import t, { type Test } from 'tap';
 import type { TieredSessionOptions } from '../lib/index.js';
-import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target } from './fixtures/targets.js';
+import { eachTarget, makeApp, tokenOf, cacheTrusted, eventually, type Target } from './fixtures/targets.js';
 import type { TestApp } from './fixtures/targets.js';
 
 const COOKIE = '__Host-sid';
@@ -177,6 +177,27 @@ t.test('device routes', async (t) => {
       t.same(answers[0], answers[2], 'foreign and unknown (other tag) look the same');
       t.same(await alive(app, [alice, bob]), [alice.id, bob.id]);
       t.same(await ids(app, bob), [bob.id]);
+    });
+
+    await t.test('the revoke script checks the stored owner itself: naming another user revokes nothing, even where the tag check before Redis is not in the way', async (t) => {
+      const app = await app3(t, target);
+      const alice = await signIn(t, app, 'alice');
+      const bob = await signIn(t, app, 'bob');
+      const store = app.sessions.store;
+      const heard = app.sessions.stats().revocationsReceived;
+      // Straight at the store: the manager's tag check (the first of the two owner checks) never
+      // sees this call, so only the script's comparison with the stored user can refuse it.
+      t.equal(await store.revoke(bob.id, 'alice', Date.now()), false, 'the script refuses to revoke bob\'s session for alice');
+      t.same(await alive(app, [alice, bob]), [alice.id, bob.id], 'bob\'s session still works');
+      t.same(await ids(app, bob), [bob.id], 'and is still listed');
+      t.equal(app.sessions.stats().revocationsReceived, heard, 'no revocation was published');
+      // Control: the stored owner, or no owner at all, does revoke.
+      t.equal(await store.revoke(bob.id, 'bob', Date.now()), true, 'naming the stored owner revokes it');
+      t.equal(await store.revoke(alice.id, '', Date.now()), true, 'naming no owner revokes any session');
+      for (const s of [alice, bob]) {
+        const r = await eventually(() => me(app, s), (x) => x.statusCode === 401);
+        t.equal(r.statusCode, 401, `${s.user}'s session is refused once the broadcast arrives`);
+      }
     });
 
     await t.test('malformed, huge and path-like ids answer 404 (400 or 414 from the router) and revoke nothing', async (t) => {

@@ -151,7 +151,9 @@ export class RevocationChannel {
    * tells us), so the channel picks its nodes itself.
    */
   #open(p: Placement): Redis | undefined {
-    const opts = { lazyConnect: true, enableOfflineQueue: true };
+    // Subscribed again by #subscribe on every ready: ioredis's own resubscription would send a
+    // SUBSCRIBE whose rejection (a close during reconnect) nothing handles.
+    const opts = { lazyConnect: true, enableOfflineQueue: true, autoResubscribe: false };
     if (p.kind === 'duplicate') return p.of.duplicate(p.role ? { ...opts, role: p.role } : opts);
     const nodes = (this.#client as Cluster).nodes('all');
     if (nodes.length === 0) return undefined;
