@@ -93,6 +93,11 @@ t.test('events from the streams reach the table as the merge says; acknowledged 
     t.same(diffRows(await readRows(pool, table), sessions), { missing: [], extra: [], wrong: [] }, 'redelivered events change nothing (rotations not double-counted)');
     await until('lease taken', async () => sink.metrics.leaseHeld);
     await assertAllKeysExpire(t, target, prefix);
+    const someStream = streamKey(prefix, sessions[0].id.slice(0, 3));
+    const names = async () => ((await producer.xinfo('CONSUMERS', someStream, AUDIT_GROUP)) as string[][]).map((c) => c[1]);
+    t.ok((await names()).includes(sink.consumer), 'the sink is a consumer of the group');
+    await sink.close();
+    t.notOk((await names()).includes(sink.consumer), 'and leaves the group at close (nothing pending)');
   }, only);
 });
 
@@ -281,5 +286,35 @@ t.test('the cost of polling 256 streams, and the sink throughput', async (t) => 
     t.equal((await bufferState(producer, prefix)).len, 0);
     t.comment(`${target.name}: one sink applied ${events.length} buffered events in ${drainMs} ms: ${Math.round(events.length / (drainMs / 1000))} events/s (batchSize 100 per stream)`);
     t.same(diffRows(new Map([...(await readRows(pool, table))].filter(([id]) => !id.includes('AAAAAAAAAAAAAAAAAAA'))), sessions), { missing: [], extra: [], wrong: [] });
+  }, only);
+});
+
+t.test('pending events trimmed from their stream before being applied are counted as lost, logged, and cleared from the group', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const schema = await db.freshSchema();
+    const table = { schema, table: 'not_yet' };
+    const prefix = target.prefix();
+    const producer = target.client();
+    const client = target.client();
+    await ready(producer);
+    await ready(client);
+    const { entries, logger } = recordingLogger();
+    const sink = new AuditSink({ client, keyPrefix: prefix, pool, ...table, logger });
+    const sessions = simulate(rng(3), { sessions: 1, users: 1 });
+    const events = sessions[0].events;
+    await emit(producer, prefix, events);
+    // The table does not exist yet: the batch fails and its entries stay pending.
+    await t.rejects((async () => { while (await sink.pollOnce()); })());
+    const key = streamKey(prefix, sessions[0].id.slice(0, 3));
+    t.equal(Number(((await producer.xpending(key, AUDIT_GROUP)) as [number])[0]), events.length, 'pending');
+    await producer.xtrim(key, 'MAXLEN', 0);
+    await migrate(pool, table);
+    while (await sink.pollOnce());
+    t.equal(sink.metrics.eventsLost, events.length, 'counted as lost');
+    t.equal(sink.metrics.eventsApplied, 0);
+    t.equal(Number(((await producer.xpending(key, AUDIT_GROUP)) as [number])[0]), 0, 'no longer pending');
+    t.equal(entries.filter((e) => /trimmed/.test(e.msg)).length, 1, 'logged');
+    t.equal(entries.filter((e) => /PostgreSQL unavailable/.test(e.msg)).length, 1, 'the missing table was reported as PostgreSQL being unavailable, with its reason');
+    t.match(String((entries.find((e) => /PostgreSQL unavailable/.test(e.msg))!.obj as { err: Error }).err), /does not exist/);
   }, only);
 });

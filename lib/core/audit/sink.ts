@@ -112,6 +112,8 @@ interface ReadEntry {
   st: StreamState;
   id: string;
   ev: AuditEvent | null;
+  /** Pending, but deleted from the stream. */
+  lost: boolean;
 }
 
 type Loose = Record<string, (...args: (string | number)[]) => unknown>;
@@ -336,7 +338,8 @@ export class AuditSink {
       if (more && this.#failures === 0) continue;
       const base = this.#failures === 0 ? this.#o.pollInterval
         : Math.min(this.#o.maxBackoff, this.#o.pollInterval * 2 ** Math.min(this.#failures - 1, 16));
-      await this.#sleep(base * (this.#failures === 0 ? 1 : 0.8 + 0.4 * Math.random()), 'loop');
+      // Jitter on retries, so that instances do not retry in step; never above maxBackoff.
+      await this.#sleep(this.#failures === 0 ? base : Math.min(this.#o.maxBackoff, base * (0.8 + 0.4 * Math.random())), 'loop');
     }
   }
 
@@ -352,7 +355,7 @@ export class AuditSink {
   /**
    * One round: claims (when due), one read per stream, one transaction, then the acks.
    * Answers whether a stream had more to read. Throws after logging when PostgreSQL or Redis failed.
-   * Public for tests and tools; the loop calls it.
+   * Public for tests and tools; the loop calls it (never call it while the sink is started).
    */
   async pollOnce(): Promise<boolean> {
     if (this.#client.status !== 'ready' && !this.#everReady) return false; // still connecting at startup: not an outage
@@ -381,15 +384,9 @@ export class AuditSink {
       if (list.length >= batch) more = true;
       else if (st.cursor === '0') drained.push(st);
       for (const [id, fields] of list) {
-        if (fields === null) {
-          // Pending but deleted from the stream: trimmed by the cap before anyone applied it.
-          this.metrics.eventsLost++;
-          entries.push({ st, id, ev: null });
-          continue;
-        }
-        const ev = parseEvent(fields);
-        if (ev === null) this.metrics.eventsInvalid++;
-        entries.push({ st, id, ev });
+        // null fields: pending but deleted from the stream (trimmed by the cap before anyone
+        // applied it). Not an event either way: acknowledged with the batch, counted then.
+        entries.push({ st, id, ev: fields === null ? null : parseEvent(fields), lost: fields === null });
       }
     }
     if (redisError !== undefined && entries.length === 0) throw this.#redisDown(redisError);
@@ -414,19 +411,27 @@ export class AuditSink {
       if (this.#afterCommit) await this.#afterCommit(events.length);
     }
     // Acknowledge and delete, per stream.
-    const ids = new Map<StreamState, string[]>();
+    const per = new Map<StreamState, { ids: string[]; applied: number; invalid: number; lost: number }>();
     for (const e of entries) {
-      const l = ids.get(e.st);
-      if (l) l.push(e.id); else ids.set(e.st, [e.id]);
+      let g = per.get(e.st);
+      if (!g) per.set(e.st, (g = { ids: [], applied: 0, invalid: 0, lost: 0 }));
+      g.ids.push(e.id);
+      if (e.ev !== null) g.applied++; else if (e.lost) g.lost++; else g.invalid++;
     }
-    const acks = await this.#perStream('XACK', [...ids.keys()], (p, st) => {
-      (p as unknown as Loose).tieredSessionAuditAck(st.key, AUDIT_GROUP, ...ids.get(st)!);
+    const acks = await this.#perStream('XACK', [...per.keys()], (p, st) => {
+      (p as unknown as Loose).tieredSessionAuditAck(st.key, AUDIT_GROUP, ...per.get(st)!.ids);
     });
     let ackError: unknown;
+    let lost = 0;
     for (const [st, [err]] of acks) {
       if (err) { ackError ??= err; st.cursor = '0'; continue; }
-      for (const e of entries) if (e.st === st && e.ev !== null) this.metrics.eventsApplied++;
+      const g = per.get(st)!;
+      this.metrics.eventsApplied += g.applied;
+      this.metrics.eventsInvalid += g.invalid;
+      this.metrics.eventsLost += g.lost;
+      lost += g.lost;
     }
+    if (lost > 0) this.#log.warn({ entries: lost }, 'audit sink: pending events were trimmed from their stream before being applied (the per-stream cap is too small for the backlog)');
     for (const st of drained) if (st.cursor === '0' && !acks.get(st)?.[0]) st.cursor = '>';
     if (events.length > 0) this.metrics.batches++;
     const failure = redisError ?? ackError;
@@ -458,7 +463,10 @@ export class AuditSink {
         this.metrics.eventsClaimed += claimed.length;
         this.#log.info({ stream: st.key, entries: claimed.length }, 'audit sink: took over entries left pending by a stopped consumer');
       }
-      if (deleted && deleted.length > 0) this.metrics.eventsLost += deleted.length;
+      if (deleted && deleted.length > 0) {
+        this.metrics.eventsLost += deleted.length;
+        this.#log.warn({ stream: st.key, entries: deleted.length }, 'audit sink: pending events were trimmed from their stream before being applied (the per-stream cap is too small for the backlog)');
+      }
     }
     // A stream that exists without the group (it expired and something recreated it): the
     // group again, at 0, never MKSTREAM (only the scripts create streams, with their TTL).
