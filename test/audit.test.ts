@@ -327,3 +327,18 @@ t.test('pending events trimmed from their stream before being applied are counte
     t.match(String((entries.find((e) => /PostgreSQL unavailable/.test(e.msg))!.obj as { err: Error }).err), /does not exist/);
   }, only);
 });
+
+t.test('bad sink options are refused with a coded error naming the option', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const client = target.client();
+    const base = { client, keyPrefix: 'x:', pool };
+    const bad: [string, Record<string, unknown>][] = [
+      ['table', { table: 'no good' }], ['schema', { schema: 'a;b' }], ['batchSize', { batchSize: 5000 }], ['batchSize', { batchSize: 0 }],
+      ['pollInterval', { pollInterval: -1 }], ['claimIdle', { claimIdle: Number.NaN }], ['sweepInterval', { sweepInterval: 10 }],
+      ['retentionDays', { retentionDays: -1 }], ['pool', { pool: {} }], ['client', { client: {} }], ['keyPrefix', { keyPrefix: 3 }],
+    ];
+    for (const [option, o] of bad) {
+      t.throws(() => new AuditSink({ ...base, ...o } as unknown as AuditSinkOptions), { code: 'ERR_TIERED_SESSION_INVALID_OPTION', message: new RegExp(`"${option}"`) }, option);
+    }
+  }, { ...only, only: ['single'] });
+});

@@ -58,7 +58,7 @@ export interface AuditSinkOptions extends AuditTableOptions {
   metrics?: AuditMetrics;
   /** Pause between rounds when there was nothing more to read, ms. Default 1000. */
   pollInterval?: number;
-  /** Entries read per stream per round (XREADGROUP COUNT). Default 100 (a round carries at most 256 × this). */
+  /** Entries read per stream per round (XREADGROUP COUNT), 1..1000. Default 100 (a round carries at most 256 × this). */
   batchSize?: number;
   /** How long an entry may sit pending on a consumer before another one takes it over, ms. Default 30 000. */
   claimIdle?: number;
@@ -238,12 +238,15 @@ export class AuditSink {
     if (!o.pool || typeof o.pool.query !== 'function' || typeof o.pool.connect !== 'function') {
       throw new ERR_INVALID_OPTION('pool', 'expected a pg.Pool (query() and connect())');
     }
+    if (o.batchSize !== undefined && o.batchSize > 1000) throw new ERR_INVALID_OPTION('batchSize', 'expected a number from 1 to 1000');
     this.names = auditNames(o);
     this.#table = { schema: o.schema, table: o.table };
     const sweepInterval = positive('sweepInterval', o.sweepInterval, 60_000, 100);
     const claimIdle = positive('claimIdle', o.claimIdle, 30_000, 100);
     this.#o = {
       pollInterval: positive('pollInterval', o.pollInterval, 1000),
+      // At most 1000: a round carries up to 256 × batchSize events in one transaction, and the
+      // ack script unpacks one stream's ids into one call (Lua's limit is ~8000).
       batchSize: Math.floor(positive('batchSize', o.batchSize, 100)),
       claimIdle,
       sweepInterval,
