@@ -17,8 +17,11 @@
 // Costs. One round = one XREADGROUP per stream (256), sent as one pipeline on a single Redis and
 // as one pipeline per master on a Cluster (bucket i is slot i × 64; the streams are grouped by
 // the node serving that slot). Claims (XAUTOCLAIM) and group repair run every claimIdle / 3;
-// XLEN + XRANGE for the metrics every statsInterval. Measured numbers: see the test suite's
-// polling measurement and benchmarks/README.md.
+// XLEN + XRANGE for the metrics every statsInterval. Measured (test/audit.test.ts, 2-core shared
+// machine, 2026-11-26): an idle round over 256 existing streams costs 3.4-4.7 ms of CPU in the
+// sink's process and ~0.3-0.5 ms of Redis process CPU (0.45 µs per XREADGROUP inside Redis); at
+// the default pollInterval of 1 s that is ~0.4 % of a core per app instance and ~0.05 % of a
+// Redis core per instance. One sink applies ~13 000-36 000 buffered events/s.
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import type { Redis, Cluster, ChainableCommander } from 'ioredis';

@@ -332,7 +332,10 @@ const ms = (col: string) => `(extract(epoch FROM ${col}) * 1000)::int8 AS ${col.
 
 /**
  * The user's sessions live at some moment of [from, to]: created at or before `to`, and not over
- * before `from` (ended, or if not ended its expiry). Newest first. With `lifetimeBound`, also
+ * before `from` (ended, or if not ended its expiry). Newest first. A session not ended has the
+ * expiry of its last delivered activity event: up to activityInterval behind the one in Redis
+ * until the sweep reads its PTTL (sweepInterval + sweepGrace after that expiry), so a window
+ * ending at "now" can miss a session that is live but quiet. With `lifetimeBound`, also
  * created at or after $5 (from − the longest a session can live), which bounds the index range
  * a user with a long history is scanned over.
  */
