@@ -1,0 +1,411 @@
+// The audit table in PostgreSQL: its DDL, the merge upsert, and the queries of the sweep, of
+// retention and of history(). Identifiers (schema, table) are validated and quoted; every value
+// travels as a parameter ($1…), never spliced into the text.
+//
+// Times are `timestamptz` in the table (what someone reading it with SQL expects) and epoch
+// milliseconds everywhere else. Conversions: in, `to_timestamp($n::float8 / 1000)` (a double
+// holds an epoch in ms / 1000 to within 0.12 µs, and to_timestamp rounds to the microsecond, so
+// every millisecond comes back exactly); out, `(extract(epoch FROM t) * 1000)::int8` (numeric
+// since PostgreSQL 14, exact) read with Number(), whatever type parser the app's pool has.
+import { ERR_BAD_QUERY, ERR_INVALID_OPTION } from '../errors.js';
+
+/** What a query answers: the part of pg's QueryResult the audit code reads. */
+export interface AuditQueryResult {
+  rows: Record<string, unknown>[];
+  rowCount: number | null;
+}
+
+/** A client checked out of the pool (pg.PoolClient fits). */
+export interface AuditPoolClient {
+  query(text: string, values?: unknown[]): Promise<AuditQueryResult>;
+  /** pg's contract: a truthy argument destroys the connection instead of returning it to the pool. */
+  release(destroy?: boolean | Error): void;
+  /** pg clients are EventEmitters: a checked-out client needs an 'error' listener while held. */
+  on?(event: 'error', listener: (err: Error) => void): unknown;
+  removeListener?(event: 'error', listener: (err: Error) => void): unknown;
+}
+
+/**
+ * The PostgreSQL pool (a `pg.Pool` fits). Structural on purpose: the package does not depend on
+ * `pg` or on `@types/pg`; the app brings both.
+ */
+export interface AuditPool {
+  query(text: string, values?: unknown[]): Promise<AuditQueryResult>;
+  connect(): Promise<AuditPoolClient>;
+}
+
+/** Where the table lives. */
+export interface AuditTableOptions {
+  /** Schema; default none (the connection's search_path decides). */
+  schema?: string;
+  /** Table name; default `tiered_session_audit`. At most 48 characters (index names add a suffix). */
+  table?: string;
+}
+
+export const DEFAULT_TABLE = 'tiered_session_audit';
+
+/** End reasons: what the scripts send (`e` events) and what the sweep writes (`expired`). */
+export const END_REASONS = ['sign-out', 'revoked', 'everywhere', 'cap', 'replaced', 'expired'] as const;
+export type EndReason = (typeof END_REASONS)[number];
+
+// A plain SQL identifier. Quoted anyway (so reserved words and capitals are kept as written), but
+// nothing that needs escaping is accepted: a name is configuration, and odd characters in it are
+// more likely a mistake than a wish.
+const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const quote = (name: string) => `"${name}"`;
+
+/** The quoted, validated names of the table and its indexes. */
+export interface AuditNames {
+  /** `"schema"."table"` or `"table"`. */
+  table: string;
+  /** Unquoted `schema.table` (for messages and the advisory lock key). */
+  display: string;
+  historyIndex: string;
+  sweepIndex: string;
+  retentionIndex: string;
+  /** Just the index names, unquoted (an index lives in its table's schema). */
+  raw: { historyIndex: string; sweepIndex: string; retentionIndex: string };
+}
+
+/** Validate `schema` and `table`; a bad name is an ERR_TIERED_SESSION_INVALID_OPTION naming the option. */
+export function auditNames({ schema, table = DEFAULT_TABLE }: AuditTableOptions = {}): AuditNames {
+  if (schema !== undefined) {
+    if (typeof schema !== 'string' || !IDENT.test(schema) || schema.length > 63) {
+      throw new ERR_INVALID_OPTION('schema', 'expected an SQL identifier: a letter or underscore, then letters, digits or underscores, at most 63 characters');
+    }
+  }
+  if (typeof table !== 'string' || !IDENT.test(table) || table.length > 48) {
+    throw new ERR_INVALID_OPTION('table', 'expected an SQL identifier: a letter or underscore, then letters, digits or underscores, at most 48 characters');
+  }
+  const raw = { historyIndex: `${table}_user_created`, sweepIndex: `${table}_live_expiry`, retentionIndex: `${table}_ended` };
+  const q = (n: string) => (schema === undefined ? quote(n) : `${quote(schema)}.${quote(n)}`);
+  return {
+    table: q(table),
+    display: schema === undefined ? table : `${schema}.${table}`,
+    historyIndex: quote(raw.historyIndex),
+    sweepIndex: quote(raw.sweepIndex),
+    retentionIndex: quote(raw.retentionIndex),
+    raw,
+  };
+}
+
+/**
+ * The DDL, in the order it runs. Columns are laid out fixed-width first (five timestamptz, then
+ * the int4), text last: no alignment padding between them, about 8 bytes a row saved at 10 M rows.
+ */
+export function ddl(n: AuditNames): string[] {
+  return [
+    `CREATE TABLE IF NOT EXISTS ${n.table} (
+      created_at          timestamptz,  -- the 'c' event's time; NULL until that event is applied
+      last_active_at      timestamptz,  -- coarse: kept current within activityInterval (default 15 min)
+      expires_at          timestamptz,  -- the latest expiry known (events, or the sweep reading Redis)
+      absolute_expires_at timestamptz,  -- the session's absolute deadline ('c' event, x)
+      ended_at            timestamptz,
+      rotations           integer NOT NULL DEFAULT 0,
+      -- C collation: ids are compared for equality and sorted only for a stable order, so the
+      -- cheapest comparison (bytes) is the right one, and it is the same on every server.
+      id                  text COLLATE "C" PRIMARY KEY,
+      user_id             text COLLATE "C" NOT NULL,
+      end_reason          text COLLATE "C" CHECK (end_reason IN ('sign-out', 'revoked', 'everywhere', 'cap', 'replaced', 'expired')),
+      device_name         text,
+      device_browser      text,
+      device_os           text,
+      device_type         text,
+      ip                  text,  -- as the app gave it (text, not inet: an odd value must not block a batch)
+      country             text,
+      CHECK ((ended_at IS NULL) = (end_reason IS NULL))
+    )`,
+    // history(): "a user's sessions live at some moment of [from, to], most recent first". The key
+    // (user_id, created_at DESC, id DESC) is the query's equality + range + ORDER BY, so the scan
+    // starts at the user's newest session created <= to and stops after LIMIT matches, no sort.
+    // INCLUDE carries every other column the query reads, so the plan is an Index Only Scan: a
+    // user's 50 sessions sit on one or two leaf pages instead of 50 scattered heap pages (the
+    // rows of one user are written weeks apart). The cost is size (the index holds most of the
+    // row again: measured in benchmarks/audit-history.ts) and that a heap page changed since the
+    // last VACUUM is still visited (ended sessions' pages settle and become all-visible; the live
+    // ones are few). It makes no update less HOT than it already is: every activity event moves
+    // expires_at, which the sweep index holds anyway.
+    `CREATE INDEX IF NOT EXISTS ${n.historyIndex} ON ${n.table} (user_id, created_at DESC, id DESC)
+      INCLUDE (expires_at, ended_at, last_active_at, end_reason, rotations,
+               device_name, device_browser, device_os, device_type, ip, country)`,
+    // The expiry sweep: "sessions not ended whose expiry has passed", in expiry order. Partial on
+    // ended_at IS NULL, so it holds only the sessions not yet ended (a small fraction of a table
+    // that keeps 90 days of history) and an ended session leaves it. (expires_at, id) is the
+    // sweep's keyset: each batch resumes after the last (expires_at, id) it saw.
+    `CREATE INDEX IF NOT EXISTS ${n.sweepIndex} ON ${n.table} (expires_at, id) WHERE ended_at IS NULL`,
+    // Retention: "ended more than retentionDays ago, oldest first, 1000 at a time". Partial on
+    // ended_at IS NOT NULL: live sessions (NULL) are never candidates, so they are not in it;
+    // `ended_at < $1` implies the predicate (a strict operator), so the planner uses it.
+    `CREATE INDEX IF NOT EXISTS ${n.retentionIndex} ON ${n.table} (ended_at) WHERE ended_at IS NOT NULL`,
+  ];
+}
+
+/**
+ * Create the table and its indexes if they are missing. Idempotent, and safe to run from several
+ * instances at once: the DDL runs in one transaction under an advisory lock keyed by the table's
+ * name (concurrent CREATE … IF NOT EXISTS can otherwise fail on pg_type's unique index).
+ *
+ * On a large existing table CREATE INDEX blocks writes while it builds: create a missing index by
+ * hand with CREATE INDEX CONCURRENTLY (same definition) before upgrading instead.
+ */
+export async function migrate(pool: AuditPool, options: AuditTableOptions = {}): Promise<void> {
+  const n = auditNames(options);
+  const c = await pool.connect();
+  let failed: unknown;
+  try {
+    await c.query('BEGIN');
+    await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`tiered-session-audit:${n.display}`]);
+    for (const stmt of ddl(n)) await c.query(stmt);
+    await c.query('COMMIT');
+  } catch (err) {
+    failed = err;
+    await c.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    c.release(failed instanceof Error ? failed : undefined);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The merge upsert.
+
+/**
+ * One session's contribution from a batch of events, already merged in memory (the same rules
+ * as the SQL below: a multi-row INSERT … ON CONFLICT may not touch one row twice). Times in ms;
+ * null = not in this batch.
+ */
+export interface SessionDelta {
+  id: string;
+  userId: string;
+  deviceName: string | null;
+  deviceBrowser: string | null;
+  deviceOs: string | null;
+  deviceType: string | null;
+  ip: string | null;
+  country: string | null;
+  createdAt: number | null;
+  lastActiveAt: number | null;
+  expiresAt: number | null;
+  absoluteExpiresAt: number | null;
+  /** An explicit end (never 'expired': only the sweep writes that). */
+  endedAt: number | null;
+  endReason: Exclude<EndReason, 'expired'> | null;
+  /** The largest rotation count seen (absolute), 0 when none. */
+  rotations: number;
+}
+
+const ts = (col: string) => `to_timestamp(${col}::float8 / 1000)`;
+
+/**
+ * The merge, as one statement over parallel arrays (unnest): one round trip and one plan
+ * whatever the batch size. Rows go in id order, so two sinks upserting overlapping batches take
+ * their row locks in the same order and cannot deadlock. Every rule is idempotent (x ⊕ x = x) and
+ * order-insensitive (commutative, associative), so duplicates and reordering give the same row:
+ *   device, ip, country, absolute deadline: set once (COALESCE keeps the first non-null);
+ *   created_at: LEAST; last_active_at, expires_at, rotations: GREATEST (LEAST and GREATEST
+ *   ignore NULLs); the end: the earliest explicit end wins (ties broken by reason, so the result
+ *   does not depend on arrival), and an explicit end replaces the sweep's 'expired'; while a row
+ *   stays 'expired', a later-arriving expiry moves ended_at with it (the session lived that long).
+ */
+export function upsertSql(n: AuditNames): string {
+  const explicitWins = `EXCLUDED.ended_at IS NOT NULL AND (s.ended_at IS NULL OR s.end_reason = 'expired'
+        OR (EXCLUDED.ended_at, EXCLUDED.end_reason) < (s.ended_at, s.end_reason))`;
+  return `INSERT INTO ${n.table} AS s (id, user_id, device_name, device_browser, device_os, device_type, ip, country,
+      created_at, last_active_at, expires_at, absolute_expires_at, ended_at, end_reason, rotations)
+    SELECT u.id, u.user_id, u.dn, u.db, u.dos, u.dt, u.ip, u.country,
+      ${ts('u.c')}, ${ts('u.a')}, ${ts('u.p')}, ${ts('u.x')}, ${ts('u.e')}, u.y, u.n
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                $9::int8[], $10::int8[], $11::int8[], $12::int8[], $13::int8[], $14::text[], $15::int4[])
+      AS u(id, user_id, dn, db, dos, dt, ip, country, c, a, p, x, e, y, n)
+    ORDER BY u.id
+    ON CONFLICT (id) DO UPDATE SET
+      device_name = COALESCE(s.device_name, EXCLUDED.device_name),
+      device_browser = COALESCE(s.device_browser, EXCLUDED.device_browser),
+      device_os = COALESCE(s.device_os, EXCLUDED.device_os),
+      device_type = COALESCE(s.device_type, EXCLUDED.device_type),
+      ip = COALESCE(s.ip, EXCLUDED.ip),
+      country = COALESCE(s.country, EXCLUDED.country),
+      absolute_expires_at = COALESCE(s.absolute_expires_at, EXCLUDED.absolute_expires_at),
+      created_at = LEAST(s.created_at, EXCLUDED.created_at),
+      last_active_at = GREATEST(s.last_active_at, EXCLUDED.last_active_at),
+      expires_at = GREATEST(s.expires_at, EXCLUDED.expires_at),
+      rotations = GREATEST(s.rotations, EXCLUDED.rotations),
+      ended_at = CASE
+        WHEN ${explicitWins} THEN EXCLUDED.ended_at
+        WHEN s.end_reason = 'expired' THEN GREATEST(s.ended_at, EXCLUDED.expires_at)
+        ELSE s.ended_at END,
+      end_reason = CASE WHEN ${explicitWins} THEN EXCLUDED.end_reason ELSE s.end_reason END`;
+}
+
+/** The upsert's parameters: one array per column, rows sorted by id. */
+export function upsertParams(deltas: SessionDelta[]): unknown[] {
+  const rows = [...deltas].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const col = <T>(f: (d: SessionDelta) => T) => rows.map(f);
+  return [
+    col((d) => d.id), col((d) => d.userId),
+    col((d) => d.deviceName), col((d) => d.deviceBrowser), col((d) => d.deviceOs), col((d) => d.deviceType),
+    col((d) => d.ip), col((d) => d.country),
+    col((d) => d.createdAt), col((d) => d.lastActiveAt), col((d) => d.expiresAt), col((d) => d.absoluteExpiresAt),
+    col((d) => d.endedAt), col((d) => d.endReason), col((d) => d.rotations),
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------
+// The sweep and retention (run by the lease holder).
+
+/**
+ * Sessions not ended whose expiry is before $1, after the keyset ($2, $3), oldest expiry first,
+ * $4 at a time. A range scan of the partial sweep index (index condition on (expires_at, id)).
+ */
+export function sweepSelectSql(n: AuditNames): string {
+  // Output names differ from the columns': ORDER BY must mean the columns (the index order).
+  return `SELECT id, (extract(epoch FROM expires_at) * 1000)::int8 AS expires_ms FROM ${n.table}
+    WHERE ended_at IS NULL AND expires_at < ${ts('$1')}
+      AND (expires_at, id) > (${ts('$2')}, $3::text)
+    ORDER BY expires_at, id
+    LIMIT $4`;
+}
+
+/**
+ * Sessions whose key is gone from Redis: ended at their expiry, 'expired'. Only if still not
+ * ended (an explicit end applied meanwhile stands), and ended_at is the row's expires_at at
+ * the moment of the update (an activity event applied since the select counts).
+ */
+export function sweepExpireSql(n: AuditNames): string {
+  return `UPDATE ${n.table} SET ended_at = expires_at, end_reason = 'expired'
+    WHERE id = ANY($1::text[]) AND ended_at IS NULL`;
+}
+
+/** Sessions still in Redis: activity the buffer has not delivered yet; expiry = now + PTTL, never backwards. */
+export function sweepExtendSql(n: AuditNames): string {
+  return `UPDATE ${n.table} AS s SET expires_at = GREATEST(s.expires_at, ${ts('v.p')})
+    FROM unnest($1::text[], $2::int8[]) AS v(id, p)
+    WHERE s.id = v.id AND s.ended_at IS NULL`;
+}
+
+/**
+ * Retention: at most $2 rows ended before $1, oldest first. The subquery reads the partial
+ * retention index in order and stops at LIMIT; the delete finds each row by primary key. Each
+ * call is its own short transaction: row locks on at most $2 rows, no table lock, no rewrite
+ * (VACUUM reclaims the space for new rows).
+ */
+export function retentionSql(n: AuditNames): string {
+  return `DELETE FROM ${n.table} WHERE id IN (
+      SELECT id FROM ${n.table} WHERE ended_at < ${ts('$1')} ORDER BY ended_at LIMIT $2)`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// history()
+
+/** A session as history() returns it. Times are epoch ms; null where unknown. */
+export interface AuditSessionRow {
+  id: string;
+  userId: string;
+  device: { name: string | null; browser: string | null; os: string | null; type: string | null };
+  ip: string | null;
+  country: string | null;
+  createdAt: number | null;
+  lastActiveAt: number | null;
+  expiresAt: number | null;
+  endedAt: number | null;
+  endReason: EndReason | null;
+  rotations: number;
+}
+
+export interface HistoryQuery {
+  /** Epoch ms; default: no lower bound. */
+  from?: number;
+  /** Epoch ms; default: no upper bound. */
+  to?: number;
+  /** 1..1000, default 100. */
+  limit?: number;
+}
+
+export const HISTORY_DEFAULT_LIMIT = 100;
+export const HISTORY_MAX_LIMIT = 1000;
+/** The latest time JavaScript's Date holds (and well inside timestamptz's range). */
+const MAX_MS = 8.64e15;
+
+// Named <col>_ms, not <col>: ORDER BY created_at must mean the column (the index's order), not an
+// output expression of the same name (which would add a Sort).
+const ms = (col: string) => `(extract(epoch FROM ${col}) * 1000)::int8 AS ${col.replace(/_at$/, '_ms')}`;
+
+/**
+ * The user's sessions live at some moment of [from, to]: created at or before `to`, and not over
+ * before `from` (ended, or if not ended its expiry). Newest first. A session not ended has the
+ * expiry of its last delivered activity event: up to activityInterval behind the one in Redis
+ * until the sweep reads its PTTL (sweepInterval + sweepGrace after that expiry), so a window
+ * ending at "now" can miss a session that is live but quiet. With `lifetimeBound`, also
+ * created at or after $5 (from − the longest a session can live), which bounds the index range
+ * a user with a long history is scanned over.
+ */
+export function historySql(n: AuditNames, lifetimeBound: boolean): string {
+  return `SELECT id, user_id, device_name, device_browser, device_os, device_type, ip, country,
+      ${ms('created_at')}, ${ms('last_active_at')}, ${ms('expires_at')}, ${ms('ended_at')},
+      end_reason, rotations
+    FROM ${n.table}
+    WHERE user_id = $1 AND created_at <= ${ts('$3')}
+      ${lifetimeBound ? `AND created_at >= ${ts('$5')}` : ''}
+      AND COALESCE(ended_at, expires_at) >= ${ts('$2')}
+    ORDER BY created_at DESC, id DESC
+    LIMIT $4`;
+}
+
+/** Validated history() parameters: [userId, from, to, limit]. ERR_BAD_QUERY (400) for bad input. */
+export function historyParams(userId: string, q: HistoryQuery = {}): [string, number, number, number] {
+  if (typeof userId !== 'string' || userId === '') throw new ERR_BAD_QUERY('userId must be a non-empty string');
+  // As the sink stores it (PostgreSQL text cannot hold NUL).
+  if (userId.includes('\0')) userId = userId.replaceAll('\0', '');
+  const time = (name: string, v: unknown, dflt: number) => {
+    if (v === undefined) return dflt;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < -MAX_MS || v > MAX_MS) {
+      throw new ERR_BAD_QUERY(`${name} must be a time in epoch milliseconds`);
+    }
+    return Math.floor(v);
+  };
+  const from = time('from', q.from, 0);
+  const to = time('to', q.to, MAX_MS);
+  if (from > to) throw new ERR_BAD_QUERY('from must not be after to');
+  const limit = q.limit ?? HISTORY_DEFAULT_LIMIT;
+  if (!Number.isInteger(limit) || limit < 1 || limit > HISTORY_MAX_LIMIT) {
+    throw new ERR_BAD_QUERY(`limit must be an integer from 1 to ${HISTORY_MAX_LIMIT}`);
+  }
+  return [userId, from, to, limit];
+}
+
+const num = (v: unknown): number | null => (v === null || v === undefined ? null : v instanceof Date ? v.getTime() : Number(v));
+const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+
+/** A result row of historySql as the API returns it. */
+export function historyRow(r: Record<string, unknown>): AuditSessionRow {
+  return {
+    id: String(r.id),
+    userId: String(r.user_id),
+    device: { name: str(r.device_name), browser: str(r.device_browser), os: str(r.device_os), type: str(r.device_type) },
+    ip: str(r.ip),
+    country: str(r.country),
+    createdAt: num(r.created_ms),
+    lastActiveAt: num(r.last_active_ms),
+    expiresAt: num(r.expires_ms),
+    endedAt: num(r.ended_ms),
+    endReason: str(r.end_reason) as EndReason | null,
+    rotations: Number(r.rotations),
+  };
+}
+
+/**
+ * history() without a sink (e.g. the instance serving the route does not consume): the user's
+ * sessions live at some moment of [from, to], most recent first. `maxLifetime` (ms, optional):
+ * the longest a session can live (the absolute timeout); bounds the scan for users with a long
+ * history. Leave it unset if the absolute timeout was ever larger than it is now.
+ */
+export async function auditHistory(
+  pool: AuditPool, table: AuditTableOptions, userId: string, q: HistoryQuery = {}, maxLifetime?: number,
+): Promise<AuditSessionRow[]> {
+  const n = auditNames(table);
+  const params: unknown[] = historyParams(userId, q);
+  const bound = maxLifetime !== undefined && Number.isFinite(maxLifetime) && maxLifetime > 0;
+  if (bound) params.push((params[1] as number) - maxLifetime);
+  const res = await pool.query(historySql(n, bound), params);
+  return res.rows.map(historyRow);
+}
