@@ -4,8 +4,14 @@ export type { Session, SessionData, SessionInfo } from './core/session.js';
 export type { Sessions } from './core/sessions.js';
 export type { SignInOptions, SignedIn } from './core/flows.js';
 export type { DeviceInfo } from './core/device.js';
-export type { TieredSessionOptions, CookieOptions, LocalCacheOptions, RedisClient, Milliseconds } from './core/options.js';
+export type {
+  TieredSessionOptions, CookieOptions, LocalCacheOptions, RedisClient, Milliseconds, ShortSessionOptions, SessionCaps,
+  ConfirmOptions, AuditOptions,
+} from './core/options.js';
+export type { AuditSessionRow, HistoryQuery, AuditPool } from './core/audit/sql.js';
 export type { StatsSnapshot } from './core/metrics.js';
 export { parseDevice } from './core/device.js';
 export { TieredSessionError } from './core/errors.js';
+/** Create the audit table and its indexes (idempotent); `audit.migrate` does it at start by default. */
+export { migrate as migrateAuditTable } from './core/audit/sql.js';
 export * as errors from './core/errors.js';

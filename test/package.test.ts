@@ -56,7 +56,7 @@ t.test('dist/ is built from the current sources', async (t) => {
     'dist/cjs is marked CommonJS inside the "type": "module" package');
 });
 
-const ROOT_EXPORTS = ['TieredSessionError', 'errors', 'parseDevice'];
+const ROOT_EXPORTS = ['TieredSessionError', 'errors', 'migrateAuditTable', 'parseDevice'];
 
 t.test('an ESM `import` gets the ESM build: the Fastify plugin registers, the Express middleware serves, a bad option is a coded error', async (t) => {
   const { status, out, stderr } = runNode('test/fixtures/pkg/import.mjs');
@@ -78,9 +78,9 @@ t.test('an ESM `import` gets the ESM build: the Fastify plugin registers, the Ex
   t.same(o.express.api, ['function', 'function', 'function'], 'the middleware carries revokeAll, requireSession and refuseCrossSite');
   t.same(o.express.sessionsRoute, [401, 'ERR_TIERED_SESSION_NO_SESSION'], 'its routes answer 401 through the app\'s error handler');
   t.equal(o.express.badOption, 'ERR_TIERED_SESSION_INVALID_OPTION', 'a bad option throws the coded error when the middleware is created');
-  t.same(o.fastify.sessionsKeys, ['healthy', 'list', 'prometheus', 'revoke', 'revokeAll', 'stats'], 'app.sessions carries exactly the documented members');
+  t.same(o.fastify.sessionsKeys, ['healthy', 'history', 'list', 'prometheus', 'revoke', 'revokeAll', 'stats'], 'app.sessions carries exactly the documented members');
   t.same(o.fastify.sessionsHidden, [], 'and none of the machinery (store, resolve, create, invalidate, start, close)');
-  t.same(o.express.keys, ['close', 'healthy', 'list', 'prometheus', 'ready', 'refuseCrossSite', 'requireSession', 'revoke', 'revokeAll', 'routes', 'stats'],
+  t.same(o.express.keys, ['close', 'healthy', 'history', 'list', 'prometheus', 'ready', 'refuseCrossSite', 'requireRecentAuthentication', 'requireSession', 'revoke', 'revokeAll', 'routes', 'stats'],
     'the Express middleware carries exactly the documented members');
   t.same(o.express.hidden, [], 'and none of the machinery');
 });

@@ -6,7 +6,7 @@ import t from 'tap';
 import * as root from '../lib/index.js';
 import { eachTarget, makeApp } from './fixtures/targets.js';
 
-const SESSIONS = ['healthy', 'list', 'prometheus', 'revoke', 'revokeAll', 'stats'];
+const SESSIONS = ['healthy', 'history', 'list', 'prometheus', 'revoke', 'revokeAll', 'stats'];
 const EXPRESS_ONLY = ['close', 'ready', 'refuseCrossSite', 'requireRecentAuthentication', 'requireSession', 'routes'];
 /** Members of the manager (and the adapters' internals) that must not be reachable. */
 const INTERNAL = [
@@ -41,8 +41,8 @@ t.test('app.sessions (Fastify) and the Express middleware expose exactly the doc
   });
 });
 
-t.test('the package root exports exactly TieredSessionError, errors and parseDevice', async (t) => {
-  t.same(Object.keys(root).sort(), ['TieredSessionError', 'errors', 'parseDevice']);
+t.test('the package root exports exactly TieredSessionError, errors, migrateAuditTable and parseDevice', async (t) => {
+  t.same(Object.keys(root).sort(), ['TieredSessionError', 'errors', 'migrateAuditTable', 'parseDevice']);
   t.equal(typeof root.parseDevice, 'function');
   t.ok(new root.errors.ERR_NO_SESSION() instanceof root.TieredSessionError, 'the error classes share the exported base class');
 });

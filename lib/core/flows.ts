@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { setCookieLine } from './cookie.js';
 import { isCrossSite } from './cross-site.js';
 import { parseDevice, type DeviceInfo } from './device.js';
-import { ERR_BAD_BODY, ERR_NO_SESSION, ERR_NOT_FOUND, ERR_REAUTHENTICATION_REQUIRED } from './errors.js';
+import { ERR_BAD_BODY, ERR_BAD_QUERY, ERR_NO_SESSION, ERR_NOT_FOUND, ERR_REAUTHENTICATION_REQUIRED } from './errors.js';
 import type { SessionManager } from './manager.js';
 import type { ResolvedOptions } from './options.js';
 import type { Session, SessionData } from './session.js';
@@ -147,7 +147,7 @@ export class SessionFlows {
     if (typeof options !== 'object' || options === null) throw new TypeError('signIn options must be an object');
     if (options.remember !== undefined && typeof options.remember !== 'boolean') throw new TypeError('signIn option "remember" must be a boolean');
     const carried = current === undefined ? await this.sessionOf(r.headers) : current;
-    if (carried !== null) await this.manager.revoke(carried.id);
+    if (carried !== null) await this.manager.revoke(carried.id, undefined, 'replaced');
     const device = parseDevice(one(r.headers['user-agent']), this.#o.maxUserAgentLength);
     const { session, token } = await this.manager.create(userId, {
       device,
@@ -165,7 +165,7 @@ export class SessionFlows {
   /** Revoke the request's session (if any); the answer's cookie line clears the cookie. */
   async signOut(r: RequestFacts, current: Session | null | undefined): Promise<string> {
     const s = current === undefined ? await this.sessionOf(r.headers) : current;
-    if (s !== null) await this.manager.revoke(s.id);
+    if (s !== null) await this.manager.revoke(s.id, undefined, 'sign-out');
     return this.clearCookie();
   }
 
@@ -207,6 +207,39 @@ export class SessionFlows {
 
   // ---- the device routes -----------------------------------------------------------------
 
+  /** Whether the history route exists (audit on). */
+  get historyEnabled(): boolean { return this.#o.audit !== undefined; }
+
+  /**
+   * GET /sessions/history?days=N: the caller's own sessions live at any moment in the last N
+   * days (default 30, at most the retention), most recent first. 404 when audit is off.
+   */
+  async history(current: Session, days: unknown): Promise<{ sessions: HistoryEntry[] }> {
+    const audit = this.#o.audit;
+    if (audit === undefined) throw new ERR_NOT_FOUND();
+    let n = 30;
+    if (days !== undefined) {
+      n = typeof days === 'string' && /^\d{1,5}$/.test(days) ? Number(days) : NaN;
+      if (!(n >= 1 && n <= audit.retentionDays)) throw new ERR_BAD_QUERY(`days must be a whole number from 1 to ${audit.retentionDays}`);
+    }
+    const now = this.#o.now();
+    const rows = (await this.manager.history(current.userId, { from: now - n * 24 * 3600_000, to: now })) ?? [];
+    return {
+      sessions: rows.map((r) => ({
+        id: r.id,
+        current: r.id === current.id,
+        device: { name: r.device.name ?? 'Unknown device', browser: r.device.browser, os: r.device.os, type: r.device.type },
+        ip: r.ip,
+        country: r.country,
+        createdAt: isoOrNull(r.createdAt),
+        lastActiveAt: isoOrNull(r.lastActiveAt),
+        expiresAt: isoOrNull(r.expiresAt),
+        endedAt: isoOrNull(r.endedAt),
+        endReason: r.endReason,
+      })),
+    };
+  }
+
   /** GET /sessions: the caller's live sessions, current first, then most recently active. */
   async list(current: Session): Promise<{ sessions: ListedSession[] }> {
     const list = await this.manager.list(current.userId);
@@ -233,7 +266,8 @@ export class SessionFlows {
    * Revoking the current session also clears the cookie.
    */
   async revoke(current: Session, id: unknown): Promise<{ setCookie: string | undefined }> {
-    if (typeof id !== 'string' || !(await this.manager.revoke(id, current.userId))) throw new ERR_NOT_FOUND();
+    const reason = id === current.id ? 'sign-out' : 'revoked';
+    if (typeof id !== 'string' || !(await this.manager.revoke(id, current.userId, reason))) throw new ERR_NOT_FOUND();
     return { setCookie: id === current.id ? this.clearCookie() : undefined };
   }
 
@@ -262,6 +296,17 @@ const sessionOfEntry = (e: { session: Session } | null) => (e === null ? null : 
 function one(v: string | string[] | undefined): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
+
+/** A row of the caller's history as the route answers it. */
+export interface HistoryEntry extends Omit<ListedSession, 'remembered' | 'createdAt' | 'lastActiveAt' | 'expiresAt'> {
+  createdAt: string | null;
+  lastActiveAt: string | null;
+  expiresAt: string | null;
+  endedAt: string | null;
+  endReason: string | null;
+}
+
+const isoOrNull = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 /** JSON schemas of the device routes' success answers: fast serialisation and an allow-list. */
 const nullableString = { type: ['string', 'null'] } as const;
@@ -298,4 +343,30 @@ export const LIST_SCHEMA = {
 
 export const EVERYWHERE_SCHEMA = {
   type: 'object', required: ['revoked'], properties: { revoked: { type: 'integer' } },
+} as const;
+
+export const HISTORY_SCHEMA = {
+  type: 'object',
+  required: ['sessions'],
+  properties: {
+    sessions: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['id', 'current', 'device', 'ip', 'country', 'createdAt', 'lastActiveAt', 'expiresAt', 'endedAt', 'endReason'],
+        properties: {
+          id: { type: 'string' },
+          current: { type: 'boolean' },
+          device: deviceSchema,
+          ip: nullableString,
+          country: nullableString,
+          createdAt: nullableString,
+          lastActiveAt: nullableString,
+          expiresAt: nullableString,
+          endedAt: nullableString,
+          endReason: nullableString,
+        },
+      },
+    },
+  },
 } as const;

@@ -9,6 +9,11 @@ import { decodeDevice, encodeDevice, parseData, serialiseData, type Session, typ
 import { RedisStore, isUnknownOutcome, type NewRecord, type StoredSession } from './store/redis-store.js';
 import { RevocationChannel, type ChannelState } from './store/channel.js';
 import { TouchQueue, type Touch } from './touch-queue.js';
+import { AuditSink } from './audit/sink.js';
+import { migrate } from './audit/sql.js';
+import { auditPrometheus } from './audit/metrics.js';
+import type { AuditSessionRow, HistoryQuery } from './audit/sql.js';
+import type { EndReason } from './store/redis-store.js';
 import {
   ID_LENGTH, SECRET_LENGTH, TAG_LENGTH, TOKEN_LENGTH, constantTimeEqual, hashSecret, isPublicId, isTokenShape,
   newRandomAndSecret, newSecret, secretMatches, userTag,
@@ -56,13 +61,30 @@ export class SessionManager {
   #topology: NodeJS.Timeout | undefined;
   /** Replicas did not confirm the last revocation (logged once per change). */
   #unconfirmed = false;
+  /** The audit trail's consumer (every instance consumes; one at a time sweeps). */
+  readonly #audit: AuditSink | undefined;
   readonly metrics = new Metrics();
 
   constructor(options: ResolvedOptions, log: Logger) {
     this.#o = options;
     this.#log = log;
+    const audit = options.audit;
     this.#store = new RedisStore(options.client, options.keyPrefix, options.commandTimeout,
-      { long: options.idleTimeout, short: options.shortSession.idleTimeout }, options.readFrom);
+      { long: options.idleTimeout, short: options.shortSession.idleTimeout }, options.readFrom,
+      audit === undefined ? undefined : {
+        // The buffer's bound, spread over the 256 bucket streams; each stream lives as long as
+        // rows do (at most 30 days) while nothing reads it.
+        cap: Math.ceil(audit.bufferEvents / 256),
+        ttl: Math.min(30, audit.retentionDays) * 24 * 3600_000,
+        activity: audit.activityInterval,
+      });
+    if (audit !== undefined) {
+      this.#audit = new AuditSink({
+        client: options.client, keyPrefix: options.keyPrefix, pool: audit.pool, schema: audit.schema, table: audit.table,
+        logger: log, pollInterval: audit.pollInterval, sweepInterval: audit.sweepInterval, retentionDays: audit.retentionDays,
+        activityInterval: audit.activityInterval, maxLifetime: options.absoluteTimeout, now: options.now,
+      });
+    }
     if (options.confirmRevocations.mode === 'on') this.#store.confirm = options.confirmRevocations;
     // Where reads may come from a lagging replica, invalidated ids are remembered for the
     // tolerated lag and read from the primary meanwhile.
@@ -105,6 +127,7 @@ export class SessionManager {
       this.#topology.unref();
     }
     await this.#channel?.start();
+    if (this.#audit !== undefined) void this.#startAudit();
     if (this.#o.prewarm > 0 && this.#l1.enabled) {
       try {
         await this.#prewarm(this.#o.prewarm);
@@ -114,11 +137,35 @@ export class SessionManager {
     }
   }
 
+  /**
+   * The table first (PostgreSQL may be down at start: retried until it answers), then the sink.
+   * Nothing waits for this: events wait in the Redis buffer meanwhile.
+   */
+  async #startAudit(): Promise<void> {
+    const a = this.#o.audit!;
+    for (let attempt = 0; a.migrate && !this.#closed; attempt++) {
+      try {
+        await migrate(a.pool, { schema: a.schema, table: a.table });
+        break;
+      } catch (err) {
+        if (attempt === 0) this.#log.error({ err }, 'tiered-session: audit table could not be created (retrying); events wait in Redis meanwhile');
+        await sleep(Math.min(1000 * 2 ** attempt, 30_000));
+      }
+    }
+    if (!this.#closed) this.#audit!.start();
+  }
+
+  /** A user's sessions live at any moment in [from, to], most recent first (audit on; else null). */
+  history(userId: string, q: HistoryQuery = {}): Promise<AuditSessionRow[]> | null {
+    return this.#audit === undefined ? null : this.#audit.history(userId, q);
+  }
+
   /** Flush pending touches and close the subscriber. The app's own client is left open. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#topology);
+    await this.#audit?.close();
     await this.#touches.close();
     await this.#channel?.stop();
     this.#l1.clear();
@@ -418,13 +465,13 @@ export class SessionManager {
    * Revoke one session. With `owner`, only when it belongs to that user (the routes' owner
    * check); unknown and foreign ids both answer false. Every instance drops it from L1.
    */
-  async revoke(publicId: string, owner?: string): Promise<boolean> {
+  async revoke(publicId: string, owner?: string, reason: EndReason = 'revoked'): Promise<boolean> {
     if (!isPublicId(publicId)) return false;
     // Two checks, on purpose: the tag check keeps another user's id from ever reaching Redis;
     // the script's stored-owner check holds even for a tag collision or a caller of the store.
     if (owner !== undefined && (!isWellFormed(owner) || publicId.slice(0, TAG_LENGTH) !== this.tagOf(owner))) return false;
     try {
-      return await this.#write(() => this.#store.revoke(publicId, owner ?? '', preciseNow()));
+      return await this.#write(() => this.#store.revoke(publicId, owner ?? '', preciseNow(), reason));
     } finally {
       // Applied or maybe applied (an unconfirmed or timed-out revoke): this instance forgets it either way.
       this.#l1.invalidate([publicId]);
@@ -526,7 +573,10 @@ export class SessionManager {
 
   stats(): StatsSnapshot { return this.metrics.snapshot(this.#l1.size, this.#l1.clears); }
 
-  prometheus(): string { return this.metrics.prometheus(this.#l1.size, this.#l1.clears); }
+  prometheus(): string {
+    const text = this.metrics.prometheus(this.#l1.size, this.#l1.clears);
+    return this.#audit === undefined ? text : text + auditPrometheus(this.#audit.metricsSnapshot());
+  }
 }
 
 /** A pre-warmed entry holds the stored hash: one hash proves the secret, then it is cached like any other. */

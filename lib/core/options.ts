@@ -1,5 +1,6 @@
 import type { Redis, Cluster } from 'ioredis';
 import { ERR_INVALID_OPTION } from './errors.js';
+import { auditNames, type AuditPool } from './audit/sql.js';
 
 /** A duration in milliseconds. */
 export type Milliseconds = number;
@@ -39,6 +40,32 @@ export interface SessionCaps {
   /** Live sessions per user across all types; 0 = no total cap. @default 50 */
   total?: number;
   [deviceType: string]: number | undefined;
+}
+
+/**
+ * The audit trail: one row per session in PostgreSQL (who, which device, from where, created,
+ * last active, expires, ended and why), fed through a durable buffer in Redis so that no request
+ * waits on PostgreSQL and nothing is lost while it is away.
+ */
+export interface AuditOptions {
+  /** A `pg.Pool` (node-postgres) the app already has. Give it an 'error' listener. */
+  pool: AuditPool;
+  /** Schema of the table. @default the connection's search_path */
+  schema?: string;
+  /** Table name (at most 48 characters). @default 'tiered_session_audit' */
+  table?: string;
+  /** Create the table and its indexes at start (idempotent, safe on every instance at once). @default true */
+  migrate?: boolean;
+  /** Rows ended longer ago than this are deleted, in small batches. @default 90 (days) */
+  retentionDays?: number;
+  /** How often expired sessions are recorded (and retention applied), by one instance at a time. @default 60000 (ms) */
+  sweepInterval?: Milliseconds;
+  /** last_active_at is kept current within this interval (not a write per touch). @default 900000 (ms, 15 min) */
+  activityInterval?: Milliseconds;
+  /** Most events the Redis buffer holds while PostgreSQL is away (over 256 streams; ~130 bytes each). @default 1000000 */
+  bufferEvents?: number;
+  /** How often each instance reads the buffer. @default 1000 (ms) */
+  pollInterval?: Milliseconds;
 }
 
 /** Confirming revocations on replicas before answering (Redis `WAIT`). */
@@ -109,6 +136,8 @@ export interface TieredSessionOptions {
    * have the change yet): the replica lag the package tolerates. @default 10000 (ms)
    */
   replicaLagTolerance?: Milliseconds;
+  /** The audit trail in PostgreSQL (`GET /sessions/history`); off when absent. */
+  audit?: AuditOptions;
   /** Longest any Redis command may take before the request answers 503. @default 1000 (ms) */
   commandTimeout?: Milliseconds;
   /** How often the subscriber connection is pinged to catch a silent break. @default 1000 (ms) */
@@ -138,6 +167,18 @@ export interface ResolvedCookie {
   readonly domain: string | undefined;
 }
 
+export interface ResolvedAudit {
+  readonly pool: AuditPool;
+  readonly schema: string | undefined;
+  readonly table: string | undefined;
+  readonly migrate: boolean;
+  readonly retentionDays: number;
+  readonly sweepInterval: Milliseconds;
+  readonly activityInterval: Milliseconds;
+  readonly bufferEvents: number;
+  readonly pollInterval: Milliseconds;
+}
+
 export interface ResolvedOptions {
   readonly client: RedisClient;
   readonly secret: string;
@@ -155,6 +196,7 @@ export interface ResolvedOptions {
   readonly confirmRevocations: { readonly mode: 'auto' | 'on' | 'off'; readonly replicas: number; readonly timeout: Milliseconds };
   readonly readFrom: RedisClient | undefined;
   readonly replicaLagTolerance: Milliseconds;
+  readonly audit: ResolvedAudit | undefined;
   readonly commandTimeout: Milliseconds;
   readonly heartbeatInterval: Milliseconds;
   readonly maxDataBytes: number;
@@ -170,7 +212,7 @@ export interface ResolvedOptions {
 
 const KNOWN = new Set([
   'client', 'secret', 'keyPrefix', 'idleTimeout', 'absoluteTimeout', 'touchInterval', 'localCache', 'maxSessionsPerUser', 'shortSession',
-  'confirmRevocations', 'readFrom', 'replicaLagTolerance',
+  'confirmRevocations', 'readFrom', 'replicaLagTolerance', 'audit',
   'commandTimeout', 'heartbeatInterval', 'maxDataBytes', 'cookie', 'allowedOrigins', 'countryHeader',
   'maxUserAgentLength', 'prewarm', 'now',
 ]);
@@ -284,6 +326,7 @@ export function resolveOptions(opts: unknown, adapterKeys: ReadonlySet<string> =
     confirmRevocations,
     readFrom: o.readFrom,
     replicaLagTolerance: int('replicaLagTolerance', o.replicaLagTolerance, 10_000, 0, 3600_000),
+    audit: resolveAudit(o.audit),
     heartbeatInterval: int('heartbeatInterval', o.heartbeatInterval, 1000, 50, 3600_000),
     maxDataBytes: int('maxDataBytes', o.maxDataBytes, 4096, 2, 1024 * 1024),
     cookie,
@@ -293,6 +336,39 @@ export function resolveOptions(opts: unknown, adapterKeys: ReadonlySet<string> =
     prewarm: int('prewarm', o.prewarm, 0, 0, 1_000_000),
     now,
     warnings: Object.freeze(warnings),
+  });
+}
+
+const AUDIT_KEYS = new Set(['pool', 'schema', 'table', 'migrate', 'retentionDays', 'sweepInterval', 'activityInterval', 'bufferEvents', 'pollInterval']);
+
+function resolveAudit(v: unknown): ResolvedAudit | undefined {
+  if (v === undefined) return undefined;
+  if (!isPlainObject(v)) throw fail('audit', `expected { pool, … }, got ${describe(v)}`);
+  for (const k of Object.keys(v)) if (!AUDIT_KEYS.has(k)) throw fail(`audit.${k}`, 'unknown option');
+  const pool = v.pool as AuditPool | undefined;
+  if (typeof pool !== 'object' || pool === null || typeof pool.query !== 'function' || typeof pool.connect !== 'function') {
+    throw fail('audit.pool', 'expected a pg.Pool (an object with query() and connect())');
+  }
+  for (const k of ['schema', 'table'] as const) {
+    if (v[k] !== undefined && typeof v[k] !== 'string') throw fail(`audit.${k}`, `expected a string, got ${describe(v[k])}`);
+  }
+  const schema = v.schema as string | undefined;
+  const table = v.table as string | undefined;
+  try {
+    auditNames({ schema, table });
+  } catch (err) {
+    const which = (err as Error).message.includes('"schema"') ? 'schema' : 'table';
+    throw fail(`audit.${which}`, (err as Error).message.replace(/^Invalid option "\w+": /, ''));
+  }
+  const migrate = orDefault(v.migrate, true);
+  if (typeof migrate !== 'boolean') throw fail('audit.migrate', `expected a boolean, got ${describe(migrate)}`);
+  return Object.freeze({
+    pool, schema, table, migrate,
+    retentionDays: int('audit.retentionDays', v.retentionDays, 90, 1, 36_500),
+    sweepInterval: int('audit.sweepInterval', v.sweepInterval, 60_000, 100, 24 * 3600_000),
+    activityInterval: int('audit.activityInterval', v.activityInterval, 15 * 60_000, 0, 24 * 3600_000),
+    bufferEvents: int('audit.bufferEvents', v.bufferEvents, 1_000_000, 256, 1_000_000_000),
+    pollInterval: int('audit.pollInterval', v.pollInterval, 1000, 10, 60_000),
   });
 }
 

@@ -1,6 +1,10 @@
+import { ERR_NOT_FOUND } from './errors.js';
 import type { SessionManager } from './manager.js';
 import type { StatsSnapshot } from './metrics.js';
 import type { SessionInfo } from './session.js';
+import type { AuditSessionRow, HistoryQuery } from './audit/sql.js';
+
+export type { AuditSessionRow, HistoryQuery };
 
 /**
  * What the app can do with sessions outside a request: `app.sessions` on Fastify, the
@@ -23,6 +27,11 @@ export interface Sessions {
   prometheus(): string;
   /** Redis answers within the command timeout. */
   healthy(): Promise<boolean>;
+  /**
+   * With `audit` on: a user's sessions live at any moment in [from, to] (epoch ms), most recent
+   * first, from PostgreSQL. Rejects with ERR_TIERED_SESSION_NOT_FOUND when audit is off.
+   */
+  history(userId: string, query?: HistoryQuery): Promise<AuditSessionRow[]>;
 }
 
 const managers = new WeakMap<object, SessionManager>();
@@ -36,6 +45,7 @@ export function publicSessions(m: SessionManager): Sessions {
     stats: () => m.stats(),
     prometheus: () => m.prometheus(),
     healthy: () => m.healthy(),
+    history: (userId: string, query: HistoryQuery = {}) => m.history(userId, query) ?? Promise.reject(new ERR_NOT_FOUND()),
   });
   managers.set(s, m);
   return s;

@@ -6,4 +6,4 @@ export default tieredSession;
 export type { ExpressSessionOptions, TieredSessionMiddleware } from './middleware.js';
 export type { Logger } from '../core/log.js';
 export type * from '../index.js';
-export { parseDevice, TieredSessionError, errors } from '../index.js';
+export { parseDevice, TieredSessionError, errors, migrateAuditTable } from '../index.js';

@@ -43,13 +43,16 @@ function bodyOf(req: Request): Promise<unknown> {
 
 /**
  * The device routes as one middleware to mount under any path (`app.use('/sessions', routes)`):
- * GET / (the list), DELETE /:id (revoke one), POST /logout-everywhere. Translation only: the
+ * GET / (the list), DELETE /:id (revoke one), POST /logout-everywhere, GET /history. Translation only: the
  * core decides every status, cookie and body; errors go to `next(err)`, so the app's own error
  * handler shapes them. Not an express.Router, so it behaves the same in Express 4 and 5.
  */
 export function deviceRoutes(flows: SessionFlows) {
   async function list(req: Request, res: Response): Promise<void> {
     res.status(200).json(await flows.list(req.session!));
+  }
+  async function history(req: Request, res: Response, query: string): Promise<void> {
+    res.status(200).json(await flows.history(req.session!, new URLSearchParams(query).get('days') ?? undefined));
   }
   async function everywhere(req: Request, res: Response): Promise<void> {
     const { body, setCookie } = await flows.everywhere(req.session!, await bodyOf(req));
@@ -71,7 +74,9 @@ export function deviceRoutes(flows: SessionFlows) {
   }
 
   return function tieredSessionRoutes(req: Request, res: Response, next: NextFunction): void {
-    const path = (req.url ?? '/').split('?', 1)[0];
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
     const m = req.method;
     let run: Promise<void> | undefined;
     const guarded = (changesState: boolean, fn: () => Promise<void>) => {
@@ -83,6 +88,7 @@ export function deviceRoutes(flows: SessionFlows) {
     };
     if ((path === '/' || path === '') && (m === 'GET' || m === 'HEAD')) guarded(false, () => list(req, res));
     else if (path === '/logout-everywhere' && m === 'POST') guarded(true, () => everywhere(req, res));
+    else if (path === '/history' && (m === 'GET' || m === 'HEAD')) guarded(false, () => history(req, res, q === -1 ? '' : url.slice(q + 1)));
     else if (m === 'DELETE' && /^\/[^/]+$/.test(path)) guarded(true, () => revoke(req, res, path.slice(1)));
     else next();
   };

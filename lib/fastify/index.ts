@@ -5,4 +5,4 @@ export { tieredSession };
 export default tieredSession;
 export type { FastifySessionOptions, Guard } from './plugin.js';
 export type * from '../index.js';
-export { parseDevice, TieredSessionError, errors } from '../index.js';
+export { parseDevice, TieredSessionError, errors, migrateAuditTable } from '../index.js';

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
-import { EVERYWHERE_SCHEMA, LIST_SCHEMA, ROUTE_HEADERS, type SessionFlows } from '../core/flows.js';
+import { EVERYWHERE_SCHEMA, HISTORY_SCHEMA, LIST_SCHEMA, ROUTE_HEADERS, type SessionFlows } from '../core/flows.js';
 
 function routeHeaders(_request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
   reply.headers(ROUTE_HEADERS);
@@ -17,6 +17,9 @@ export async function sessionRoutes(fastify: FastifyInstance, { flows }: { flows
 
   fastify.get('/', { schema: { response: { 200: LIST_SCHEMA } }, preHandler: fastify.requireSession }, async (request) =>
     flows.list(request.session!));
+
+  fastify.get<{ Querystring: { days?: string } }>('/history', { schema: { response: { 200: HISTORY_SCHEMA } }, preHandler: fastify.requireSession },
+    async (request) => flows.history(request.session!, request.query.days));
 
   fastify.delete<{ Params: { id: string } }>(
     '/:id',

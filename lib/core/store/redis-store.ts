@@ -2,6 +2,9 @@ import type { Redis, Cluster, ChainableCommander } from 'ioredis';
 import { ERR_NOT_CONFIRMED, ERR_UNAVAILABLE } from '../errors.js';
 import type { RedisClient } from '../options.js';
 import { BUCKET_LENGTH, HASH_LENGTH, TAG_LENGTH } from '../token.js';
+
+/** Why a session ended, as the audit trail records it (the sweep adds `expired`). */
+export type EndReason = 'sign-out' | 'revoked' | 'everywhere' | 'cap' | 'replaced';
 import { CREATE, TOUCH, REVOKE, REVOKE_ALL, UPDATE, LIST, READ } from './scripts.js';
 
 /** A session as stored in Redis, fields decoded. */
@@ -119,14 +122,18 @@ export class RedisStore {
    * undefined: no confirmation. Set by the manager (it decides 'auto' from the topology).
    */
   confirm: { readonly replicas: number; readonly timeout: number } | undefined;
+  /** The audit trail's buffer: per-stream length cap, stream TTL, activity interval (ms); undefined: off. */
+  readonly #audit: { readonly cap: number; readonly ttl: number; readonly activity: number } | undefined;
   readonly #prefix: string;
   readonly #timeout: number;
   readonly #idles: Idles;
   readonly channel: string;
   readonly isCluster: boolean;
 
-  constructor(client: RedisClient, prefix: string, commandTimeout: number, idles: Idles, readFrom?: RedisClient) {
+  constructor(client: RedisClient, prefix: string, commandTimeout: number, idles: Idles, readFrom?: RedisClient,
+    audit?: { cap: number; ttl: number; activity: number }) {
     this.#client = client;
+    this.#audit = audit;
     this.#reader = readFrom ?? client;
     const scaleReads = (client as Cluster).isCluster ? (client as Cluster).options.scaleReads : 'master';
     this.replicaReads = readFrom !== undefined || (scaleReads !== undefined && scaleReads !== 'master');
@@ -150,6 +157,15 @@ export class RedisStore {
    */
   base(tag: string): string { return `${this.#prefix}{${tag.slice(0, BUCKET_LENGTH)}}${tag.slice(BUCKET_LENGTH)}`; }
   sessionKey(publicId: string): string { return this.base(publicId.slice(0, TAG_LENGTH)) + publicId.slice(TAG_LENGTH); }
+  /** `<prefix>{<bucket>}o`: the audit buffer of the bucket of `tagOrId` (a tag or a public id). */
+  auditStream(tagOrId: string): string { return `${this.#prefix}{${tagOrId.slice(0, BUCKET_LENGTH)}}o`; }
+
+  /** The scripts' three trailing audit arguments for a user's bucket ('' stream: off). */
+  #auditArgs(tagOrId: string): (string | number)[] {
+    const a = this.#audit;
+    return a === undefined ? ['', 0, 0] : [this.auditStream(tagOrId), a.cap, a.ttl];
+  }
+
   /** `<prefix>{<bucket>}u<user>`: the user's index (shorter than any session key, so never one). */
   indexKey(tag: string): string { return `${this.#prefix}{${tag.slice(0, BUCKET_LENGTH)}}u${tag.slice(BUCKET_LENGTH)}`; }
 
@@ -239,14 +255,16 @@ export class RedisStore {
     return (await this.#run('create', () => this.#scripted.tieredSessionCreate(
       `${base}${random}`, this.indexKey(tag), random, now, ttl, caps.total, caps.typeCap, caps.type, this.channel, tag, base,
       record.userId, record.secretHash, record.absoluteAt, record.device, record.ip, record.country, record.data,
-      record.remembered ? '' : '0',
+      record.remembered ? '' : '0', ...this.#auditArgs(tag),
     ))) as string[];
   }
 
-  async revoke(publicId: string, owner: string, now: number): Promise<boolean> {
+  /** Revoke one session; `reason` is what the audit trail records (sign-out, revoked, replaced). */
+  async revoke(publicId: string, owner: string, now: number, reason: EndReason = 'revoked'): Promise<boolean> {
     const tag = publicId.slice(0, TAG_LENGTH);
     const n = await this.#revoking('revoke', 'tieredSessionRevoke', [
-      this.sessionKey(publicId), this.indexKey(tag), publicId.slice(TAG_LENGTH), publicId, owner, this.channel, now,
+      this.sessionKey(publicId), this.indexKey(tag), publicId.slice(TAG_LENGTH), publicId, owner, this.channel, now, reason,
+      ...this.#auditArgs(publicId),
     ]);
     return n === 1;
   }
@@ -254,14 +272,14 @@ export class RedisStore {
   async revokeAll(tag: string, owner: string, keepPublicId: string | undefined, now: number): Promise<number> {
     const keep = keepPublicId && keepPublicId.startsWith(tag) ? keepPublicId.slice(TAG_LENGTH) : '';
     return (await this.#revoking('revokeAll', 'tieredSessionRevokeAll', [
-      this.indexKey(tag), this.base(tag), tag, keep, owner, this.channel, now,
+      this.indexKey(tag), this.base(tag), tag, keep, owner, this.channel, now, ...this.#auditArgs(tag),
     ])) as number;
   }
 
   /** Set one field of a live session (never recreating it). Confirmed on replicas when `confirm` (rotation). */
   async update(publicId: string, field: string, value: string, now: number, confirm = false): Promise<boolean> {
     const n = await this.#revoking('update', 'tieredSessionUpdate', [
-      this.sessionKey(publicId), field, value, publicId, this.channel, now,
+      this.sessionKey(publicId), field, value, publicId, this.channel, now, ...this.#auditArgs(publicId),
     ], confirm);
     return n === 1;
   }
@@ -293,7 +311,8 @@ export class RedisStore {
     await Promise.all([...groups.values()].map(async (group) => {
       const p = this.#client.pipeline() as ChainableCommander & Record<string, Cmd>;
       for (const { publicId, now } of group) {
-        p.tieredSessionTouch(this.sessionKey(publicId), this.indexKey(publicId.slice(0, TAG_LENGTH)), publicId.slice(TAG_LENGTH), now, this.#idles.long, this.#idles.short);
+        p.tieredSessionTouch(this.sessionKey(publicId), this.indexKey(publicId.slice(0, TAG_LENGTH)), publicId.slice(TAG_LENGTH), now,
+          this.#idles.long, this.#idles.short, publicId, this.#audit?.activity ?? 0, ...this.#auditArgs(publicId));
       }
       const res = await this.#run('touch', () => p.exec());
       for (const [err, n] of res ?? []) if (!err && n === 1) written++;

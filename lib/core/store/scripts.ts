@@ -6,7 +6,9 @@
 //                                     c created, a last active, x absolute deadline, d device
 //                                     (name, browser, os, type joined by \x1f), i ip, k country,
 //                                     j data JSON, r '0' when not remembered, t last
-//                                     authentication (absent: the sign-in, c)
+//                                     authentication (absent: the sign-in, c); with audit
+//                                     on: l activity last told to the audit, n rotations
+//   <prefix>{<bucket>}o        stream the audit trail's buffer for the bucket's users
 //   <prefix>{<bucket>}u<user>  zset   the user's index: member <random>, score = that
 //                                     session's expiry
 // The bucket is the hash tag: every key of one user is in one slot.
@@ -19,6 +21,33 @@
 // Redis user refused the channel by its ACL would otherwise fail the script after its writes
 // (scripts are not rolled back), answering 503 for a change that was made. Such a user's
 // channel is refused too, so its local cache is off and nothing needs the broadcast.
+
+/**
+ * Shared helper: the audit trail's durable buffer. Every script takes three trailing arguments:
+ * the stream of the user's bucket (`<prefix>{<bucket>}o`, in the user's slot, so the event is
+ * written atomically with the change; '' = audit off), its length cap, and its TTL. The stream
+ * and its consumer group are created together; the TTL is refreshed on each append, so no key
+ * lacks one. Events: `t` type (c created, a activity, r rotated, e ended), `s` public id, `u`
+ * user id, `w` when, and per type: c `d` device `i` ip `k` country `x` absolute deadline `p`
+ * expiry; a `a` last active `p` expiry; r `n` rotation count; e `y` reason.
+ */
+const AUDIT = `
+local A_STREAM, A_CAP, A_TTL = ARGV[#ARGV - 2], ARGV[#ARGV - 1], ARGV[#ARGV]
+local function audit(...)
+  if A_STREAM == '' then return end
+  if redis.call('EXISTS', A_STREAM) == 0 then redis.call('XGROUP', 'CREATE', A_STREAM, 'audit', '0', 'MKSTREAM') end
+  redis.call('XADD', A_STREAM, 'MAXLEN', '~', A_CAP, '*', ...)
+  redis.call('PEXPIRE', A_STREAM, A_TTL)
+end
+-- After a revocation is made: under maxmemory with noeviction the append may be refused, and a
+-- revocation must still happen (it frees memory); its event is then lost (README: audit).
+local function audit_after(...)
+  if A_STREAM == '' then return end
+  redis.pcall('XGROUP', 'CREATE', A_STREAM, 'audit', '0', 'MKSTREAM')
+  if redis.pcall('XADD', A_STREAM, 'MAXLEN', '~', A_CAP, '*', ...) then redis.pcall('PEXPIRE', A_STREAM, A_TTL) end
+end
+local function ms(v) return string.format('%.0f', math.floor(tonumber(v))) end
+`;
 
 /** Shared helper: stretch the index TTL to cover `ttl` ms (never shorten it, never leave it unset). */
 const EXTEND_INDEX = `
@@ -42,11 +71,11 @@ end
  * create: KEYS[1] session, KEYS[2] index.
  * ARGV: random, now, ttl, total cap (0 = none), the new session's device type's cap (0 = none),
  * that type, channel, tag, base, then the record: user id, secret hash, absolute deadline,
- * device, ip, country, data, remembered ('' = field absent). The field names live here, not on
- * the wire.
+ * device, ip, country, data, remembered ('' = field absent); then the audit arguments. The
+ * field names live here, not on the wire.
  * Returns the public ids evicted by the caps.
  */
-export const CREATE = `${EXTEND_INDEX}
+export const CREATE = `${EXTEND_INDEX}${AUDIT}
 local rnd, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local max, tcap, ttype = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local channel, tag, base = ARGV[7], ARGV[8], ARGV[9]
@@ -57,8 +86,9 @@ if ARGV[15] ~= '' then f[#f + 1] = 'k'; f[#f + 1] = ARGV[15] end
 if ARGV[16] ~= '' then f[#f + 1] = 'j'; f[#f + 1] = ARGV[16] end
 -- 'r' = '0' marks a session signed in without "remember me" (its own, shorter lifetimes).
 if ARGV[17] ~= '' then f[#f + 1] = 'r'; f[#f + 1] = ARGV[17] end
--- Write the new session first: under maxmemory + noeviction this is the command that is
--- refused, and nothing else has been touched yet.
+-- The audit event first, then the session: under maxmemory + noeviction the first write is
+-- the one refused, before anything has been touched, so a session never lacks its event.
+audit('t', 'c', 's', tag .. rnd, 'u', ARGV[10], 'w', ARGV[2], 'd', ARGV[13], 'i', ARGV[14], 'k', ARGV[15], 'x', ARGV[12], 'p', ms(exp))
 redis.call('HSET', KEYS[1], unpack(f))
 redis.call('PEXPIRE', KEYS[1], ttl)
 local evicted = {}
@@ -88,6 +118,7 @@ if over then
     redis.call('DEL', base .. e[1])
     redis.call('ZREM', KEYS[2], e[1])
     evicted[#evicted + 1] = tag .. e[1]
+    audit_after('t', 'e', 's', tag .. e[1], 'u', ARGV[10], 'w', ARGV[2], 'y', 'cap')
   end
   -- Past the type's cap: its least recently active sessions go first.
   if tcap > 0 and #oftype >= tcap then
@@ -115,13 +146,15 @@ return evicted
 
 /**
  * touch: KEYS[1] session, KEYS[2] index. ARGV: random, now, idleTimeout, the short idle timeout
- * (sessions signed in without "remember me").
+ * (sessions signed in without "remember me"), publicId, the audit activity interval, then the
+ * audit arguments. The audit hears of activity at most once per interval (field `l`: when it
+ * last did), not of every touch.
  * Moves last-active to `now` and the expiry to min(now + idle, x).
  * Returns 1 when written, 0 when the session is gone or the write is stale.
  */
-export const TOUCH = `${EXTEND_INDEX}
+export const TOUCH = `${EXTEND_INDEX}${AUDIT}
 local now = tonumber(ARGV[2])
-local f = redis.call('HMGET', KEYS[1], 'x', 'a', 'r')
+local f = redis.call('HMGET', KEYS[1], 'x', 'a', 'r', 'u', 'l', 'c')
 -- Revoked or expired: a queued or replayed touch must not recreate the key.
 if not f[1] then return 0 end
 -- An older write arriving late never moves last-active (or the expiry) backwards.
@@ -135,26 +168,35 @@ redis.call('PEXPIRE', KEYS[1], exp - now)
 -- and member together): a plain ZADD also restores a member pruned by a clock running ahead.
 redis.call('ZADD', KEYS[2], exp, ARGV[1])
 extend_index(KEYS[2], exp - now)
+if A_STREAM ~= '' and now - tonumber(f[5] or f[6]) >= tonumber(ARGV[6]) then
+  redis.call('HSET', KEYS[1], 'l', ARGV[2])
+  audit_after('t', 'a', 's', ARGV[5], 'u', f[4], 'w', ARGV[2], 'a', ARGV[2], 'p', ms(exp))
+end
 return 1
 `;
 
 /**
- * revoke: KEYS[1] session, KEYS[2] index. ARGV: random, publicId, owner ('' = anyone), channel, now.
+ * revoke: KEYS[1] session, KEYS[2] index. ARGV: random, publicId, owner ('' = anyone), channel,
+ * now, end reason (sign-out | revoked | replaced), then the audit arguments.
  * Returns 1 when a live session was revoked, 0 when unknown or owned by someone else.
  */
-export const REVOKE = `
-if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'u') ~= ARGV[3] then return 0 end
+export const REVOKE = `${AUDIT}
+local u = redis.call('HGET', KEYS[1], 'u')
+if ARGV[3] ~= '' and u ~= ARGV[3] then return 0 end
 local n = redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-if n == 1 then redis.pcall('PUBLISH', ARGV[4], ARGV[5] .. '|' .. ARGV[2]) end
+if n == 1 then
+  redis.pcall('PUBLISH', ARGV[4], ARGV[5] .. '|' .. ARGV[2])
+  audit_after('t', 'e', 's', ARGV[2], 'u', u, 'w', ms(ARGV[5]), 'y', ARGV[6])
+end
 return n
 `;
 
 /**
- * revokeAll: KEYS[1] index. ARGV: base, tag, keep random ('' = none), owner, channel, now.
- * Returns how many live sessions were revoked.
+ * revokeAll: KEYS[1] index. ARGV: base, tag, keep random ('' = none), owner, channel, now, then
+ * the audit arguments. Returns how many live sessions were revoked.
  */
-export const REVOKE_ALL = `
+export const REVOKE_ALL = `${AUDIT}
 local base, tag, keep, owner = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
 local revoked = {}
@@ -165,6 +207,7 @@ for _, id in ipairs(ids) do
     if redis.call('HGET', k, 'u') == owner then
       redis.call('DEL', k)
       revoked[#revoked + 1] = tag .. id
+      audit_after('t', 'e', 's', tag .. id, 'u', owner, 'w', ms(ARGV[6]), 'y', 'everywhere')
     end
     redis.call('ZREM', KEYS[1], id)
   end
@@ -174,14 +217,19 @@ return #revoked
 `;
 
 /**
- * update: KEYS[1] session. ARGV: field, value ('' deletes the field), publicId, channel, now.
- * Used for session data and for rotation (a new secret hash). Conditional on the key existing,
- * so an update that races a revoke cannot bring the session back. Returns 1 or 0.
+ * update: KEYS[1] session. ARGV: field, value ('' deletes the field), publicId, channel, now,
+ * then the audit arguments. Used for session data, for a confirmation (`t`) and for rotation
+ * (a new secret hash `h`: counted in `n` and told to the audit). Conditional on the key
+ * existing, so an update that races a revoke cannot bring the session back. Returns 1 or 0.
  */
-export const UPDATE = `
+export const UPDATE = `${AUDIT}
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if ARGV[2] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
 redis.pcall('PUBLISH', ARGV[4], ARGV[5] .. '|' .. ARGV[3])
+if ARGV[1] == 'h' and A_STREAM ~= '' then
+  local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+  audit_after('t', 'r', 's', ARGV[3], 'u', redis.call('HGET', KEYS[1], 'u'), 'w', ms(ARGV[5]), 'n', tostring(n))
+end
 return 1
 `;
 
