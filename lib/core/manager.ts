@@ -418,7 +418,7 @@ export class SessionManager {
       for (let attempt = 0; attempt < 120 && !this.#closed; attempt++) {
         await sleep(Math.min(250 * 2 ** attempt, 5000));
         try {
-          await this.#store.revoke(id, '', preciseNow());
+          await this.#store.revoke(id, '', preciseNow(), 'revoked', this.#o.now());
           this.#l1.invalidate([id]);
           this.#orphans.delete(id);
           return;
@@ -471,7 +471,7 @@ export class SessionManager {
     // the script's stored-owner check holds even for a tag collision or a caller of the store.
     if (owner !== undefined && (!isWellFormed(owner) || publicId.slice(0, TAG_LENGTH) !== this.tagOf(owner))) return false;
     try {
-      return await this.#write(() => this.#store.revoke(publicId, owner ?? '', preciseNow(), reason));
+      return await this.#write(() => this.#store.revoke(publicId, owner ?? '', preciseNow(), reason, this.#o.now()));
     } finally {
       // Applied or maybe applied (an unconfirmed or timed-out revoke): this instance forgets it either way.
       this.#l1.invalidate([publicId]);
@@ -485,7 +485,7 @@ export class SessionManager {
     const tag = this.tagOf(userId);
     const ids = this.#l1.idsWithPrefix(tag).filter((k) => k !== options.keep);
     try {
-      return await this.#write(() => this.#store.revokeAll(tag, userId, options.keep, preciseNow()));
+      return await this.#write(() => this.#store.revokeAll(tag, userId, options.keep, preciseNow(), this.#o.now()));
     } finally {
       // The broadcast reaches this instance too; dropping now makes the caller's next request exact.
       this.#l1.invalidate(ids);
@@ -497,7 +497,7 @@ export class SessionManager {
     const secret = newSecret();
     let ok: boolean;
     try {
-      ok = await this.#write(() => this.#store.update(publicId, 'h', hashSecret(secret), preciseNow(), true));
+      ok = await this.#write(() => this.#store.update(publicId, 'h', hashSecret(secret), preciseNow(), true, this.#o.now()));
     } finally {
       this.#l1.invalidate([publicId]);
     }

@@ -259,27 +259,35 @@ export class RedisStore {
     ))) as string[];
   }
 
-  /** Revoke one session; `reason` is what the audit trail records (sign-out, revoked, replaced). */
-  async revoke(publicId: string, owner: string, now: number, reason: EndReason = 'revoked'): Promise<boolean> {
+  /**
+   * Revoke one session; `reason` is what the audit trail records (sign-out, revoked, replaced).
+   * `now` is the broadcast's send time (revocation latency); `at` the change's time by the
+   * app's clock, which the audit trail records (default `now`).
+   */
+  async revoke(publicId: string, owner: string, now: number, reason: EndReason = 'revoked', at = now): Promise<boolean> {
     const tag = publicId.slice(0, TAG_LENGTH);
     const n = await this.#revoking('revoke', 'tieredSessionRevoke', [
-      this.sessionKey(publicId), this.indexKey(tag), publicId.slice(TAG_LENGTH), publicId, owner, this.channel, now, reason,
+      this.sessionKey(publicId), this.indexKey(tag), publicId.slice(TAG_LENGTH), publicId, owner, this.channel, now, reason, at,
       ...this.#auditArgs(publicId),
     ]);
     return n === 1;
   }
 
-  async revokeAll(tag: string, owner: string, keepPublicId: string | undefined, now: number): Promise<number> {
+  /** Revoke every session of a user but `keepPublicId`; `now` and `at` as for revoke(). */
+  async revokeAll(tag: string, owner: string, keepPublicId: string | undefined, now: number, at = now): Promise<number> {
     const keep = keepPublicId && keepPublicId.startsWith(tag) ? keepPublicId.slice(TAG_LENGTH) : '';
     return (await this.#revoking('revokeAll', 'tieredSessionRevokeAll', [
-      this.indexKey(tag), this.base(tag), tag, keep, owner, this.channel, now, ...this.#auditArgs(tag),
+      this.indexKey(tag), this.base(tag), tag, keep, owner, this.channel, now, at, ...this.#auditArgs(tag),
     ])) as number;
   }
 
-  /** Set one field of a live session (never recreating it). Confirmed on replicas when `confirm` (rotation). */
-  async update(publicId: string, field: string, value: string, now: number, confirm = false): Promise<boolean> {
+  /**
+   * Set one field of a live session (never recreating it). Confirmed on replicas when `confirm`
+   * (rotation). `now` and `at` as for revoke().
+   */
+  async update(publicId: string, field: string, value: string, now: number, confirm = false, at = now): Promise<boolean> {
     const n = await this.#revoking('update', 'tieredSessionUpdate', [
-      this.sessionKey(publicId), field, value, publicId, this.channel, now, ...this.#auditArgs(publicId),
+      this.sessionKey(publicId), field, value, publicId, this.channel, now, at, ...this.#auditArgs(publicId),
     ], confirm);
     return n === 1;
   }

@@ -177,7 +177,8 @@ return 1
 
 /**
  * revoke: KEYS[1] session, KEYS[2] index. ARGV: random, publicId, owner ('' = anyone), channel,
- * now, end reason (sign-out | revoked | replaced), then the audit arguments.
+ * now (the broadcast's send time), end reason (sign-out | revoked | replaced), the change's time
+ * by the app's clock (what the audit records), then the audit arguments.
  * Returns 1 when a live session was revoked, 0 when unknown or owned by someone else.
  */
 export const REVOKE = `${AUDIT}
@@ -187,13 +188,14 @@ local n = redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 if n == 1 then
   redis.pcall('PUBLISH', ARGV[4], ARGV[5] .. '|' .. ARGV[2])
-  audit_after('t', 'e', 's', ARGV[2], 'u', u, 'w', ms(ARGV[5]), 'y', ARGV[6])
+  audit_after('t', 'e', 's', ARGV[2], 'u', u, 'w', ms(ARGV[7]), 'y', ARGV[6])
 end
 return n
 `;
 
 /**
- * revokeAll: KEYS[1] index. ARGV: base, tag, keep random ('' = none), owner, channel, now, then
+ * revokeAll: KEYS[1] index. ARGV: base, tag, keep random ('' = none), owner, channel, now (the
+ * broadcast's send time), the change's time by the app's clock (what the audit records), then
  * the audit arguments. Returns how many live sessions were revoked.
  */
 export const REVOKE_ALL = `${AUDIT}
@@ -207,7 +209,7 @@ for _, id in ipairs(ids) do
     if redis.call('HGET', k, 'u') == owner then
       redis.call('DEL', k)
       revoked[#revoked + 1] = tag .. id
-      audit_after('t', 'e', 's', tag .. id, 'u', owner, 'w', ms(ARGV[6]), 'y', 'everywhere')
+      audit_after('t', 'e', 's', tag .. id, 'u', owner, 'w', ms(ARGV[7]), 'y', 'everywhere')
     end
     redis.call('ZREM', KEYS[1], id)
   end
@@ -217,8 +219,9 @@ return #revoked
 `;
 
 /**
- * update: KEYS[1] session. ARGV: field, value ('' deletes the field), publicId, channel, now,
- * then the audit arguments. Used for session data, for a confirmation (`t`) and for rotation
+ * update: KEYS[1] session. ARGV: field, value ('' deletes the field), publicId, channel, now (the
+ * broadcast's send time), the change's time by the app's clock (what the audit records), then
+ * the audit arguments. Used for session data, for a confirmation (`t`) and for rotation
  * (a new secret hash `h`: counted in `n` and told to the audit). Conditional on the key
  * existing, so an update that races a revoke cannot bring the session back. Returns 1 or 0.
  */
@@ -228,7 +231,7 @@ if ARGV[2] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET
 redis.pcall('PUBLISH', ARGV[4], ARGV[5] .. '|' .. ARGV[3])
 if ARGV[1] == 'h' and A_STREAM ~= '' then
   local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
-  audit_after('t', 'r', 's', ARGV[3], 'u', redis.call('HGET', KEYS[1], 'u'), 'w', ms(ARGV[5]), 'n', tostring(n))
+  audit_after('t', 'r', 's', ARGV[3], 'u', redis.call('HGET', KEYS[1], 'u'), 'w', ms(ARGV[6]), 'n', tostring(n))
 end
 return 1
 `;
