@@ -351,6 +351,8 @@ export class SessionManager {
     // Lone surrogates all encode to the same UTF-8 replacement bytes: two different ids would
     // share one Redis user.
     if (!isWellFormed(userId)) throw new ERR_BAD_USER_ID('the string is not well-formed UTF-16 (it has a lone surrogate)');
+    // PostgreSQL text cannot hold NUL: the audit row would name another user ("a\0b" as "ab").
+    if (this.#o.audit !== undefined && userId.includes('\0')) throw new ERR_BAD_USER_ID('with audit on, it must not contain NUL (PostgreSQL text cannot hold it)');
     const dat = input.data === undefined ? '' : serialiseData(input.data, this.#o.maxDataBytes);
     const now = this.#o.now();
     const tag = this.tagOf(userId);
