@@ -52,7 +52,9 @@ export function deviceRoutes(flows: SessionFlows) {
     res.status(200).json(await flows.list(req.session!));
   }
   async function history(req: Request, res: Response, query: string): Promise<void> {
-    res.status(200).json(await flows.history(req.session!, new URLSearchParams(query).get('days') ?? undefined));
+    // A repeated ?days= is passed on as the list it is (refused, 400), as Fastify's parser does.
+    const days = new URLSearchParams(query).getAll('days');
+    res.status(200).json(await flows.history(req.session!, days.length > 1 ? days : days[0]));
   }
   async function everywhere(req: Request, res: Response): Promise<void> {
     const { body, setCookie } = await flows.everywhere(req.session!, await bodyOf(req));
