@@ -5,13 +5,14 @@ import { STATUS_CODES } from 'node:http';
 import tieredSession from '../../lib/express/index.js';
 import {
   BAD_BODY, BAD_CREDENTIALS, BAD_DISPLAY_NAME, CSP, HOST, LOG_LEVEL, PAGE, PORT, PUBLIC_PATHS, RECENT_AUTH_MS, SCRIPT, WRONG_PASSWORD,
-  checkPassword, displayNameOf, loginBody, onShutdown, passwordOf, profiles, redisClient, sessionOptions,
+  auditOptions, checkPassword, displayNameOf, loginBody, onShutdown, passwordOf, profiles, redisClient, sessionOptions,
 } from './shared.js';
 
 const redis = await redisClient();
+const audit = await auditOptions(redis.target);
 const quiet = LOG_LEVEL === 'silent' || LOG_LEVEL === 'error';
 const sessions = tieredSession({
-  ...sessionOptions(redis.client),
+  ...sessionOptions(redis.client, audit),
   // Public routes opt out of sessions: no cookie read, no Redis, so they answer while Redis is down.
   skip: (req) => PUBLIC_PATHS.has(req.path),
   ...(quiet ? { logger: { debug() {}, info() {}, warn() {}, error: (o: object, m: string) => console.error(m, o) } } : {}),

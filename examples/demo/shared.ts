@@ -4,7 +4,10 @@
 import { readFileSync } from 'node:fs';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { Redis, Cluster } from 'ioredis';
+import pg from 'pg';
+import type { AuditOptions } from '../../lib/index.js';
 import { fastFail, startPrivateRedis } from './private-redis.js';
+import { postgresBinDir, privatePostgres, schemaFor } from './private-postgres.js';
 
 const env = process.env;
 
@@ -29,15 +32,17 @@ export const LOG_LEVEL = env.LOG_LEVEL ?? 'warn';
  * redis-server from PATH. Created without waiting: the server listens even while Redis is down
  * (/healthz answers 503 until it is back) and recovers by itself.
  */
-export async function redisClient(): Promise<{ client: Redis | Cluster; stop(): void }> {
+export async function redisClient(): Promise<{ client: Redis | Cluster; target: string; stop(): void }> {
   let privateRedis: { url: string; stop(): void } | undefined;
   let client: Redis | Cluster;
+  let target: string;
   if (env.REDIS_CLUSTER_NODES) {
     const nodes = env.REDIS_CLUSTER_NODES.split(',').map((hp) => {
       const [host, port] = hp.trim().split(':');
       return { host, port: Number(port) };
     });
     client = new Cluster(nodes, { redisOptions: fastFail, enableOfflineQueue: false, clusterRetryStrategy: fastFail.retryStrategy });
+    target = `cluster:${nodes.map((n) => `${n.host}:${n.port}`).sort().join(',')}`;
   } else {
     let url = env.REDIS_URL;
     if (!url) {
@@ -45,10 +50,12 @@ export async function redisClient(): Promise<{ client: Redis | Cluster; stop(): 
       url = privateRedis.url;
     }
     client = new Redis(url, fastFail);
+    target = url;
   }
   client.on('error', () => { /* reconnects by itself; /healthz reports the state */ });
   return {
     client,
+    target,
     stop() {
       client.disconnect();
       privateRedis?.stop();
@@ -62,12 +69,41 @@ export async function redisClient(): Promise<{ client: Redis | Cluster; stop(): 
  */
 export const SECRET = env.SESSION_SECRET || 'demo-only-secret-set-SESSION_SECRET-in-production';
 
+export const KEY_PREFIX = env.KEY_PREFIX || 'demo:';
+
+/**
+ * The audit trail (GET /sessions/history): DATABASE_URL → a pg.Pool on it; else a private
+ * PostgreSQL from the installed binaries, shared by every demo instance on the same Redis and
+ * KEY_PREFIX (private-postgres.ts); else none, said once on stderr (the route then answers 404).
+ */
+export async function auditOptions(redisTarget: string): Promise<AuditOptions | undefined> {
+  const tuning = { sweepInterval: num('AUDIT_SWEEP_INTERVAL_MS'), retentionDays: num('AUDIT_RETENTION_DAYS') };
+  if (env.DATABASE_URL) {
+    const pool = new pg.Pool({ connectionString: env.DATABASE_URL, max: 4 });
+    pool.on('error', () => { /* a dropped idle connection; the audit sink retries and logs */ });
+    return { pool, ...tuning };
+  }
+  const bin = postgresBinDir();
+  if (bin === undefined) {
+    console.error('History is off: no PostgreSQL binaries found (initdb and postgres in PG_BIN, /usr/lib/postgresql/*/bin or on PATH). ' +
+      'Install PostgreSQL (Debian/Ubuntu: apt-get install -y postgresql; macOS: brew install postgresql) or set DATABASE_URL.');
+    return undefined;
+  }
+  try {
+    const { pool, schema } = await privatePostgres(bin, schemaFor(redisTarget, KEY_PREFIX));
+    return { pool, schema, ...tuning };
+  } catch (err) {
+    console.error(`History is off: the private PostgreSQL could not be started (${(err as Error).message}). Set DATABASE_URL to use another one.`);
+    return undefined;
+  }
+}
+
 /** The package options from the environment: the same for both demo servers. */
-export function sessionOptions(client: Redis | Cluster) {
+export function sessionOptions(client: Redis | Cluster, audit?: AuditOptions) {
   return {
     client,
     secret: SECRET,
-    keyPrefix: env.KEY_PREFIX || 'demo:',
+    keyPrefix: KEY_PREFIX,
     idleTimeout: num('IDLE_TIMEOUT_MS'),
     absoluteTimeout: num('ABSOLUTE_TIMEOUT_MS'),
     touchInterval: num('TOUCH_INTERVAL_MS'),
@@ -77,6 +113,7 @@ export function sessionOptions(client: Redis | Cluster) {
     countryHeader: env.COUNTRY_HEADER || undefined,
     // Sessions signed in without "remember me" (REMEMBER-less lifetimes, defaults 12 h / 24 h).
     shortSession: { idleTimeout: num('SHORT_IDLE_TIMEOUT_MS'), absoluteTimeout: num('SHORT_ABSOLUTE_TIMEOUT_MS') },
+    ...(audit ? { audit } : {}),
   };
 }
 
@@ -136,7 +173,7 @@ export function passwordOf(body: unknown): string | undefined {
  * key prefix and with a TTL: it is the app's data, not the package's.
  */
 export function profiles(client: Redis | Cluster) {
-  const key = (userId: string) => `${env.KEY_PREFIX || 'demo:'}app:name:${userId}`;
+  const key = (userId: string) => `${KEY_PREFIX}app:name:${userId}`;
   return {
     get: (userId: string) => client.get(key(userId)).catch(() => null),
     set: (userId: string, name: string) => client.set(key(userId), name, 'EX', 30 * 24 * 3600),
