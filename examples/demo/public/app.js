@@ -8,6 +8,9 @@
   const account = $('account');
   const form = $('login-form');
   const list = $('devices');
+  const history = $('history');
+  const historySection = $('history-section');
+  const historyMessage = $('history-message');
   const message = $('message');
   const nameForm = $('name-form');
   const confirmForm = $('confirm-form');
@@ -36,6 +39,8 @@
     account.hidden = true;
     signin.hidden = false;
     list.replaceChildren();
+    history.replaceChildren();
+    historySection.hidden = true;
     $('username').textContent = '';
     say(text, isError);
     form.elements.username.focus();
@@ -88,6 +93,68 @@
     return li;
   }
 
+  // Why a session ended, as a person would say it (the reason's code follows in brackets).
+  const ENDED = {
+    'sign-out': 'signed out',
+    revoked: 'signed out from another device',
+    everywhere: 'signed out everywhere',
+    cap: 'too many sessions: the oldest was signed out',
+    replaced: 'replaced by a new sign-in',
+    expired: 'expired',
+  };
+
+  function historyItem(s) {
+    const li = el('li');
+    li.dataset.id = s.id;
+    li.dataset.state = s.endReason || 'active';
+    if (s.current) li.dataset.current = 'true';
+
+    const info = el('div');
+    const name = el('div', 'device-name', s.device.name);
+    if (s.current) name.append(el('span', 'badge', 'this device'));
+    const where = [s.ip ? `IP ${s.ip}` : null, s.country].filter(Boolean).join(', ') || 'unknown location';
+    const started = el('div', 'device-meta', `Signed in ${ago(s.createdAt)}`);
+    started.title = s.createdAt || '';
+    const active = el('div', 'device-meta', `Last active ${ago(s.lastActiveAt)}`);
+    active.title = s.lastActiveAt || '';
+    info.append(name, el('div', 'device-meta', where), started, active);
+
+    let state;
+    if (s.endedAt) {
+      const why = Object.hasOwn(ENDED, s.endReason) ? ENDED[s.endReason] : 'ended';
+      state = el('div', 'state ended', `Ended ${ago(s.endedAt)}: ${why} (${s.endReason})`);
+      state.title = s.endedAt;
+    } else state = el('div', 'state', 'Active');
+    li.append(info, state);
+    return li;
+  }
+
+  // The history comes from PostgreSQL: 404 when the server has no audit trail (then the section
+  // stays hidden); a failure here never hides the device list.
+  async function loadHistory() {
+    const res = await api('GET', '/sessions/history');
+    if (res.status === 404) {
+      historySection.hidden = true;
+      return;
+    }
+    historySection.hidden = false;
+    if (res.status === 200) {
+      history.replaceChildren(...res.data.sessions.map(historyItem));
+      historyMessage.hidden = true;
+    } else {
+      historyMessage.textContent = res.status === 401 ? '' : `History unavailable (HTTP ${res.status}).`;
+      historyMessage.hidden = false;
+    }
+  }
+
+  let historyAgain = null;
+  /** Now, and once more a moment later: the audit trail is written within a second or so of a change. */
+  function refreshHistory() {
+    clearTimeout(historyAgain);
+    loadHistory().catch(() => {});
+    historyAgain = setTimeout(() => { if (!account.hidden) loadHistory().catch(() => {}); }, 1500);
+  }
+
   async function refresh() {
     const me = await api('GET', '/me');
     if (me.status !== 200) return me.status === 401 ? showForm() : failed(me, 'Loading your account');
@@ -98,6 +165,7 @@
     list.replaceChildren(...res.data.sessions.map(deviceItem));
     signin.hidden = true;
     account.hidden = false;
+    refreshHistory();
   }
 
   async function revoke(s, button) {
