@@ -1,5 +1,6 @@
 // The demo page in a real headless Chromium: sign in through the form, the device list, sign
-// out one device, sign out everywhere, and device names that are text, never HTML.
+// out one device, sign out everywhere, device names that are text, never HTML, and the history
+// of recent sign-ins (the audit trail, on the demo's private PostgreSQL).
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -285,6 +286,93 @@ test('changing the display name after the recent-authentication window asks for 
   await page.waitForFunction(() => document.getElementById('display-name')!.textContent === 'Queen of Hearts');
   t.equal(await page.isVisible('#confirm-form'), false, 'the prompt closes once the name is saved');
   t.same(errors, []);
+});
+
+interface HistoryItem { id: string; state: string; current: boolean; name: string; text: string }
+
+/** The "Recent sign-ins on this account" list as shown. */
+const historyItems = (page: Page) => page.$$eval('#history li', (lis) => lis.map((li) => ({
+  id: (li as HTMLElement).dataset.id ?? '',
+  state: (li as HTMLElement).dataset.state ?? '',
+  current: (li as HTMLElement).dataset.current === 'true',
+  name: li.querySelector('.device-name')?.firstChild?.textContent ?? '',
+  text: li.textContent ?? '',
+})));
+
+/** Wait until the history shows `id` in `state` (the page fetches it again a moment after a change; a person would reload). */
+async function historyShows(page: Page, id: string, state: string): Promise<HistoryItem> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await page.waitForFunction(([i, s]) => (document.querySelector(`#history li[data-id="${i}"]`) as HTMLElement | null)?.dataset.state === s,
+        [id, state], { timeout: 3000 });
+      return (await historyItems(page)).find((h) => h.id === id)!;
+    } catch (err) {
+      if (attempt === 2) throw err;
+      await page.reload();
+    }
+  }
+}
+
+test('"Recent sign-ins on this account" lists the sessions, and shows a device signed out from another one as ended, with its reason', async (t) => {
+  const one = await newContext(t, UA.mac);
+  const two = await newContext(t, UA.iphone);
+  await signIn(one.page, 'alice', 'wonderland');
+  await one.page.locator('#account').waitFor({ state: 'visible', timeout: 5000 });
+  const oneId = await one.page.evaluate(async () => (await (await fetch('/me')).json()).sessionId as string);
+  await signIn(two.page, 'alice', 'wonderland');
+  await two.page.locator('#account').waitFor({ state: 'visible', timeout: 5000 });
+  const twoId = await two.page.evaluate(async () => (await (await fetch('/me')).json()).sessionId as string);
+  await two.page.locator('#history-section').waitFor({ state: 'visible', timeout: 5000 });
+  t.match(await two.page.textContent('#history-section h2'), 'Recent sign-ins on this account');
+
+  const mac = await historyShows(two.page, oneId, 'active');
+  t.equal(mac.name, 'Chrome 131 on macOS');
+  t.match(mac.text, /IP 127\.0\.0\.1/);
+  t.match(mac.text, /Signed in just now/);
+  t.match(mac.text, /Active/);
+  t.notOk(mac.current);
+  const mine = await historyShows(two.page, twoId, 'active');
+  t.ok(mine.current && /this device/.test(mine.text), 'this browser\'s own session is marked "this device"');
+  const order = (await historyItems(two.page)).map((h) => h.id);
+  t.ok(order.indexOf(twoId) < order.indexOf(oneId), 'the most recent sign-in first');
+
+  // Sign the Mac out from the iPhone: the device list drops it, the history keeps it, ended.
+  await two.page.click(`#devices li[data-id="${oneId}"] button`);
+  await two.page.waitForFunction((id) => !document.querySelector(`#devices li[data-id="${id}"]`), oneId, { timeout: 5000 });
+  const ended = await historyShows(two.page, oneId, 'revoked');
+  t.match(ended.text, /Ended just now: signed out from another device \(revoked\)/, 'ended, with its reason');
+  t.notMatch(ended.text, /Active/);
+  t.equal((await historyShows(two.page, twoId, 'active')).current, true);
+
+  // Sign out here; signed in again, the history shows that ending too, in its own words.
+  await two.page.click('#logout');
+  await showsForm(two.page);
+  await signIn(two.page, 'alice', 'wonderland');
+  await two.page.locator('#account').waitFor({ state: 'visible', timeout: 5000 });
+  t.match((await historyShows(two.page, twoId, 'sign-out')).text, /signed out \(sign-out\)/);
+
+  // Whatever the server says is text: a history whose every field is markup creates no element.
+  await two.page.route('**/sessions/history', async (route) => {
+    const real = await route.fetch();
+    const body = await real.json();
+    body.sessions.push({
+      id: `x${XSS}`, current: false,
+      device: { name: `Evil ${XSS}`, browser: '<script>window.__xss=5</script>', os: '<b>b</b>', type: '<svg onload="window.__xss=6">' },
+      ip: '<iframe src="/"></iframe>', country: '<u>U</u>',
+      createdAt: new Date().toISOString(), lastActiveAt: '<i>x</i>', expiresAt: null,
+      endedAt: new Date().toISOString(), endReason: '<img src=x onerror="window.__xss=7">',
+    });
+    await route.fulfill({ response: real, json: body });
+  });
+  await two.page.reload();
+  await two.page.waitForFunction(() => [...document.querySelectorAll('#history li')].some((li) => li.textContent!.includes('Evil <img')), null, { timeout: 5000 });
+  t.equal(await two.page.locator('#history img, #history script, #history svg, #history b, #history iframe, #history u, #history i').count(), 0, 'no element from a value');
+  t.equal(await two.page.evaluate(() => window.__xss), undefined, 'no script ran');
+
+  for (const [name, c] of [['one', one], ['two', two]] as const) {
+    t.same(await c.page.evaluate(() => window.__csp), [], `${name}: no CSP violation`);
+    t.same(c.errors, [], `${name}: no page error`);
+  }
 });
 
 for (const [framework, script] of [['Fastify', 'examples/demo/server.ts'], ['Express', 'examples/demo/express.ts']] as const) {

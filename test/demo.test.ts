@@ -2,9 +2,15 @@
 // Express): started while Redis is down they listen, serve their public routes and report
 // themselves unhealthy, then recover without a restart once Redis comes up; the country comes
 // only from the header COUNTRY_HEADER names; /metrics does not tell whether an id is cached.
+// Their history (the audit trail): DATABASE_URL, else one private PostgreSQL shared by the
+// instances on one Redis and KEY_PREFIX and stopped once the last has exited, else none (404).
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { RedisServer, freePort, sleep } from './fixtures/redis.js';
+import { PostgresServer } from './fixtures/postgres.js';
 import { startDemo, type Demo } from './fixtures/browser/demo.js';
 
 const SERVERS: [string, string][] = [['Fastify', 'examples/demo/server.ts'], ['Express', 'examples/demo/express.ts']];
@@ -107,3 +113,106 @@ for (const [framework, script] of SERVERS) {
     t.same(unknown, cachedWrong, 'exactly as for an id nobody has');
   });
 }
+
+// ---- the history: DATABASE_URL, the shared private PostgreSQL, or none ----------------------
+
+interface HistoryEntry { id: string; current: boolean; endReason: string | null }
+
+/** Sign in as `user`; the cookie and the session id. */
+async function signIn(demo: Demo, user = 'alice', password = 'wonderland'): Promise<{ cookie: string; id: string }> {
+  const r = await fetch(`${demo.url}/login`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: user, password }),
+  });
+  if (r.status !== 200) throw new Error(`login: ${r.status} ${await r.text()}`);
+  return { cookie: (r.headers.get('set-cookie') ?? '').split(';')[0], id: ((await r.json()) as { session: { id: string } }).session.id };
+}
+
+/** GET /sessions/history until `ok` holds (the audit trail is written within a second or so). */
+async function historyUntil(demo: Demo, cookie: string, ok: (s: HistoryEntry[]) => boolean, query = ''): Promise<HistoryEntry[]> {
+  let last: HistoryEntry[] = [];
+  await until(async () => {
+    const r = await get(demo, `/sessions/history${query}`, cookie);
+    if (r.status !== 200) throw new Error(`GET /sessions/history: ${r.status} ${await r.text()}`);
+    last = ((await r.json()) as { sessions: HistoryEntry[] }).sessions;
+    return ok(last);
+  }, 10_000);
+  return last;
+}
+
+const isAlive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+
+t.test('two demo instances (Fastify and Express) on one Redis and KEY_PREFIX share one private PostgreSQL: each shows what the other did; it stops once both have exited, even killed -9', async (t) => {
+  // Their own temp dir: the private PostgreSQL's directory is found there (other demos of this
+  // test run share another one).
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'demo-pg-'));
+  // Reachable by the `postgres` user the server runs as when we are root.
+  chmodSync(tmp, 0o755);
+  t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
+  const env = { REDIS_URL: redis!.url, KEY_PREFIX: `share${randomBytes(3).toString('hex')}:`, TMPDIR: tmp, DATABASE_URL: '' };
+  // Started at once: one of them starts the server, the other waits for the lock and joins it.
+  const [a, b] = await Promise.all([startDemo(env, SERVERS[0][1]), startDemo(env, SERVERS[1][1])]);
+  t.teardown(() => a.stop());
+  t.teardown(() => b.stop());
+  const dir = path.join(tmp, `tiered-session-demo-postgres-${process.getuid?.() ?? 0}`);
+  t.same(readdirSync(path.join(dir, 'users')).sort(), [String(a.pid), String(b.pid)].sort(), 'both instances use the one server');
+  const postmaster = Number(readFileSync(path.join(dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+  t.ok(isAlive(postmaster), `its postmaster runs (pid ${postmaster})`);
+
+  const onA = await signIn(a);
+  const onB = await signIn(b);
+  const revoked = await fetch(`${b.url}/sessions/${onA.id}`, { method: 'DELETE', headers: { cookie: onB.cookie } });
+  t.equal(revoked.status, 204, 'the Express instance signs out the session made on the Fastify one');
+  const again = await signIn(a);
+  const seen = await historyUntil(a, again.cookie, (h) => h.some((e) => e.id === onA.id && e.endReason === 'revoked'));
+  t.same(seen.filter((e) => [onA.id, onB.id, again.id].includes(e.id)).map((e) => [e.id, e.endReason, e.current]),
+    [[again.id, null, true], [onB.id, null, false], [onA.id, 'revoked', false]], 'the Fastify instance shows all three, the revocation made on the other included');
+  t.notMatch(a.logs() + b.logs(), /History is off/);
+
+  await a.stop();
+  t.same(readdirSync(path.join(dir, 'users')), [String(b.pid)], 'the instance that exited is no longer registered');
+  await sleep(1500);
+  t.ok(isAlive(postmaster), 'the server stays up for the other instance');
+  t.ok((await historyUntil(b, onB.cookie, (h) => h.length >= 3)).length >= 3, 'whose history still answers');
+
+  await b.kill();
+  t.ok(await until(async () => !existsSync(dir) && !isAlive(postmaster), 10_000), 'once the last one is gone (killed -9), PostgreSQL stops and its directory is removed');
+  t.notOk(existsSync(`${dir}.lock`), 'and no lock is left behind');
+});
+
+for (const [framework, script] of SERVERS) {
+  t.test(`the ${framework} demo without PostgreSQL binaries runs without history, says so once on stderr, and GET /sessions/history answers 404`, async (t) => {
+    const empty = mkdtempSync(path.join(os.tmpdir(), 'no-pg-bin-'));
+    t.teardown(() => rmSync(empty, { recursive: true, force: true }));
+    const demo = await demoOn(t, { REDIS_URL: redis!.url, PG_BIN: empty, DATABASE_URL: '' }, script);
+    const s = await signIn(demo);
+    const r = await get(demo, '/sessions/history', s.cookie);
+    t.equal(r.status, 404);
+    t.match(await r.json(), { code: 'ERR_TIERED_SESSION_NOT_FOUND' });
+    t.equal(demo.logs().match(/History is off/g)?.length, 1, 'one line on stderr says why');
+    t.match(demo.logs(), /no PostgreSQL binaries found/);
+    t.equal((await get(demo, '/sessions', s.cookie)).status, 200, 'the device list works as ever');
+  });
+}
+
+t.test('DATABASE_URL turns the history on in both demos, on that database, with AUDIT_RETENTION_DAYS as the ?days= bound', async (t) => {
+  const db = await PostgresServer.start();
+  t.teardown(() => db.stop());
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'demo-db-'));
+  t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
+  const env = {
+    REDIS_URL: redis!.url, KEY_PREFIX: `db${randomBytes(3).toString('hex')}:`,
+    DATABASE_URL: db.url, AUDIT_RETENTION_DAYS: '7', AUDIT_SWEEP_INTERVAL_MS: '500', TMPDIR: tmp,
+  };
+  const [a, b] = await Promise.all([demoOn(t, env, SERVERS[0][1]), demoOn(t, env, SERVERS[1][1])]);
+  const onA = await signIn(a, 'bob', 'builder');
+  t.equal((await fetch(`${a.url}/logout`, { method: 'POST', headers: { cookie: onA.cookie } })).status, 204);
+  const onB = await signIn(b, 'bob', 'builder');
+  const h = await historyUntil(b, onB.cookie, (x) => x.some((e) => e.id === onA.id && e.endReason === 'sign-out') && x.some((e) => e.id === onB.id));
+  t.ok(h.some((e) => e.id === onB.id && e.current), 'the Express demo shows the sign-out made on the Fastify one, and its own session');
+  t.equal((await get(b, '/sessions/history?days=7', onB.cookie)).status, 200);
+  t.equal((await get(a, '/sessions/history?days=8', onB.cookie)).status, 400, '?days= beyond AUDIT_RETENTION_DAYS is refused');
+  const pool = db.pool();
+  const rows = (await pool.query('SELECT id, end_reason FROM tiered_session_audit WHERE id = ANY($1) ORDER BY created_at', [[onA.id, onB.id]])).rows;
+  t.same(rows, [{ id: onA.id, end_reason: 'sign-out' }, { id: onB.id, end_reason: null }], 'the rows are in DATABASE_URL\'s database');
+  t.notOk(existsSync(path.join(tmp, `tiered-session-demo-postgres-${process.getuid?.() ?? 0}`)), 'no private PostgreSQL was started');
+});
