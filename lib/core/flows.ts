@@ -316,57 +316,42 @@ const deviceSchema = {
   properties: { name: { type: 'string' }, browser: nullableString, os: nullableString, type: nullableString },
 } as const;
 
-export const LIST_SCHEMA = {
+/** What a device-list entry and a history entry share. */
+const entryProperties = {
+  id: { type: 'string' },
+  current: { type: 'boolean' },
+  device: deviceSchema,
+  ip: nullableString,
+  country: nullableString,
+} as const;
+
+/** `{ sessions: [item] }` with the entries' allow-list. */
+const sessionsOf = (required: readonly string[], properties: Record<string, unknown>) => ({
   type: 'object',
   required: ['sessions'],
   properties: {
     sessions: {
       type: 'array',
-      items: {
-        type: 'object',
-        required: ['id', 'current', 'device', 'ip', 'country', 'createdAt', 'lastActiveAt', 'expiresAt', 'remembered'],
-        properties: {
-          id: { type: 'string' },
-          current: { type: 'boolean' },
-          device: deviceSchema,
-          ip: nullableString,
-          country: nullableString,
-          createdAt: { type: 'string' },
-          lastActiveAt: { type: 'string' },
-          expiresAt: { type: 'string' },
-          remembered: { type: 'boolean' },
-        },
-      },
+      items: { type: 'object', required: ['id', 'current', 'device', 'ip', 'country', ...required], properties: { ...entryProperties, ...properties } },
     },
   },
-} as const;
+});
+
+export const LIST_SCHEMA = sessionsOf(['createdAt', 'lastActiveAt', 'expiresAt', 'remembered'], {
+  createdAt: { type: 'string' },
+  lastActiveAt: { type: 'string' },
+  expiresAt: { type: 'string' },
+  remembered: { type: 'boolean' },
+});
 
 export const EVERYWHERE_SCHEMA = {
   type: 'object', required: ['revoked'], properties: { revoked: { type: 'integer' } },
 } as const;
 
-export const HISTORY_SCHEMA = {
-  type: 'object',
-  required: ['sessions'],
-  properties: {
-    sessions: {
-      type: 'array',
-      items: {
-        type: 'object',
-        required: ['id', 'current', 'device', 'ip', 'country', 'createdAt', 'lastActiveAt', 'expiresAt', 'endedAt', 'endReason'],
-        properties: {
-          id: { type: 'string' },
-          current: { type: 'boolean' },
-          device: deviceSchema,
-          ip: nullableString,
-          country: nullableString,
-          createdAt: nullableString,
-          lastActiveAt: nullableString,
-          expiresAt: nullableString,
-          endedAt: nullableString,
-          endReason: nullableString,
-        },
-      },
-    },
-  },
-} as const;
+export const HISTORY_SCHEMA = sessionsOf(['createdAt', 'lastActiveAt', 'expiresAt', 'endedAt', 'endReason'], {
+  createdAt: nullableString,
+  lastActiveAt: nullableString,
+  expiresAt: nullableString,
+  endedAt: nullableString,
+  endReason: nullableString,
+});

@@ -390,6 +390,8 @@ export class SessionManager {
           this.#orphan(id);
           throw err;
         }
+        // Acknowledged: the evicted sessions will not be needed back (their stash expires anyway).
+        this.#store.dropStash(id).catch(() => {});
       }
       if (this.#o.prewarm > 0) this.#noteRecent([{ publicId: id, now }]);
       // The key `<prefix>{bucket}user random`, then each field present: a one-letter name and its value.
@@ -410,8 +412,9 @@ export class SessionManager {
 
   /**
    * A create that timed out after it was sent may still land. Its caller was told it failed, so
-   * the session must not appear later in the device list or count toward the cap: revoke it once
-   * Redis answers again (a revoke of a key that never came is a no-op).
+   * the session must not appear later in the device list or count toward the cap, and sessions
+   * its cap eviction removed must come back: undo it once Redis answers again (an undo of a
+   * create that never ran is a no-op).
    */
   #orphan(id: string): void {
     if (this.#orphans.has(id)) return;
@@ -420,7 +423,7 @@ export class SessionManager {
       for (let attempt = 0; attempt < 120 && !this.#closed; attempt++) {
         await sleep(Math.min(250 * 2 ** attempt, 5000));
         try {
-          await this.#store.revoke(id, '', preciseNow(), 'revoked', this.#o.now());
+          await this.#store.uncreate(id, preciseNow());
           this.#l1.invalidate([id]);
           this.#orphans.delete(id);
           return;

@@ -5,7 +5,7 @@ import { BUCKET_LENGTH, HASH_LENGTH, TAG_LENGTH } from '../token.js';
 
 /** Why a session ended, as the audit trail records it (the sweep adds `expired`). */
 export type EndReason = 'sign-out' | 'revoked' | 'everywhere' | 'cap' | 'replaced';
-import { CREATE, TOUCH, REVOKE, REVOKE_ALL, UPDATE, LIST, READ } from './scripts.js';
+import { CREATE, TOUCH, REVOKE, REVOKE_ALL, UPDATE, LIST, READ, UNCREATE } from './scripts.js';
 
 /** A session as stored in Redis, fields decoded. */
 export interface StoredSession {
@@ -52,6 +52,7 @@ interface Scripted {
   tieredSessionUpdate: Cmd;
   tieredSessionList: Cmd;
   tieredSessionRead: Cmd;
+  tieredSessionUncreate: Cmd;
 }
 
 const SCRIPTS: [keyof Scripted, number, string][] = [
@@ -62,6 +63,7 @@ const SCRIPTS: [keyof Scripted, number, string][] = [
   ['tieredSessionUpdate', 1, UPDATE],
   ['tieredSessionList', 1, LIST],
   ['tieredSessionRead', 1, READ],
+  ['tieredSessionUncreate', 2, UNCREATE],
 ];
 
 /**
@@ -224,6 +226,21 @@ export class RedisStore {
     });
     if (acked < c.replicas) throw Object.assign(new ERR_NOT_CONFIRMED(), { applied, acked });
     return applied;
+  }
+
+  /** Undo a create its caller gave up on: the session goes, what its cap eviction removed comes back. */
+  async uncreate(publicId: string, now: number): Promise<boolean> {
+    const tag = publicId.slice(0, TAG_LENGTH);
+    const n = await this.#run('uncreate', () => this.#scripted.tieredSessionUncreate(
+      this.sessionKey(publicId), this.indexKey(tag), publicId.slice(TAG_LENGTH), publicId, this.channel, now, this.base(tag),
+      ...this.#auditArgs(publicId),
+    ));
+    return n === 1;
+  }
+
+  /** Drop what a create's eviction kept for an undo, once the create is acknowledged. */
+  async dropStash(publicId: string): Promise<void> {
+    await this.#run('DEL', () => this.#client.del(`${this.sessionKey(publicId)}z`));
   }
 
   /** WAIT for the replicas on the node of `publicId`'s slot (after a create that evicted sessions). */

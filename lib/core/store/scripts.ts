@@ -113,8 +113,17 @@ if over then
   -- Least recently active first; the new session is not in the index yet.
   local by_activity = function(p, q) return p[2] < q[2] end
   local gone = {}
+  -- What an eviction removes is kept for a while beside the new session (its key + 'z'): if
+  -- this create turns out to be one its caller gave up on (a timeout after sending), the
+  -- cleanup puts the evicted sessions back (UNCREATE). Deleted by the caller once acknowledged.
+  local stash = KEYS[1] .. 'z'
   local function evict(e)
     gone[e[1]] = true
+    local pttl = redis.call('PTTL', base .. e[1])
+    if pttl > 0 then
+      redis.call('RPUSH', stash, e[1], redis.call('DUMP', base .. e[1]), pttl, redis.call('ZSCORE', KEYS[2], e[1]) or '0')
+      redis.call('PEXPIRE', stash, 600000)
+    end
     redis.call('DEL', base .. e[1])
     redis.call('ZREM', KEYS[2], e[1])
     evicted[#evicted + 1] = tag .. e[1]
@@ -234,6 +243,34 @@ if ARGV[1] == 'h' and A_STREAM ~= '' then
   audit_after('t', 'r', 's', ARGV[3], 'u', redis.call('HGET', KEYS[1], 'u'), 'w', ms(ARGV[6]), 'n', tostring(n))
 end
 return 1
+`;
+
+/**
+ * uncreate: KEYS[1] session, KEYS[2] index. ARGV: random, publicId, channel, now, base, then
+ * the audit arguments. Undoes a create whose caller gave up (it timed out after sending): the
+ * session goes (broadcast, audit 'revoked'), and sessions its cap eviction removed come back
+ * from the stash with the expiry they had left, unless they exist again. Returns 1 when the
+ * session existed.
+ */
+export const UNCREATE = `${AUDIT}
+local u = redis.call('HGET', KEYS[1], 'u')
+local n = redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+local stash = KEYS[1] .. 'z'
+local s = redis.call('LRANGE', stash, 0, -1)
+for i = 1, #s, 4 do
+  local k = ARGV[5] .. s[i]
+  if redis.call('EXISTS', k) == 0 then
+    redis.call('RESTORE', k, tonumber(s[i + 2]), s[i + 1])
+    redis.call('ZADD', KEYS[2], s[i + 3], s[i])
+  end
+end
+redis.call('DEL', stash)
+if n == 1 then
+  redis.pcall('PUBLISH', ARGV[3], ARGV[4] .. '|' .. ARGV[2])
+  audit_after('t', 'e', 's', ARGV[2], 'u', u, 'w', ms(ARGV[4]), 'y', 'revoked')
+end
+return n
 `;
 
 /**
