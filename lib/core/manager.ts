@@ -423,7 +423,7 @@ export class SessionManager {
       for (let attempt = 0; attempt < 120 && !this.#closed; attempt++) {
         await sleep(Math.min(250 * 2 ** attempt, 5000));
         try {
-          await this.#store.uncreate(id, preciseNow());
+          await this.#store.uncreate(id, preciseNow(), this.#o.now());
           this.#l1.invalidate([id]);
           this.#orphans.delete(id);
           return;

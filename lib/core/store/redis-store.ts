@@ -229,10 +229,10 @@ export class RedisStore {
   }
 
   /** Undo a create its caller gave up on: the session goes, what its cap eviction removed comes back. */
-  async uncreate(publicId: string, now: number): Promise<boolean> {
+  async uncreate(publicId: string, now: number, at = now): Promise<boolean> {
     const tag = publicId.slice(0, TAG_LENGTH);
     const n = await this.#run('uncreate', () => this.#scripted.tieredSessionUncreate(
-      this.sessionKey(publicId), this.indexKey(tag), publicId.slice(TAG_LENGTH), publicId, this.channel, now, this.base(tag),
+      this.sessionKey(publicId), this.indexKey(tag), publicId.slice(TAG_LENGTH), publicId, this.channel, now, this.base(tag), at,
       ...this.#auditArgs(publicId),
     ));
     return n === 1;

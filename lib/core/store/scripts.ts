@@ -246,8 +246,8 @@ return 1
 `;
 
 /**
- * uncreate: KEYS[1] session, KEYS[2] index. ARGV: random, publicId, channel, now, base, then
- * the audit arguments. Undoes a create whose caller gave up (it timed out after sending): the
+ * uncreate: KEYS[1] session, KEYS[2] index. ARGV: random, publicId, channel, now (the
+ * broadcast's send time), base, at (the app's clock, for the audit), then the audit arguments. Undoes a create whose caller gave up (it timed out after sending): the
  * session goes (broadcast, audit 'revoked'), and sessions its cap eviction removed come back
  * from the stash with the expiry they had left, unless they exist again. Returns 1 when the
  * session existed.
@@ -268,7 +268,7 @@ end
 redis.call('DEL', stash)
 if n == 1 then
   redis.pcall('PUBLISH', ARGV[3], ARGV[4] .. '|' .. ARGV[2])
-  audit_after('t', 'e', 's', ARGV[2], 'u', u, 'w', ms(ARGV[4]), 'y', 'revoked')
+  audit_after('t', 'e', 's', ARGV[2], 'u', u, 'w', ms(ARGV[6]), 'y', 'revoked')
 end
 return n
 `;
