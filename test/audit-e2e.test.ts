@@ -13,7 +13,7 @@ import { sleep } from './fixtures/redis.js';
 import {
   COOKIE, eachTarget, inspector, makeApp, tokenOf, twoInstances, type Target, type TestApp,
 } from './fixtures/targets.js';
-import { readRows, diffRows } from './fixtures/audit-events.js';
+import { readRows, diffRows, until } from './fixtures/audit-events.js';
 import type { AuditSessionRow } from '../lib/core/audit/sql.js';
 import type { AuditOptions, TieredSessionOptions } from '../lib/index.js';
 
@@ -65,13 +65,6 @@ function metric(app: TestApp, name: string): number {
 }
 const applied = (apps: TestApp[]) => apps.reduce((n, a) => n + metric(a, 'tiered_session_audit_events_applied_total'), 0);
 
-async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 /**
  * Wait until the sinks have applied `expected` events in all, then a few more polling rounds:

@@ -7,15 +7,13 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Redis, Cluster } from 'ioredis';
 import { PostgresServer } from './fixtures/postgres.js';
 import { eachTarget, type Target } from './fixtures/targets.js';
 import { RedisServer, ready, sleep } from './fixtures/redis.js';
 import { DelayProxy } from './fixtures/proxy.js';
-import { AuditSink, AUDIT_GROUP, type AuditSinkOptions } from '../lib/core/audit/sink.js';
+import { AuditSink, type AuditSinkOptions } from '../lib/core/audit/sink.js';
 import { migrate } from '../lib/core/audit/sql.js';
-import { BUCKETS } from '../lib/core/token.js';
-import { emit, simulate, timeline, rng, readRows, diffRows, streamKey, recordingLogger } from './fixtures/audit-events.js';
+import { emit, simulate, timeline, rng, readRows, diffRows, recordingLogger, bufferState, until } from './fixtures/audit-events.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const db = await PostgresServer.start();
@@ -23,23 +21,7 @@ t.teardown(() => db.stop());
 const pool = db.pool({ max: 10 });
 const only = { adapters: ['fastify'] as const };
 
-async function bufferState(c: Redis | Cluster, prefix: string): Promise<{ len: number; pending: number }> {
-  const per = await Promise.all(BUCKETS.map(async (b) => {
-    const k = streamKey(prefix, b);
-    const len = await c.xlen(k);
-    const pending = (await c.exists(k)) ? Number(((await c.xpending(k, AUDIT_GROUP)) as [number])[0]) : 0;
-    return { len, pending };
-  }));
-  return { len: per.reduce((a, x) => a + x.len, 0), pending: per.reduce((a, x) => a + x.pending, 0) };
-}
 
-async function until(what: string, fn: () => Promise<boolean> | boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 async function freshTable() {
   const table = { schema: await db.freshSchema(), table: 'audit' };

@@ -3,7 +3,6 @@
 // exactly as the merge says; entries are acknowledged and deleted only after COMMIT; several sinks
 // share the work without a duplicate or a lost row; the sweep and retention; the polling cost.
 import t from 'tap';
-import type { Redis, Cluster } from 'ioredis';
 import { PostgresServer } from './fixtures/postgres.js';
 import { eachTarget, assertAllKeysExpire, type Target } from './fixtures/targets.js';
 import { ready, sleep } from './fixtures/redis.js';
@@ -13,7 +12,7 @@ import { applyEvents, type AuditEvent } from '../lib/core/audit/events.js';
 import { auditPrometheus } from '../lib/core/audit/metrics.js';
 import { BUCKETS } from '../lib/core/token.js';
 import {
-  emit, simulate, timeline, rng, readRows, diffRows, newSessionId, streamKey, recordingLogger, fieldsOf,
+  emit, simulate, timeline, rng, readRows, diffRows, newSessionId, streamKey, recordingLogger, fieldsOf, bufferState, until,
 } from './fixtures/audit-events.js';
 
 const db = await PostgresServer.start();
@@ -41,24 +40,7 @@ async function setup(t: Tap.Test, target: Target) {
   return { table, prefix, producer, make, sinks };
 }
 
-/** Sum of XLEN over the 256 streams and the group's pending count, read directly. */
-async function bufferState(c: Redis | Cluster, prefix: string): Promise<{ len: number; pending: number }> {
-  const per = await Promise.all(BUCKETS.map(async (b) => {
-    const k = streamKey(prefix, b);
-    const len = await c.xlen(k);
-    const pending = (await c.exists(k)) ? Number(((await c.xpending(k, AUDIT_GROUP)) as [number])[0]) : 0;
-    return { len, pending };
-  }));
-  return { len: per.reduce((a, x) => a + x.len, 0), pending: per.reduce((a, x) => a + x.pending, 0) };
-}
 
-async function until(what: string, fn: () => Promise<boolean>, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 declare global { namespace Tap { type Test = import('tap').Test } }
 
