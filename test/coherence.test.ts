@@ -378,6 +378,35 @@ t.test('on a Cluster one of an instance\'s two subscribers dying interrupts noth
   }, { only: ['cluster'] });
 });
 
+t.test('on a Cluster a revocation that both of an instance\'s subscribers hear is handled once: counted once and its latency observed once', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const keyPrefix = target.prefix();
+    const admins = target.admins();
+    const a = await makeApp(t, target.client(), { keyPrefix });
+    await cacheTrusted(a);
+    const beforeB = await pubsubIds(admins);
+    const b = await makeApp(t, target.client(), { keyPrefix, heartbeatInterval: 200 });
+    await cacheTrusted(b);
+    const both = await poll(async () => (await pubsubIds(admins)).reduce((n, ids, i) => n + [...ids].filter((id) => !beforeB[i].has(id)).length, 0) === 2, 3000);
+    t.ok(Number.isFinite(both), `B has its two subscribers (${fmt(both)})`);
+    await sleep(2 * 200); // a heartbeat round with both subscribed
+    for (let i = 0; i < 3; i++) {
+      const s = await signIn(a, `uma-${i}`);
+      await warm(t, b, s.token, `session ${i} on B`);
+      const before = b.sessions.stats();
+      t.equal((await a.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: s.token } })).statusCode, 204, 'A signs the session out');
+      const ms = await received(b, before.revocationsReceived);
+      t.ok(ms <= PROPAGATION_DEADLINE_MS, `B received the revocation (took ${fmt(ms)})`);
+      // Long enough for the copy the other subscriber hears to arrive too.
+      await sleep(300);
+      const after = b.sessions.stats();
+      t.equal(after.revocationsReceived, before.revocationsReceived + 1, 'revocationsReceived grew by exactly one');
+      t.equal(after.revocationLatency.count, before.revocationLatency.count + 1, 'the latency was observed exactly once');
+      t.equal((await me(b, s.token)).statusCode, 401, 'and B refuses the session');
+    }
+  }, { only: ['cluster'] });
+});
+
 t.test('a silently dead subscriber (its socket open, nothing delivered) is caught by the heartbeat: trust is withdrawn and the cache cleared within about two heartbeats, then trust returns', async (t) => {
   await eachTarget(t, async (t, target) => {
     const HB = 200;

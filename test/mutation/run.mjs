@@ -158,9 +158,9 @@ function runTap(dir, files, env, logName) {
       clearTimeout(timer);
       writeFileSync(log, out);
       // The failed tests (not assertions: those lines carry no "# time="), innermost first, without
-      // the per-target wrappers and the file itself.
+      // the per-adapter and per-target wrappers ("on fastify, a single redis-server", "on express4").
       const failed = [...new Set([...out.matchAll(/^ +not ok \d+ - (.+?) # time=/gm)].map((x) => x[1])
-        .filter((name) => !/^on a (single redis-server|3-master Redis Cluster)$/.test(name)))];
+        .filter((name) => !/^on (?:(?:fastify|express\d)(?:, )?)?(?:a single redis-server|a 3-master Redis Cluster)?$/.test(name)))];
       resolve({ code: timedOut ? 'timeout' : code ?? signal, seconds: Math.round((Date.now() - started) / 1000), failed, log });
     });
   });
