@@ -17,7 +17,7 @@ import tieredSession, { parseDevice } from 'tiered-session/fastify';
 import { SessionFlows } from '../dist/esm/core/flows.js';
 import { resolveOptions } from '../dist/esm/core/options.js';
 import { managerOf } from '../dist/esm/core/sessions.js';
-import { hashSecret, isTokenShape, readCookie, ID_LENGTH } from '../dist/esm/core/token.js';
+import { hashSecret, isTokenShape, readCookie, secretMatches, ID_LENGTH } from '../dist/esm/core/token.js';
 import { fastFail, redisTarget } from './support/redis.js';
 import { num } from './support/settings.js';
 import { fmt, machineLine, median, table } from './support/stats.js';
@@ -56,6 +56,11 @@ const onlyCookie = flat(`${cookieName}=${token}`);
 const busyCookie = flat(`_ga=GA1.1.1387295719.1731651234; _ga_ABCDEF1234=GS1.1.1731651234.3.1.1731652345.0.0.0; theme=dark; ` +
   `consent=%7B%22analytics%22%3Atrue%2C%22ads%22%3Afalse%7D; ${cookieName}=${token}; lang=en-GB; _fbp=fb.1.1731651234567.123456789`);
 const secret = token.slice(ID_LENGTH + 1);
+// The token as a request has it: a slice of the header (V8 keeps a SlicedString pointing into the
+// header), and, for contrast, a flat copy of it.
+const slicedToken = onlyCookie.slice(cookieName.length + 1);
+const flatToken = flat(token);
+const cachedSecret = flat(secret);
 
 let sink = 0;
 // A request-shaped target (the adapters write `session` on the request) and a `done` that counts.
@@ -86,6 +91,8 @@ const cases: [string, () => void][] = [
   [`part: readCookie, 7 cookies`, () => { sink += (readCookie(busyCookie, cookieName) as string).length; }],
   ['part: L1 get (lru-cache get, with ttl), one id string', () => { if (l1.get(id) !== undefined) sink++; }],
   ['part: token.slice(0, 38) + L1 get (a fresh id string)', () => { if (l1.get(token.slice(0, ID_LENGTH)) !== undefined) sink++; }],
+  ['part: secretMatches (43 chars, constant time), token sliced from the header', () => { if (secretMatches(cachedSecret, slicedToken)) sink++; }],
+  ['part: secretMatches (43 chars, constant time), a flat token', () => { if (secretMatches(cachedSecret, flatToken)) sink++; }],
   ['part: Date.now()', () => { sink += Date.now() & 1; }],
   ['part: performance.now()', () => { sink += performance.now() & 1; }],
   ['for scale: crypto.hash(sha256, secret) (one-shot)', () => { sink += hashSecret(secret).length; }],
