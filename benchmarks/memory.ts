@@ -1,7 +1,8 @@
 // Memory per session, in Redis and in the L1.
 //
 // Redis: on a private redis-server (REDIS_URL is ignored: nobody else may write to it), create N
-// sessions through the plugin's manager (`app.sessions.create(userId, { device, ip, country })`,
+// sessions through the Fastify plugin's internal manager (`managerOf(app.sessions)`, then
+// `create(userId, { device, ip, country })`,
 // device parsed from real User-Agent strings, UUID user ids, IPv4/IPv6 addresses), and divide
 // the growth of INFO used_memory by N. Done for 1 and for 3 sessions per user (the per-user index
 // is shared by a user's sessions), at each N of --sessions / BENCH_SESSIONS (default 100k,1M).
@@ -20,11 +21,14 @@ import vm from 'node:vm';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
-import tieredSession, { parseDevice, type DeviceInfo } from '../dist/esm/index.js';
-import { readCookie, TOKEN_LENGTH } from '../dist/esm/token.js';
+import tieredSession, { parseDevice, type DeviceInfo } from 'tiered-session/fastify';
+import type { SessionManager } from '../dist/esm/core/manager.js';
+import { managerOf } from '../dist/esm/core/sessions.js';
+import { readCookie, TOKEN_LENGTH } from '../dist/esm/core/token.js';
 import { fastFail, redisTarget, redisVersion, sleep, usedMemory, type RedisTarget } from './support/redis.js';
 import { counts, num } from './support/settings.js';
 import { fmt, machineLine, table } from './support/stats.js';
+import { SECRET } from './servers/common.js';
 
 const gc: () => void = (globalThis as { gc?: () => void }).gc ?? (() => {
   v8.setFlagsFromString('--expose-gc');
@@ -59,34 +63,37 @@ const hex4 = () => Math.floor(Math.random() * 0x10000).toString(16);
 const ip = () => (Math.random() < 0.8 ? `${r8()}.${r8()}.${r8()}.${r8()}` : `2001:db8:${hex4()}:${hex4()}::${hex4()}`);
 const meta = (i: number) => ({ device: DEVICES[i % DEVICES.length], ip: ip(), country: COUNTRIES[i % COUNTRIES.length] });
 
-async function pluginApp(redis: RedisTarget, localCache: { max: number; ttl: number } | false): Promise<{ app: FastifyInstance; client: Redis }> {
+interface PluginApp { app: FastifyInstance; client: Redis; sessions: SessionManager }
+
+async function pluginApp(redis: RedisTarget, localCache: { max: number; ttl: number } | false): Promise<PluginApp> {
   const client = new Redis(redis.url, { ...fastFail, commandTimeout: 10_000 });
   client.on('error', () => {});
   await new Promise<void>((r) => (client.status === 'ready' ? r() : client.once('ready', () => r())));
   const app = Fastify({ logger: false });
-  await app.register(tieredSession, { client, keyPrefix: redis.prefix, localCache, commandTimeout: 10_000 });
+  await app.register(tieredSession, { client, secret: SECRET, keyPrefix: redis.prefix, localCache, commandTimeout: 10_000 });
   await app.ready();
+  const sessions = managerOf(app.sessions);
   if (localCache !== false) {
     const until = Date.now() + 10_000;
-    while (!app.sessions.cacheTrusted && Date.now() < until) await sleep(5);
-    if (!app.sessions.cacheTrusted) throw new Error('revocation channel not confirmed: the L1 would not be filled');
+    while (!sessions.cacheTrusted && Date.now() < until) await sleep(5);
+    if (!sessions.cacheTrusted) throw new Error('revocation channel not confirmed: the L1 would not be filled');
   }
-  return { app, client };
+  return { app, client, sessions };
 }
 
-async function closeApp(a: { app: FastifyInstance; client: Redis }): Promise<void> {
+async function closeApp(a: PluginApp): Promise<void> {
   await a.app.close();
   a.client.disconnect();
 }
 
 /** Create n sessions, `perUser` per user, `concurrency` in flight; calls `keep` with each result. */
-async function createMany(app: FastifyInstance, n: number, perUser: number, keep?: (token: string, id: string) => void): Promise<void> {
+async function createMany(sessions: SessionManager, n: number, perUser: number, keep?: (token: string, id: string) => void): Promise<void> {
   const users = Array.from({ length: Math.ceil(n / perUser) }, () => randomUUID());
   let next = 0;
   const worker = async () => {
     while (next < n) {
       const i = next++;
-      const r = await app.sessions.create(users[Math.floor(i / perUser)], meta(i));
+      const r = await sessions.create(users[Math.floor(i / perUser)], meta(i));
       keep?.(r.token, r.session.id);
     }
   };
@@ -104,15 +111,15 @@ async function redisMemory(redis: RedisTarget, n: number, perUser: number): Prom
   const every = Math.max(1, Math.floor(n / 1000));
   let k = 0;
   const t0 = Date.now();
-  await createMany(a.app, n, perUser, (_t, id) => { if (k++ % every === 0) sample.push(id); });
+  await createMany(a.sessions, n, perUser, (_t, id) => { if (k++ % every === 0) sample.push(id); });
   const secs = (Date.now() - t0) / 1000;
-  const stats = a.app.sessions.stats();
+  const stats = a.sessions.stats();
   await closeApp(a);
   await sleep(200);
   const after = await usedMemory(redis.admin);
   const keys = await redis.admin.dbsize();
 
-  const store = a.app.sessions.store;
+  const store = a.sessions.store;
   let sessionBytes = 0;
   const tags = new Set<string>();
   for (const id of sample) {
@@ -189,7 +196,7 @@ const BUSY = '_ga=GA1.1.1387295719.1731651234; _ga_ABCDEF1234=GS1.1.1731651234.3
 /** Heap bytes per entry of a full L1 filled by resolving `tokens` from Cookie headers. */
 async function l1ByResolve(redis: RedisTarget, tokens: string[], busy: boolean): Promise<{ perEntry: number; filled: number; header: number }> {
   const a = await pluginApp(redis, { max: tokens.length + 10, ttl: 3_600_000 });
-  const sessions = a.app.sessions;
+  const sessions = a.sessions;
   await fullGc();
   const h0 = heap();
   let headerLength = 0;
@@ -214,10 +221,10 @@ async function l1ByCreate(redis: RedisTarget, n: number): Promise<{ perEntry: nu
   const a = await pluginApp(redis, { max: n + 10, ttl: 3_600_000 });
   await fullGc();
   const h0 = heap();
-  await createMany(a.app, n, 1);
+  await createMany(a.sessions, n, 1);
   await fullGc();
   const h1 = heap();
-  const filled = a.app.sessions.stats().l1Size;
+  const filled = a.sessions.stats().l1Size;
   await closeApp(a);
   return { perEntry: (h1.heapUsed - h0.heapUsed) / filled, filled };
 }
@@ -264,7 +271,7 @@ async function main(): Promise<void> {
   const tokens: string[] = [];
   {
     const w = await pluginApp(redis, false);
-    await createMany(w.app, L1N, 1, (t) => tokens.push(flat(t)));
+    await createMany(w.sessions, L1N, 1, (t) => tokens.push(flat(t)));
     await closeApp(w);
   }
   const plain = await l1ByResolve(redis, tokens, false);
@@ -289,7 +296,7 @@ async function main(): Promise<void> {
     '',
     machineLine(),
     '',
-    'Redis: used_memory growth / sessions created through `app.sessions.create()` (target ≤ 400 B per session). ' +
+    'Redis: used_memory growth / sessions created through the manager\'s `create()` (target ≤ 400 B per session). ' +
       'MEMORY USAGE columns: average over ~1,000 sampled keys (encoding in brackets); the index is per user. ' +
       '"layout floor" = the same keys with their TTLs but no content (one 1-byte field, one index member), written by a Lua loop.',
     '',

@@ -1,10 +1,12 @@
 // Revocation propagation between two processes on loopback, through one Redis.
 //
 // Process A (this script) and process B (this script again, forked with BENCH_ROLE=peer) each
-// run the plugin on the same Redis and key prefix. A creates the sessions; B resolves every one
-// of them so they sit in its L1, and waits until its revocation channel is confirmed. Then A
-// revokes one session at a time; B wraps `app.sessions.invalidate` and reports, over IPC, the
-// moment the id left its L1 (performance.timeOrigin + performance.now()). Latency = B's drop time
+// run the Fastify plugin on the same Redis and key prefix, and drive its internal SessionManager
+// (`managerOf(app.sessions)`). A creates the sessions; B resolves every one of them so they sit
+// in its L1, and waits until its revocation channel is confirmed. Then A revokes one session at
+// a time; B wraps its local cache's `invalidate` (every drop from L1 goes through it: the
+// channel's messages and the manager's own calls) and reports, over IPC, the moment the id left
+// its L1 (performance.timeOrigin + performance.now()). Latency = B's drop time
 // − the time A's `revoke()` call returned. It can be slightly negative: Redis may write the
 // published message to B's socket before its reply to A. Both processes read the same system
 // clock; the offset between their timeOrigins is estimated by IPC ping-pong and printed.
@@ -16,11 +18,14 @@
 import { performance } from 'node:perf_hooks';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
-import tieredSession, { parseDevice } from '../dist/esm/index.js';
+import tieredSession, { parseDevice } from 'tiered-session/fastify';
+import type { SessionManager } from '../dist/esm/core/manager.js';
+import { managerOf } from '../dist/esm/core/sessions.js';
 import { forkTs, nextMessage, stopChild, type Message } from './support/child.js';
 import { fastFail, redisTarget, sleep } from './support/redis.js';
 import { childEnv, num } from './support/settings.js';
 import { fmt, machineLine, quantileSorted, table } from './support/stats.js';
+import { SECRET } from './servers/common.js';
 
 const now = () => performance.timeOrigin + performance.now();
 const UAS = [
@@ -29,18 +34,19 @@ const UAS = [
   'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0',
 ];
 
-async function pluginApp(url: string, prefix: string, cacheMax: number): Promise<{ app: FastifyInstance; client: Redis }> {
+async function pluginApp(url: string, prefix: string, cacheMax: number): Promise<{ app: FastifyInstance; client: Redis; sessions: SessionManager }> {
   const client = new Redis(url, fastFail);
   client.on('error', () => {});
   await new Promise<void>((r) => (client.status === 'ready' ? r() : client.once('ready', () => r())));
   const app = Fastify({ logger: false });
   // A long L1 ttl so every entry is still cached when its revocation arrives, however long the run.
-  await app.register(tieredSession, { client, keyPrefix: prefix, localCache: { max: cacheMax, ttl: 3_600_000 } });
+  await app.register(tieredSession, { client, secret: SECRET, keyPrefix: prefix, localCache: { max: cacheMax, ttl: 3_600_000 } });
   await app.ready();
+  const sessions = managerOf(app.sessions);
   const until = Date.now() + 10_000;
-  while (!app.sessions.cacheTrusted && Date.now() < until) await sleep(5);
-  if (!app.sessions.cacheTrusted) throw new Error('revocation channel not confirmed within 10 s');
-  return { app, client };
+  while (!sessions.cacheTrusted && Date.now() < until) await sleep(5);
+  if (!sessions.cacheTrusted) throw new Error('revocation channel not confirmed within 10 s');
+  return { app, client, sessions };
 }
 
 // ---- process B -----------------------------------------------------------------------------
@@ -50,8 +56,7 @@ async function peer(): Promise<void> {
   const tokens: string[] = await new Promise((resolve) => {
     process.once('message', (m: { type: string; tokens: string[] }) => resolve(m.tokens));
   });
-  const { app, client } = await pluginApp(process.env.BENCH_REDIS_URL!, process.env.BENCH_PREFIX!, tokens.length + 1000);
-  const sessions = app.sessions;
+  const { app, client, sessions } = await pluginApp(process.env.BENCH_REDIS_URL!, process.env.BENCH_PREFIX!, tokens.length + 1000);
 
   // Fill L1: each token is a miss (one Redis read), then a hit.
   for (let i = 0; i < tokens.length; i += 200) {
@@ -63,13 +68,14 @@ async function peer(): Promise<void> {
     if (r !== null && !(r instanceof Promise)) cached++;
   }
 
-  const original = sessions.invalidate.bind(sessions);
-  sessions.invalidate = (ids: Iterable<string>) => {
+  const l1 = sessions.localCache;
+  const original = l1.invalidate.bind(l1);
+  l1.invalidate = (ids: Iterable<string>) => {
     const list = [...ids];
-    const before = sessions.stats().l1Size;
+    const before = l1.size;
     original(list);
     const t = now();
-    const dropped = before - sessions.stats().l1Size;
+    const dropped = before - l1.size;
     send({ type: 'drop', ids: list, t, dropped });
   };
 
@@ -101,8 +107,7 @@ interface Drop extends Message { ids: string[]; t: number; dropped: number }
 async function main(): Promise<void> {
   const N = Math.max(1, Math.round(num('revocations', 2000, 1)));
   const redis = await redisTarget();
-  const { app, client } = await pluginApp(redis.url, redis.prefix, N + 1000);
-  const sessions = app.sessions;
+  const { app, client, sessions } = await pluginApp(redis.url, redis.prefix, N + 1000);
 
   const created: { id: string; token: string }[] = [];
   for (let i = 0; i < N; i += 200) {

@@ -1,17 +1,20 @@
 // `npm run bench`: the whole benchmark suite, in one run.
 //
-// 1. HTTP, one server process alive at a time: each server under benchmarks/servers/ is started
-//    as a child process on loopback, warmed up, measured with autocannon (driven from this
-//    process), and stopped before the next one starts. The order alternates every round
-//    (round 1 forward, round 2 reversed, …) and the report gives medians over the rounds, with
-//    every ratio taken against bare Fastify measured in the same round.
-// 2. Sign-in throughput: POST /login through the plugin against bare Fastify's POST of the same body.
+// 1. HTTP, one server process alive at a time: each server under benchmarks/servers/ (Fastify
+//    and Express) is started as a child process on loopback, warmed up, measured with autocannon
+//    (driven from this process) or wrk, and stopped before the next one starts. The order
+//    alternates every round (round 1 forward, round 2 reversed, …) and the report gives medians
+//    over the rounds, with every ratio taken against the bare server of the same framework
+//    (bare Fastify, bare Express) measured in the same round.
+// 2. Sign-in throughput: POST /login through each adapter against its framework's bare POST of
+//    the same body.
 // 3. resolve-micro.ts, propagation.ts and memory.ts, each as a child process.
 //
 // Settings (CLI flag or environment): --duration / BENCH_DURATION (s, default 10),
 // --warmup / BENCH_WARMUP (s, 3), --connections / BENCH_CONNECTIONS (50), --rounds /
 // BENCH_ROUNDS (3), --only / BENCH_ONLY and --skip / BENCH_SKIP (comma-separated keys of
-// servers or parts: http, login, micro, propagation, memory), REDIS_URL (use that server instead
+// servers, frameworks (fastify, express) or parts: http, login, micro, propagation, memory; a
+// server's baseline is measured with it unless skipped by name), REDIS_URL (use that server instead
 // of a private one: never flushed, only this run's keys are deleted), plus the settings of the
 // other scripts (BENCH_SESSIONS, BENCH_L1_ENTRIES, BENCH_ITERATIONS, BENCH_REVOCATIONS).
 import autocannon, { type Options, type RequestSpec, type Result } from 'autocannon';
@@ -54,21 +57,53 @@ interface Scenario {
   baseline: string;
 }
 
+const FASTIFY_SESSION = '@fastify/session + connect-redis 9';
 const SCENARIOS: Scenario[] = [
-  { key: 'bare', label: 'bare Fastify 5, no session (ceiling)', script: 'benchmarks/servers/bare.ts', kind: 'get', sessions: 'none', baseline: 'bare' },
-  { key: 'tiered', label: 'fastify-tiered-session, L1 hit', script: 'benchmarks/servers/tiered.ts', kind: 'get', sessions: 'shared', baseline: 'bare' },
-  { key: 'tiered-no-l1', label: 'fastify-tiered-session, localCache: false', script: 'benchmarks/servers/tiered.ts', env: { BENCH_LOCAL_CACHE: '0' }, kind: 'get', sessions: 'per-connection', baseline: 'bare' },
-  { key: 'fsession', label: '@fastify/session + connect-redis 9, rolling: true (default)', script: 'benchmarks/servers/fastify-session.ts', kind: 'get', sessions: 'per-connection', baseline: 'bare' },
-  { key: 'fsession-no-rolling', label: '@fastify/session + connect-redis 9, rolling: false', script: 'benchmarks/servers/fastify-session.ts', env: { BENCH_ROLLING: '0' }, kind: 'get', sessions: 'per-connection', baseline: 'bare' },
+  // Fastify: every ratio against bare Fastify of the same round.
+  { key: 'bare', label: 'bare Fastify 5, no session (Fastify ceiling)', script: 'benchmarks/servers/bare.ts', kind: 'get', sessions: 'none', baseline: 'bare' },
+  { key: 'tiered', label: 'tiered-session/fastify, L1 hit', script: 'benchmarks/servers/tiered.ts', kind: 'get', sessions: 'shared', baseline: 'bare' },
+  { key: 'tiered-no-l1', label: 'tiered-session/fastify, localCache: false', script: 'benchmarks/servers/tiered.ts', env: { BENCH_LOCAL_CACHE: '0' }, kind: 'get', sessions: 'per-connection', baseline: 'bare' },
+  { key: 'fsession', label: `${FASTIFY_SESSION}, rolling: true (default)`, script: 'benchmarks/servers/fastify-session.ts', kind: 'get', sessions: 'per-connection', baseline: 'bare' },
+  { key: 'fsession-no-rolling', label: `${FASTIFY_SESSION}, rolling: false`, script: 'benchmarks/servers/fastify-session.ts', env: { BENCH_ROLLING: '0' }, kind: 'get', sessions: 'per-connection', baseline: 'bare' },
   { key: 'naive', label: 'naive preHandler, one ioredis GET', script: 'benchmarks/servers/naive.ts', kind: 'get', sessions: 'per-connection', baseline: 'bare' },
+  // Express: every ratio against bare Express of the same round.
+  { key: 'express-bare', label: 'bare Express 5, no session (Express ceiling)', script: 'benchmarks/servers/express-bare.ts', kind: 'get', sessions: 'none', baseline: 'express-bare' },
+  { key: 'express-tiered', label: 'tiered-session/express, L1 hit', script: 'benchmarks/servers/express-tiered.ts', kind: 'get', sessions: 'shared', baseline: 'express-bare' },
+  { key: 'express-tiered-no-l1', label: 'tiered-session/express, localCache: false', script: 'benchmarks/servers/express-tiered.ts', env: { BENCH_LOCAL_CACHE: '0' }, kind: 'get', sessions: 'per-connection', baseline: 'express-bare' },
+  { key: 'express-session', label: 'express-session + connect-redis 9 (defaults)', script: 'benchmarks/servers/express-session.ts', kind: 'get', sessions: 'per-connection', baseline: 'express-bare' },
+  // Sign-in, against the same framework's bare POST of the same body.
   { key: 'bare-login', label: 'bare Fastify, POST /login (same body, no session)', script: 'benchmarks/servers/bare.ts', kind: 'login', baseline: 'bare-login' },
-  { key: 'tiered-login', label: 'fastify-tiered-session, POST /login (reply.signIn)', script: 'benchmarks/servers/tiered.ts', kind: 'login', baseline: 'bare-login' },
+  { key: 'tiered-login', label: 'tiered-session/fastify, POST /login (reply.signIn)', script: 'benchmarks/servers/tiered.ts', kind: 'login', baseline: 'bare-login' },
+  { key: 'express-bare-login', label: 'bare Express, POST /login (same body, no session)', script: 'benchmarks/servers/express-bare.ts', kind: 'login', baseline: 'express-bare-login' },
+  { key: 'express-tiered-login', label: 'tiered-session/express, POST /login (req.signIn)', script: 'benchmarks/servers/express-tiered.ts', kind: 'login', baseline: 'express-bare-login' },
+];
+
+/**
+ * Ratios between two servers beyond each one's baseline (median over rounds of the per-round
+ * ratio), printed under the tables when both were measured.
+ */
+const COMPARISONS: [string, string][] = [
+  ['tiered', 'fsession'],
+  ['tiered', 'fsession-no-rolling'],
+  ['tiered', 'naive'],
+  ['express-tiered', 'express-session'],
+  ['express-tiered-no-l1', 'express-session'],
+  ['express-bare', 'bare'],
+  ['express-tiered', 'tiered'],
 ];
 
 const partOf = (sc: Scenario) => (sc.kind === 'get' ? 'http' : 'login');
-/** --only / --skip take server keys (bare, tiered, …) and part names (http, login, micro, propagation, memory). */
-const scenarioWanted = (sc: Scenario) => (ONLY === undefined || ONLY.includes(sc.key) || ONLY.includes(partOf(sc))) &&
-  !SKIP.includes(sc.key) && !SKIP.includes(partOf(sc));
+const frameworkOf = (sc: Scenario) => (sc.key.startsWith('express') ? 'express' : 'fastify');
+const named = (names: string[], sc: Scenario) => names.includes(sc.key) || names.includes(partOf(sc)) || names.includes(frameworkOf(sc));
+/**
+ * --only / --skip take server keys (bare, tiered, …), frameworks (fastify, express) and part
+ * names (http, login, micro, propagation, memory). A wanted server brings its baseline along (its
+ * ratio needs it) unless --skip names that baseline itself.
+ */
+const scenarioWanted = (sc: Scenario): boolean => {
+  if (ONLY === undefined || named(ONLY, sc)) return !named(SKIP, sc);
+  return !SKIP.includes(sc.key) && SCENARIOS.some((o) => o.baseline === sc.key && o.key !== sc.key && scenarioWanted(o));
+};
 const partWanted = (part: string) => (ONLY === undefined || ONLY.includes(part)) && !SKIP.includes(part);
 
 interface Measurement {
@@ -272,11 +307,27 @@ function httpReport(scenarios: Scenario[], results: Map<string, Measurement[]>, 
   const title = kind === 'get'
     ? `GET /hello`
     : `POST /login (sign-in: a new session per request, distinct user ids)`;
+  const label = (key: string) => SCENARIOS.find((s) => s.key === key)?.label ?? key;
+  const perRound = (a: string, b: string) => {
+    const x = results.get(a) ?? [];
+    const y = results.get(b) ?? [];
+    return x.map((m, i) => m.rps / (y[i]?.rps ?? NaN));
+  };
+  const comparisons = COMPARISONS.filter(([a, b]) => list.some((s) => s.key === a) && list.some((s) => s.key === b));
   const out = [
     `### ${title}: ${CONNECTIONS} connections, ${DURATION} s measured after ${WARMUP} s warm-up, median of ${ROUNDS} round(s)`,
     '',
-    table(['server', 'req/s', `ratio to ${kind === 'get' ? 'bare' : 'bare POST'}`, 'p50 ms', 'p99 ms', 'Redis cmds/req', 'server CPU µs/req', 'Redis CPU µs/req', 'errors'], rows),
+    table(['server', 'req/s', `ratio to bare ${kind === 'get' ? '(same framework)' : 'POST (same framework)'}`, 'p50 ms', 'p99 ms', 'Redis cmds/req', 'server CPU µs/req', 'Redis CPU µs/req', 'errors'], rows),
     '',
+    ...(comparisons.length === 0 ? [] : [
+      'Between servers (median over rounds of the ratio of req/s in the same round; per round in brackets):',
+      '',
+      ...comparisons.map(([a, b]) => {
+        const rs = perRound(a, b);
+        return `- ${label(a)} / ${label(b)}: **${fmt(median(rs), 2)}** (${rs.map((r) => fmt(r, 2)).join(' / ')})`;
+      }),
+      '',
+    ]),
     'Per round (req/s, and the ratio to the baseline of the same round):',
     '',
     table(['server', ...Array.from({ length: ROUNDS }, (_, i) => `round ${i + 1}${i % 2 ? ' (reversed)' : ''}`)], list.map((sc) => {
@@ -302,7 +353,7 @@ function httpReport(scenarios: Scenario[], results: Map<string, Measurement[]>, 
 async function main(): Promise<void> {
   const sections: string[] = [];
   const header = [
-    '## fastify-tiered-session benchmarks',
+    '## tiered-session benchmarks',
     '',
     `- machine: ${machineLine()}`,
     `- settings: ${LOADGEN === 'wrk' ? 'wrk (1 thread)' : 'autocannon'}, ${CONNECTIONS} connections, ${WARMUP} s warm-up + ${DURATION} s measure per server, ${ROUNDS} round(s), one server process alive at a time`,

@@ -1,7 +1,6 @@
-// 1. Bare Fastify 5, no session: the ceiling every other server is compared with.
-import { createApp, helloSchema, loginSchema, serve, USER, type LoginBody } from './common.js';
+// 1. Bare Fastify 5, no session: the ceiling every other Fastify server is compared with.
+import { createApp, FAKE_SESSION_ID, helloSchema, loginSchema, serve, USER, type LoginBody } from './common.js';
 
-const FAKE_SESSION_ID = 'x'.repeat(38);
 const app = createApp();
 
 app.get('/hello', { schema: helloSchema }, async () => ({ hello: 'world', user: USER }));

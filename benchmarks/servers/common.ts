@@ -1,12 +1,21 @@
 // What every benchmark server shares: the route shapes, the listen + IPC protocol, settings.
 // A server is started by benchmarks/run.ts as a child process (one alive at a time), listens on
 // a free loopback port, sends { type: 'ready', port }, answers { type: 'probe' } with its CPU
-// time, and closes on { type: 'stop' }.
+// time, and closes on { type: 'stop' }. Fastify servers call `serve(app)`; Express servers call
+// `serveHttp(app)` (a plain node:http server around the Express app), which speaks the same
+// protocol.
 import Fastify, { type FastifyInstance } from 'fastify';
+import { createServer, type RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /** The user every GET answers with (servers without sessions answer it as a constant). */
 export const USER = 'user-000001';
+
+/** The `secret` option of this package's servers (at least 32 characters). */
+export const SECRET = 'a benchmark secret that is at least 32 characters long';
+
+/** A session id of the length this package's ids have, for the servers that make none. */
+export const FAKE_SESSION_ID = 'x'.repeat(38);
 
 /** GET /hello → { hello: 'world', user }. 401 (same shape, user null) when there is no session. */
 export const helloSchema = {
@@ -29,6 +38,17 @@ export const loginSchema = {
 
 export interface LoginBody { user: string }
 
+/**
+ * The Express servers' check of the login body, the same rules as `loginSchema` (Express has no
+ * schema validation of its own): the user id, or undefined for a body to answer 400.
+ */
+export function loginUser(body: unknown): string | undefined {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return undefined;
+  const keys = Object.keys(body);
+  const user = (body as { user?: unknown }).user;
+  return keys.length === 1 && typeof user === 'string' && user.length >= 1 && user.length <= 64 ? user : undefined;
+}
+
 export function env(name: string): string {
   const v = process.env[name];
   if (!v) {
@@ -42,15 +62,28 @@ export function createApp(): FastifyInstance {
   return Fastify({ logger: false });
 }
 
-/** Listen on a free loopback port and speak the IPC protocol until told to stop. */
-export async function serve(app: FastifyInstance, probe: () => object = () => ({}), onClose: () => Promise<void> = async () => {}): Promise<void> {
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const { port } = app.server.address() as AddressInfo;
+/** Wait until a connecting ioredis client is ready. */
+export function whenReady(client: { status: string; once(event: 'ready', f: () => void): unknown }): Promise<void> {
+  return new Promise<void>((resolve) => { if (client.status === 'ready') resolve(); else client.once('ready', () => resolve()); });
+}
+
+/**
+ * The L1 is filled only once the revocation channel is proven: wait for it, as a real deployment
+ * would be after its first second.
+ */
+export async function untilTrusted(manager: { readonly cacheTrusted: boolean }, who: string): Promise<void> {
+  const until = Date.now() + 10_000;
+  while (!manager.cacheTrusted && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+  if (!manager.cacheTrusted) console.error(`${who}: revocation channel not confirmed after 10 s; L1 stays empty`);
+}
+
+/** The IPC protocol once listening on `port`; `close` shuts the server down. */
+function speak(port: number, close: () => Promise<void>, probe: () => object, onClose: () => Promise<void>): void {
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
     stopping = true;
-    await app.close();
+    await close();
     await onClose();
     process.exit(0);
   };
@@ -61,4 +94,29 @@ export async function serve(app: FastifyInstance, probe: () => object = () => ({
   // The orchestrator went away: do not linger.
   process.on('disconnect', () => { void stop(); });
   process.send!({ type: 'ready', port, pid: process.pid });
+}
+
+/** Fastify: listen on a free loopback port and speak the IPC protocol until told to stop. */
+export async function serve(app: FastifyInstance, probe: () => object = () => ({}), onClose: () => Promise<void> = async () => {}): Promise<void> {
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = app.server.address() as AddressInfo;
+  speak(port, () => app.close(), probe, onClose);
+}
+
+/**
+ * Express (or any request listener): a node:http server on a free loopback port, the same IPC
+ * protocol. Keep-alive connections are closed on stop, as Fastify's close does.
+ */
+export async function serveHttp(handler: RequestListener, probe: () => object = () => ({}), onClose: () => Promise<void> = async () => {}): Promise<void> {
+  const server = createServer(handler);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const close = () => new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+  speak(port, close, probe, onClose);
 }

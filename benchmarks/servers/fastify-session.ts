@@ -4,7 +4,7 @@
 import fastifyCookie from '@fastify/cookie';
 import { RedisStore } from 'connect-redis';
 import { createClient } from 'redis';
-import { createApp, env, helloSchema, loginSchema, serve, type LoginBody } from './common.js';
+import { createApp, env, helloSchema, loginSchema, SECRET, serve, type LoginBody } from './common.js';
 
 // @fastify/session declares `request.session` with its own type, and this repository's
 // typecheck covers benchmarks/ together with lib/ (whose plugin declares `request.session`
@@ -23,7 +23,7 @@ await client.connect();
 const app = createApp();
 await app.register(fastifyCookie);
 await app.register(fastifySession, {
-  secret: 'a benchmark secret that is at least 32 characters long',
+  secret: SECRET,
   store: new RedisStore({ client, prefix: `${env('BENCH_PREFIX')}sess:` }),
   cookie: { secure: false },
   saveUninitialized: false,

@@ -3,12 +3,12 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { fastFail } from '../support/redis.js';
-import { createApp, env, helloSchema, loginSchema, serve, type LoginBody } from './common.js';
+import { createApp, env, helloSchema, loginSchema, serve, whenReady, type LoginBody } from './common.js';
 
 const prefix = `${env('BENCH_PREFIX')}naive:`;
 const redis = new Redis(env('BENCH_REDIS_URL'), fastFail);
 redis.on('error', () => {});
-await new Promise<void>((resolve) => { if (redis.status === 'ready') resolve(); else redis.once('ready', () => resolve()); });
+await whenReady(redis);
 
 function sidOf(header: string | undefined): string | undefined {
   if (header === undefined) return undefined;

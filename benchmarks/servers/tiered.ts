@@ -1,18 +1,22 @@
-// 2./3. This plugin. BENCH_LOCAL_CACHE=0 registers it with `localCache: false` (Redis on every
-// request); otherwise the defaults (L1 on). Sign-in goes through POST /login → reply.signIn().
+// 2./3. This package's Fastify plugin, as an app imports it (`tiered-session/fastify`, resolved
+// through the package's own exports to the built dist/esm). BENCH_LOCAL_CACHE=0 registers it
+// with `localCache: false` (Redis on every request); otherwise the defaults (L1 on). Sign-in goes
+// through POST /login → reply.signIn().
 import { Redis } from 'ioredis';
-import tieredSession from '../../dist/esm/index.js';
+import tieredSession from 'tiered-session/fastify';
+import { managerOf } from '../../dist/esm/core/sessions.js';
 import { fastFail } from '../support/redis.js';
-import { createApp, env, helloSchema, loginSchema, serve, type LoginBody } from './common.js';
+import { createApp, env, helloSchema, loginSchema, SECRET, serve, untilTrusted, whenReady, type LoginBody } from './common.js';
 
 const localCache = process.env.BENCH_LOCAL_CACHE === '0' ? false : undefined;
 const client = new Redis(env('BENCH_REDIS_URL'), fastFail);
 client.on('error', () => {});
-await new Promise<void>((resolve) => { if (client.status === 'ready') resolve(); else client.once('ready', () => resolve()); });
+await whenReady(client);
 
 const app = createApp();
 await app.register(tieredSession, {
   client,
+  secret: SECRET,
   keyPrefix: env('BENCH_PREFIX'),
   cookie: { name: 'sid', secure: false },
   localCache,
@@ -33,12 +37,7 @@ app.post<{ Body: LoginBody }>('/login', { schema: loginSchema }, async (request,
 });
 
 await app.ready();
-// The L1 is filled only once the revocation channel is proven: wait for it, as a real
-// deployment would be after its first second.
-if (localCache !== false) {
-  const until = Date.now() + 10_000;
-  while (!app.sessions.cacheTrusted && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
-  if (!app.sessions.cacheTrusted) console.error('tiered server: revocation channel not confirmed after 10 s; L1 stays empty');
-}
+const manager = managerOf(app.sessions);
+if (localCache !== false) await untilTrusted(manager, 'tiered server');
 
-await serve(app, () => ({ stats: app.sessions.stats(), cacheTrusted: app.sessions.cacheTrusted }), async () => { client.disconnect(); });
+await serve(app, () => ({ stats: app.sessions.stats(), cacheTrusted: manager.cacheTrusted }), async () => { client.disconnect(); });

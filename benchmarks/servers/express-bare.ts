@@ -1,0 +1,17 @@
+// 6. Bare Express 5, no session: the ceiling every other Express server is compared with. The
+// same route shapes as the Fastify servers: GET /hello → { hello, user }, POST /login (body
+// through express.json()) → { userId, sessionId }.
+import { FAKE_SESSION_ID, serveHttp, USER } from './common.js';
+import { createExpressApp, hello, loginBody } from './express-common.js';
+
+const app = createExpressApp();
+
+app.get('/hello', (_req, res) => hello(res, USER));
+
+// The sign-in baseline: the same body and answer shape as the adapter's POST /login, no session.
+app.post('/login', (req, res) => {
+  const user = loginBody(req.body, res);
+  if (user !== undefined) res.json({ userId: user, sessionId: FAKE_SESSION_ID });
+});
+
+await serveHttp(app);
