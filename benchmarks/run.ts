@@ -19,6 +19,7 @@
 // other scripts (BENCH_SESSIONS, BENCH_L1_ENTRIES, BENCH_ITERATIONS, BENCH_REVOCATIONS).
 import autocannon, { type Options, type RequestSpec, type Result } from 'autocannon';
 import { USER } from './servers/common.js';
+import { PostgresServer } from '../test/fixtures/postgres.js';
 import { ask, forkTs, nextMessage, runScript, stopChild, type Message } from './support/child.js';
 import { callsDelta, commandCalls, redisCpuSeconds, redisTarget, redisVersion, sleep, type RedisTarget } from './support/redis.js';
 import { childEnv, list, num, raw } from './support/settings.js';
@@ -66,6 +67,8 @@ const SCENARIOS: Scenario[] = [
   { key: 'fsession', label: `${FASTIFY_SESSION}, rolling: true (default)`, script: 'benchmarks/servers/fastify-session.ts', kind: 'get', sessions: 'per-connection', baseline: 'bare' },
   { key: 'fsession-no-rolling', label: `${FASTIFY_SESSION}, rolling: false`, script: 'benchmarks/servers/fastify-session.ts', env: { BENCH_ROLLING: '0' }, kind: 'get', sessions: 'per-connection', baseline: 'bare' },
   { key: 'naive', label: 'naive preHandler, one ioredis GET', script: 'benchmarks/servers/naive.ts', kind: 'get', sessions: 'per-connection', baseline: 'bare' },
+  // The audit trail on (a private PostgreSQL; the sink polls the 256 streams every second).
+  { key: 'tiered-audit', label: 'tiered-session/fastify, L1 hit, audit on', script: 'benchmarks/servers/tiered.ts', env: { BENCH_AUDIT: '1' }, kind: 'get', sessions: 'shared', baseline: 'bare' },
   // Express: every ratio against bare Express of the same round.
   { key: 'express-bare', label: 'bare Express 5, no session (Express ceiling)', script: 'benchmarks/servers/express-bare.ts', kind: 'get', sessions: 'none', baseline: 'express-bare' },
   { key: 'express-tiered', label: 'tiered-session/express, L1 hit', script: 'benchmarks/servers/express-tiered.ts', kind: 'get', sessions: 'shared', baseline: 'express-bare' },
@@ -74,6 +77,8 @@ const SCENARIOS: Scenario[] = [
   // Sign-in, against the same framework's bare POST of the same body.
   { key: 'bare-login', label: 'bare Fastify, POST /login (same body, no session)', script: 'benchmarks/servers/bare.ts', kind: 'login', baseline: 'bare-login' },
   { key: 'tiered-login', label: 'tiered-session/fastify, POST /login (reply.signIn)', script: 'benchmarks/servers/tiered.ts', kind: 'login', baseline: 'bare-login' },
+  { key: 'tiered-login-audit', label: 'tiered-session/fastify, POST /login, audit on (appends only; a worker consumes)', script: 'benchmarks/servers/tiered.ts', env: { BENCH_AUDIT: '1', BENCH_AUDIT_CONSUME: '0' }, kind: 'login', baseline: 'bare-login' },
+  { key: 'tiered-login-audit-consuming', label: 'tiered-session/fastify, POST /login, audit on, consuming in-process', script: 'benchmarks/servers/tiered.ts', env: { BENCH_AUDIT: '1' }, kind: 'login', baseline: 'bare-login' },
   { key: 'express-bare-login', label: 'bare Express, POST /login (same body, no session)', script: 'benchmarks/servers/express-bare.ts', kind: 'login', baseline: 'express-bare-login' },
   { key: 'express-tiered-login', label: 'tiered-session/express, POST /login (req.signIn)', script: 'benchmarks/servers/express-tiered.ts', kind: 'login', baseline: 'express-bare-login' },
 ];
@@ -83,6 +88,9 @@ const SCENARIOS: Scenario[] = [
  * ratio), printed under the tables when both were measured.
  */
 const COMPARISONS: [string, string][] = [
+  ['tiered-audit', 'tiered'],
+  ['tiered-login-audit', 'tiered-login'],
+  ['tiered-login-audit-consuming', 'tiered-login'],
   ['tiered', 'fsession'],
   ['tiered', 'fsession-no-rolling'],
   ['tiered', 'naive'],
@@ -237,9 +245,13 @@ const unmeasured = (error: string): Measurement => ({
 
 const hitRatio = (hits: number, misses: number) => (hits + misses > 0 ? hits / (hits + misses) : NaN);
 
+/** The private PostgreSQL of the audit scenarios (started only when one of them runs). */
+let postgres: PostgresServer | undefined;
+
 async function measure(sc: Scenario, redis: RedisTarget, pilot = false): Promise<Measurement> {
   await redis.reset();
-  const child = forkTs(sc.script, childEnv({ BENCH_REDIS_URL: redis.url, BENCH_PREFIX: redis.prefix, ...sc.env }), SERVER_NODE_ARGS);
+  const audit = sc.env?.BENCH_AUDIT === '1' ? { BENCH_DATABASE_URL: (postgres ??= await PostgresServer.start()).url } : {};
+  const child = forkTs(sc.script, childEnv({ BENCH_REDIS_URL: redis.url, BENCH_PREFIX: redis.prefix, ...sc.env, ...audit }), SERVER_NODE_ARGS);
   try {
     const { port } = await nextMessage<Message & { port: number }>(child, 'ready', 60_000);
     const base = `http://127.0.0.1:${port}`;
@@ -382,6 +394,7 @@ async function main(): Promise<void> {
       }
     }
     await redis.stop();
+    await postgres?.stop();
     sections.push(httpReport(scenarios, results, 'get'), httpReport(scenarios, results, 'login'));
   } else {
     console.log(header.join('\n') + '\n');
@@ -391,6 +404,7 @@ async function main(): Promise<void> {
     ['micro', 'benchmarks/resolve-micro.ts', []],
     ['propagation', 'benchmarks/propagation.ts', []],
     ['memory', 'benchmarks/memory.ts', ['--expose-gc']],
+    ['replicas', 'benchmarks/replicas.ts', []],
   ];
   for (const [part, script, nodeArgs] of scripts) {
     if (!partWanted(part)) continue;

@@ -3,12 +3,17 @@
 // with `localCache: false` (Redis on every request); otherwise the defaults (L1 on). Sign-in goes
 // through POST /login → reply.signIn().
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import tieredSession from 'tiered-session/fastify';
 import { managerOf } from '../../dist/esm/core/sessions.js';
 import { fastFail } from '../support/redis.js';
 import { createApp, env, helloSchema, loginSchema, SECRET, serve, untilTrusted, whenReady, type LoginBody } from './common.js';
 
 const localCache = process.env.BENCH_LOCAL_CACHE === '0' ? false : undefined;
+// BENCH_DATABASE_URL: the audit trail on (events through the Redis buffer to PostgreSQL);
+// BENCH_AUDIT_CONSUME=0: this server only appends to the buffer (a worker would consume).
+const pool = process.env.BENCH_DATABASE_URL ? new pg.Pool({ connectionString: process.env.BENCH_DATABASE_URL }) : undefined;
+pool?.on('error', () => {});
 const client = new Redis(env('BENCH_REDIS_URL'), fastFail);
 client.on('error', () => {});
 await whenReady(client);
@@ -20,6 +25,7 @@ await app.register(tieredSession, {
   keyPrefix: env('BENCH_PREFIX'),
   cookie: { name: 'sid', secure: false },
   localCache,
+  ...(pool ? { audit: { pool, consume: process.env.BENCH_AUDIT_CONSUME !== '0' } } : {}),
 });
 
 app.get('/hello', { schema: helloSchema }, async (request, reply) => {
@@ -40,4 +46,7 @@ await app.ready();
 const manager = managerOf(app.sessions);
 if (localCache !== false) await untilTrusted(manager, 'tiered server');
 
-await serve(app, () => ({ stats: app.sessions.stats(), cacheTrusted: manager.cacheTrusted }), async () => { client.disconnect(); });
+await serve(app, () => ({ stats: app.sessions.stats(), cacheTrusted: manager.cacheTrusted }), async () => {
+  client.disconnect();
+  await pool?.end();
+});

@@ -152,7 +152,7 @@ export class SessionManager {
         await sleep(Math.min(1000 * 2 ** attempt, 30_000));
       }
     }
-    if (!this.#closed) this.#audit!.start();
+    if (!this.#closed && a.consume) this.#audit!.start();
   }
 
   /** A user's sessions live at any moment in [from, to], most recent first (audit on; else null). */

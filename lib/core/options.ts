@@ -66,6 +66,12 @@ export interface AuditOptions {
   bufferEvents?: number;
   /** How often each instance reads the buffer. @default 1000 (ms) */
   pollInterval?: Milliseconds;
+  /**
+   * Whether this instance moves events from the buffer to PostgreSQL (and may hold the sweep
+   * lease). `false` on request-serving instances when workers consume: their requests then pay
+   * only the buffer append. At least one instance must consume. @default true
+   */
+  consume?: boolean;
 }
 
 /** Confirming revocations on replicas before answering (Redis `WAIT`). */
@@ -177,6 +183,7 @@ export interface ResolvedAudit {
   readonly activityInterval: Milliseconds;
   readonly bufferEvents: number;
   readonly pollInterval: Milliseconds;
+  readonly consume: boolean;
 }
 
 export interface ResolvedOptions {
@@ -339,7 +346,7 @@ export function resolveOptions(opts: unknown, adapterKeys: ReadonlySet<string> =
   });
 }
 
-const AUDIT_KEYS = new Set(['pool', 'schema', 'table', 'migrate', 'retentionDays', 'sweepInterval', 'activityInterval', 'bufferEvents', 'pollInterval']);
+const AUDIT_KEYS = new Set(['pool', 'schema', 'table', 'migrate', 'retentionDays', 'sweepInterval', 'activityInterval', 'bufferEvents', 'pollInterval', 'consume']);
 
 function resolveAudit(v: unknown): ResolvedAudit | undefined {
   if (v === undefined) return undefined;
@@ -362,6 +369,8 @@ function resolveAudit(v: unknown): ResolvedAudit | undefined {
   }
   const migrate = orDefault(v.migrate, true);
   if (typeof migrate !== 'boolean') throw fail('audit.migrate', `expected a boolean, got ${describe(migrate)}`);
+  const consume = orDefault(v.consume, true);
+  if (typeof consume !== 'boolean') throw fail('audit.consume', `expected a boolean, got ${describe(consume)}`);
   return Object.freeze({
     pool, schema, table, migrate,
     retentionDays: int('audit.retentionDays', v.retentionDays, 90, 1, 36_500),
@@ -369,6 +378,7 @@ function resolveAudit(v: unknown): ResolvedAudit | undefined {
     activityInterval: int('audit.activityInterval', v.activityInterval, 15 * 60_000, 0, 24 * 3600_000),
     bufferEvents: int('audit.bufferEvents', v.bufferEvents, 1_000_000, 256, 1_000_000_000),
     pollInterval: int('audit.pollInterval', v.pollInterval, 1000, 10, 60_000),
+    consume,
   });
 }
 
