@@ -589,3 +589,21 @@ t.test('the audit options are validated: a coded error naming the option', async
     }
   }, { only: ['single'] });
 });
+
+t.test('an instance with audit.consume false only appends: its events wait in the buffer until an instance that consumes moves them to PostgreSQL', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const schema = await db.freshSchema();
+    const keyPrefix = target.prefix();
+    const appender = await makeApp(t, target.client(), { keyPrefix, audit: auditOf(schema, { consume: false }) });
+    const s = await login(appender, 'worker-fed');
+    await sleep(500);
+    t.equal((await readRows(pool, { schema, table: TABLE })).size, 0, 'nothing reached PostgreSQL: nobody consumes yet');
+    t.equal(metric(appender, 'tiered_session_audit_events_applied_total'), 0, 'the appending instance applied nothing');
+    const worker = await makeApp(t, target.client(), { keyPrefix, audit: auditOf(schema) });
+    await delivered(t, [worker], 1, 'event (the sign-in)');
+    const rows = await readRows(pool, { schema, table: TABLE });
+    t.ok(rows.has(s.id), 'the worker recorded the appending instance\'s sign-in');
+    t.same((await get(appender, '/sessions/history', s)).json().sessions.map((x: { id: string }) => x.id), [s.id],
+      'and the appending instance answers the history from PostgreSQL');
+  }, { adapters: ['fastify', 'express5'] });
+});
