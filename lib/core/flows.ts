@@ -6,7 +6,7 @@ import { ERR_BAD_BODY, ERR_BAD_QUERY, ERR_NO_SESSION, ERR_NOT_FOUND, ERR_REAUTHE
 import type { SessionManager } from './manager.js';
 import type { ResolvedOptions } from './options.js';
 import type { Session, SessionData } from './session.js';
-import { readCookie } from './token.js';
+import { readCookie, tokenAt } from './token.js';
 
 /** What a flow reads of a request: plain values every framework has. */
 export interface RequestFacts {
@@ -88,9 +88,9 @@ export class SessionFlows {
    * malformed).
    */
   resolveHeader(header: string): Session | null | Promise<Session | null> {
-    const token = readCookie(header, this.cookieName);
-    if (typeof token !== 'string') return null;
-    const r = this.manager.resolve(token);
+    const at = tokenAt(header, this.cookieName);
+    if (at < 0) return null;
+    const r = this.manager.resolveAt(header, at);
     if (r === null) return null;
     if (!(r instanceof Promise)) return r.session;
     return r.then(sessionOfEntry);

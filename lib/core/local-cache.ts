@@ -20,10 +20,30 @@ export interface Entry {
    * keeps inline (no boxed double per entry) for the first ~24 days of a process.
    */
   touched: number;
+  /** When this instance filled the entry, in ms since CLOCK_BASE (real time): it is dropped `ttl` ms later. */
+  filled: number;
 }
 
 /** Times in L1 entries count from here (whole ms), so they stay small integers. */
 export const CLOCK_BASE = Math.floor(performance.timeOrigin);
+
+let turnNow = 0;
+const clearTurnNow = () => { turnNow = 0; };
+
+/**
+ * Date.now(), read once per turn of the event loop: every request of a turn gets the same
+ * millisecond (one clock read instead of one per request on the hot path).
+ */
+export function coarseNow(): number {
+  if (turnNow === 0) {
+    turnNow = Date.now();
+    setImmediate(clearTurnNow);
+  }
+  return turnNow;
+}
+
+/** One options object for every lookup (lru-cache's get allocates one per call without it). */
+const GET_OPTIONS = {};
 
 /**
  * A claim to fill one id later. Whoever reads a session from Redis (a request's miss, a
@@ -46,6 +66,8 @@ export class LocalCache {
   readonly #lru: LRUCache<string, Entry> | undefined;
   readonly #tickets = new Map<string, Ticket>();
   readonly #trusted: () => boolean;
+  /** The entries' lifetime: the staleness bound under any fault (kept here on real time, not by lru-cache). */
+  readonly #ttl: number;
   /**
    * Ids invalidated in the last `#tolerance` ms (insertion order is expiry order), kept only where
    * reads may come from a replica: such a replica may not have the change yet, so these ids are
@@ -57,7 +79,8 @@ export class LocalCache {
   clears = 0;
 
   constructor(options: { max: number; ttl: number } | false, trusted: () => boolean, replicaLagTolerance = 0) {
-    this.#lru = options === false ? undefined : new LRUCache<string, Entry>({ max: options.max, ttl: options.ttl });
+    this.#lru = options === false ? undefined : new LRUCache<string, Entry>({ max: options.max });
+    this.#ttl = options === false ? 0 : options.ttl;
     this.#trusted = trusted;
     this.#tolerance = replicaLagTolerance;
   }
@@ -82,8 +105,15 @@ export class LocalCache {
   get enabled(): boolean { return this.#lru !== undefined; }
   get size(): number { return this.#lru?.size ?? 0; }
 
-  /** The hot path: a plain lookup. */
-  get(id: string): Entry | undefined { return this.#lru?.get(id); }
+  /** The hot path: a plain lookup; `now` is real time (coarseNow()). An entry past its ttl is gone. */
+  get(id: string, now: number): Entry | undefined {
+    const e = this.#lru?.get(id, GET_OPTIONS);
+    if (e !== undefined && now - CLOCK_BASE - e.filled >= this.#ttl) {
+      this.#lru!.delete(id);
+      return undefined;
+    }
+    return e;
+  }
 
   delete(id: string): void { this.#lru?.delete(id); }
 
@@ -113,6 +143,7 @@ export class LocalCache {
   /** Fill `id` when its ticket is still valid and the channel is trusted. */
   fill(id: string, t: Ticket, e: Entry): boolean {
     if (!t.valid || this.#lru === undefined || !this.#trusted()) return false;
+    e.filled = coarseNow() - CLOCK_BASE;
     this.#lru.set(id, e);
     return true;
   }
@@ -141,5 +172,5 @@ export class LocalCache {
 
 /** An L1 entry for a session read from Redis; `proof` is its secret, or its stored hash (pre-warm). */
 export function entryOf(session: Session, s: StoredSession, proof: string): Entry {
-  return { session, proof, touched: s.lastActiveAt - CLOCK_BASE };
+  return { session, proof, touched: s.lastActiveAt - CLOCK_BASE, filled: 0 };
 }

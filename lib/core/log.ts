@@ -12,9 +12,9 @@ export interface Logger {
 /** A Logger over `console`, for apps that pass none (Express has no logger of its own). Debug is dropped. */
 export const consoleLogger: Logger = {
   debug() {},
-  info(obj, msg) { console.info(`tiered-session: ${msg}`, describe(obj)); },
-  warn(obj, msg) { console.warn(`tiered-session: ${msg}`, describe(obj)); },
-  error(obj, msg) { console.error(`tiered-session: ${msg}`, describe(obj)); },
+  info(obj, msg) { console.info(msg, describe(obj)); },
+  warn(obj, msg) { console.warn(msg, describe(obj)); },
+  error(obj, msg) { console.error(msg, describe(obj)); },
 };
 
 function describe(obj: object): string {

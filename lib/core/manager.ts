@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { ERR_BAD_USER_ID, ERR_NOT_FOUND } from './errors.js';
 import type { DeviceInfo } from './device.js';
-import { CLOCK_BASE, LocalCache, entryOf, type Entry, type Ticket } from './local-cache.js';
+import { CLOCK_BASE, LocalCache, coarseNow, entryOf, type Entry, type Ticket } from './local-cache.js';
 import type { Logger } from './log.js';
 import { Metrics, type StatsSnapshot } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
@@ -16,7 +16,7 @@ import type { AuditSessionRow, HistoryQuery } from './audit/sql.js';
 import type { EndReason } from './store/redis-store.js';
 import {
   ID_LENGTH, SECRET_LENGTH, TAG_LENGTH, TOKEN_LENGTH, constantTimeEqual, hashSecret, isPublicId, isTokenShape,
-  newRandomAndSecret, newSecret, secretMatches, userTag,
+  newRandomAndSecret, newSecret, secretMatchesAt, userTag,
 } from './token.js';
 
 export interface CreateInput {
@@ -54,6 +54,8 @@ export class SessionManager {
   readonly #channel: RevocationChannel | undefined;
   readonly #touches: TouchQueue;
   readonly #log: Logger;
+  /** The clock of the hot path: read once per turn when it is the real one. */
+  readonly #hotNow: () => number;
   /** Ids of creates whose outcome is unknown (timed out after sending): revoked once Redis answers. */
   readonly #orphans = new Set<string>();
   #closed = false;
@@ -68,6 +70,7 @@ export class SessionManager {
   constructor(options: ResolvedOptions, log: Logger) {
     this.#o = options;
     this.#log = log;
+    this.#hotNow = options.now === Date.now ? coarseNow : options.now;
     const audit = options.audit;
     this.#store = new RedisStore(options.client, options.keyPrefix, options.commandTimeout,
       { long: options.idleTimeout, short: options.shortSession.idleTimeout }, options.readFrom,
@@ -182,13 +185,21 @@ export class SessionManager {
    * value that cannot be a token.
    */
   resolve(token: string): Entry | null | Promise<Entry | null> {
-    // Length and dot only here: a hit then compares the secret exactly; the full shape check
-    // runs before any Redis call.
-    if (token.length !== TOKEN_LENGTH || token.charCodeAt(ID_LENGTH) !== 46) return null;
-    const id = token.slice(0, ID_LENGTH);
-    const e = this.#l1.get(id);
-    if (e !== undefined && (e.proof.length === SECRET_LENGTH ? secretMatches(e.proof, token) : provePrewarmed(e, token))) {
-      const now = this.#o.now();
+    return token.length === TOKEN_LENGTH ? this.resolveAt(token, 0) : null;
+  }
+
+  /**
+   * resolve() of the token that starts at `at` in `s` (a Cookie header, the caller having found a
+   * value of a token's length there): the hot path reads it in place, slicing only the id.
+   */
+  resolveAt(s: string, at: number): Entry | null | Promise<Entry | null> {
+    // The dot only here: a hit then compares the secret exactly; the full shape check runs
+    // before any Redis call.
+    if (s.charCodeAt(at + ID_LENGTH) !== 46) return null;
+    const id = s.slice(at, at + ID_LENGTH);
+    const now = this.#hotNow();
+    const e = this.#l1.get(id, this.#hotNow === coarseNow ? now : coarseNow());
+    if (e !== undefined && (e.proof.length === SECRET_LENGTH ? secretMatchesAt(e.proof, s, at) : provePrewarmed(e, s.slice(at + ID_LENGTH + 1, at + TOKEN_LENGTH)))) {
       const since = now - CLOCK_BASE - e.touched;
       if (since < (e.session.remembered ? this.#o.idleTimeout : this.#o.shortSession.idleTimeout) && now < e.session.absoluteExpiresAt) {
         this.metrics.l1Hits++;
@@ -201,6 +212,7 @@ export class SessionManager {
     // A wrong secret for a cached id is answered from Redis, exactly as for an uncached id: the
     // timing does not tell whether the id is cached, and a rotation whose broadcast has not
     // arrived yet is honoured at once (the new secret refills the entry).
+    const token = at === 0 && s.length === TOKEN_LENGTH ? s : s.slice(at, at + TOKEN_LENGTH);
     if (!isTokenShape(token)) return null;
     this.metrics.l1Misses++;
     return this.#load(id, token.slice(ID_LENGTH + 1));
@@ -280,7 +292,7 @@ export class SessionManager {
         const now = this.#o.now();
         rows.forEach((s, k) => {
           const id = batch[k];
-          if (s === null || now >= s.absoluteAt || now >= s.expiresAt || this.#l1.get(id) !== undefined) return;
+          if (s === null || now >= s.absoluteAt || now >= s.expiresAt || this.#l1.get(id, coarseNow()) !== undefined) return;
           if (this.#l1.fill(id, tickets[k], entryOf(this.#sessionOf(id, s), s, s.secretHash))) filled++;
         });
       } finally {
@@ -403,7 +415,7 @@ export class SessionManager {
       const session: Session = Object.freeze({
         id: own(id), userId, data: parseData(dat), createdAt: now, absoluteExpiresAt: absoluteAt, remembered, authenticatedAt: now,
       });
-      this.#l1.fill(session.id, t, { session, proof: secret, touched: now - CLOCK_BASE });
+      this.#l1.fill(session.id, t, { session, proof: secret, touched: now - CLOCK_BASE, filled: 0 });
       return { session, token: `${session.id}.${secret}`, evicted };
     } finally {
       this.#l1.release(id, t);
@@ -585,8 +597,7 @@ export class SessionManager {
 }
 
 /** A pre-warmed entry holds the stored hash: one hash proves the secret, then it is cached like any other. */
-function provePrewarmed(e: Entry, token: string): boolean {
-  const secret = token.slice(ID_LENGTH + 1);
+function provePrewarmed(e: Entry, secret: string): boolean {
   if (!constantTimeEqual(hashSecret(secret), e.proof)) return false;
   e.proof = own(secret);
   return true;

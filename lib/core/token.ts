@@ -131,3 +131,36 @@ export function readCookie(header: string, name: string): string | null | undefi
   }
   return found;
 }
+
+/**
+ * Where the value of the one cookie called `name` starts in a Cookie header, when it has a
+ * token's length; -1 otherwise (absent, duplicated, any other length). readCookie's rules without
+ * the slice: the hot path reads the token in place.
+ */
+export function tokenAt(header: string, name: string): number {
+  let found = -1;
+  let pos = 0;
+  const n = header.length;
+  while (pos < n) {
+    while (pos < n && (header.charCodeAt(pos) === 32 || header.charCodeAt(pos) === 9)) pos++;
+    let end = header.indexOf(';', pos);
+    if (end === -1) end = n;
+    if (header.startsWith(name, pos) && header.charCodeAt(pos + name.length) === 61 /* = */) {
+      if (found !== -1) return -1;
+      let vEnd = end;
+      while (vEnd > pos && (header.charCodeAt(vEnd - 1) === 32 || header.charCodeAt(vEnd - 1) === 9)) vEnd--;
+      const start = pos + name.length + 1;
+      found = vEnd - start === TOKEN_LENGTH ? start : -2;
+    }
+    pos = end + 1;
+  }
+  return found < 0 ? -1 : found;
+}
+
+/** secretMatches on the token that starts at `at` in `s` (a Cookie header), read in place. */
+export function secretMatchesAt(secret: string, s: string, at: number): boolean {
+  let diff = secret.length ^ SECRET_LENGTH;
+  const from = at + ID_LENGTH + 1;
+  for (let i = 0; i < secret.length; i++) diff |= secret.charCodeAt(i) ^ s.charCodeAt(from + i);
+  return diff === 0;
+}

@@ -61,24 +61,23 @@ declare global {
 }
 
 const kFlows = Symbol('tiered-session.flows');
-/** True when the middleware resolved the cookie; false when the request was skipped. */
-const kResolved = Symbol('tiered-session.resolved');
+/** Requests the middleware skipped (`skip`): their cookie was not read. */
+const skipped = new WeakSet<object>();
 
 interface Marked {
   [kFlows]?: SessionFlows;
-  [kResolved]?: boolean;
 }
 
 const facts = (req: Request): RequestFacts => ({ method: req.method, headers: req.headers, ip: req.ip });
 
 function flowsOf(req: Request): SessionFlows {
   const f = (req as Marked)[kFlows];
-  if (f === undefined) throw new Error('tiered-session: the session middleware did not run for this request (mount app.use(sessions) before this route)');
+  if (f === undefined || req.session === undefined) throw new Error('tiered-session: the session middleware did not run for this request (mount app.use(sessions) before this route)');
   return f;
 }
 
 /** The request's session; undefined when the middleware skipped it (the flows then read the cookie). */
-const current = (req: Request) => ((req as Marked)[kResolved] === true ? req.session : undefined);
+const current = (req: Request) => (skipped.has(req) ? undefined : req.session);
 
 /**
  * The helpers live on the app's request prototype (installed once per prototype), not on every
@@ -157,16 +156,22 @@ export function tieredSession(options: ExpressSessionOptions): TieredSessionMidd
   const started = manager.start();
 
   function tieredSessionMiddleware(req: Request, _res: Response, next: NextFunction): void {
-    const proto = Object.getPrototypeOf(req) as object;
-    if (!installed.has(proto)) install(proto);
+    // Express gives every request fresh hidden classes (it re-parents req on each request), so
+    // each property written on req costs a map transition per request: only req.session is.
+    // This middleware's flows sit on the app's request prototype, found through it; a second
+    // middleware on the same app writes its own on the request instead.
     const m = req as Marked;
-    m[kFlows] = flows;
+    if (m[kFlows] !== flows) {
+      const proto = Object.getPrototypeOf(req) as Marked;
+      if (!installed.has(proto)) install(proto);
+      if (proto[kFlows] === undefined) Object.defineProperty(proto, kFlows, { value: flows, writable: true, configurable: true, enumerable: false });
+      if (m[kFlows] !== flows) m[kFlows] = flows;
+    }
     req.session = null;
     if (skip !== undefined && (skip as (req: Request) => boolean)(req)) {
-      m[kResolved] = false;
+      skipped.add(req);
       return next();
     }
-    m[kResolved] = true;
     flows.resolveInto(req.headers.cookie, req, next);
   }
 

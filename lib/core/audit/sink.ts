@@ -437,7 +437,7 @@ export class AuditSink {
       this.metrics.eventsLost += g.lost;
       lost += g.lost;
     }
-    if (lost > 0) this.#log.warn({ entries: lost }, 'audit sink: pending events were trimmed from their stream before being applied (the per-stream cap is too small for the backlog)');
+    if (lost > 0) this.#log.warn({ entries: lost }, 'tiered-session: audit sink: pending events were trimmed from their stream before being applied (the per-stream cap is too small for the backlog)');
     for (const st of drained) if (st.cursor === '0' && !acks.get(st)?.[0]) st.cursor = '>';
     if (events.length > 0) this.metrics.batches++;
     const failure = redisError ?? ackError;
@@ -467,11 +467,11 @@ export class AuditSink {
       if (claimed.length > 0) {
         st.cursor = '0';
         this.metrics.eventsClaimed += claimed.length;
-        this.#log.info({ stream: st.key, entries: claimed.length }, 'audit sink: took over entries left pending by a stopped consumer');
+        this.#log.info({ stream: st.key, entries: claimed.length }, 'tiered-session: audit sink: took over entries left pending by a stopped consumer');
       }
       if (deleted && deleted.length > 0) {
         this.metrics.eventsLost += deleted.length;
-        this.#log.warn({ stream: st.key, entries: deleted.length }, 'audit sink: pending events were trimmed from their stream before being applied (the per-stream cap is too small for the backlog)');
+        this.#log.warn({ stream: st.key, entries: deleted.length }, 'tiered-session: audit sink: pending events were trimmed from their stream before being applied (the per-stream cap is too small for the backlog)');
       }
     }
     // A stream that exists without the group (it expired and something recreated it): the
@@ -484,7 +484,7 @@ export class AuditSink {
         if (!err || /BUSYGROUP/.test(err.message)) {
           st.absent = false;
           st.cursor = '0';
-          if (!err) this.#log.warn({ stream: st.key }, 'audit sink: stream had no consumer group; created it at 0');
+          if (!err) this.#log.warn({ stream: st.key }, 'tiered-session: audit sink: stream had no consumer group; created it at 0');
         }
       }
     }
@@ -578,7 +578,7 @@ export class AuditSink {
     if (this.#pgDownSince === 0) {
       this.#pgDownSince = this.#now();
       this.#log.error({ err, table: this.names.display },
-        'audit sink: PostgreSQL unavailable; events stay buffered in the Redis streams and are retried with backoff');
+        'tiered-session: audit sink: PostgreSQL unavailable; events stay buffered in the Redis streams and are retried with backoff');
     }
     return err;
   }
@@ -587,7 +587,7 @@ export class AuditSink {
     this.metrics.postgresUp = true;
     if (this.#pgDownSince !== 0) {
       this.#log.info({ downMs: this.#now() - this.#pgDownSince, table: this.names.display },
-        'audit sink: PostgreSQL reachable again; applying the buffered events');
+        'tiered-session: audit sink: PostgreSQL reachable again; applying the buffered events');
       this.#pgDownSince = 0;
     }
   }
@@ -596,7 +596,7 @@ export class AuditSink {
     this.metrics.redisUp = false;
     if (this.#redisDownSince === 0) {
       this.#redisDownSince = this.#now();
-      this.#log.error({ err }, 'audit sink: Redis unavailable; retrying with backoff');
+      this.#log.error({ err }, 'tiered-session: audit sink: Redis unavailable; retrying with backoff');
     }
     return err;
   }
@@ -604,7 +604,7 @@ export class AuditSink {
   #redisUp(): void {
     this.metrics.redisUp = true;
     if (this.#redisDownSince !== 0) {
-      this.#log.info({ downMs: this.#now() - this.#redisDownSince }, 'audit sink: Redis reachable again');
+      this.#log.info({ downMs: this.#now() - this.#redisDownSince }, 'tiered-session: audit sink: Redis reachable again');
       this.#redisDownSince = 0;
     }
   }
