@@ -17,7 +17,7 @@ import tieredSession, { parseDevice } from 'tiered-session/fastify';
 import { SessionFlows } from '../dist/esm/core/flows.js';
 import { resolveOptions } from '../dist/esm/core/options.js';
 import { managerOf } from '../dist/esm/core/sessions.js';
-import { hashSecret, isTokenShape, readCookie, secretMatches, ID_LENGTH } from '../dist/esm/core/token.js';
+import { hashSecret, isTokenShape, readCookie, secretMatches, secretMatchesAt, tokenAt, ID_LENGTH } from '../dist/esm/core/token.js';
 import { fastFail, redisTarget } from './support/redis.js';
 import { num } from './support/settings.js';
 import { fmt, machineLine, median, table } from './support/stats.js';
@@ -89,8 +89,10 @@ const cases: [string, () => void][] = [
   ['part: manager.resolve(token), L1 hit (one token string)', () => { const r = manager.resolve(token); if (r !== null && !(r instanceof Promise)) sink++; }],
   ['part: readCookie, session cookie only', () => { sink += (readCookie(onlyCookie, cookieName) as string).length; }],
   [`part: readCookie, 7 cookies`, () => { sink += (readCookie(busyCookie, cookieName) as string).length; }],
-  ['part: L1 get (lru-cache get, with ttl), one id string', () => { if (l1.get(id) !== undefined) sink++; }],
-  ['part: token.slice(0, 38) + L1 get (a fresh id string)', () => { if (l1.get(token.slice(0, ID_LENGTH)) !== undefined) sink++; }],
+  ['part: tokenAt (the session cookie found in place), session cookie only', () => { sink += tokenAt(onlyCookie, cookieName); }],
+  ['part: L1 get (lru-cache get + the own ttl check), one id string', () => { if (l1.get(id, Date.now()) !== undefined) sink++; }],
+  ['part: token.slice(0, 38) + L1 get (a fresh id string)', () => { if (l1.get(token.slice(0, ID_LENGTH), Date.now()) !== undefined) sink++; }],
+  ['part: secretMatchesAt (43 chars, constant time), read in place in the header', () => { if (secretMatchesAt(cachedSecret, onlyCookie, onlyCookie.indexOf('=') + 1)) sink++; }],
   ['part: secretMatches (43 chars, constant time), token sliced from the header', () => { if (secretMatches(cachedSecret, slicedToken)) sink++; }],
   ['part: secretMatches (43 chars, constant time), a flat token', () => { if (secretMatches(cachedSecret, flatToken)) sink++; }],
   ['part: Date.now()', () => { sink += Date.now() & 1; }],
