@@ -22,7 +22,10 @@ export function aclRules(prefix: string, cluster: boolean): string[] {
   return [
     'resetkeys', `~${prefix}*`, 'resetchannels', `&${prefix}revoked`, '-@all',
     '+evalsha', '+eval', '+hgetall', '+hset', '+hget', '+hmget', '+hdel', '+del', '+exists', '+pexpire', '+pttl',
-    '+zadd', '+zcard', '+zrange', '+zrangebyscore', '+zrem', '+zrevrange', '+zremrangebyrank',
+    '+zadd', '+zcard', '+zrange', '+zrangebyscore', '+zrem', '+zrevrange', '+zremrangebyrank', '+zscore',
+    // A cap eviction keeps what it removed beside the new session (undone with the sign-in if
+    // that timed out): DUMP and RPUSH there, LRANGE and RESTORE in the undo.
+    '+dump', '+rpush', '+lrange', '+restore',
     '+publish', '+subscribe', '+ping', '+info',
     ...(cluster ? ['+cluster|slots', '+cluster|info', '+client|setname'] : []),
   ];
