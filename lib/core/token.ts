@@ -108,36 +108,15 @@ export function secretMatches(secret: string, token: string): boolean {
   return diff === 0;
 }
 
-/**
- * Find the one cookie called `name` in a Cookie header with a strict scan: no decoding, no
- * allocation but the returned value. Returns undefined when absent and null when it appears
- * more than once (a duplicated session cookie is ambiguous, so it counts as no session).
- */
-export function readCookie(header: string, name: string): string | null | undefined {
-  let found: string | undefined;
-  let pos = 0;
-  const n = header.length;
-  while (pos < n) {
-    while (pos < n && (header.charCodeAt(pos) === 32 || header.charCodeAt(pos) === 9)) pos++;
-    let end = header.indexOf(';', pos);
-    if (end === -1) end = n;
-    if (header.startsWith(name, pos) && header.charCodeAt(pos + name.length) === 61 /* = */) {
-      if (found !== undefined) return null;
-      let vEnd = end;
-      while (vEnd > pos && (header.charCodeAt(vEnd - 1) === 32 || header.charCodeAt(vEnd - 1) === 9)) vEnd--;
-      found = header.slice(pos + name.length + 1, vEnd);
-    }
-    pos = end + 1;
-  }
-  return found;
-}
+/** Where the value found by the last cookieStart() ends (module state: the scan allocates nothing). */
+let valueEnd = 0;
 
 /**
- * Where the value of the one cookie called `name` starts in a Cookie header, when it has a
- * token's length; -1 otherwise (absent, duplicated, any other length). readCookie's rules without
- * the slice: the hot path reads the token in place.
+ * Where the value of the one cookie called `name` starts in a Cookie header (its end in
+ * `valueEnd`), by a strict scan: no decoding, no allocation. -1 when absent, -2 when it appears
+ * more than once (a duplicated session cookie is ambiguous, so it counts as no session).
  */
-export function tokenAt(header: string, name: string): number {
+function cookieStart(header: string, name: string): number {
   let found = -1;
   let pos = 0;
   const n = header.length;
@@ -146,15 +125,30 @@ export function tokenAt(header: string, name: string): number {
     let end = header.indexOf(';', pos);
     if (end === -1) end = n;
     if (header.startsWith(name, pos) && header.charCodeAt(pos + name.length) === 61 /* = */) {
-      if (found !== -1) return -1;
+      if (found !== -1) return -2;
       let vEnd = end;
       while (vEnd > pos && (header.charCodeAt(vEnd - 1) === 32 || header.charCodeAt(vEnd - 1) === 9)) vEnd--;
-      const start = pos + name.length + 1;
-      found = vEnd - start === TOKEN_LENGTH ? start : -2;
+      found = pos + name.length + 1;
+      valueEnd = vEnd;
     }
     pos = end + 1;
   }
-  return found < 0 ? -1 : found;
+  return found;
+}
+
+/** The value of the one cookie called `name`: undefined when absent, null when duplicated. */
+export function readCookie(header: string, name: string): string | null | undefined {
+  const at = cookieStart(header, name);
+  return at === -1 ? undefined : at === -2 ? null : header.slice(at, valueEnd);
+}
+
+/**
+ * Where the value of the one cookie called `name` starts, when it has a token's length; -1
+ * otherwise (absent, duplicated, any other length). The hot path reads the token in place.
+ */
+export function tokenAt(header: string, name: string): number {
+  const at = cookieStart(header, name);
+  return at >= 0 && valueEnd - at === TOKEN_LENGTH ? at : -1;
 }
 
 /** secretMatches on the token that starts at `at` in `s` (a Cookie header), read in place. */

@@ -300,8 +300,8 @@ export const MUTANTS = [
     id: 'duplicate-cookie-takes-first',
     description: 'A duplicated session cookie resolves to its first value instead of no session.',
     file: 'lib/core/token.ts',
-    find: 'if (found !== undefined) return null;',
-    replace: 'if (found !== undefined) return found;',
+    find: 'if (found !== -1) return -2;',
+    replace: 'if (found !== -1) return found;',
     tests: ['test/bad-input.test.ts'],
   },
   {
