@@ -65,6 +65,21 @@ async function pubsubIds(admins: Redis[]): Promise<Set<string>[]> {
   return out;
 }
 
+/**
+ * Two trusted instances on one key prefix, B with a 200 ms heartbeat, and the pub/sub connection
+ * ids from before B started (so B's own subscribers can be told apart).
+ */
+async function watchedPair(t: Test, target: Target): Promise<{ admins: Redis[]; a: TestApp; b: TestApp; beforeB: Set<string>[] }> {
+  const keyPrefix = target.prefix();
+  const admins = target.admins();
+  const a = await makeApp(t, target.client(), { keyPrefix });
+  await cacheTrusted(a);
+  const beforeB = await pubsubIds(admins);
+  const b = await makeApp(t, target.client(), { keyPrefix, heartbeatInterval: 200 });
+  await cacheTrusted(b);
+  return { admins, a, b, beforeB };
+}
+
 const propagation: Record<string, number[]> = {};
 const record = (target: Pick<Target, 'name'>, what: string, ms: number) => {
   (propagation[`${target.name} ${what}`] ??= []).push(ms);
@@ -246,13 +261,7 @@ t.test('after every pub/sub connection is killed, a revocation published meanwhi
 
 t.test('killing every subscriber connection of one instance makes that instance clear its local cache and re-confirm, without disturbing the other instance', async (t) => {
   await eachTarget(t, async (t, target) => {
-    const keyPrefix = target.prefix();
-    const admins = target.admins();
-    const a = await makeApp(t, target.client(), { keyPrefix });
-    await cacheTrusted(a);
-    const beforeB = await pubsubIds(admins);
-    const b = await makeApp(t, target.client(), { keyPrefix, heartbeatInterval: 200 });
-    await cacheTrusted(b);
+    const { admins, a, b, beforeB } = await watchedPair(t, target);
     await sleep(300); // the second subscriber (Cluster) joins on its own
     const afterB = await pubsubIds(admins);
     const mine = afterB.flatMap((ids, i) => [...ids].filter((id) => !beforeB[i].has(id)).map((id) => ({ i, id })));
@@ -344,13 +353,7 @@ t.test('only this subscriber\'s own, current heartbeat confirms the channel: ano
 
 t.test('on a Cluster one of an instance\'s two subscribers dying interrupts nothing: no cache clear, trust kept, revocations still arrive, and the subscriber is replaced', async (t) => {
   await eachTarget(t, async (t, target) => {
-    const keyPrefix = target.prefix();
-    const admins = target.admins();
-    const a = await makeApp(t, target.client(), { keyPrefix });
-    await cacheTrusted(a);
-    const beforeB = await pubsubIds(admins);
-    const b = await makeApp(t, target.client(), { keyPrefix, heartbeatInterval: 200 });
-    await cacheTrusted(b);
+    const { admins, a, b, beforeB } = await watchedPair(t, target);
     await sleep(300);
     const mine = (await pubsubIds(admins)).flatMap((ids, i) => [...ids].filter((id) => !beforeB[i].has(id)).map((id) => ({ i, id })));
     t.equal(mine.length, 2, 'two subscribers, on two nodes');
@@ -380,13 +383,7 @@ t.test('on a Cluster one of an instance\'s two subscribers dying interrupts noth
 
 t.test('on a Cluster a revocation that both of an instance\'s subscribers hear is handled once: counted once and its latency observed once', async (t) => {
   await eachTarget(t, async (t, target) => {
-    const keyPrefix = target.prefix();
-    const admins = target.admins();
-    const a = await makeApp(t, target.client(), { keyPrefix });
-    await cacheTrusted(a);
-    const beforeB = await pubsubIds(admins);
-    const b = await makeApp(t, target.client(), { keyPrefix, heartbeatInterval: 200 });
-    await cacheTrusted(b);
+    const { admins, a, b, beforeB } = await watchedPair(t, target);
     const both = await poll(async () => (await pubsubIds(admins)).reduce((n, ids, i) => n + [...ids].filter((id) => !beforeB[i].has(id)).length, 0) === 2, 3000);
     t.ok(Number.isFinite(both), `B has its two subscribers (${fmt(both)})`);
     await sleep(2 * 200); // a heartbeat round with both subscribed
