@@ -34,16 +34,24 @@ t.test('a revocation that answered success is still in force after its master is
   t.ok(a.sessions.store.confirm !== undefined, 'the topology has replicas: revocations wait for one');
   let told = 0;
   let refused = 0;
+  let retried = 0;
   for (let i = 0; i < 6; i++) {
-    const s = await signIn(a, `wait-${i}`);
-    const key = a.sessions.store.sessionKey(s.id);
-    const master = await cluster.masterForKey(key);
-    const [replica] = await cluster.replicasOf(master);
     // Every other round, the replica is held back first: the revocation cannot reach it.
     const lagging = i % 2 === 0;
-    await waitForSync(replica);
-    if (lagging) await pauseReplication(replica);
-    const out = await a.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: s.token } });
+    let s, out, master, replica;
+    // A healthy round that answers 503 is inconclusive, not wrong (the user was told nothing):
+    // on a loaded machine the script and its WAIT can outlast commandTimeout. It is tried again
+    // with a fresh session, at most twice; a WAIT that never confirms still fails the round.
+    for (let attempt = 0; ; attempt++) {
+      s = await signIn(a, `wait-${i}-${attempt}`);
+      master = await cluster.masterForKey(a.sessions.store.sessionKey(s.id));
+      [replica] = await cluster.replicasOf(master);
+      await waitForSync(replica);
+      if (lagging) await pauseReplication(replica);
+      out = await a.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: s.token } });
+      if (lagging || out.statusCode === 204 || attempt === 2) break;
+      retried++;
+    }
     if (out.statusCode === 204) told++;
     else {
       refused++;
@@ -58,7 +66,7 @@ t.test('a revocation that answered success is still in force after its master is
     if (out.statusCode === 204) t.equal(after, 401, `round ${i} (${lagging ? 'replica lagging' : 'healthy'}): told "signed out", and still signed out after the failover`);
     else t.ok(after === 200 || after === 401, `round ${i}: the user was not told anything; the session is ${after === 200 ? 'back' : 'gone'}`);
   }
-  t.ok(told >= 3, `healthy rounds answered success (${told})`);
+  t.ok(told >= 3, `healthy rounds answered success (${told}; ${retried} inconclusive attempts tried again)`);
   t.ok(refused >= 3, `rounds with a held-back replica answered 503 instead (${refused})`);
   t.ok(a.sessions.stats().unconfirmed + a.sessions.stats().redisErrors >= refused, 'and were counted');
 
