@@ -44,6 +44,10 @@ export interface Idles {
 }
 
 type Cmd = (...args: (string | number)[]) => Promise<unknown>;
+
+/** A Cluster's redirection: the command went to a node that does not serve its key, and did not run. */
+const isRedirect = (err: unknown): boolean => err instanceof Error && /^(MOVED|ASK) /.test(err.message);
+
 interface Scripted {
   tieredSessionCreate: Cmd;
   tieredSessionTouch: Cmd;
@@ -216,16 +220,35 @@ export class RedisStore {
   async #revoking(what: string, name: keyof Scripted, args: (string | number)[], confirm = true): Promise<unknown> {
     const c = confirm ? this.confirm : undefined;
     if (c === undefined) return this.#run(what, () => this.#scripted[name](...args));
-    const [applied, acked] = await this.#run(what, async () => {
-      const p = this.#client.pipeline() as ChainableCommander & Record<string, Cmd>;
-      p[name](...args);
-      p.wait(c.replicas, c.timeout);
-      const res = (await p.exec()) ?? [];
-      for (const [err] of res) if (err) throw err;
-      return [res[0]?.[1], res[1]?.[1]] as [unknown, number];
-    });
+    const [applied, acked] = await this.#run(what, () => this.#thenWait(String(args[0]), c, (on) => on[name](...args)));
     if (acked < c.replicas) throw Object.assign(new ERR_NOT_CONFIRMED(), { applied, acked });
     return applied;
+  }
+
+  /**
+   * `command` then WAIT, in one pipeline to the node serving `key` (WAIT counts the writes of its
+   * own connection). Answers the command's result and the replicas that acknowledged.
+   *
+   * A Cluster client whose slot map is stale (a failover, a resharding) sends the pipeline to a
+   * node that no longer serves `key`: the command answers MOVED or ASK, and the WAIT answers
+   * there. ioredis follows a pipeline's redirect only when every command in it was redirected
+   * alike, and learns nothing from this one, so every later revocation on those slots would fail
+   * the same way. Then the command runs alone (the client follows the redirect and mends its
+   * map) and the WAIT goes after it, to the node it ran on; if that cannot be confirmed, the
+   * change is applied but not confirmed (acked 0).
+   */
+  async #thenWait(key: string, c: { readonly replicas: number; readonly timeout: number }, command: (on: Record<string, Cmd>) => unknown): Promise<[unknown, number]> {
+    const p = this.#client.pipeline() as ChainableCommander & Record<string, Cmd>;
+    command(p);
+    p.wait(c.replicas, c.timeout);
+    const res = (await p.exec()) ?? [];
+    if (!isRedirect(res[0]?.[0])) {
+      for (const [err] of res) if (err) throw err;
+      return [res[0]?.[1], res[1]?.[1] as number];
+    }
+    const applied = await command(this.#client as unknown as Record<string, Cmd>);
+    const [, [err, acked] = []] = (await this.#client.pipeline().pttl(key).wait(c.replicas, c.timeout).exec()) ?? [];
+    return [applied, err ? 0 : acked as number];
   }
 
   /** Undo a create its caller gave up on: the session goes, what its cap eviction removed comes back. */
@@ -247,12 +270,9 @@ export class RedisStore {
   async confirmOn(publicId: string): Promise<void> {
     const c = this.confirm;
     if (c === undefined) return;
-    const acked = await this.#run('WAIT', async () => {
-      // A keyed command routes the pipeline (and its WAIT) to the slot's node and connection.
-      const res = (await this.#client.pipeline().pttl(this.sessionKey(publicId)).wait(c.replicas, c.timeout).exec()) ?? [];
-      for (const [err] of res) if (err) throw err;
-      return res[1]?.[1] as number;
-    });
+    // A keyed command routes the pipeline (and its WAIT) to the slot's node and connection.
+    const key = this.sessionKey(publicId);
+    const [, acked] = await this.#run('WAIT', () => this.#thenWait(key, c, (on) => on.pttl(key)));
     if (acked < c.replicas) throw Object.assign(new ERR_NOT_CONFIRMED(), { acked });
   }
 
