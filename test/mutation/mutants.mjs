@@ -108,6 +108,14 @@ export const MUTANTS = [
     replace: '',
     tests: ['test/replicas.test.ts'],
   },
+  {
+    id: 'wait-redirect-not-followed',
+    description: 'A revocation pipelined with WAIT that lands on a node no longer serving its key (a stale slot map after a failover) reports the MOVED instead of following it: every revocation there answers 503.',
+    file: 'lib/core/store/redis-store.ts',
+    find: '    if (!isRedirect(res[0]?.[0])) {\n',
+    replace: '    if (true) {\n',
+    tests: ['test/replicas.test.ts'],
+  },
 
   // ---- the manager and the local cache -----------------------------------------------------------
   {
