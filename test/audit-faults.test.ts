@@ -4,6 +4,8 @@
 // sink claims the entries, nothing missing, nothing doubled); Redis killed or cut off (no crash,
 // no hang, one log line each way); PostgreSQL cut off without a reset (bounded, then recovers).
 import t from 'tap';
+import type { Test } from 'tap';
+import type { Redis, Cluster } from 'ioredis';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +30,14 @@ async function freshTable() {
   const table = { schema: await db.freshSchema(), table: 'audit' };
   await migrate(pool, table);
   return table;
+}
+
+/** A producer (emits events as the app's scripts would) and the sink's own client, both ready. */
+async function clients<C extends Redis | Cluster>(t: Test, producer: C, client: C): Promise<{ producer: C; client: C }> {
+  t.teardown(() => { producer.disconnect(); client.disconnect(); });
+  await ready(producer);
+  await ready(client);
+  return { producer, client };
 }
 
 t.test('PostgreSQL killed under a stream of events, then restarted: every event lands exactly once; logged once down, once up; the buffer rises and drains', { skip: !db.canKill && 'DATABASE_URL: not our server to kill' }, async (t) => {
@@ -132,11 +142,7 @@ t.test('Redis killed, then restarted: the sink neither crashes nor hangs, logs o
   t.teardown(() => server.stop());
   const table = await freshTable();
   const prefix = 'rk:';
-  const producer = server.client();
-  const client = server.client();
-  t.teardown(() => { producer.disconnect(); client.disconnect(); });
-  await ready(producer);
-  await ready(client);
+  const { producer, client } = await clients(t, server.client(), server.client());
   const { entries, logger } = recordingLogger();
   const sink = new AuditSink({ client, keyPrefix: prefix, pool, ...table, logger, pollInterval: 50, maxBackoff: 200, commandTimeout: 500 });
   sink.start();
@@ -171,11 +177,7 @@ t.test('Redis and PostgreSQL cut off without a reset (packets dropped): every ca
   t.teardown(() => pgProxy.close());
   const table = await freshTable();
   const prefix = 'cut:';
-  const producer = server.client();
-  const client = server.client({ port: redisProxy.port, commandTimeout: 5000 });
-  t.teardown(() => { producer.disconnect(); client.disconnect(); });
-  await ready(producer);
-  await ready(client);
+  const { producer, client } = await clients(t, server.client(), server.client({ port: redisProxy.port, commandTimeout: 5000 }));
   const proxiedPool = db.pool({ connectionString: db.url.replace(`:${db.port}/`, `:${pgProxy.port}/`), max: 2, connectionTimeoutMillis: 0 });
   const { entries, logger } = recordingLogger();
   const opts: AuditSinkOptions = { client, keyPrefix: prefix, pool: proxiedPool, ...table, logger, pollInterval: 50, maxBackoff: 200, commandTimeout: 300, postgresTimeout: 500 };
@@ -218,11 +220,7 @@ t.test('a Cluster master killed and replaced: the sink consumes the moved stream
   t.teardown(() => cluster.stop());
   const table = await freshTable();
   const prefix = 'fo:';
-  const producer = cluster.client();
-  const client = cluster.client();
-  t.teardown(() => { producer.disconnect(); client.disconnect(); });
-  await ready(producer);
-  await ready(client);
+  const { producer, client } = await clients(t, cluster.client(), cluster.client());
   const sink = new AuditSink({ client, keyPrefix: prefix, pool, ...table, pollInterval: 50, maxBackoff: 200, commandTimeout: 500 });
   sink.start();
   t.teardown(() => sink.close());

@@ -6,7 +6,7 @@ import t from 'tap';
 import type { Test } from 'tap';
 import type { Cluster } from 'ioredis';
 import {
-  ReplicatedCluster, pauseReplication, resumeReplication, keepingAlive, waitForSync,
+  ReplicatedCluster, pauseReplication, resumeReplication, keepingAlive, waitForSync, withAdmin,
 } from './fixtures/replicas.js';
 import { makeApp, cacheTrusted, signIn, me, eventually, tokenOf, COOKIE, type TestApp } from './fixtures/targets.js';
 import { sleep, ready } from './fixtures/redis.js';
@@ -93,9 +93,7 @@ t.test('a revocation that answered success is still in force after its master is
 // promoted (about a second here), and a miss in any slot can answer 503 then (measured with a
 // bare client: 1 timed-out read of 1,180 with `yes`, 0 of 1,880 with `no`).
 for (const fullCoverage of ['no', 'yes'] as const) t.test(`a master killed under load (cluster-require-full-coverage ${fullCoverage}): ${fullCoverage === 'no' ? 'other slots never notice' : 'other slots answer 200 or 503'}, the dead slots answer only L1 hits or 503 (never 500, never 401 for a live session), and recover after the promotion`, async (t) => {
-  for (const n of await cluster.masters().then(async (m) => [...m, ...await cluster.replicas()])) {
-    await keepingAlive((async () => { const a = n.admin(); try { await a.config('SET', 'cluster-require-full-coverage', fullCoverage); } finally { a.disconnect(); } })());
-  }
+  for (const n of cluster.nodes) await withAdmin(n.port, (a) => a.config('SET', 'cluster-require-full-coverage', fullCoverage));
   const keyPrefix = prefixes();
   const cached = await app(t, { keyPrefix, localCache: { ttl: 60_000 } });
   const uncached = await app(t, { keyPrefix, localCache: false });
@@ -212,10 +210,8 @@ t.test('after a failover, revocations on the moved slots follow the redirect: th
   // The old master is back as the new one's replica. Its first acknowledgement after the sync
   // can take most of a second (measured 7-490 ms), longer than the default WAIT: one WAIT here
   // first, so the revocations below are judged on where they go, not on that first ack.
-  await keepingAlive((async () => {
-    const admin = promoted.admin();
-    try { await admin.set(`${a.sessions.store.sessionKey(first.id)}w`, '1', 'PX', 10_000); await admin.wait(1, 5000); } finally { admin.disconnect(); }
-  })());
+  const warm = `${a.sessions.store.sessionKey(first.id)}w`;
+  await withAdmin(promoted.port, async (r) => { await r.set(warm, '1', 'PX', 10_000); await r.wait(1, 5000); }, 6000);
 
   const errors = a.sessions.stats().redisErrors;
   const everywhere = await a.inject({ method: 'POST', url: '/sessions/logout-everywhere', cookies: { [COOKIE]: first.token } });

@@ -45,6 +45,9 @@ export interface Idles {
 
 type Cmd = (...args: (string | number)[]) => Promise<unknown>;
 
+/** How many replicas must acknowledge a change, within how many ms (WAIT's arguments). */
+interface Confirm { readonly replicas: number; readonly timeout: number }
+
 /** A Cluster's redirection: the command went to a node that does not serve its key, and did not run. */
 const isRedirect = (err: unknown): boolean => err instanceof Error && /^(MOVED|ASK) /.test(err.message);
 
@@ -127,7 +130,7 @@ export class RedisStore {
    * Revocations wait for this many replicas (at most `timeout` ms) before they count as done;
    * undefined: no confirmation. Set by the manager (it decides 'auto' from the topology).
    */
-  confirm: { readonly replicas: number; readonly timeout: number } | undefined;
+  confirm: Confirm | undefined;
   /** The audit trail's buffer: per-stream length cap, stream TTL, activity interval (ms); undefined: off. */
   readonly #audit: { readonly cap: number; readonly ttl: number; readonly activity: number } | undefined;
   readonly #prefix: string;
@@ -237,7 +240,7 @@ export class RedisStore {
    * map) and the WAIT goes after it, to the node it ran on; if that cannot be confirmed, the
    * change is applied but not confirmed (acked 0).
    */
-  async #thenWait(key: string, c: { readonly replicas: number; readonly timeout: number }, command: (on: Record<string, Cmd>) => unknown): Promise<[unknown, number]> {
+  async #thenWait(key: string, c: Confirm, command: (on: Record<string, Cmd>) => unknown): Promise<[unknown, number]> {
     const p = this.#client.pipeline() as ChainableCommander & Record<string, Cmd>;
     command(p);
     p.wait(c.replicas, c.timeout);
