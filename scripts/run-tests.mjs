@@ -5,7 +5,9 @@
 //   2. every file that talks to Redis on ioredis 6 (TS_IOREDIS=6), against the Fastify adapter:
 //      the adapters never touch the client, so this pass covers the client's major, not the
 //      framework's.
-// Pass 1 streams to the terminal; pass 2 is shown when it ends. Exit code: non-zero if either failed.
+// Pass 1 streams to the terminal; pass 2 is shown when it ends. The last lines name every failed
+// assertion of both passes (a CI log is often read from its tail, and pass 1's TAP scrolls away
+// under pass 2's). Exit code: non-zero if either failed.
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 
@@ -21,11 +23,42 @@ function run(label, args, env, live) {
   return new Promise((resolve) => {
     const child = spawn('npx', ['tap', '--jobs', '1', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
-    const take = (b) => { if (live) process.stdout.write(b); else out += b.toString(); };
+    const take = (b) => { if (live) process.stdout.write(b); out += b.toString(); };
     child.stdout.on('data', take);
     child.stderr.on('data', take);
     child.on('close', (code) => resolve({ label, code, out }));
   });
+}
+
+// The failed assertions in a pass's TAP, one line each: 'file > subtest > … > assertion (file:line)'.
+// A failed subtest's own 'not ok' only repeats its children's, so it is listed only when it has
+// none (a timeout, a crash, a file that exited non-zero).
+function failures(tap) {
+  const stack = [];
+  const childFailed = [];
+  const out = [];
+  const lines = tap.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const sub = /^( *)# Subtest: (.*)$/.exec(lines[i]);
+    if (sub) {
+      const depth = sub[1].length / 4;
+      stack.length = depth; stack[depth] = sub[2];
+      childFailed.length = depth; childFailed[depth] = false;
+      continue;
+    }
+    const bad = /^( *)not ok \d+ - (.*?)(?: # time=.*)?$/.exec(lines[i]);
+    if (!bad) continue;
+    const depth = bad[1].length / 4;
+    if (stack[depth] === bad[2] && childFailed[depth]) continue;
+    for (let d = 0; d < depth; d++) childFailed[d] = true;
+    let at = '';
+    for (let j = i + 1; j < Math.min(lines.length, i + 60) && lines[j].trim() !== '...'; j++) {
+      const m = /^\s*(fileName|lineNumber): (.*)$/.exec(lines[j]);
+      if (m) at += m[1] === 'fileName' ? m[2] : `:${m[2]}`;
+    }
+    out.push(`${[...stack.slice(0, depth), bad[2]].join(' > ')}${at ? ` (${at})` : ''}`);
+  }
+  return out;
 }
 
 const started = Date.now();
@@ -34,6 +67,13 @@ const [one, two] = await Promise.all([
   run('ioredis 6 × Fastify (files that use Redis)', ['--disable-coverage', ...redisFiles], { TS_IOREDIS: '6', TS_ADAPTERS: 'fastify' }, false),
 ]);
 process.stdout.write(`\n\n===== ${two.label} =====\n${two.out}\n`);
+for (const r of [one, two]) {
+  if (r.code === 0) continue;
+  const list = failures(r.out);
+  console.log(`\n===== failed in ${r.label}: ${list.length} =====`);
+  for (const f of list.slice(0, 30)) console.log(`  ${f}`);
+  if (list.length > 30) console.log(`  … and ${list.length - 30} more (search the log for 'not ok')`);
+}
 for (const r of [one, two]) console.log(`${r.code === 0 ? 'passed' : `FAILED (exit ${r.code})`}: ${r.label}`);
 console.log(`tap stage: ${((Date.now() - started) / 1000).toFixed(0)} s`);
 process.exit(one.code === 0 && two.code === 0 ? 0 : 1);
