@@ -264,7 +264,6 @@ t.test('the cost of polling 256 streams, and the sink throughput', async (t) => 
     const processUs = ((s1.cpu - s0.cpu) * 1e6) / rounds;
     t.equal(perRound, 256, 'one XREADGROUP per stream per round');
     t.comment(`${target.name}: an idle round over 256 streams: ${ms.toFixed(2)} ms wall, ${(sinkUs / 1000).toFixed(2)} ms CPU in the sink's process; Redis: ${serverUs.toFixed(0)} µs in the command (${(serverUs / 256).toFixed(2)} µs per XREADGROUP), ~${processUs.toFixed(0)} µs of process CPU with I/O; at pollInterval 1 s: ~${(processUs / 10_000).toFixed(2)} % of one Redis core per sink instance`);
-    t.ok(ms < 100, 'well under the poll interval');
 
     // Throughput: 20 000 events buffered, one sink draining them.
     const sessions = simulate(rng(5), { sessions: 4000, users: 1000, userPrefix: 'tp-' });
