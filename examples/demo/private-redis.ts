@@ -6,13 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import net from 'node:net';
 
 /** Client options that answer fast when Redis is away (the README's recommended settings). */
-export const fastFail = {
-  maxRetriesPerRequest: 1,
-  enableOfflineQueue: false,
-  connectTimeout: 1000,
-  commandTimeout: 1000,
-  retryStrategy: (times: number) => Math.min(times * 100, 1000),
-};
+export { failFast as fastFail } from '../redis-client.js';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

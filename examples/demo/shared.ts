@@ -3,10 +3,11 @@
 // (server.ts on Fastify, express.ts on Express) only wires these to its framework.
 import { readFileSync } from 'node:fs';
 import { timingSafeEqual, createHash } from 'node:crypto';
-import { Redis, Cluster } from 'ioredis';
+import type { Redis, Cluster } from 'ioredis';
 import pg from 'pg';
 import type { AuditOptions } from '../../lib/index.js';
-import { fastFail, startPrivateRedis } from './private-redis.js';
+import { startPrivateRedis } from './private-redis.js';
+import { clusterClient, redisClient as singleClient } from '../redis-client.js';
 import { postgresBinDir, privatePostgres, schemaFor } from './private-postgres.js';
 
 const env = process.env;
@@ -41,7 +42,7 @@ export async function redisClient(): Promise<{ client: Redis | Cluster; target: 
       const [host, port] = hp.trim().split(':');
       return { host, port: Number(port) };
     });
-    client = new Cluster(nodes, { redisOptions: fastFail, enableOfflineQueue: false, clusterRetryStrategy: fastFail.retryStrategy });
+    client = clusterClient(nodes);
     target = `cluster:${nodes.map((n) => `${n.host}:${n.port}`).sort().join(',')}`;
   } else {
     let url = env.REDIS_URL;
@@ -49,7 +50,7 @@ export async function redisClient(): Promise<{ client: Redis | Cluster; target: 
       privateRedis = await startPrivateRedis();
       url = privateRedis.url;
     }
-    client = new Redis(url, fastFail);
+    client = singleClient(url);
     target = url;
   }
   client.on('error', () => { /* reconnects by itself; /healthz reports the state */ });
