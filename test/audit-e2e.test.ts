@@ -563,6 +563,19 @@ t.test('a user id with NUL cannot borrow another user\'s history (PostgreSQL tex
   });
 });
 
+t.test('a user id that is not well-formed UTF-16 cannot borrow its look-alike\'s history, as list() lends it none of its sessions', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const { app } = await auditedApp(t, target);
+    const carol = await login(app, 'carol\ufffd');
+    await delivered(t, [app], 1);
+    t.same((await app.face.history('carol\ufffd')).map((r) => r.id), [carol.id], 'control: the look-alike has its history');
+    for (const lone of ['carol\ud800', 'carol\udfff', '\udc00carol']) {
+      t.same(await app.face.list(lone), [], `${JSON.stringify(lone)}: list() lends no session`);
+      t.same(await app.face.history(lone), [], 'and history() no row');
+    }
+  });
+});
+
 t.test('the audit options are validated: a coded error naming the option', async (t) => {
   await eachTarget(t, async (t, target) => {
     const cases: [string, unknown][] = [

@@ -16,7 +16,7 @@ import type { AuditSessionRow, HistoryQuery } from './audit/sql.js';
 import type { EndReason } from './store/redis-store.js';
 import {
   ID_LENGTH, SECRET_LENGTH, TAG_LENGTH, TOKEN_LENGTH, constantTimeEqual, hashSecret, isPublicId, isTokenShape,
-  newRandomAndSecret, newSecret, secretMatchesAt, userTag,
+  isWellFormed, newRandomAndSecret, newSecret, secretMatchesAt, userTag,
 } from './token.js';
 
 export interface CreateInput {
@@ -36,8 +36,6 @@ const preciseNow = () => performance.timeOrigin + performance.now();
  * alive for as long as the L1 entry lives; entries hold copies instead (misses only).
  */
 const own = (s: string) => Buffer.from(s, 'latin1').toString('latin1');
-
-const isWellFormed = (s: string) => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
 

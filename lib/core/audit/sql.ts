@@ -8,6 +8,7 @@
 // every millisecond comes back exactly); out, `(extract(epoch FROM t) * 1000)::int8` (numeric
 // since PostgreSQL 14, exact) read with Number(), whatever type parser the app's pool has.
 import { ERR_BAD_QUERY, ERR_INVALID_OPTION } from '../errors.js';
+import { isWellFormed } from '../token.js';
 
 /** What a query answers: the part of pg's QueryResult the audit code reads. */
 export interface AuditQueryResult {
@@ -405,6 +406,9 @@ export async function auditHistory(
   // No row holds a user id with NUL (PostgreSQL text cannot, and sign-in refuses one while audit
   // is on): such an id has no history. Stripping the NUL would answer another user's ("a\0b" → "ab").
   if (userId.includes('\0')) return [];
+  // Likewise a lone surrogate: pg sends it as U+FFFD ("carol\uD800" would read "carol\uFFFD"'s
+  // rows); list() answers such an id with nothing for the same reason.
+  if (!isWellFormed(userId)) return [];
   const bound = maxLifetime !== undefined && Number.isFinite(maxLifetime) && maxLifetime > 0;
   if (bound) params.push((params[1] as number) - maxLifetime);
   const res = await pool.query(historySql(n, bound), params);
