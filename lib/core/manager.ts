@@ -146,7 +146,7 @@ export class SessionManager {
     const a = this.#o.audit!;
     for (let attempt = 0; a.migrate && !this.#closed; attempt++) {
       try {
-        await migrate(a.pool, { schema: a.schema, table: a.table });
+        await migrate(a.pool, { schema: a.schema, table: a.table, keyPrefix: this.#o.keyPrefix });
         break;
       } catch (err) {
         if (attempt === 0) this.#log.error({ err }, 'tiered-session: audit table could not be created (retrying); events wait in Redis meanwhile');
