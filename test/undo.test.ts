@@ -75,3 +75,18 @@ t.test("a sign-out with the evicted session's own cookie is not undone either (r
     }
   }, { adapters: ['fastify'] });
 });
+
+t.test('a sign-out by token is checked against the secret on the primary: a token with a live session\'s id and another secret ends nothing', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const app = await makeApp(t, target.client(), { keyPrefix: target.prefix(), localCache: false });
+    const s = await signIn(app, 'forged');
+    // The id is public (the device list shows it); the secret is not.
+    const forged = `${s.id}.${'A'.repeat(s.secret.length)}`;
+    for (const url of ['/logout', '/login']) {
+      const r = await app.inject({ method: 'POST', url, cookies: { [COOKIE]: forged }, payload: { user: 'mallory' }, headers: sameOrigin });
+      t.ok(r.statusCode === 204 || r.statusCode === 200, `POST ${url} with the forged cookie answers ${r.statusCode}`);
+      t.equal((await me(app, s.token)).statusCode, 200, 'the real session is still signed in');
+    }
+    t.same((await app.face.list('forged')).map((x) => x.id), [s.id]);
+  }, { adapters: ['fastify'] });
+});
