@@ -175,9 +175,7 @@ async function tieredSessionPlugin(fastify: FastifyInstance, options: FastifySes
   fastify.addHook('onReady', async () => { await manager.start(); });
   fastify.addHook('onClose', async () => { await manager.close(); });
 
-  if (routes !== false) {
-    await fastify.register(sessionRoutes, { prefix: routes.prefix, flows });
-  }
+  if (routes !== false) sessionRoutes(fastify, routes.prefix, flows);
 }
 
 /** The plugin: `app.register(tieredSession, { client, secret })`. */
