@@ -13,7 +13,7 @@ import { readdirSync } from 'node:fs';
 
 // Files that never use an ioredis client of the suite's choosing (pure functions, the built
 // package, the demos and examples, which import ioredis 5 themselves).
-const NOT_REDIS = new Set(['cross-site', 'device', 'package', 'types', 'browser', 'quick-start', 'demo']);
+const NOT_REDIS = new Set(['cross-site', 'device', 'package', 'types', 'browser', 'quick-start', 'demo', 'docs']);
 const redisFiles = readdirSync(new URL('../test/', import.meta.url))
   .filter((f) => f.endsWith('.test.ts') && !NOT_REDIS.has(f.replace(/\.test\.ts$/, '')))
   .map((f) => `test/${f}`)

@@ -33,16 +33,41 @@ export class Histogram {
 
 /** Counters and gauges, as `stats()` returns them. */
 export interface StatsSnapshot {
+  /** Requests answered from the local cache. */
   l1Hits: number;
+  /** Requests that had to read Redis. */
   l1Misses: number;
+  /** Sessions in the local cache now. */
   l1Size: number;
+  /** Redis reads (misses, pre-warm batches). */
   redisReads: number;
+  /** Redis writes (sign-ins, touch batches, revocations, updates). */
   redisWrites: number;
+  /** Redis calls that failed or timed out. */
   redisErrors: number;
+  /** Last-active times written (throttled by `touchInterval`). */
   touchesWritten: number;
+  /** Revoked ids heard on the channel from any instance. */
   revocationsReceived: number;
-  revocationLatency: { count: number; sum: number; p50: number; p99: number };
-  sessionSize: { count: number; sum: number };
+  /** From the revoking call to this instance dropping the id (ms): count, sum, median, p99. */
+  revocationLatency: {
+    /** Revocations measured. */
+    count: number;
+    /** Their total (ms). */
+    sum: number;
+    /** Median (ms). */
+    p50: number;
+    /** 99th percentile (ms). */
+    p99: number;
+  };
+  /** Bytes of the sessions written at sign-in: count and sum. */
+  sessionSize: {
+    /** Sessions measured. */
+    count: number;
+    /** Their total size (bytes). */
+    sum: number;
+  };
+  /** Times the local cache was cleared because the channel could not be trusted. */
   l1Clears: number;
   /** Revocations applied on the primary that no replica confirmed in time (answered 503). */
   unconfirmed: number;

@@ -8,6 +8,7 @@ export type Milliseconds = number;
 /** Either ioredis client: a single `Redis` or a `Cluster`. */
 export type RedisClient = Redis | Cluster;
 
+/** The session cookie. The defaults are the safest: `__Host-` prefix, Secure, HttpOnly, SameSite=Lax, Path=/, no Domain. */
 export interface CookieOptions {
   /** Cookie name. @default '__Host-sid' */
   name?: string;
@@ -82,6 +83,7 @@ export interface ConfirmOptions {
   timeout?: Milliseconds;
 }
 
+/** The in-process cache (L1) in front of Redis. */
 export interface LocalCacheOptions {
   /** Most entries kept in this process. @default 10000 */
   max?: number;
