@@ -303,6 +303,24 @@ export const MUTANTS = [
     tests: ['test/coherence.test.ts'],
   },
 
+  // ---- the Express adapter -------------------------------------------------------------------------
+  {
+    id: 'express-body-limit-per-chunk',
+    description: 'The device routes\' own body reader checks each chunk against the 1 KB limit, not the total: a large body dripped in small packets is read whole and acted on.',
+    file: 'lib/express/routes.ts',
+    find: '      if (size > BODY_LIMIT) {',
+    replace: '      if (c.length > BODY_LIMIT) {',
+    tests: ['test/express.test.ts'],
+  },
+  {
+    id: 'express-guard-before-middleware',
+    description: 'requireSession compares req.session with null strictly: on a route mounted before app.use(sessions) (req.session undefined) an anonymous request passes.',
+    file: 'lib/express/middleware.ts',
+    find: 'next(req.session == null ? new ERR_NO_SESSION() : undefined);',
+    replace: 'next(req.session === null ? new ERR_NO_SESSION() : undefined);',
+    tests: ['test/express.test.ts'],
+  },
+
   // ---- tokens, data, cookie, sign-in, routes, cross-site ---------------------------------------
   {
     id: 'duplicate-cookie-takes-first',
