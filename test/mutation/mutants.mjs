@@ -75,6 +75,14 @@ export const MUTANTS = [
     tests: ['test/policy.test.ts'],
   },
   {
+    id: 'total-cap-ignores-type-evictions',
+    description: "The create script counts sessions toward the total before the type cap's evictions: a sign-in past both caps also evicts a session of another type.",
+    file: 'lib/core/store/scripts.ts',
+    find: '  local left = #live - #evicted',
+    replace: '  local left = #live',
+    tests: ['test/policy.test.ts'],
+  },
+  {
     id: 'revoke-publish-not-pcall',
     description: 'The revoke script publishes with redis.call: a Redis user refused the channel fails the script after its DEL (a 503 for a revocation that was made).',
     file: 'lib/core/store/scripts.ts',
@@ -91,6 +99,14 @@ export const MUTANTS = [
     find: 'if (!h.u || h.h?.length !== HASH_LENGTH || !h.x) return null;',
     replace: 'if (!h.u || (h.h?.length ?? 0) < HASH_LENGTH || !h.x) return null;',
     tests: ['test/coherence.test.ts'],
+  },
+  {
+    id: 'authenticated-at-from-last-active',
+    description: 'A session read from Redis that was never confirmed takes its last activity, not its sign-in, as authenticatedAt: with localCache: false activity lifts the recent-authentication check.',
+    file: 'lib/core/store/redis-store.ts',
+    find: '    authenticatedAt: h.t === undefined ? createdAt : Number(h.t),',
+    replace: '    authenticatedAt: h.t === undefined ? lastActiveAt : Number(h.t),',
+    tests: ['test/policy.test.ts'],
   },
   {
     id: 'keep-id-tag-not-stripped',
@@ -301,6 +317,16 @@ export const MUTANTS = [
     find: '      if (this.#seen.has(msg)) return;\n',
     replace: '',
     tests: ['test/coherence.test.ts'],
+  },
+
+  // ---- options ---------------------------------------------------------------------------------------
+  {
+    id: 'type-caps-without-total-uncapped',
+    description: 'maxSessionsPerUser as an object without `total` has no total cap instead of the default 50.',
+    file: 'lib/core/options.ts',
+    find: '  let total = 50;',
+    replace: '  let total = 0;',
+    tests: ['test/policy.test.ts'],
   },
 
   // ---- the Express adapter -------------------------------------------------------------------------
