@@ -199,6 +199,14 @@ export const MUTANTS = [
     tests: ['test/coherence.test.ts'],
   },
   {
+    id: 'release-drops-newer-ticket',
+    description: "Releasing a ticket an invalidation voided drops whatever ticket the id has now: a newer reader's, which a revocation during its read then cannot void.",
+    file: 'lib/core/local-cache.ts',
+    find: '    if (--t.holders === 0 && this.#tickets.get(id) === t) this.#tickets.delete(id);',
+    replace: '    if (--t.holders === 0) this.#tickets.delete(id);',
+    tests: ['test/unit/local-cache.test.ts'],
+  },
+  {
     id: 'prewarm-ticket-after-read',
     description: "Pre-warm takes its tickets after its reads come back, so an invalidation that arrived during them voids nothing.",
     file: 'lib/core/manager.ts',
@@ -242,6 +250,14 @@ export const MUTANTS = [
     find: '      // Applied or maybe applied (an unconfirmed or timed-out revoke): this instance forgets it either way.\n      this.#l1.invalidate([publicId]);\n',
     replace: '      // Applied or maybe applied (an unconfirmed or timed-out revoke): this instance forgets it either way.\n',
     tests: ['test/lifecycle.test.ts', 'test/routes.test.ts'],
+  },
+  {
+    id: 'cap-eviction-not-confirmed',
+    description: "A sign-in's cap eviction is confirmed with WAIT only when it evicted more than one session: with maxSessionsPerUser: 1 and a lagging replica the sign-in answers 200 while the evicted session lives on the replica.",
+    file: 'lib/core/manager.ts',
+    find: '      if (evicted.length > 0) {',
+    replace: '      if (evicted.length > 1) {',
+    tests: ['test/replicas.test.ts'],
   },
   {
     id: 'lone-surrogate-accepted',
