@@ -11,7 +11,7 @@ export const MUTANTS = [
     id: 'revoke-script-no-owner',
     description: 'The revoke script deletes without comparing the stored user with the owner it was given.',
     file: 'lib/core/store/scripts.ts',
-    find: "if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'u') ~= ARGV[3] then return 0 end\n",
+    find: "if ARGV[3] ~= '' and u ~= ARGV[3] then return 0 end\n",
     replace: '',
     tests: ['test/routes.test.ts'],
   },
@@ -75,11 +75,19 @@ export const MUTANTS = [
     tests: ['test/policy.test.ts'],
   },
   {
+    id: 'total-cap-ignores-type-evictions',
+    description: "The create script counts sessions toward the total before the type cap's evictions: a sign-in past both caps also evicts a session of another type.",
+    file: 'lib/core/store/scripts.ts',
+    find: '  local left = #live - #evicted',
+    replace: '  local left = #live',
+    tests: ['test/policy.test.ts'],
+  },
+  {
     id: 'revoke-publish-not-pcall',
     description: 'The revoke script publishes with redis.call: a Redis user refused the channel fails the script after its DEL (a 503 for a revocation that was made).',
     file: 'lib/core/store/scripts.ts',
-    find: "if n == 1 then redis.pcall('PUBLISH', ARGV[4], ARGV[5] .. '|' .. ARGV[2]) end",
-    replace: "if n == 1 then redis.call('PUBLISH', ARGV[4], ARGV[5] .. '|' .. ARGV[2]) end",
+    find: "  redis.pcall('PUBLISH', ARGV[4], ARGV[5] .. '|' .. ARGV[2])\n  audit_after('t', 'e', 's', ARGV[2], 'u', u, 'w', ms(ARGV[7]), 'y', ARGV[6])",
+    replace: "  redis.call('PUBLISH', ARGV[4], ARGV[5] .. '|' .. ARGV[2])\n  audit_after('t', 'e', 's', ARGV[2], 'u', u, 'w', ms(ARGV[7]), 'y', ARGV[6])",
     tests: ['test/channel-acl.test.ts'],
   },
 
@@ -91,6 +99,14 @@ export const MUTANTS = [
     find: 'if (!h.u || h.h?.length !== HASH_LENGTH || !h.x) return null;',
     replace: 'if (!h.u || (h.h?.length ?? 0) < HASH_LENGTH || !h.x) return null;',
     tests: ['test/coherence.test.ts'],
+  },
+  {
+    id: 'authenticated-at-from-last-active',
+    description: 'A session read from Redis that was never confirmed takes its last activity, not its sign-in, as authenticatedAt: with localCache: false activity lifts the recent-authentication check.',
+    file: 'lib/core/store/redis-store.ts',
+    find: '    authenticatedAt: h.t === undefined ? createdAt : Number(h.t),',
+    replace: '    authenticatedAt: h.t === undefined ? lastActiveAt : Number(h.t),',
+    tests: ['test/policy.test.ts'],
   },
   {
     id: 'keep-id-tag-not-stripped',
@@ -122,8 +138,8 @@ export const MUTANTS = [
     id: 'l1-any-secret',
     description: 'An L1 hit accepts any secret for a cached public id.',
     file: 'lib/core/manager.ts',
-    find: '(e.proof.length === SECRET_LENGTH ? secretMatches(e.proof, token) : provePrewarmed(e, token))',
-    replace: '(e.proof.length === SECRET_LENGTH ? true : provePrewarmed(e, token))',
+    find: '(e.proof.length === SECRET_LENGTH ? secretMatchesAt(e.proof, s, at) : provePrewarmed(',
+    replace: '(e.proof.length === SECRET_LENGTH ? true : provePrewarmed(',
     tests: ['test/bad-input.test.ts', 'test/coherence.test.ts', 'test/security.test.ts'],
   },
   {
@@ -183,6 +199,14 @@ export const MUTANTS = [
     tests: ['test/coherence.test.ts'],
   },
   {
+    id: 'release-drops-newer-ticket',
+    description: "Releasing a ticket an invalidation voided drops whatever ticket the id has now: a newer reader's, which a revocation during its read then cannot void.",
+    file: 'lib/core/local-cache.ts',
+    find: '    if (--t.holders === 0 && this.#tickets.get(id) === t) this.#tickets.delete(id);',
+    replace: '    if (--t.holders === 0) this.#tickets.delete(id);',
+    tests: ['test/unit/local-cache.test.ts'],
+  },
+  {
     id: 'prewarm-ticket-after-read',
     description: "Pre-warm takes its tickets after its reads come back, so an invalidation that arrived during them voids nothing.",
     file: 'lib/core/manager.ts',
@@ -226,6 +250,14 @@ export const MUTANTS = [
     find: '      // Applied or maybe applied (an unconfirmed or timed-out revoke): this instance forgets it either way.\n      this.#l1.invalidate([publicId]);\n',
     replace: '      // Applied or maybe applied (an unconfirmed or timed-out revoke): this instance forgets it either way.\n',
     tests: ['test/lifecycle.test.ts', 'test/routes.test.ts'],
+  },
+  {
+    id: 'cap-eviction-not-confirmed',
+    description: "A sign-in's cap eviction is confirmed with WAIT only when it evicted more than one session: with maxSessionsPerUser: 1 and a lagging replica the sign-in answers 200 while the evicted session lives on the replica.",
+    file: 'lib/core/manager.ts',
+    find: '      if (evicted.length > 0) {',
+    replace: '      if (evicted.length > 1) {',
+    tests: ['test/replicas.test.ts'],
   },
   {
     id: 'lone-surrogate-accepted',
@@ -303,6 +335,34 @@ export const MUTANTS = [
     tests: ['test/coherence.test.ts'],
   },
 
+  // ---- options ---------------------------------------------------------------------------------------
+  {
+    id: 'type-caps-without-total-uncapped',
+    description: 'maxSessionsPerUser as an object without `total` has no total cap instead of the default 50.',
+    file: 'lib/core/options.ts',
+    find: '  let total = 50;',
+    replace: '  let total = 0;',
+    tests: ['test/policy.test.ts'],
+  },
+
+  // ---- the Express adapter -------------------------------------------------------------------------
+  {
+    id: 'express-body-limit-per-chunk',
+    description: 'The device routes\' own body reader checks each chunk against the 1 KB limit, not the total: a large body dripped in small packets is read whole and acted on.',
+    file: 'lib/express/routes.ts',
+    find: '      if (size > BODY_LIMIT) {',
+    replace: '      if (c.length > BODY_LIMIT) {',
+    tests: ['test/express.test.ts'],
+  },
+  {
+    id: 'express-guard-before-middleware',
+    description: 'requireSession compares req.session with null strictly: on a route mounted before app.use(sessions) (req.session undefined) an anonymous request passes.',
+    file: 'lib/express/middleware.ts',
+    find: 'next(req.session == null ? new ERR_NO_SESSION() : undefined);',
+    replace: 'next(req.session === null ? new ERR_NO_SESSION() : undefined);',
+    tests: ['test/express.test.ts'],
+  },
+
   // ---- tokens, data, cookie, sign-in, routes, cross-site ---------------------------------------
   {
     id: 'duplicate-cookie-takes-first',
@@ -332,7 +392,7 @@ export const MUTANTS = [
     id: 'signin-keeps-carried-session',
     description: 'Sign-in does not revoke the session the request carried (fixation).',
     file: 'lib/core/flows.ts',
-    find: '    if (carried !== null) await this.manager.revoke(carried.id);\n',
+    find: "    if (carried !== null) await this.manager.revoke(carried.id, undefined, 'replaced');\n",
     replace: '',
     tests: ['test/lifecycle.test.ts'],
   },
@@ -356,8 +416,8 @@ export const MUTANTS = [
     id: 'delete-route-no-owner',
     description: 'DELETE /sessions/:id revokes without naming the owner.',
     file: 'lib/core/flows.ts',
-    find: 'if (typeof id !== \'string\' || !(await this.manager.revoke(id, current.userId))) throw new ERR_NOT_FOUND();',
-    replace: 'if (typeof id !== \'string\' || !(await this.manager.revoke(id))) throw new ERR_NOT_FOUND();',
+    find: 'this.manager.revoke(id, current.userId, reason)',
+    replace: 'this.manager.revoke(id, undefined, reason)',
     tests: ['test/routes.test.ts'],
   },
   {
