@@ -8,6 +8,7 @@ import type { ResolvedOptions } from './options.js';
 import { decodeDevice, encodeDevice, parseData, serialiseData, type Session, type SessionData, type SessionInfo } from './session.js';
 import { RedisStore, isUnknownOutcome, type NewRecord, type StoredSession } from './store/redis-store.js';
 import { RevocationChannel, type ChannelState } from './store/channel.js';
+import { Acknowledgement, type AcknowledgementState } from './store/acknowledgement.js';
 import { TouchQueue, type Touch } from './touch-queue.js';
 import { AuditSink } from './audit/sink.js';
 import { migrate } from './audit/sql.js';
@@ -59,8 +60,8 @@ export class SessionManager {
   /** Ids of creates whose outcome is unknown (timed out after sending): revoked once Redis answers. */
   readonly #orphans = new Set<string>();
   #closed = false;
-  /** confirmRevocations: 'auto' re-reads the topology on this timer. */
-  #topology: NodeJS.Timeout | undefined;
+  /** confirmRevocations: 'auto': replication as Redis reports it (read at start and every 5 s). */
+  readonly #ack: Acknowledgement | undefined;
   /** Replicas did not confirm the last revocation (logged once per change). */
   #unconfirmed = false;
   /** The audit trail's consumer (every instance consumes; one at a time sweeps). */
@@ -88,7 +89,15 @@ export class SessionManager {
         activityInterval: audit.activityInterval, maxLifetime: options.absoluteTimeout, now: options.now,
       });
     }
-    if (options.confirmRevocations.mode === 'on') this.#store.confirm = options.confirmRevocations;
+    const confirm = options.confirmRevocations;
+    if (confirm.mode === 'on') this.#store.confirm = confirm;
+    if (confirm.mode === 'auto') {
+      // Unknown confirms: until Redis says there is no replica, revocations WAIT.
+      this.#store.confirm = confirm;
+      this.#ack = new Acknowledgement(options.client, options.commandTimeout, (state, detail) => this.#acknowledgement(state, detail));
+      this.#store.acknowledgement = this.#ack;
+    }
+    this.metrics.acknowledgement = confirm.mode === 'off' ? 'off' : confirm.mode === 'on' ? 'on' : 'unknown';
     // Where reads may come from a lagging replica, invalidated ids are remembered for the
     // tolerated lag and read from the primary meanwhile.
     this.#l1 = new LocalCache(options.localCache, () => this.cacheTrusted,
@@ -124,11 +133,7 @@ export class SessionManager {
     if (c.status === 'wait') c.connect().catch(() => { /* retried by ioredis; requests answer 503 meanwhile */ });
     const r = this.#o.readFrom;
     if (r !== undefined && r.status === 'wait') r.connect().catch(() => {});
-    if (this.#o.confirmRevocations.mode === 'auto') {
-      await this.#readTopology();
-      this.#topology = setInterval(() => { void this.#readTopology(); }, 5000);
-      this.#topology.unref();
-    }
+    await this.#ack?.start();
     await this.#channel?.start();
     if (this.#audit !== undefined) void this.#startAudit();
     if (this.#o.prewarm > 0 && this.#l1.enabled) {
@@ -167,7 +172,7 @@ export class SessionManager {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#topology);
+    this.#ack?.stop();
     await this.#audit?.close();
     await this.#touches.close();
     await this.#channel?.stop();
@@ -236,18 +241,13 @@ export class SessionManager {
     }
   }
 
-  /** confirmRevocations 'auto': confirm on replicas exactly when the topology has some. */
-  async #readTopology(): Promise<void> {
-    let has: boolean;
-    try {
-      has = await this.#store.hasReplicas();
-    } catch {
-      return; // Redis away: keep the last decision
-    }
-    const was = this.#store.confirm !== undefined;
-    if (has === was) return;
-    this.#store.confirm = has ? this.#o.confirmRevocations : undefined;
-    this.#log.info({ replicas: has }, `tiered-session: ${has ? 'replicas found: revocations now wait for one (WAIT)' : 'no replica: revocations no longer wait for one'}`);
+  /** confirmRevocations 'auto': WAIT unless Redis says no shard has (or had) a replica; one log line per change. */
+  #acknowledgement(state: AcknowledgementState, detail: Record<string, unknown>): void {
+    this.#store.confirm = state === 'off' ? undefined : this.#o.confirmRevocations;
+    this.metrics.acknowledgement = state;
+    if (state === 'on') this.#log.info(detail, 'tiered-session: replicas found: revocations wait for one (WAIT)');
+    else if (state === 'off') this.#log.info(detail, 'tiered-session: no replica: revocations no longer wait for one');
+    else this.#log.warn(detail, 'tiered-session: replication could not be read: revocations wait for a replica (WAIT) until it can');
   }
 
   async #read(id: string): Promise<StoredSession | null> {
