@@ -1,3 +1,4 @@
+import type { Cluster } from 'ioredis';
 import { isIP } from 'node:net';
 import { ERR_BAD_USER_ID, ERR_NOT_FOUND } from './errors.js';
 import type { DeviceInfo } from './device.js';
@@ -9,6 +10,7 @@ import { decodeDevice, encodeDevice, parseData, serialiseData, type Session, typ
 import { RedisStore, isUnknownOutcome, type NewRecord, type StoredSession } from './store/redis-store.js';
 import { RevocationChannel, type ChannelState } from './store/channel.js';
 import { Acknowledgement, type AcknowledgementState } from './store/acknowledgement.js';
+import { Freshness } from './store/freshness.js';
 import { TouchQueue, type Touch } from './touch-queue.js';
 import { AuditSink } from './audit/sink.js';
 import { migrate } from './audit/sql.js';
@@ -62,6 +64,8 @@ export class SessionManager {
   #closed = false;
   /** confirmRevocations: 'auto': replication as Redis reports it (read at start and every 5 s). */
   readonly #ack: Acknowledgement | undefined;
+  /** Where reads can go to a replica: whether it is shown fresh now (else the primary is read). */
+  readonly #fresh: Freshness | undefined;
   /** Replicas did not confirm the last revocation (logged once per change). */
   #unconfirmed = false;
   /** The audit trail's consumer (every instance consumes; one at a time sweeps). */
@@ -103,7 +107,10 @@ export class SessionManager {
     this.#l1 = new LocalCache(options.localCache, () => this.cacheTrusted,
       this.#store.replicaReads ? options.replicaLagTolerance : 0);
     this.#touches = new TouchQueue((items) => this.#writeTouches(items));
-    if (options.localCache) {
+    if (this.#store.replicaReads) this.#fresh = new Freshness(options.heartbeatInterval, options.replicaLagTolerance);
+    // With readFrom the channel runs even without a local cache: its heartbeats through that
+    // replica are what shows it fresh.
+    if (options.localCache || options.readFrom !== undefined) {
       this.metrics.channelState = 'connecting';
       this.#channel = new RevocationChannel(
         options.client, options.readFrom, this.#store.channel, options.heartbeatInterval,
@@ -112,6 +119,7 @@ export class SessionManager {
           onRevoked: (ids, sentAt) => this.#received(ids, sentAt),
           onInterrupted: () => this.#l1.clear(),
           onState: (state, reason, err) => this.#channelState(state, reason, err),
+          onReplicaProof: (lagMs) => this.#fresh?.proven(lagMs),
         },
       );
     }
@@ -134,6 +142,10 @@ export class SessionManager {
     const r = this.#o.readFrom;
     if (r !== undefined && r.status === 'wait') r.connect().catch(() => {});
     await this.#ack?.start();
+    const reader = r ?? c;
+    if (this.#fresh !== undefined && (reader as { isCluster?: boolean }).isCluster === true) {
+      this.#fresh.probe(reader as Cluster, this.#o.heartbeatInterval, this.#o.commandTimeout);
+    }
     await this.#channel?.start();
     if (this.#audit !== undefined) void this.#startAudit();
     if (this.#o.prewarm > 0 && this.#l1.enabled) {
@@ -173,6 +185,7 @@ export class SessionManager {
     if (this.#closed) return;
     this.#closed = true;
     this.#ack?.stop();
+    this.#fresh?.stop();
     await this.#audit?.close();
     await this.#touches.close();
     await this.#channel?.stop();
@@ -250,10 +263,15 @@ export class SessionManager {
     else this.#log.warn(detail, 'tiered-session: replication could not be read: revocations wait for a replica (WAIT) until it can');
   }
 
+  /** Read `id` from the primary: it was invalidated within the tolerated lag, or the replica is not shown fresh. */
+  #primaryFor(id: string): boolean {
+    return this.#l1.recentlyInvalidated(id) || (this.#fresh !== undefined && !this.#fresh.fresh);
+  }
+
   async #read(id: string): Promise<StoredSession | null> {
     this.metrics.redisReads++;
     try {
-      return await this.#store.read(id, this.#l1.recentlyInvalidated(id));
+      return await this.#store.read(id, this.#primaryFor(id));
     } catch (err) {
       this.metrics.redisErrors++;
       throw err;
@@ -288,7 +306,8 @@ export class SessionManager {
       const tickets: Ticket[] = batch.map((id) => this.#l1.hold(id));
       try {
         this.metrics.redisReads++;
-        const rows = await this.#store.readMany(batch);
+        // The guard of every replica read: recently invalidated ids and a stale replica read the primary.
+        const rows = await this.#store.readMany(batch, (id) => this.#primaryFor(id));
         const now = this.#o.now();
         rows.forEach((s, k) => {
           const id = batch[k];

@@ -390,9 +390,25 @@ export class RedisStore {
     return this.#run('recent', () => this.#client.zrevrange(this.recentKey, 0, n - 1));
   }
 
-  /** Read many sessions: one pipeline on a single Redis; on a Cluster ioredis routes each read. */
-  async readMany(publicIds: string[]): Promise<(StoredSession | null)[]> {
-    const reader = this.#reader;
+  /**
+   * Read many sessions: one pipeline on a single Redis; on a Cluster ioredis routes each read.
+   * Ids for which `primary` holds are read from the primary, as read() does with `primary`.
+   */
+  async readMany(publicIds: string[], primary: (publicId: string) => boolean = () => false): Promise<(StoredSession | null)[]> {
+    if (!this.replicaReads) return this.#readMany(publicIds, this.#reader);
+    const near: string[] = [];
+    const out = await Promise.all(publicIds.map((id) => {
+      if (primary(id)) return this.read(id, true).catch(() => null);
+      near.push(id);
+      return undefined;
+    }));
+    const got = await this.#readMany(near, this.#reader);
+    let k = 0;
+    return out.map((s) => (s === undefined ? got[k++] : s));
+  }
+
+  async #readMany(publicIds: string[], reader: RedisClient): Promise<(StoredSession | null)[]> {
+    if (publicIds.length === 0) return [];
     if ((reader as Cluster).isCluster) {
       return this.#run('HGETALL', () => Promise.all(publicIds.map((id) => reader.hgetall(this.sessionKey(id)).then((h) => decodeSession(h, this.#idles)))), reader);
     }
