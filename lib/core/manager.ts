@@ -1,3 +1,4 @@
+import type { Cluster } from 'ioredis';
 import { isIP } from 'node:net';
 import { ERR_BAD_USER_ID, ERR_NOT_FOUND } from './errors.js';
 import type { DeviceInfo } from './device.js';
@@ -8,6 +9,8 @@ import type { ResolvedOptions } from './options.js';
 import { decodeDevice, encodeDevice, parseData, serialiseData, type Session, type SessionData, type SessionInfo } from './session.js';
 import { RedisStore, isUnknownOutcome, type NewRecord, type StoredSession } from './store/redis-store.js';
 import { RevocationChannel, type ChannelState } from './store/channel.js';
+import { Acknowledgement, type AcknowledgementState } from './store/acknowledgement.js';
+import { Freshness } from './store/freshness.js';
 import { TouchQueue, type Touch } from './touch-queue.js';
 import { AuditSink } from './audit/sink.js';
 import { migrate } from './audit/sql.js';
@@ -59,8 +62,10 @@ export class SessionManager {
   /** Ids of creates whose outcome is unknown (timed out after sending): revoked once Redis answers. */
   readonly #orphans = new Set<string>();
   #closed = false;
-  /** confirmRevocations: 'auto' re-reads the topology on this timer. */
-  #topology: NodeJS.Timeout | undefined;
+  /** confirmRevocations: 'auto': replication as Redis reports it (read at start and every 5 s). */
+  readonly #ack: Acknowledgement | undefined;
+  /** Where reads can go to a replica: whether it is shown fresh now (else the primary is read). */
+  readonly #fresh: Freshness | undefined;
   /** Replicas did not confirm the last revocation (logged once per change). */
   #unconfirmed = false;
   /** The audit trail's consumer (every instance consumes; one at a time sweeps). */
@@ -88,13 +93,24 @@ export class SessionManager {
         activityInterval: audit.activityInterval, maxLifetime: options.absoluteTimeout, now: options.now,
       });
     }
-    if (options.confirmRevocations.mode === 'on') this.#store.confirm = options.confirmRevocations;
+    const confirm = options.confirmRevocations;
+    if (confirm.mode === 'on') this.#store.confirm = confirm;
+    if (confirm.mode === 'auto') {
+      // Unknown confirms: until Redis says there is no replica, revocations WAIT.
+      this.#store.confirm = confirm;
+      this.#ack = new Acknowledgement(options.client, options.commandTimeout, (state, detail) => this.#acknowledgement(state, detail));
+      this.#store.acknowledgement = this.#ack;
+    }
+    this.metrics.acknowledgement = confirm.mode === 'off' ? 'off' : confirm.mode === 'on' ? 'on' : 'unknown';
     // Where reads may come from a lagging replica, invalidated ids are remembered for the
     // tolerated lag and read from the primary meanwhile.
     this.#l1 = new LocalCache(options.localCache, () => this.cacheTrusted,
       this.#store.replicaReads ? options.replicaLagTolerance : 0);
     this.#touches = new TouchQueue((items) => this.#writeTouches(items));
-    if (options.localCache) {
+    if (this.#store.replicaReads) this.#fresh = new Freshness(options.heartbeatInterval, options.replicaLagTolerance);
+    // With readFrom the channel runs even without a local cache: its heartbeats through that
+    // replica are what shows it fresh.
+    if (options.localCache || options.readFrom !== undefined) {
       this.metrics.channelState = 'connecting';
       this.#channel = new RevocationChannel(
         options.client, options.readFrom, this.#store.channel, options.heartbeatInterval,
@@ -103,6 +119,7 @@ export class SessionManager {
           onRevoked: (ids, sentAt) => this.#received(ids, sentAt),
           onInterrupted: () => this.#l1.clear(),
           onState: (state, reason, err) => this.#channelState(state, reason, err),
+          onReplicaProof: (lagMs) => this.#fresh?.proven(lagMs),
         },
       );
     }
@@ -124,10 +141,10 @@ export class SessionManager {
     if (c.status === 'wait') c.connect().catch(() => { /* retried by ioredis; requests answer 503 meanwhile */ });
     const r = this.#o.readFrom;
     if (r !== undefined && r.status === 'wait') r.connect().catch(() => {});
-    if (this.#o.confirmRevocations.mode === 'auto') {
-      await this.#readTopology();
-      this.#topology = setInterval(() => { void this.#readTopology(); }, 5000);
-      this.#topology.unref();
+    await this.#ack?.start();
+    const reader = r ?? c;
+    if (this.#fresh !== undefined && (reader as { isCluster?: boolean }).isCluster === true) {
+      this.#fresh.probe(reader as Cluster, this.#o.heartbeatInterval, this.#o.commandTimeout);
     }
     await this.#channel?.start();
     if (this.#audit !== undefined) void this.#startAudit();
@@ -167,7 +184,8 @@ export class SessionManager {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#topology);
+    this.#ack?.stop();
+    this.#fresh?.stop();
     await this.#audit?.close();
     await this.#touches.close();
     await this.#channel?.stop();
@@ -236,24 +254,24 @@ export class SessionManager {
     }
   }
 
-  /** confirmRevocations 'auto': confirm on replicas exactly when the topology has some. */
-  async #readTopology(): Promise<void> {
-    let has: boolean;
-    try {
-      has = await this.#store.hasReplicas();
-    } catch {
-      return; // Redis away: keep the last decision
-    }
-    const was = this.#store.confirm !== undefined;
-    if (has === was) return;
-    this.#store.confirm = has ? this.#o.confirmRevocations : undefined;
-    this.#log.info({ replicas: has }, `tiered-session: ${has ? 'replicas found: revocations now wait for one (WAIT)' : 'no replica: revocations no longer wait for one'}`);
+  /** confirmRevocations 'auto': WAIT unless Redis says no shard has (or had) a replica; one log line per change. */
+  #acknowledgement(state: AcknowledgementState, detail: Record<string, unknown>): void {
+    this.#store.confirm = state === 'off' ? undefined : this.#o.confirmRevocations;
+    this.metrics.acknowledgement = state;
+    if (state === 'on') this.#log.info(detail, 'tiered-session: replicas found: revocations wait for one (WAIT)');
+    else if (state === 'off') this.#log.info(detail, 'tiered-session: no replica: revocations no longer wait for one');
+    else this.#log.warn(detail, 'tiered-session: replication could not be read: revocations wait for a replica (WAIT) until it can');
+  }
+
+  /** Read `id` from the primary: it was invalidated within the tolerated lag, or the replica is not shown fresh. */
+  #primaryFor(id: string): boolean {
+    return this.#l1.recentlyInvalidated(id) || (this.#fresh !== undefined && !this.#fresh.fresh);
   }
 
   async #read(id: string): Promise<StoredSession | null> {
     this.metrics.redisReads++;
     try {
-      return await this.#store.read(id, this.#l1.recentlyInvalidated(id));
+      return await this.#store.read(id, this.#primaryFor(id));
     } catch (err) {
       this.metrics.redisErrors++;
       throw err;
@@ -288,7 +306,8 @@ export class SessionManager {
       const tickets: Ticket[] = batch.map((id) => this.#l1.hold(id));
       try {
         this.metrics.redisReads++;
-        const rows = await this.#store.readMany(batch);
+        // The guard of every replica read: recently invalidated ids and a stale replica read the primary.
+        const rows = await this.#store.readMany(batch, (id) => this.#primaryFor(id));
         const now = this.#o.now();
         rows.forEach((s, k) => {
           const id = batch[k];
