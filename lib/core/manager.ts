@@ -19,7 +19,7 @@ import type { AuditSessionRow, HistoryQuery } from './audit/sql.js';
 import type { EndReason } from './store/redis-store.js';
 import {
   ID_LENGTH, SECRET_LENGTH, TAG_LENGTH, TOKEN_LENGTH, constantTimeEqual, hashSecret, isPublicId, isTokenShape,
-  newRandomAndSecret, newSecret, secretMatchesAt, userTag,
+  isWellFormed, newRandomAndSecret, newSecret, secretMatchesAt, userTag,
 } from './token.js';
 
 export interface CreateInput {
@@ -39,8 +39,6 @@ const preciseNow = () => performance.timeOrigin + performance.now();
  * alive for as long as the L1 entry lives; entries hold copies instead (misses only).
  */
 const own = (s: string) => Buffer.from(s, 'latin1').toString('latin1');
-
-const isWellFormed = (s: string) => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
 
@@ -165,7 +163,7 @@ export class SessionManager {
     const a = this.#o.audit!;
     for (let attempt = 0; a.migrate && !this.#closed; attempt++) {
       try {
-        await migrate(a.pool, { schema: a.schema, table: a.table });
+        await migrate(a.pool, { schema: a.schema, table: a.table, keyPrefix: this.#o.keyPrefix });
         break;
       } catch (err) {
         if (attempt === 0) this.#log.error({ err }, 'tiered-session: audit table could not be created (retrying); events wait in Redis meanwhile');
