@@ -54,7 +54,12 @@ try {
           failed.push(`${name} × ${fault}: ${(err as Error).stack ?? err}`);
           log(`  ${name} × ${fault}: could not run: ${(err as Error).message}`);
         }
-        await topology.settle();
+        try {
+          await topology.settle();
+        } catch (err) {
+          failed.push(`${name}: did not settle after ${fault}, its later cells not run: ${(err as Error).message}`);
+          break;
+        }
       }
     } finally {
       await topology.stop();

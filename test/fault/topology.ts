@@ -40,11 +40,23 @@ async function info(port: number, section: string): Promise<Record<string, strin
   return out;
 }
 
-/** Signal a redis-server by its port (its pid from INFO server). */
-export async function signal(server: RedisServer, sig: 'SIGSTOP' | 'SIGCONT'): Promise<number> {
-  const pid = Number((await info(server.port, 'server')).process_id);
+// Each server's pid, from INFO server while it answers (a stopped one cannot tell us).
+const pids = new Map<RedisServer, number>();
+
+/** Signal a redis-server (SIGSTOP freezes it, SIGCONT thaws it). */
+export async function signal(server: RedisServer, sig: 'SIGSTOP' | 'SIGCONT'): Promise<void> {
+  let pid = pids.get(server);
+  if (sig === 'SIGSTOP' || pid === undefined) {
+    pid = Number((await info(server.port, 'server')).process_id);
+    pids.set(server, pid);
+  }
   process.kill(pid, sig);
-  return pid;
+}
+
+/** SIGSTOP `server` for `ms`, then SIGCONT (also when the wait throws). */
+async function freeze(server: RedisServer, ms: number): Promise<void> {
+  await signal(server, 'SIGSTOP');
+  try { await sleep(ms); } finally { await signal(server, 'SIGCONT'); }
 }
 
 async function until(what: string, ms: number, fn: () => Promise<boolean>): Promise<void> {
@@ -53,6 +65,17 @@ async function until(what: string, ms: number, fn: () => Promise<boolean>): Prom
     try { if (await fn()) return; } catch { /* not yet */ }
     if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
     await sleep(200);
+  }
+}
+
+/**
+ * Stall a primary past the command timeout (1 s) three times: commands sent meanwhile time out
+ * on the client and then run when it thaws (a sign-in answered 503 that landed, and its undo).
+ */
+async function stall(server: RedisServer): Promise<void> {
+  for (let i = 0; i < 3; i++) {
+    if (i > 0) await sleep(2000);
+    await freeze(server, 1500);
   }
 }
 
@@ -97,9 +120,12 @@ export class Single implements Topology {
         // then the replica is promoted, and the old primary comes back from it and takes over
         // again (the apps' address is the primary's).
         await signal(this.replica, 'SIGSTOP');
-        await sleep(2000);
-        await this.primary.kill();
-        await signal(this.replica, 'SIGCONT');
+        try {
+          await sleep(2000);
+          await this.primary.kill();
+        } finally {
+          await signal(this.replica, 'SIGCONT');
+        }
         await withAdmin(this.replica.port, (r) => r.replicaof('NO', 'ONE'));
         await sleep(1000);
         const args = this.primary.extraArgs;
@@ -113,9 +139,7 @@ export class Single implements Topology {
         return { start, healed: Date.now(), failover: true, note: 'replica SIGSTOP 2 s, primary SIGKILL, replica promoted, primary back from it' };
       }
       case 'replica-stop':
-        await signal(this.replica, 'SIGSTOP');
-        await sleep(3000);
-        await signal(this.replica, 'SIGCONT');
+        await freeze(this.replica, 3000);
         return { start, healed: Date.now(), failover: false, note: 'replica SIGSTOP 3 s' };
       case 'link-cut':
         this.link.pause();
@@ -123,10 +147,8 @@ export class Single implements Topology {
         this.link.resume();
         return { start, healed: Date.now(), failover: false, note: 'replication link paused 5 s (proxy)' };
       case 'stall':
-        await signal(this.primary, 'SIGSTOP');
-        await sleep(1500);
-        await signal(this.primary, 'SIGCONT');
-        return { start, healed: Date.now(), failover: false, note: 'primary SIGSTOP 1.5 s' };
+        await stall(this.primary);
+        return { start, healed: Date.now(), failover: false, note: 'primary SIGSTOP 1.5 s, 3 times, 2 s apart' };
       case 'slow-link':
         this.front.setDelay(50);
         this.link.setDelay(50);
@@ -170,27 +192,27 @@ export class Sentinel implements Topology {
     switch (fault) {
       case 'master-kill': {
         await signal(replica, 'SIGSTOP');
-        await sleep(2000);
-        const old = await this.set.killMaster();
-        await signal(replica, 'SIGCONT');
+        let old;
+        try {
+          await sleep(2000);
+          old = await this.set.killMaster();
+        } finally {
+          await signal(replica, 'SIGCONT');
+        }
         await this.set.waitForFailover(30_000);
         await this.set.restart(old, 30_000);
         return { start, healed: Date.now(), failover: true, note: 'a replica SIGSTOP 2 s, master SIGKILL, failover, old master back as replica' };
       }
       case 'replica-stop':
-        await signal(replica, 'SIGSTOP');
-        await sleep(3000);
-        await signal(replica, 'SIGCONT');
+        await freeze(replica, 3000);
         return { start, healed: Date.now(), failover: false, note: 'a replica SIGSTOP 3 s' };
       case 'link-cut':
         await cutLinks([master.port], 3000);
         return { start, healed: Date.now(), failover: false, note: 'CLIENT KILL TYPE replica on the master every 300 ms for 3 s' };
       case 'stall':
-        await signal(master, 'SIGSTOP');
-        await sleep(1500);
-        await signal(master, 'SIGCONT');
+        await stall(master);
         // down-after is 1 s: Sentinel may fail over meanwhile.
-        return { start, healed: Date.now(), failover: true, note: 'master SIGSTOP 1.5 s' };
+        return { start, healed: Date.now(), failover: true, note: 'master SIGSTOP 1.5 s, 3 times, 2 s apart' };
       default:
         throw new Error(`sentinel: no fault ${fault}`);
     }
@@ -232,27 +254,27 @@ export class Cluster implements Topology {
     switch (fault) {
       case 'master-kill': {
         await signal(replica, 'SIGSTOP');
-        await sleep(2000);
-        await this.cluster.killMaster(master);
-        await signal(replica, 'SIGCONT');
+        try {
+          await sleep(2000);
+          // Not killMaster(): it asks every node, and the frozen one would not answer.
+          await master.kill();
+        } finally {
+          await signal(replica, 'SIGCONT');
+        }
         await this.cluster.waitForPromotion(master, 30_000);
         await this.cluster.restart(master, 30_000);
         return { start, healed: Date.now(), failover: true, note: `replica ${replica.port} SIGSTOP 2 s, its master ${master.port} SIGKILL, promotion, old master back` };
       }
       case 'replica-stop':
-        await signal(replica, 'SIGSTOP');
-        await sleep(3000);
-        await signal(replica, 'SIGCONT');
+        await freeze(replica, 3000);
         return { start, healed: Date.now(), failover: false, note: `replica ${replica.port} SIGSTOP 3 s` };
       case 'link-cut':
         await cutLinks(masters.map((m) => m.port), 3000);
         return { start, healed: Date.now(), failover: false, note: 'CLIENT KILL TYPE replica on every master every 300 ms for 3 s' };
       case 'stall':
-        await signal(master, 'SIGSTOP');
-        await sleep(1500);
-        await signal(master, 'SIGCONT');
+        await stall(master);
         // The node timeout is 1 s: its replica may be promoted meanwhile.
-        return { start, healed: Date.now(), failover: true, note: `master ${master.port} SIGSTOP 1.5 s` };
+        return { start, healed: Date.now(), failover: true, note: `master ${master.port} SIGSTOP 1.5 s, 3 times, 2 s apart` };
       default:
         throw new Error(`cluster: no fault ${fault}`);
     }
