@@ -82,10 +82,10 @@ async function stall(server: RedisServer): Promise<void> {
 /** Cut every replica's link of `primary` again and again for `ms` (CLIENT KILL TYPE replica). */
 async function cutLinks(ports: number[], ms: number): Promise<void> {
   const end = Date.now() + ms;
-  while (Date.now() < end) {
+  do {
     for (const p of ports) await withAdmin(p, (r) => r.client('KILL', 'TYPE', 'replica')).catch(() => {});
-    await sleep(300);
-  }
+    if (ms > 0) await sleep(300);
+  } while (Date.now() < end);
 }
 
 /**
@@ -121,6 +121,7 @@ export class Single implements Topology {
         // again (the apps' address is the primary's).
         await signal(this.replica, 'SIGSTOP');
         try {
+          await cutLinks([this.primary.port], 0);
           await sleep(2000);
           await this.primary.kill();
         } finally {
@@ -136,7 +137,7 @@ export class Single implements Topology {
         await withAdmin(this.primary.port, (r) => r.replicaof('NO', 'ONE'));
         await withAdmin(this.replica.port, (r) => r.replicaof('127.0.0.1', this.link.port));
         await this.settle();
-        return { start, healed: Date.now(), failover: true, note: 'replica SIGSTOP 2 s, primary SIGKILL, replica promoted, primary back from it' };
+        return { start, healed: Date.now(), failover: true, note: 'replica SIGSTOP and its link cut, 2 s, primary SIGKILL, replica promoted, primary back from it' };
       }
       case 'replica-stop':
         await freeze(this.replica, 3000);
@@ -194,6 +195,7 @@ export class Sentinel implements Topology {
         await signal(replica, 'SIGSTOP');
         let old;
         try {
+          await cutLinks([master.port], 0);
           await sleep(2000);
           old = await this.set.killMaster();
         } finally {
@@ -201,7 +203,7 @@ export class Sentinel implements Topology {
         }
         await this.set.waitForFailover(30_000);
         await this.set.restart(old, 30_000);
-        return { start, healed: Date.now(), failover: true, note: 'a replica SIGSTOP 2 s, master SIGKILL, failover, old master back as replica' };
+        return { start, healed: Date.now(), failover: true, note: 'a replica SIGSTOP, replica links cut, 2 s, master SIGKILL, failover, old master back as replica' };
       }
       case 'replica-stop':
         await freeze(replica, 3000);
@@ -255,6 +257,8 @@ export class Cluster implements Topology {
       case 'master-kill': {
         await signal(replica, 'SIGSTOP');
         try {
+          // Cut too: bytes already in the frozen replica's socket would otherwise reach it on SIGCONT.
+          await cutLinks([master.port], 0);
           await sleep(2000);
           // Not killMaster(): it asks every node, and the frozen one would not answer.
           await master.kill();
@@ -263,7 +267,7 @@ export class Cluster implements Topology {
         }
         await this.cluster.waitForPromotion(master, 30_000);
         await this.cluster.restart(master, 30_000);
-        return { start, healed: Date.now(), failover: true, note: `replica ${replica.port} SIGSTOP 2 s, its master ${master.port} SIGKILL, promotion, old master back` };
+        return { start, healed: Date.now(), failover: true, note: `replica ${replica.port} SIGSTOP and links cut, 2 s, its master ${master.port} SIGKILL, promotion, old master back` };
       }
       case 'replica-stop':
         await freeze(replica, 3000);
