@@ -1,6 +1,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import { ERR_BAD_BODY, ERR_CROSS_SITE, ERR_NO_SESSION } from '../core/errors.js';
 import { ROUTE_HEADERS, type SessionFlows } from '../core/flows.js';
+import type { Session } from '../core/session.js';
 
 /** Largest body read for logout-everywhere when no body parser ran before the routes. */
 const BODY_LIMIT = 1024;
@@ -47,19 +48,21 @@ function bodyOf(req: Request): Promise<unknown> {
  * core decides every status, cookie and body; errors go to `next(err)`, so the app's own error
  * handler shapes them. Not an express.Router, so it behaves the same in Express 4 and 5.
  */
-export function deviceRoutes(flows: SessionFlows) {
+export function deviceRoutes(flows: SessionFlows, prop = 'session') {
+  /** The request's session under the middleware's `requestProperty`. */
+  const at = (req: Request) => req as unknown as Record<string, Session | null | undefined>;
   async function list(req: Request, res: Response): Promise<void> {
-    res.status(200).json(await flows.list(req.session!));
+    res.status(200).json(await flows.list(at(req)[prop]!));
   }
   async function history(req: Request, res: Response, query: string): Promise<void> {
     // A repeated ?days= is passed on as the list it is (refused, 400), as Fastify's parser does.
     const days = new URLSearchParams(query).getAll('days');
-    res.status(200).json(await flows.history(req.session!, days.length > 1 ? days : days[0]));
+    res.status(200).json(await flows.history(at(req)[prop]!, days.length > 1 ? days : days[0]));
   }
   async function everywhere(req: Request, res: Response): Promise<void> {
-    const { body, setCookie } = await flows.everywhere(req.session!, await bodyOf(req));
+    const { body, setCookie } = await flows.everywhere(at(req)[prop]!, await bodyOf(req));
     if (setCookie !== undefined) {
-      req.session = null;
+      at(req)[prop] = null;
       res.append('Set-Cookie', setCookie);
     }
     res.status(200).json(body);
@@ -67,9 +70,9 @@ export function deviceRoutes(flows: SessionFlows) {
   async function revoke(req: Request, res: Response, encodedId: string): Promise<void> {
     let id = '';
     try { id = decodeURIComponent(encodedId); } catch { /* malformed: the uniform 404 */ }
-    const { setCookie } = await flows.revoke(req.session!, id);
+    const { setCookie } = await flows.revoke(at(req)[prop]!, id);
     if (setCookie !== undefined) {
-      req.session = null;
+      at(req)[prop] = null;
       res.append('Set-Cookie', setCookie);
     }
     res.status(204).end();
@@ -83,7 +86,7 @@ export function deviceRoutes(flows: SessionFlows) {
     let run: Promise<void> | undefined;
     const guarded = (changesState: boolean, fn: () => Promise<void>) => {
       res.set(ROUTE_HEADERS);
-      if (req.session == null) return next(new ERR_NO_SESSION());
+      if (at(req)[prop] == null) return next(new ERR_NO_SESSION());
       if (changesState && flows.isCrossSite({ method: m, headers: req.headers, ip: req.ip })) return next(new ERR_CROSS_SITE());
       run = fn();
       run.catch(next);
