@@ -495,6 +495,11 @@ export class SessionManager {
     }
   }
 
+  /** Claim `name` for `ms` across instances (the takeover of an old session): true for the first caller only. */
+  async claim(name: string, ms: number): Promise<boolean> {
+    return this.#write(() => this.#store.claim(name, ms));
+  }
+
   /**
    * Revoke one session. With `owner`, only when it belongs to that user (the routes' owner
    * check); unknown and foreign ids both answer false. Every instance drops it from L1.

@@ -1,3 +1,4 @@
+import { IncomingMessage } from 'node:http';
 import type { Redis, Cluster } from 'ioredis';
 import { ERR_INVALID_OPTION } from './errors.js';
 import { auditNames, type AuditPool } from './audit/sql.js';
@@ -164,6 +165,12 @@ export interface TieredSessionOptions {
   prewarm?: number;
   /** The clock, in epoch milliseconds. Tests inject one; leave it alone otherwise. @default Date.now */
   now?: () => number;
+  /**
+   * The request property (Fastify: the request decorator) that holds the session. Another name,
+   * e.g. `'account'`, lets express-session or @fastify/session keep `session` during a cutover
+   * (docs/migrating.md); the app then types the property itself. @default 'session'
+   */
+  requestProperty?: string;
 }
 
 export interface ResolvedCookie {
@@ -215,6 +222,7 @@ export interface ResolvedOptions {
   readonly maxUserAgentLength: number;
   readonly prewarm: number;
   readonly now: () => number;
+  readonly requestProperty: string;
   /** Cookie overrides that weaken the defaults, to warn about once at start. */
   readonly warnings: readonly string[];
 }
@@ -223,7 +231,7 @@ const KNOWN = new Set([
   'client', 'secret', 'keyPrefix', 'idleTimeout', 'absoluteTimeout', 'touchInterval', 'localCache', 'maxSessionsPerUser', 'shortSession',
   'confirmRevocations', 'readFrom', 'replicaLagTolerance', 'audit',
   'commandTimeout', 'heartbeatInterval', 'maxDataBytes', 'cookie', 'allowedOrigins', 'countryHeader',
-  'maxUserAgentLength', 'prewarm', 'now',
+  'maxUserAgentLength', 'prewarm', 'now', 'requestProperty',
 ]);
 
 export const fail = (name: string, why: string) => new ERR_INVALID_OPTION(name, why);
@@ -319,6 +327,7 @@ export function resolveOptions(opts: unknown, adapterKeys: ReadonlySet<string> =
   if (o.readFrom !== undefined && !isRedisClient(o.readFrom)) throw fail('readFrom', 'expected an ioredis Redis or Cluster client (on a replica)');
   const now = orDefault(o.now, Date.now);
   if (typeof now !== 'function') throw fail('now', `expected a function returning epoch ms, got ${describe(now)}`);
+  const requestProperty = resolveRequestProperty(o.requestProperty);
 
   return Object.freeze({
     client: o.client,
@@ -344,8 +353,29 @@ export function resolveOptions(opts: unknown, adapterKeys: ReadonlySet<string> =
     maxUserAgentLength: int('maxUserAgentLength', o.maxUserAgentLength, 512, 16, 8192),
     prewarm: int('prewarm', o.prewarm, 0, 0, 1_000_000),
     now,
+    requestProperty,
     warnings: Object.freeze(warnings),
   });
+}
+
+/** Names a request already has in Node, Express or Fastify, or that the adapters add. */
+const TAKEN = new Set([
+  'body', 'params', 'query', 'cookies', 'signedCookies', 'route', 'res', 'next', 'app', 'baseUrl', 'originalUrl', 'path',
+  'protocol', 'secure', 'ip', 'ips', 'hostname', 'host', 'subdomains', 'fresh', 'stale', 'xhr', 'get', 'header', 'accepts',
+  'acceptsCharsets', 'acceptsEncodings', 'acceptsLanguages', 'is', 'range', 'param', 'id', 'log', 'raw', 'server', 'routeOptions',
+  'socket', 'port', 'context', 'validationError', 'sessionStore', 'sessionID', 'signIn', 'signOut', 'rotateSession',
+  'updateSession', 'confirmAuthentication', 'constructor', 'prototype', '__proto__',
+]);
+
+function resolveRequestProperty(v: unknown): string {
+  const name = orDefault(v, 'session');
+  if (typeof name !== 'string' || !/^[A-Za-z_$][A-Za-z0-9_$]{0,63}$/.test(name)) {
+    throw fail('requestProperty', `expected a property name such as "account", got ${describe(name)}`);
+  }
+  if (TAKEN.has(name) || name in IncomingMessage.prototype) {
+    throw fail('requestProperty', `"${name}" is already a request property; choose another name, such as "account"`);
+  }
+  return name;
 }
 
 const AUDIT_KEYS = new Set(['pool', 'schema', 'table', 'migrate', 'retentionDays', 'sweepInterval', 'activityInterval', 'bufferEvents', 'pollInterval', 'consume']);

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { EVERYWHERE_SCHEMA, HISTORY_SCHEMA, LIST_SCHEMA, ROUTE_HEADERS, type SessionFlows } from '../core/flows.js';
+import type { Session } from '../core/session.js';
 
 function routeHeaders(_request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
   reply.headers(ROUTE_HEADERS);
@@ -15,7 +16,8 @@ function routeHeaders(_request: FastifyRequest, reply: FastifyReply, done: HookH
  * allow-list, and fast serialisation); errors are thrown to the app's own error handler, so they
  * look like every other error of the app.
  */
-export function sessionRoutes(fastify: FastifyInstance, prefix: string, flows: SessionFlows): void {
+export function sessionRoutes(fastify: FastifyInstance, prefix: string, flows: SessionFlows,
+  holder: (request: FastifyRequest) => { session: Session | null } = (request) => request): void {
   const onRequest = routeHeaders;
   const errorHandler = (err: FastifyError, request: FastifyRequest, reply: FastifyReply) => fastify.errorHandler(err, request, reply);
   const at = (path: string) => `${prefix}${path}`;
@@ -23,19 +25,19 @@ export function sessionRoutes(fastify: FastifyInstance, prefix: string, flows: S
   // `${prefix}` and `${prefix}/` both list, as a prefixed child plugin's '/' route would.
   for (const url of [prefix, at('/')]) {
     fastify.get(url, { onRequest, errorHandler, schema: { response: { 200: LIST_SCHEMA } }, preHandler: fastify.requireSession }, async (request) =>
-      flows.list(request.session!));
+      flows.list(holder(request).session!));
   }
 
   fastify.get<{ Querystring: { days?: string } }>(at('/history'), { onRequest, errorHandler, schema: { response: { 200: HISTORY_SCHEMA } }, preHandler: fastify.requireSession },
-    async (request) => flows.history(request.session!, request.query.days));
+    async (request) => flows.history(holder(request).session!, request.query.days));
 
   fastify.delete<{ Params: { id: string } }>(
     at('/:id'),
     { onRequest, errorHandler, preHandler: [fastify.requireSession, fastify.refuseCrossSite] },
     async (request, reply) => {
-      const { setCookie } = await flows.revoke(request.session!, request.params.id);
+      const { setCookie } = await flows.revoke(holder(request).session!, request.params.id);
       if (setCookie !== undefined) {
-        request.session = null;
+        holder(request).session = null;
         reply.header('set-cookie', setCookie);
       }
       reply.code(204).send();
@@ -46,9 +48,9 @@ export function sessionRoutes(fastify: FastifyInstance, prefix: string, flows: S
     at('/logout-everywhere'),
     { onRequest, errorHandler, schema: { response: { 200: EVERYWHERE_SCHEMA } }, preHandler: [fastify.requireSession, fastify.refuseCrossSite] },
     async (request, reply) => {
-      const { body, setCookie } = await flows.everywhere(request.session!, request.body);
+      const { body, setCookie } = await flows.everywhere(holder(request).session!, request.body);
       if (setCookie !== undefined) {
-        request.session = null;
+        holder(request).session = null;
         reply.header('set-cookie', setCookie);
       }
       return body;
