@@ -258,12 +258,12 @@ export class RedisStore {
     return [applied, err ? 0 : acked as number];
   }
 
-  /** Undo a create its caller gave up on: the session goes, what its cap eviction removed comes back. */
   /** `<prefix>legacy:<name>` set if absent, for `ms`: true for the first caller only. */
   async claim(name: string, ms: number): Promise<boolean> {
     return (await this.#run('SET', () => this.#client.set(`${this.#prefix}legacy:${name}`, '1', 'PX', ms, 'NX'))) === 'OK';
   }
 
+  /** Undo a create its caller gave up on: the session goes, what its cap eviction removed comes back. */
   async uncreate(publicId: string, now: number, at = now): Promise<boolean> {
     const tag = publicId.slice(0, TAG_LENGTH);
     const n = await this.#run('uncreate', () => this.#scripted.tieredSessionUncreate(
