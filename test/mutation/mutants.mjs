@@ -1,7 +1,8 @@
 // The planted bugs, one entry per mutant. Each is a realistic single-point bug in lib/:
 // `find` must occur exactly once in `file` (run.mjs refuses to run otherwise), `replace` is what
 // it becomes, and `tests` are the test files expected to kill it (run on both targets unless
-// `env` narrows them). When lib/ moves, re-point `file` and, if the code changed, `find`.
+// `env` narrows them). When lib/ moves, re-point `file` and, if the code changed, `find`:
+// `npm test` fails while an entry's snippet is not found exactly once (run.mjs --check).
 //
 // `--list` prints this table; `--only <id>[,<id>…]` runs some of it.
 
