@@ -1,7 +1,8 @@
 // The planted bugs, one entry per mutant. Each is a realistic single-point bug in lib/:
 // `find` must occur exactly once in `file` (run.mjs refuses to run otherwise), `replace` is what
 // it becomes, and `tests` are the test files expected to kill it (run on both targets unless
-// `env` narrows them). When lib/ moves, re-point `file` and, if the code changed, `find`.
+// `env` narrows them). When lib/ moves, re-point `file` and, if the code changed, `find`:
+// `npm test` fails while an entry's snippet is not found exactly once (run.mjs --check).
 //
 // `--list` prints this table; `--only <id>[,<id>…]` runs some of it.
 
@@ -133,6 +134,15 @@ export const MUTANTS = [
     tests: ['test/replicas.test.ts'],
   },
 
+  {
+    id: 'scale-reads-primary-read-hgetall',
+    description: 'With scaleReads on a Cluster, a read meant for the primary (an id just heard revoked) is a plain HGETALL, which ioredis sends to a replica: a lagging replica lets the revoked session back in.',
+    file: 'lib/core/store/redis-store.ts',
+    find: "    else h = pairsToObject(await this.#run('read', () => this.#scripted.tieredSessionRead(key)) as string[]);",
+    replace: "    else h = await this.#run('HGETALL', () => this.#client.hgetall(key));",
+    tests: ['test/replicas.test.ts'],
+  },
+
   // ---- the manager and the local cache -----------------------------------------------------------
   {
     id: 'l1-any-secret',
@@ -164,6 +174,14 @@ export const MUTANTS = [
     file: 'lib/core/manager.ts',
     find: 'if (since < (e.session.remembered ? this.#o.idleTimeout : this.#o.shortSession.idleTimeout) && ',
     replace: 'if (since < this.#o.idleTimeout && ',
+    tests: ['test/policy.test.ts'],
+  },
+  {
+    id: 'short-idle-checked-against-absolute',
+    description: "An L1 hit measures a remember: false session's idleness against the short absolute timeout instead of the short idle one.",
+    file: 'lib/core/manager.ts',
+    find: 'this.#o.idleTimeout : this.#o.shortSession.idleTimeout) && ',
+    replace: 'this.#o.idleTimeout : this.#o.shortSession.absoluteTimeout) && ',
     tests: ['test/policy.test.ts'],
   },
   {
@@ -335,6 +353,32 @@ export const MUTANTS = [
     find: '      if (this.#seen.has(msg)) return;\n',
     replace: '',
     tests: ['test/coherence.test.ts'],
+  },
+
+  // ---- the audit trail -----------------------------------------------------------------------------
+  {
+    id: 'audit-apply-not-awaited',
+    description: 'The sink does not wait for its PostgreSQL transaction before acknowledging the batch: events are deleted from the buffer before (or without) landing, and a failed batch is lost.',
+    file: 'lib/core/audit/sink.ts',
+    find: '        await this.#apply(mergeEvents(events), events.length);',
+    replace: '        this.#apply(mergeEvents(events), events.length);',
+    tests: ['test/audit.test.ts'],
+  },
+  {
+    id: 'audit-reap-ignores-pending',
+    description: 'The reap script removes a consumer that still has pending entries (its own at close, or an idle one): the entries it had not applied leave the group and never land.',
+    file: 'lib/core/audit/sink.ts',
+    find: "  if f['pending'] == 0 and (mine or stale) then",
+    replace: '  if mine or stale then',
+    tests: ['test/audit-faults.test.ts'],
+  },
+  {
+    id: 'audit-history-bound-from-to',
+    description: "history()'s lifetime bound counts back from the window's end instead of its start: sessions created before to − maxLifetime but live in the window are left out (all of them without a `to`).",
+    file: 'lib/core/audit/sql.ts',
+    find: '  if (bound) params.push((params[1] as number) - maxLifetime);',
+    replace: '  if (bound) params.push((params[2] as number) - maxLifetime);',
+    tests: ['test/audit-e2e.test.ts'],
   },
 
   // ---- options ---------------------------------------------------------------------------------------
