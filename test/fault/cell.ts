@@ -16,7 +16,7 @@
 //   (neither checked as revoked nor as live) until an acknowledged revocation covers it.
 import type { AppConfig } from './app.js';
 import { Instance, type Answer } from './instances.js';
-import type { FaultName, FaultWindow, Topology } from './topology.js';
+import { Cluster, startTopology, type FaultName, type FaultWindow, type Topology, type TopologyName } from './topology.js';
 import type { PostgresServer } from '../fixtures/postgres.js';
 import { sleep } from '../fixtures/redis.js';
 
@@ -28,7 +28,6 @@ export interface CellOptions {
   seconds: number;
   users?: number;
   workers?: number;
-  cap?: number;
   /** The control: `confirmRevocations: false` on every instance. */
   control?: boolean;
   postgres?: PostgresServer;
@@ -75,17 +74,42 @@ interface User { name: string; toks: Tok[]; busy: boolean }
 const pick = <T>(a: readonly T[]): T => a[Math.floor(Math.random() * a.length)];
 const ok = (s: number) => s >= 200 && s < 300;
 
-export async function runCell(topology: Topology, fault: FaultName, cellIndex: number, opts: CellOptions): Promise<CellResult> {
-  const log = opts.log ?? (() => {});
-  const users: User[] = Array.from({ length: opts.users ?? 40 }, (_, i) => ({ name: `u${cellIndex}-${i}`, toks: [], busy: false }));
-  const cap = opts.cap ?? 3;
+const CAP = 3;
+
+/** A cell's three instances (not started): Fastify, Fastify (+ `readFrom` on the single topology), Express 5. */
+export function cellInstances(topology: Pick<Topology, 'endpoint'>, fault: FaultName, cellIndex: number, opts: CellOptions): Instance[] {
   const keyPrefix = `fc${cellIndex}${Math.random().toString(36).slice(2, 6)}:`;
   const adapters: AppConfig['adapter'][] = ['fastify', 'fastify', 'express'];
-  const instances = adapters.map((adapter, i) => new Instance(i, {
-    adapter, endpoint: topology.endpoint(i), keyPrefix, secret: SECRET, maxSessionsPerUser: cap,
+  return adapters.map((adapter, i) => new Instance(i, {
+    adapter, endpoint: topology.endpoint(i), keyPrefix, secret: SECRET, maxSessionsPerUser: CAP,
     ...(fault === 'pg-down' && opts.postgres ? { auditUrl: opts.postgres.url } : {}),
     ...(opts.control ? { confirmRevocations: false as const } : {}),
   }));
+}
+
+/**
+ * Start a topology and, on a Cluster, the instances of its first cell together with it (their
+ * clients connect to a cluster whose replicas have not replicated yet, as after a fresh start or
+ * a full restart); elsewhere the instances start when the cell runs.
+ */
+export async function startWithFirstCell(name: TopologyName, fault: FaultName, cellIndex: number, opts: CellOptions): Promise<{ topology: Topology; instances: Instance[] | undefined }> {
+  if (name !== 'cluster') return { topology: await startTopology(name), instances: undefined };
+  let instances: Instance[] | undefined;
+  const topology = await Cluster.start(async (endpoint) => {
+    instances = cellInstances({ endpoint: () => endpoint }, fault, cellIndex, opts);
+    await Promise.all(instances.map((i) => i.start()));
+  });
+  return { topology, instances };
+}
+
+/**
+ * Run one cell. `instances` (from {@link cellInstances}) may have been started already, e.g.
+ * together with a fresh cluster; otherwise they are started here.
+ */
+export async function runCell(topology: Topology, fault: FaultName, cellIndex: number, opts: CellOptions, instances = cellInstances(topology, fault, cellIndex, opts)): Promise<CellResult> {
+  const log = opts.log ?? (() => {});
+  const users: User[] = Array.from({ length: opts.users ?? 40 }, (_, i) => ({ name: `u${cellIndex}-${i}`, toks: [], busy: false }));
+  const cap = CAP;
   const started = Date.now();
   const res: CellResult = {
     topology: topology.name, fault, control: opts.control === true, window: undefined, operations: 0, acknowledged: 0,
@@ -228,7 +252,7 @@ export async function runCell(topology: Topology, fault: FaultName, cellIndex: n
   }
 
   try {
-    await Promise.all(instances.map((i) => i.start()));
+    await Promise.all(instances.filter((i) => !i.up).map((i) => i.start()));
     // Every instance serving (its channel up) before the clock starts.
     for (const inst of instances) {
       const end = Date.now() + 30_000;

@@ -9,8 +9,8 @@
 //                                                        # master-kill: must report violations
 import { writeFileSync } from 'node:fs';
 import { PostgresServer } from '../fixtures/postgres.js';
-import { runCell, type CellResult } from './cell.js';
-import { FAULTS, TOPOLOGIES, startTopology, type FaultName, type TopologyName } from './topology.js';
+import { runCell, startWithFirstCell, type CellResult } from './cell.js';
+import { FAULTS, TOPOLOGIES, type FaultName, type TopologyName } from './topology.js';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -39,14 +39,19 @@ let cellIndex = 0;
 try {
   for (const name of topologies) {
     log(`${name}: starting`);
-    const topology = await startTopology(name);
+    if (faults.includes('pg-down') && !postgres) postgres = await PostgresServer.start();
+    const opts = { seconds, control, ...(postgres ? { postgres } : {}), log };
+    const applicable = faults.filter((f) => f === 'pg-down' || f === 'instance-kill' || (name === 'single' || f !== 'slow-link'));
+    const started = await startWithFirstCell(name, applicable[0], cellIndex, opts);
+    const topology = started.topology;
+    let early = started.instances;
     try {
       for (const fault of faults) {
         const generic = fault === 'pg-down' || fault === 'instance-kill';
         if (!generic && !topology.faults.includes(fault)) { skipped.push(`${name} × ${fault}`); continue; }
-        if (fault === 'pg-down' && !postgres) postgres = await PostgresServer.start();
         try {
-          const r = await runCell(topology, fault, cellIndex++, { seconds, control, ...(postgres ? { postgres } : {}), log });
+          const r = await runCell(topology, fault, cellIndex++, opts, early);
+          early = undefined;
           results.push(r);
           log(`  ${name} × ${fault}: ${r.operations} operations, ${r.acknowledged} acknowledged, ${r.violations.length} violations (${r.seconds} s)`);
           for (const v of r.violations.slice(0, 10)) log(`    ${v.kind}: ${JSON.stringify(v)}`);

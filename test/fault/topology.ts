@@ -242,11 +242,21 @@ export class Cluster implements Topology {
   readonly faults = REDIS_FAULTS;
   private constructor(readonly cluster: ReplicatedCluster) {}
 
-  static async start(): Promise<Cluster> { return new Cluster(await ReplicatedCluster.start()); }
-
-  endpoint(): Endpoint {
-    return { kind: 'cluster', nodes: this.cluster.nodes.map((n) => ({ host: '127.0.0.1', port: n.port })) };
+  /**
+   * `withFresh` is called as soon as the cluster is created, with the endpoint, before its
+   * replicas have replicated anything: apps started there connect as apps started together with
+   * their Redis do.
+   */
+  static async start(withFresh?: (endpoint: Endpoint) => Promise<void>): Promise<Cluster> {
+    const onCreated = withFresh && ((nodes: RedisServer[]) => withFresh(Cluster.#endpoint(nodes)));
+    return new Cluster(await ReplicatedCluster.start(onCreated ? { onCreated } : {}));
   }
+
+  static #endpoint(nodes: RedisServer[]): Endpoint {
+    return { kind: 'cluster', nodes: nodes.map((n) => ({ host: '127.0.0.1', port: n.port })) };
+  }
+
+  endpoint(): Endpoint { return Cluster.#endpoint(this.cluster.nodes); }
 
   async inject(fault: FaultName): Promise<FaultWindow> {
     const start = Date.now();
