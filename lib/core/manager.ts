@@ -17,6 +17,7 @@ import { migrate } from './audit/sql.js';
 import { auditPrometheus } from './audit/metrics.js';
 import type { AuditSessionRow, HistoryQuery } from './audit/sql.js';
 import type { EndReason } from './store/redis-store.js';
+import { planCaps, type Caps, type Row } from './secrets.js';
 import {
   ID_LENGTH, SECRET_LENGTH, TAG_LENGTH, TOKEN_LENGTH, constantTimeEqual, hashSecret, isPublicId, isTokenShape,
   isWellFormed, newRandomAndSecret, newSecret, secretMatchesAt, userTag,
@@ -190,8 +191,21 @@ export class SessionManager {
     this.#l1.clear();
   }
 
-  /** The user's tag: every key and session id of the user carries it. */
-  tagOf(userId: string): string { return userTag(this.#o.secret, this.#o.keyPrefix, userId); }
+  /** The user's tag: every key and session id of the user's new sessions carries it. */
+  tagOf(userId: string): string { return userTag(this.#o.secrets[0], this.#o.keyPrefix, userId); }
+
+  /** The user's tag under each listed secret, the first secret's first (README: Rotating the secret). */
+  tagsOf(userId: string): string[] {
+    const tags = this.#o.secrets.map((k) => userTag(k, this.#o.keyPrefix, userId));
+    return tags.filter((t, i) => tags.indexOf(t) === i);
+  }
+
+  /** Whether a session id carries its user's tag under a listed secret: a retired secret's sessions do not. */
+  #tagListed(id: string, userId: string): boolean {
+    const tag = id.slice(0, TAG_LENGTH);
+    for (const k of this.#o.secrets) if (userTag(k, this.#o.keyPrefix, userId) === tag) return true;
+    return false;
+  }
 
   // ---- resolve ---------------------------------------------------------------------------
 
@@ -239,7 +253,7 @@ export class SessionManager {
     try {
       t.read ??= this.#read(id);
       const s = await t.read;
-      if (s === null || !constantTimeEqual(hashSecret(secret), s.secretHash)) return null;
+      if (s === null || !constantTimeEqual(hashSecret(secret), s.secretHash) || !this.#tagListed(id, s.userId)) return null;
       const now = this.#o.now();
       if (now >= s.absoluteAt || now >= s.expiresAt) return null;
       const mine = own(id);
@@ -309,7 +323,7 @@ export class SessionManager {
         const now = this.#o.now();
         rows.forEach((s, k) => {
           const id = batch[k];
-          if (s === null || now >= s.absoluteAt || now >= s.expiresAt || this.#l1.get(id, coarseNow()) !== undefined) return;
+          if (s === null || now >= s.absoluteAt || now >= s.expiresAt || this.#l1.get(id, coarseNow()) !== undefined || !this.#tagListed(id, s.userId)) return;
           if (this.#l1.fill(id, tickets[k], entryOf(this.#sessionOf(id, s), s, s.secretHash))) filled++;
         });
       } finally {
@@ -318,6 +332,23 @@ export class SessionManager {
       if (!this.cacheTrusted) break;
     }
     return filled;
+  }
+
+  /**
+   * The caps across a user's tags: evicts what the caps remove from the older tags' sessions
+   * and returns the caps the create script applies to the new tag alone (lib/core/secrets.ts).
+   */
+  async #capOlderTags(userId: string, tag: string, now: number, caps: Caps): Promise<{ caps: Caps; evicted: string[] }> {
+    const rows: Row[] = [];
+    await Promise.all(this.tagsOf(userId).map(async (t) => {
+      this.metrics.redisReads++;
+      for (const r of await this.#store.list(t, now)) if (r.session.userId === userId) rows.push({ ...r, current: t === tag });
+    }));
+    if (rows.every((r) => r.current)) return { caps, evicted: [] };
+    const plan = planCaps(rows, caps);
+    const evicted: string[] = [];
+    for (const id of plan.evict) if (await this.revoke(id, userId, 'cap')) evicted.push(id);
+    return { caps: plan.caps, evicted };
   }
 
   // ---- touches ---------------------------------------------------------------------------
@@ -396,15 +427,17 @@ export class SessionManager {
       ip, country: input.country || '', data: dat, remembered,
     };
     const type = input.device.type ?? '';
-    const caps = { total: this.#o.maxSessionsPerUser, type, typeCap: this.#o.capsByType.get(type) ?? 0 };
+    let caps = { total: this.#o.maxSessionsPerUser, type, typeCap: this.#o.capsByType.get(type) ?? 0 };
     // Held from before the write: a revocation of this user that overtakes the create's reply
     // (log-out-everywhere on another instance) voids the fill below.
     const t = this.#l1.hold(id);
     try {
       this.metrics.redisWrites++;
-      let evicted: string[];
+      let evicted: string[] = [];
+      // Sessions under a rotated secret's tag count toward the caps too (another slot: evicted first).
+      if (this.#o.secrets.length > 1 && (caps.total > 0 || caps.typeCap > 0)) ({ caps, evicted } = await this.#capOlderTags(userId, tag, now, caps));
       try {
-        evicted = await this.#store.create(tag, random, now, ttl, caps, record);
+        evicted = evicted.concat(await this.#store.create(tag, random, now, ttl, caps, record));
       } catch (err) {
         this.metrics.redisErrors++;
         if (isUnknownOutcome(err)) this.#orphan(id);
@@ -508,7 +541,7 @@ export class SessionManager {
     if (!isPublicId(publicId)) return false;
     // Two checks, on purpose: the tag check keeps another user's id from ever reaching Redis;
     // the script's stored-owner check holds even for a tag collision or a caller of the store.
-    if (owner !== undefined && (!isWellFormed(owner) || publicId.slice(0, TAG_LENGTH) !== this.tagOf(owner))) return false;
+    if (owner !== undefined && (!isWellFormed(owner) || !this.#tagListed(publicId, owner))) return false;
     try {
       return await this.#write(() => this.#store.revoke(publicId, owner ?? '', preciseNow(), reason, this.#o.now()));
     } finally {
@@ -521,10 +554,12 @@ export class SessionManager {
   async revokeAll(userId: string, options: { keep?: string } = {}): Promise<number> {
     // Such an id has no session (create refuses it), and its UTF-8 bytes are another user's.
     if (!isWellFormed(userId)) return 0;
-    const tag = this.tagOf(userId);
-    const ids = this.#l1.idsWithPrefix(tag).filter((k) => k !== options.keep);
+    const tags = this.tagsOf(userId);
+    const ids = tags.flatMap((tag) => this.#l1.idsWithPrefix(tag)).filter((k) => k !== options.keep);
     try {
-      return await this.#write(() => this.#store.revokeAll(tag, userId, options.keep, preciseNow(), this.#o.now()));
+      let n = 0;
+      for (const tag of tags) n += await this.#write(() => this.#store.revokeAll(tag, userId, options.keep, preciseNow(), this.#o.now()));
+      return n;
     } finally {
       // The broadcast reaches this instance too; dropping now makes the caller's next request exact.
       this.#l1.invalidate(ids);
@@ -572,7 +607,8 @@ export class SessionManager {
     this.metrics.redisReads++;
     let rows;
     try {
-      rows = await this.#store.list(this.tagOf(userId), this.#o.now());
+      const tags = this.tagsOf(userId);
+      rows = tags.length === 1 ? await this.#store.list(tags[0], this.#o.now()) : (await Promise.all(tags.map((tag) => this.#store.list(tag, this.#o.now())))).flat();
     } catch (err) {
       this.metrics.redisErrors++;
       throw err;
