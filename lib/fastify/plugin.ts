@@ -8,7 +8,11 @@ import { LegacyTakeover, resolveLegacy, type LegacyOptions } from '../core/legac
 import type { Logger } from '../core/log.js';
 import { SessionManager } from '../core/manager.js';
 import { describe, fail, isPlainObject, orDefault, resolveOptions, type TieredSessionOptions } from '../core/options.js';
-import type { Session, SessionData } from '../core/session.js';
+// Aliased: inside `declare module 'fastify'` a plain `Session` would name the `Session` that
+// @fastify/session adds to that module, and the app would see its type instead of ours.
+import type { Session as TieredSession, SessionData as TieredSessionData } from '../core/session.js';
+type Session = TieredSession;
+type SessionData = TieredSessionData;
 import { publicSessions, type Sessions } from '../core/sessions.js';
 import { sessionRoutes } from './routes.js';
 
@@ -51,9 +55,9 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     /** The resolved session, or null. */
-    session: Session | null;
+    session: TieredSession | null;
     /** Replace the current session's data (stored in Redis first). */
-    updateSession(data: SessionData): Promise<Session>;
+    updateSession(data: TieredSessionData): Promise<TieredSession>;
   }
   interface FastifyReply {
     /** Sign `userId` in: a new session and cookie; any session the request carried is revoked. */
@@ -61,9 +65,9 @@ declare module 'fastify' {
     /** Revoke the current session (if any) and clear the cookie. */
     signOut(): Promise<void>;
     /** New token for the current session (privilege change); the old token stops working. */
-    rotateSession(): Promise<Session>;
+    rotateSession(): Promise<TieredSession>;
     /** The user just re-proved their credentials: `authenticatedAt` becomes now, on every instance. */
-    confirmAuthentication(): Promise<Session>;
+    confirmAuthentication(): Promise<TieredSession>;
   }
 }
 
