@@ -6,7 +6,7 @@
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
-import Fastify from 'fastify';
+import Fastify, { type FastifyReply } from 'fastify';
 import express5 from 'express';
 import express4 from 'express4';
 import type { NextFunction, Request, Response } from 'express';
@@ -32,20 +32,22 @@ t.before(async () => { server = await RedisServer.start(); });
 type App = { inject(o: InjectOptions): Promise<InjectResponse> };
 
 /** A small app of its own on `adapter`: its error handler, a login, the device routes. */
-async function appOn(t: Test, adapter: AdapterName): Promise<App> {
+async function appOn(t: Test, adapter: AdapterName, handlerAfterPlugin = false): Promise<App> {
   const client = server!.client();
   t.teardown(() => client.disconnect());
   await ready(client);
   const keyPrefix = `t${randomBytes(4).toString('hex')}:`;
   if (adapter === 'fastify') {
     const app = Fastify();
-    // Before the routes, as Fastify requires of any error handler (a route registered earlier,
-    // the app's own included, keeps the handler it was registered under).
-    app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _request, reply) => {
+    const handler = (err: Error & { statusCode?: number; code?: string }, _request: unknown, reply: FastifyReply) => {
       const p = problem(err);
       reply.code(p.status).type('application/problem+json').send(p);
-    });
+    };
+    // Either order works: the device routes live in the app's own context, not a child one that
+    // would keep the handler it had when the plugin was registered.
+    if (!handlerAfterPlugin) app.setErrorHandler(handler);
     await app.register(fastifyPlugin, { client, secret: TEST_SECRET, keyPrefix });
+    if (handlerAfterPlugin) app.setErrorHandler(handler);
     app.post('/login', async (_request, reply) => ({ id: (await reply.signIn('pat')).id }));
     await app.ready();
     t.teardown(() => app.close());
@@ -68,9 +70,11 @@ async function appOn(t: Test, adapter: AdapterName): Promise<App> {
   return { inject: (o) => inject(app as unknown as (req: unknown, res: unknown) => void, o) };
 }
 
-t.test('every error of the device routes reaches the app\'s own error handler and keeps its shape', async (t) => {
+for (const handlerAfterPlugin of [false, true]) {
+t.test(`every error of the device routes reaches the app's own error handler and keeps its shape${handlerAfterPlugin ? ' (Fastify: setErrorHandler called after the plugin)' : ''}`, async (t) => {
   await eachAdapter(t, async (t, adapter) => {
-    const app = await appOn(t, adapter);
+    if (handlerAfterPlugin && adapter !== 'fastify') return;
+    const app = await appOn(t, adapter, handlerAfterPlugin);
     const login = await app.inject({ method: 'POST', url: '/login' });
     t.equal(login.statusCode, 200);
     const cookies = { [COOKIE]: tokenOf(login)! };
@@ -103,3 +107,4 @@ t.test('every error of the device routes reaches the app\'s own error handler an
     t.equal((await app.inject({ url: '/sessions', cookies })).statusCode, 200, 'the session was not touched by the refused requests');
   });
 });
+}

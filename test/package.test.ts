@@ -4,7 +4,8 @@
 // package self-reference, exactly as a user's code would reach it in node_modules.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -123,4 +124,20 @@ t.test('type declarations are emitted from the source for both builds, and every
   walk((pkg as { typesVersions?: unknown }).typesVersions);
   targets.push(pkg.main, pkg.module, pkg.types);
   for (const p of targets) t.ok(existsSync(path.join(root, p)), `${p} (named in package.json) exists`);
+});
+
+t.test('`npm pack` from a clean checkout (no dist/) builds first and packs both builds', async (t) => {
+  // A copy of what a fresh clone holds, with the dependencies linked; dist/ absent.
+  const dir = mkdtempSync(path.join(tmpdir(), 'tiered-session-pack-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  for (const f of ['package.json', 'README.md', 'LICENSE', 'tsconfig.json', 'tsconfig.build.json', 'tsconfig.cjs.json', 'lib', 'scripts']) {
+    cpSync(path.join(root, f), path.join(dir, f), { recursive: true });
+  }
+  symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
+  const r = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts=false'], { cwd: dir, env: plainEnv(), encoding: 'utf8', timeout: 180_000 });
+  t.equal(r.status, 0, `npm pack succeeds ${r.status === 0 ? '' : r.stderr}`);
+  const files = (JSON.parse(r.stdout.slice(r.stdout.indexOf('['))) as { files: { path: string }[] }[])[0].files.map((f) => f.path);
+  for (const f of ['dist/esm/index.js', 'dist/esm/index.d.ts', 'dist/cjs/index.js', 'dist/cjs/package.json', 'dist/esm/fastify/index.js', 'dist/cjs/cjs/express.js']) {
+    t.ok(files.includes(f), `the tarball holds ${f}`);
+  }
 });

@@ -3,7 +3,7 @@
 // node_modules), started as child processes against a private redis-server. Sign in, /me, the
 // device list, sign out, /me refused; SIGTERM ends the process with exit code 0.
 // (`npm run typecheck` type-checks both files: tsconfig.json includes examples/.)
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -30,26 +30,43 @@ t.before(async () => {
   redis = await RedisServer.start();
 });
 
-for (const file of ['examples/quick-start/fastify.ts', 'examples/quick-start/express.ts']) {
-  t.test(`${file} runs as written: sign in, /me, the device list, sign out, and SIGTERM exits 0`, async (t) => {
-    const port = await freePort();
-    const child = spawn(process.execPath, ['--import', 'tsx', file], {
-      cwd: root,
-      env: { ...env, PORT: String(port), HOST: '127.0.0.1', REDIS_URL: redis!.url, SESSION_SECRET: 'quick-start-secret-of-at-least-32-chars' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
-    child.stderr!.on('data', (b: Buffer) => { out += b.toString(); });
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+/** The example as a child process on a free port, against `redisUrl`; its output collected. */
+async function startExample(t: Test, file: string, redisUrl: string) {
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', file], {
+    cwd: root,
+    env: { ...env, PORT: String(port), HOST: '127.0.0.1', REDIS_URL: redisUrl, SESSION_SECRET: 'quick-start-secret-of-at-least-32-chars' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const app = { url: `http://127.0.0.1:${port}`, child, out: '', exited: new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code))) };
+  child.stdout!.on('data', (b: Buffer) => { app.out += b.toString(); });
+  child.stderr!.on('data', (b: Buffer) => { app.out += b.toString(); });
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+  let up = false;
+  for (const until = Date.now() + 30_000; !up && Date.now() < until && child.exitCode === null;) {
+    try { up = (await fetch(`${app.url}/me`)).status === 401; } catch { await sleep(100); }
+  }
+  t.ok(up, `the app listens and /me without a session answers 401 ${up ? '' : app.out}`);
+  return app;
+}
 
-    const url = `http://127.0.0.1:${port}`;
-    let up = false;
-    for (const until = Date.now() + 30_000; !up && Date.now() < until && child.exitCode === null;) {
-      try { up = (await fetch(`${url}/me`)).status === 401; } catch { await sleep(100); }
-    }
-    t.ok(up, `the app listens and /me without a session answers 401 ${up ? '' : out}`);
+for (const file of ['examples/quick-start/fastify.ts', 'examples/quick-start/express.ts']) {
+  t.test(`${file}: SIGTERM while Redis is down still exits 0`, async (t) => {
+    const own = await RedisServer.start();
+    const app = await startExample(t, file, own.url);
+    const login = await fetch(`${app.url}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'alice', password: 'wonderland' }) });
+    t.equal(login.status, 200, 'signed in while Redis is up');
+    const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0];
+    t.equal((await fetch(`${app.url}/me`, { headers: { cookie } })).status, 200, 'a request queues a touch');
+    await own.kill();
+    const t0 = Date.now();
+    app.child.kill('SIGTERM');
+    const code = await Promise.race([app.exited, sleep(8000).then(() => 'timeout' as const)]);
+    t.equal(code, 0, `exit code 0 (${code}; ${Date.now() - t0} ms)${code === 0 ? '' : `\n${app.out}`}`);
+  });
+
+  t.test(`${file} runs as written: sign in, /me, the device list, sign out, and SIGTERM exits 0`, async (t) => {
+    const { url, child, exited, ...app } = await startExample(t, file, redis!.url);
 
     const bad = await fetch(`${url}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'alice', password: 'nope' }) });
     t.equal(bad.status, 401, 'a wrong password is refused by the app\'s own check');
@@ -81,7 +98,7 @@ for (const file of ['examples/quick-start/fastify.ts', 'examples/quick-start/exp
     const t0 = Date.now();
     child.kill('SIGTERM');
     const code = await Promise.race([exited, sleep(8000).then(() => 'timeout' as const)]);
-    t.equal(code, 0, `SIGTERM ends the process with exit code 0 (${code}; ${Date.now() - t0} ms)${code === 0 ? '' : `\n${out}`}`);
+    t.equal(code, 0, `SIGTERM ends the process with exit code 0 (${code}; ${Date.now() - t0} ms)${code === 0 ? '' : `\n${app.out}`}`);
     t.ok(Date.now() - t0 < 5000, `within a few seconds (${Date.now() - t0} ms)`);
   });
 }

@@ -23,10 +23,11 @@ let tarball = '';
 
 t.before(() => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'ts-consumer-'));
-  const packed = run('npm', ['pack', '--silent', '--pack-destination', dir], root);
+  const packed = run('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', dir], root);
   if (packed.status !== 0) throw new Error(`npm pack failed: ${packed.stderr}`);
   tarball = path.join(dir, packed.stdout.trim().split('\n').pop()!);
-  // node_modules: the unpacked tarball as `tiered-session`, everything else linked from ours.
+  // --ignore-scripts: dist/ is built (npm test builds first); prepack would rebuild it under the
+  // other test files. node_modules: the unpacked tarball as `tiered-session`, everything else linked from ours.
   const nm = path.join(dir, 'node_modules');
   mkdirSync(path.join(nm, 'tiered-session'), { recursive: true });
   const untar = run('tar', ['-xzf', tarball, '-C', path.join(nm, 'tiered-session'), '--strip-components=1'], dir);

@@ -73,6 +73,6 @@ const server = app.listen(Number(process.env.PORT ?? 3000), process.env.HOST ?? 
 process.once('SIGTERM', () => {
   server.close(async () => {
     await sessions.close();
-    await redis.quit();
+    await redis.quit().catch(() => redis.disconnect());
   });
 });

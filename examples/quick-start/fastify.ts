@@ -49,7 +49,7 @@ app.get('/me', { preHandler: app.requireSession }, async (request) => ({ userId:
 // the package leaves open: its lifecycle is the app's.
 process.once('SIGTERM', async () => {
   await app.close();
-  await redis.quit();
+  await redis.quit().catch(() => redis.disconnect());
 });
 
 await app.listen({ port: Number(process.env.PORT ?? 3000), host: process.env.HOST ?? '127.0.0.1' });

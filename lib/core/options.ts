@@ -1,3 +1,4 @@
+import { IncomingMessage } from 'node:http';
 import type { Redis, Cluster } from 'ioredis';
 import { ERR_INVALID_OPTION } from './errors.js';
 import { auditNames, type AuditPool } from './audit/sql.js';
@@ -8,6 +9,7 @@ export type Milliseconds = number;
 /** Either ioredis client: a single `Redis` or a `Cluster`. */
 export type RedisClient = Redis | Cluster;
 
+/** The session cookie. The defaults are the safest: `__Host-` prefix, Secure, HttpOnly, SameSite=Lax, Path=/, no Domain. */
 export interface CookieOptions {
   /** Cookie name. @default '__Host-sid' */
   name?: string;
@@ -82,6 +84,7 @@ export interface ConfirmOptions {
   timeout?: Milliseconds;
 }
 
+/** The in-process cache (L1) in front of Redis. */
 export interface LocalCacheOptions {
   /** Most entries kept in this process. @default 10000 */
   max?: number;
@@ -100,10 +103,11 @@ export interface TieredSessionOptions {
   /**
    * A server-side key, at least 32 characters, the same on every instance: it keys the HMAC that
    * turns a user id into the user part of session ids, so an id seen in a log does not reveal
-   * whose it is. Changing it gives users new ids for new sessions: their older sessions keep
-   * working but leave log-out-everywhere's reach, so sign everyone out when you rotate it.
+   * whose it is. A list rotates it: the first tags new sessions; the sessions made under every
+   * listed key keep working, are listed and are revoked with the others, and count toward the
+   * caps. Sessions made under a key no longer listed stop working (README: Rotating the secret).
    */
-  secret: string;
+  secret: string | readonly string[];
   /** Prefix of every key and of the revocation channel. @default 'ts:' */
   keyPrefix?: string;
   /** Sliding idle timeout. @default 1209600000 (ms, 14 days) */
@@ -162,6 +166,12 @@ export interface TieredSessionOptions {
   prewarm?: number;
   /** The clock, in epoch milliseconds. Tests inject one; leave it alone otherwise. @default Date.now */
   now?: () => number;
+  /**
+   * The request property (Fastify: the request decorator) that holds the session. Another name,
+   * e.g. `'account'`, lets express-session or @fastify/session keep `session` during a cutover
+   * (docs/migrating.md); the app then types the property itself. @default 'session'
+   */
+  requestProperty?: string;
 }
 
 export interface ResolvedCookie {
@@ -188,7 +198,8 @@ export interface ResolvedAudit {
 
 export interface ResolvedOptions {
   readonly client: RedisClient;
-  readonly secret: string;
+  /** The listed secrets, the one that tags new sessions first. */
+  readonly secrets: readonly string[];
   readonly keyPrefix: string;
   readonly idleTimeout: Milliseconds;
   readonly absoluteTimeout: Milliseconds;
@@ -213,6 +224,7 @@ export interface ResolvedOptions {
   readonly maxUserAgentLength: number;
   readonly prewarm: number;
   readonly now: () => number;
+  readonly requestProperty: string;
   /** Cookie overrides that weaken the defaults, to warn about once at start. */
   readonly warnings: readonly string[];
 }
@@ -221,7 +233,7 @@ const KNOWN = new Set([
   'client', 'secret', 'keyPrefix', 'idleTimeout', 'absoluteTimeout', 'touchInterval', 'localCache', 'maxSessionsPerUser', 'shortSession',
   'confirmRevocations', 'readFrom', 'replicaLagTolerance', 'audit',
   'commandTimeout', 'heartbeatInterval', 'maxDataBytes', 'cookie', 'allowedOrigins', 'countryHeader',
-  'maxUserAgentLength', 'prewarm', 'now',
+  'maxUserAgentLength', 'prewarm', 'now', 'requestProperty',
 ]);
 
 export const fail = (name: string, why: string) => new ERR_INVALID_OPTION(name, why);
@@ -255,6 +267,25 @@ function isRedisClient(v: unknown): v is RedisClient {
   return typeof c.duplicate === 'function' && typeof c.evalsha === 'function' && typeof c.pipeline === 'function';
 }
 
+/** One secret or a non-empty list of distinct ones, each of at least 32 characters. */
+function resolveSecrets(v: unknown): readonly string[] {
+  const hint = 'at least 32 characters (e.g. `openssl rand -base64 32`)';
+  const one = (x: unknown, name: string): string => {
+    if (typeof x !== 'string' || x.length < 32) {
+      throw fail(name, `expected a string of ${hint}, got ${x === undefined ? 'nothing' : typeof x === 'string' ? `${x.length} characters` : describe(x)}`);
+    }
+    return x;
+  };
+  if (!Array.isArray(v)) return Object.freeze([one(v, 'secret')]);
+  if (v.length === 0) throw fail('secret', 'expected a string or a non-empty array of strings, got an empty array');
+  const out = v.map((x, i) => one(x, `secret[${i}]`));
+  out.forEach((x, i) => {
+    const first = out.indexOf(x);
+    if (first !== i) throw fail(`secret[${i}]`, `duplicates secret[${first}]`);
+  });
+  return Object.freeze(out);
+}
+
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const PREFIX = /^[A-Za-z0-9_:.\-]{1,64}$/;
 const ORIGIN = /^https?:\/\/[^/\s]+$/;
@@ -269,9 +300,7 @@ export function resolveOptions(opts: unknown, adapterKeys: ReadonlySet<string> =
   for (const k of Object.keys(opts)) if (!KNOWN.has(k) && !adapterKeys.has(k)) throw fail(k, 'unknown option');
   const o = opts as unknown as TieredSessionOptions;
   if (!isRedisClient(o.client)) throw fail('client', 'expected an ioredis Redis or Cluster client');
-  if (typeof o.secret !== 'string' || o.secret.length < 32) {
-    throw fail('secret', `expected a string of at least 32 characters (e.g. \`openssl rand -base64 32\`), got ${o.secret === undefined ? 'nothing' : typeof o.secret === 'string' ? `${o.secret.length} characters` : describe(o.secret)}`);
-  }
+  const secrets = resolveSecrets(o.secret);
 
   const keyPrefix = orDefault(o.keyPrefix, 'ts:');
   if (typeof keyPrefix !== 'string' || !PREFIX.test(keyPrefix)) {
@@ -317,10 +346,11 @@ export function resolveOptions(opts: unknown, adapterKeys: ReadonlySet<string> =
   if (o.readFrom !== undefined && !isRedisClient(o.readFrom)) throw fail('readFrom', 'expected an ioredis Redis or Cluster client (on a replica)');
   const now = orDefault(o.now, Date.now);
   if (typeof now !== 'function') throw fail('now', `expected a function returning epoch ms, got ${describe(now)}`);
+  const requestProperty = resolveRequestProperty(o.requestProperty);
 
   return Object.freeze({
     client: o.client,
-    secret: o.secret,
+    secrets,
     keyPrefix,
     idleTimeout,
     absoluteTimeout,
@@ -342,8 +372,29 @@ export function resolveOptions(opts: unknown, adapterKeys: ReadonlySet<string> =
     maxUserAgentLength: int('maxUserAgentLength', o.maxUserAgentLength, 512, 16, 8192),
     prewarm: int('prewarm', o.prewarm, 0, 0, 1_000_000),
     now,
+    requestProperty,
     warnings: Object.freeze(warnings),
   });
+}
+
+/** Names a request already has in Node, Express or Fastify, or that the adapters add. */
+const TAKEN = new Set([
+  'body', 'params', 'query', 'cookies', 'signedCookies', 'route', 'res', 'next', 'app', 'baseUrl', 'originalUrl', 'path',
+  'protocol', 'secure', 'ip', 'ips', 'hostname', 'host', 'subdomains', 'fresh', 'stale', 'xhr', 'get', 'header', 'accepts',
+  'acceptsCharsets', 'acceptsEncodings', 'acceptsLanguages', 'is', 'range', 'param', 'id', 'log', 'raw', 'server', 'routeOptions',
+  'socket', 'port', 'context', 'validationError', 'sessionStore', 'sessionID', 'signIn', 'signOut', 'rotateSession',
+  'updateSession', 'confirmAuthentication', 'constructor', 'prototype', '__proto__',
+]);
+
+function resolveRequestProperty(v: unknown): string {
+  const name = orDefault(v, 'session');
+  if (typeof name !== 'string' || !/^[A-Za-z_$][A-Za-z0-9_$]{0,63}$/.test(name)) {
+    throw fail('requestProperty', `expected a property name such as "account", got ${describe(name)}`);
+  }
+  if (TAKEN.has(name) || name in IncomingMessage.prototype) {
+    throw fail('requestProperty', `"${name}" is already a request property; choose another name, such as "account"`);
+  }
+  return name;
 }
 
 const AUDIT_KEYS = new Set(['pool', 'schema', 'table', 'migrate', 'retentionDays', 'sweepInterval', 'activityInterval', 'bufferEvents', 'pollInterval', 'consume']);

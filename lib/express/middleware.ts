@@ -1,6 +1,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { ERR_CROSS_SITE, ERR_NO_SESSION } from '../core/errors.js';
 import { SessionFlows, guardMaxAge, type RequestFacts, type SignInOptions, type SignedIn } from '../core/flows.js';
+import { LegacyTakeover, resolveLegacy, type LegacyOptions } from '../core/legacy.js';
 import { consoleLogger, type Logger } from '../core/log.js';
 import { SessionManager } from '../core/manager.js';
 import { describe, fail, resolveOptions, type TieredSessionOptions } from '../core/options.js';
@@ -18,6 +19,8 @@ export interface ExpressSessionOptions extends TieredSessionOptions {
   skip?: (req: Request) => boolean;
   /** Where the middleware logs (pino's call shape; `console` when absent). */
   logger?: Logger;
+  /** Sign in the users of express-session without a new sign-in (docs/migrating.md). */
+  legacy?: LegacyOptions<Request>;
 }
 
 /** `app.use(sessions)`: the middleware, with the guards, the device routes and the app-level API. */
@@ -122,11 +125,12 @@ function slotOf(req: Request): Slot {
 const current = (slot: Slot) => (slot.skipped ? undefined : slot.session);
 
 /**
- * `req.session`: the slot's session; undefined where no middleware ran (as an unset property).
- * Assigning null clears the slot; assigning anything but the slot's own session (express-session
- * creating its session) shadows the accessor on this request and leaves the slot as it was.
+ * `req.session` (or `requestProperty`): the slot's session; undefined where no middleware ran (as
+ * an unset property). Assigning null clears the slot; assigning anything but the slot's own
+ * session (express-session creating its session) shadows the accessor on this request and leaves
+ * the slot as it was.
  */
-const SESSION: PropertyDescriptor = {
+const accessor = (prop: string): PropertyDescriptor => ({
   get(this: object) { return slots.get(this)?.session; },
   set(this: object, v: Session | null) {
     const s = slots.get(this);
@@ -135,11 +139,11 @@ const SESSION: PropertyDescriptor = {
       return;
     }
     if (s !== undefined) s.owner.overwritten('another value (express-session mounted after it?)');
-    Object.defineProperty(this, 'session', { value: v, writable: true, enumerable: true, configurable: true });
+    Object.defineProperty(this, prop, { value: v, writable: true, enumerable: true, configurable: true });
   },
   enumerable: false,
   configurable: true,
-};
+});
 
 /** The helpers live on the app's request prototype (installed once per prototype), not on every request. */
 const HELPERS = {
@@ -177,11 +181,12 @@ const HELPERS = {
     return slot.session;
   },
 };
-const installed = new WeakSet<object>();
+const installed = new WeakMap<object, Set<string>>();
 
-function install(proto: object): void {
-  installed.add(proto);
-  if (!Object.prototype.hasOwnProperty.call(proto, 'session')) Object.defineProperty(proto, 'session', SESSION);
+function install(proto: object, prop: string): void {
+  const props = installed.get(proto) ?? new Set();
+  installed.set(proto, props.add(prop));
+  if (!Object.prototype.hasOwnProperty.call(proto, prop)) Object.defineProperty(proto, prop, accessor(prop));
   for (const [name, fn] of Object.entries(HELPERS)) {
     if (!Object.prototype.hasOwnProperty.call(proto, name)) {
       Object.defineProperty(proto, name, { value: fn, writable: true, configurable: true, enumerable: false });
@@ -189,7 +194,7 @@ function install(proto: object): void {
   }
 }
 
-const EXPRESS_KEYS = new Set(['skip', 'logger']);
+const EXPRESS_KEYS = new Set(['skip', 'logger', 'legacy']);
 
 function resolveLogger(v: unknown): Logger {
   if (v === undefined) return consoleLogger;
@@ -220,12 +225,15 @@ export function tieredSession(options: ExpressSessionOptions): TieredSessionMidd
   for (const w of o.warnings) log.warn({}, `tiered-session: ${w}`);
   const started = manager.start();
   const owner = new Owner(flows, o.keyPrefix, log);
+  const prop = o.requestProperty;
+  const legacy = resolveLegacy<Request>((options as { legacy?: unknown }).legacy);
+  const takeover = legacy === undefined ? undefined : new LegacyTakeover(legacy, flows, log);
 
   let seen: object | undefined;
-  function tieredSessionMiddleware(req: Request, _res: Response, next: NextFunction): void {
+  function tieredSessionMiddleware(req: Request, res: Response, next: NextFunction): void {
     const proto = Object.getPrototypeOf(req) as object;
     if (proto !== seen) {
-      if (!installed.has(proto)) install(proto);
+      if (installed.get(proto)?.has(prop) !== true) install(proto, prop);
       seen = proto;
     }
     const before = slots.get(req);
@@ -236,7 +244,18 @@ export function tieredSession(options: ExpressSessionOptions): TieredSessionMidd
     }
     const slot = new Slot(owner, false, before);
     slots.set(req, slot);
-    flows.resolveInto(req.headers.cookie, slot, next);
+    if (takeover === undefined) return flows.resolveInto(req.headers.cookie, slot, next);
+    flows.resolveInto(req.headers.cookie, slot, (err) => {
+      const t = err === undefined && slot.session === null ? takeover.run(facts(req), req) : null;
+      if (t === null) return next(err);
+      t.then((taken) => {
+        if (taken !== null) {
+          slot.session = taken.session;
+          for (const line of taken.setCookies) res.append('Set-Cookie', line);
+        }
+        next();
+      }, next);
+    });
   }
 
   const face = Object.assign(tieredSessionMiddleware, publicSessions(manager), {

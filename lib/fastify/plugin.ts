@@ -4,17 +4,27 @@ import type {
 import fp from 'fastify-plugin';
 import { ERR_CROSS_SITE, ERR_NO_SESSION } from '../core/errors.js';
 import { SessionFlows, guardMaxAge, type SignInOptions, type SignedIn } from '../core/flows.js';
+import { LegacyTakeover, resolveLegacy, type LegacyOptions } from '../core/legacy.js';
 import type { Logger } from '../core/log.js';
 import { SessionManager } from '../core/manager.js';
 import { describe, fail, isPlainObject, orDefault, resolveOptions, type TieredSessionOptions } from '../core/options.js';
-import type { Session, SessionData } from '../core/session.js';
+// Aliased: inside `declare module 'fastify'` a plain `Session` would name the `Session` that
+// @fastify/session adds to that module, and the app would see its type instead of ours.
+import type { Session as TieredSession, SessionData as TieredSessionData } from '../core/session.js';
+type Session = TieredSession;
+type SessionData = TieredSessionData;
 import { publicSessions, type Sessions } from '../core/sessions.js';
 import { sessionRoutes } from './routes.js';
 
 /** The Fastify plugin's options: the shared ones, plus where its routes live. */
 export interface FastifySessionOptions extends TieredSessionOptions {
   /** The device routes; `false` registers none. @default { prefix: '/sessions' } */
-  routes?: { prefix?: string } | false;
+  routes?: {
+    /** Where the routes live. @default '/sessions' */
+    prefix?: string;
+  } | false;
+  /** Sign in the users of @fastify/session without a new sign-in (docs/migrating.md). */
+  legacy?: LegacyOptions<FastifyRequest>;
 }
 
 /** A guard usable as `onRequest` or `preHandler`. */
@@ -45,9 +55,9 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     /** The resolved session, or null. */
-    session: Session | null;
+    session: TieredSession | null;
     /** Replace the current session's data (stored in Redis first). */
-    updateSession(data: SessionData): Promise<Session>;
+    updateSession(data: TieredSessionData): Promise<TieredSession>;
   }
   interface FastifyReply {
     /** Sign `userId` in: a new session and cookie; any session the request carried is revoked. */
@@ -55,14 +65,14 @@ declare module 'fastify' {
     /** Revoke the current session (if any) and clear the cookie. */
     signOut(): Promise<void>;
     /** New token for the current session (privilege change); the old token stops working. */
-    rotateSession(): Promise<Session>;
+    rotateSession(): Promise<TieredSession>;
     /** The user just re-proved their credentials: `authenticatedAt` becomes now, on every instance. */
-    confirmAuthentication(): Promise<Session>;
+    confirmAuthentication(): Promise<TieredSession>;
   }
 }
 
 /** Register options Fastify defines for every plugin, accepted beside the plugin's own. */
-const FASTIFY_KEYS = new Set(['routes', 'prefix', 'logLevel', 'logSerializers']);
+const FASTIFY_KEYS = new Set(['routes', 'prefix', 'logLevel', 'logSerializers', 'legacy']);
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -102,13 +112,34 @@ async function tieredSessionPlugin(fastify: FastifyInstance, options: FastifySes
   for (const w of o.warnings) log.warn({}, `tiered-session: ${w}`);
 
   fastify.decorate('sessions', publicSessions(manager));
-  fastify.decorateRequest('session', null);
+  const prop = o.requestProperty;
+  fastify.decorateRequest(prop, null);
+  /** The request's session, under `requestProperty`. */
+  const at = (request: FastifyRequest) => request as unknown as { session: Session | null };
+  const get = prop === 'session' ? at : (request: FastifyRequest) => ({
+    get session() { return (request as unknown as Record<string, Session | null>)[prop]!; },
+    set session(v: Session | null) { (request as unknown as Record<string, Session | null>)[prop] = v; },
+  });
+  const legacy = resolveLegacy<FastifyRequest>(raw.legacy);
+  const takeover = legacy === undefined ? undefined : new LegacyTakeover(legacy, flows, log);
 
   // The hot path: resolve the cookie before the route's own hooks. Attached per route (in
   // onRoute below), so a route with `config: { session: false }` has no hook at all and no
   // request pays for a per-request check.
-  function resolveSession(request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
-    flows.resolveInto(request.headers.cookie, request, done);
+  function resolveSession(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    const into = get(request);
+    if (takeover === undefined) return flows.resolveInto(request.headers.cookie, into, done);
+    flows.resolveInto(request.headers.cookie, into, (err) => {
+      const t = err === undefined && into.session === null ? takeover.run(facts(request), request) : null;
+      if (t === null) return done(err);
+      t.then((taken) => {
+        if (taken !== null) {
+          into.session = taken.session;
+          for (const line of taken.setCookies) reply.header('set-cookie', line);
+        }
+        done();
+      }, done);
+    });
   }
   fastify.addHook('onRoute', (route: RouteOptions) => {
     if ((route.config as { session?: boolean } | undefined)?.session === false) return;
@@ -118,10 +149,10 @@ async function tieredSessionPlugin(fastify: FastifyInstance, options: FastifySes
 
   /** The request's session; undefined when the route opted out (the flows then read the cookie). */
   const current = (request: FastifyRequest) =>
-    request.session ?? (request.routeOptions.config.session === false ? undefined : null);
+    get(request).session ?? (request.routeOptions.config.session === false ? undefined : null);
 
   fastify.decorate('requireSession', function requireSession(request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) {
-    done(request.session === null ? new ERR_NO_SESSION() : undefined);
+    done(get(request).session === null ? new ERR_NO_SESSION() : undefined);
   });
   fastify.decorate('refuseCrossSite', function refuseCrossSite(request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) {
     done(flows.isCrossSite(facts(request)) ? new ERR_CROSS_SITE() : undefined);
@@ -131,7 +162,7 @@ async function tieredSessionPlugin(fastify: FastifyInstance, options: FastifySes
     const maxAge = guardMaxAge(maxAgeMs);
     return function recentAuthentication(request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) {
       try {
-        flows.checkRecentAuthentication(request.session, maxAge);
+        flows.checkRecentAuthentication(get(request).session, maxAge);
         done();
       } catch (err) {
         done(err as Error);
@@ -142,42 +173,42 @@ async function tieredSessionPlugin(fastify: FastifyInstance, options: FastifySes
   fastify.decorateReply('signIn', async function signIn(this: FastifyReply, userId: string, opts?: SignInOptions) {
     const request = this.request;
     const carried = current(request);
-    request.session = null;
+    get(request).session = null;
     const { session, setCookie } = await flows.signIn(facts(request), carried, userId, opts);
     this.header('set-cookie', setCookie);
-    request.session = session;
+    get(request).session = session;
     return session;
   });
 
   fastify.decorateReply('signOut', async function signOut(this: FastifyReply) {
     const request = this.request;
     const carried = current(request);
-    request.session = null;
+    get(request).session = null;
     this.header('set-cookie', await flows.signOut(facts(request), carried));
   });
 
   fastify.decorateReply('rotateSession', async function rotateSession(this: FastifyReply) {
-    const { session, setCookie } = await flows.rotate(this.request.session);
+    const { session, setCookie } = await flows.rotate(get(this.request).session);
     this.header('set-cookie', setCookie);
     return session;
   });
 
   fastify.decorateReply('confirmAuthentication', async function confirmAuthentication(this: FastifyReply) {
-    this.request.session = await flows.confirmAuthentication(this.request.session);
-    return this.request.session;
+    const into = get(this.request);
+    into.session = await flows.confirmAuthentication(into.session);
+    return into.session;
   });
 
   fastify.decorateRequest('updateSession', async function updateSession(this: FastifyRequest, data: SessionData) {
-    this.session = await flows.update(this.session, data);
-    return this.session;
+    const into = get(this);
+    into.session = await flows.update(into.session, data);
+    return into.session;
   });
 
   fastify.addHook('onReady', async () => { await manager.start(); });
   fastify.addHook('onClose', async () => { await manager.close(); });
 
-  if (routes !== false) {
-    await fastify.register(sessionRoutes, { prefix: routes.prefix, flows });
-  }
+  if (routes !== false) sessionRoutes(fastify, routes.prefix, flows, get);
 }
 
 /** The plugin: `app.register(tieredSession, { client, secret })`. */

@@ -12,17 +12,21 @@ import { isWellFormed } from '../token.js';
 
 /** What a query answers: the part of pg's QueryResult the audit code reads. */
 export interface AuditQueryResult {
+  /** The rows, by column name. */
   rows: Record<string, unknown>[];
+  /** Rows affected. */
   rowCount: number | null;
 }
 
 /** A client checked out of the pool (pg.PoolClient fits). */
 export interface AuditPoolClient {
+  /** A parameterised query ($1, $2, …). */
   query(text: string, values?: unknown[]): Promise<AuditQueryResult>;
   /** pg's contract: a truthy argument destroys the connection instead of returning it to the pool. */
   release(destroy?: boolean | Error): void;
   /** pg clients are EventEmitters: a checked-out client needs an 'error' listener while held. */
   on?(event: 'error', listener: (err: Error) => void): unknown;
+  /** Removes the listener added with `on` before the client is released. */
   removeListener?(event: 'error', listener: (err: Error) => void): unknown;
 }
 
@@ -31,7 +35,9 @@ export interface AuditPoolClient {
  * `pg` or on `@types/pg`; the app brings both.
  */
 export interface AuditPool {
+  /** A parameterised query on any pooled connection. */
   query(text: string, values?: unknown[]): Promise<AuditQueryResult>;
+  /** Check a client out for a transaction. */
   connect(): Promise<AuditPoolClient>;
 }
 
@@ -333,19 +339,40 @@ export function retentionSql(n: AuditNames): string {
 
 /** A session as history() returns it. Times are epoch ms; null where unknown. */
 export interface AuditSessionRow {
+  /** The session's public id. */
   id: string;
+  /** The session's user. */
   userId: string;
-  device: { name: string | null; browser: string | null; os: string | null; type: string | null };
+  /** The device parsed at sign-in (each field null when unknown). */
+  device: {
+    /** A readable name ("Chrome 131 on macOS"). */
+    name: string | null;
+    /** Browser and major version. */
+    browser: string | null;
+    /** Operating system. */
+    os: string | null;
+    /** 'desktop', 'mobile', 'tablet', … */
+    type: string | null;
+  };
+  /** The client address at sign-in. */
   ip: string | null;
+  /** The country at sign-in, when a `countryHeader` is configured. */
   country: string | null;
+  /** When the session was signed in. */
   createdAt: number | null;
+  /** The last activity recorded. */
   lastActiveAt: number | null;
+  /** When it would end unless used again. */
   expiresAt: number | null;
+  /** When it ended; null while it lives. */
   endedAt: number | null;
+  /** Why it ended; null while it lives. */
   endReason: EndReason | null;
+  /** How many times its token was rotated. */
   rotations: number;
 }
 
+/** Which part of a user's history to read. */
 export interface HistoryQuery {
   /** Epoch ms; default: no lower bound. */
   from?: number;
