@@ -76,6 +76,26 @@ t.test("a sign-out with the evicted session's own cookie is not undone either (r
   }, { adapters: ['fastify'] });
 });
 
+t.test('a later sign-in\'s cap eviction is not undone either: the undo of the timed-out sign-in brings back nothing over the cap', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const app = await makeApp(t, target.client(), { keyPrefix: target.prefix(), maxSessionsPerUser: 2, commandTimeout: COMMAND_TIMEOUT });
+    for (let round = 1; round <= ROUNDS; round++) {
+      const user = `undo-cap-${round}`;
+      let fourth = '';
+      const { s1, s2, status } = await scenario(t, target, app, user, async () => {
+        const r = await app.inject({ method: 'POST', url: '/login', payload: { user } });
+        fourth = r.statusCode === 200 ? r.json().id : '';
+        return r.statusCode;
+      });
+      t.equal(status, 200, `round ${round}: a fourth sign-in answers 200 (its cap evicts S2, the least recently active)`);
+      await sleep(2500);
+      t.equal((await me(app, s1.token)).statusCode, 401, 'S1 stays signed out');
+      t.equal((await me(app, s2.token)).statusCode, 401, 'S2 too');
+      t.same((await app.face.list(user)).map((s) => s.id), [fourth], 'the device list holds the fourth sign-in alone');
+    }
+  }, { adapters: ['fastify'] });
+});
+
 t.test('a sign-out by token is checked against the secret on the primary: a token with a live session\'s id and another secret ends nothing', async (t) => {
   await eachTarget(t, async (t, target) => {
     const app = await makeApp(t, target.client(), { keyPrefix: target.prefix(), localCache: false });

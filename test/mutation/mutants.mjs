@@ -596,6 +596,14 @@ export const MUTANTS = [
     tests: ['test/undo.test.ts'],
   },
   {
+    id: 'cap-eviction-keeps-undo-stashes',
+    description: "A sign-in's cap eviction leaves the undo stashes of an earlier timed-out sign-in: its undo brings a session back over the cap.",
+    file: 'lib/core/store/scripts.ts',
+    find: '  if #evicted > 0 then drop_stashes(KEYS[2], base) end\n',
+    replace: '',
+    tests: ['test/undo.test.ts'],
+  },
+  {
     id: 'revoke-keeps-undo-stashes',
     description: 'Revoking one session (a sign-out resolved from the cache) leaves the undo stashes of a timed-out sign-in.',
     file: 'lib/core/store/scripts.ts',
