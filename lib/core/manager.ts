@@ -558,6 +558,22 @@ export class SessionManager {
     }
   }
 
+  /**
+   * Revoke the session a token opens (sign-out, a sign-in over a carried cookie), checked against
+   * its secret on the primary: whatever this instance's cache or a replica said, a token whose
+   * session was evicted by a sign-in still being undone cannot come back. False when it opened none.
+   */
+  async revokeToken(token: string, reason: EndReason): Promise<boolean> {
+    if (!isTokenShape(token)) return false;
+    const publicId = token.slice(0, ID_LENGTH);
+    const secretHash = hashSecret(token.slice(ID_LENGTH + 1));
+    try {
+      return await this.#write(() => this.#store.revoke(publicId, '', preciseNow(), reason, this.#o.now(), secretHash));
+    } finally {
+      this.#l1.invalidate([publicId]);
+    }
+  }
+
   /** Revoke every session of `userId` (log out everywhere, password change, ban), optionally keeping one. */
   async revokeAll(userId: string, options: { keep?: string } = {}): Promise<number> {
     // Such an id has no session (create refuses it), and its UTF-8 bytes are another user's.
