@@ -348,11 +348,14 @@ export class SessionManager {
    */
   async #capOlderTags(userId: string, tag: string, now: number, caps: Caps): Promise<{ caps: Caps; evicted: string[] }> {
     const rows: Row[] = [];
-    await Promise.all(this.tagsOf(userId).map(async (t) => {
+    const read = async (t: string) => {
       this.metrics.redisReads++;
       for (const r of await this.#store.list(t, now)) if (r.session.userId === userId) rows.push({ ...r, current: t === tag });
-    }));
-    if (rows.every((r) => r.current)) return { caps, evicted: [] };
+    };
+    // The older tags first: once their sessions are gone (most of a rotation), one read each.
+    await Promise.all(this.tagsOf(userId).filter((t) => t !== tag).map(read));
+    if (rows.length === 0) return { caps, evicted: [] };
+    await read(tag);
     const plan = planCaps(rows, caps);
     const evicted: string[] = [];
     for (const id of plan.evict) if (await this.revoke(id, userId, 'cap')) evicted.push(id);
