@@ -175,12 +175,12 @@ export function tieredSession(options: ExpressSessionOptions): TieredSessionMidd
   const skip = (options as { skip?: unknown }).skip;
   if (skip !== undefined && typeof skip !== 'function') throw fail('skip', `expected a function (req) => boolean, got ${describe(skip)}`);
   const log = resolveLogger((options as { logger?: unknown }).logger);
+  const legacy = resolveLegacy<Request>((options as { legacy?: unknown }).legacy);
+  const prop = o.requestProperty;
   const manager = new SessionManager(o, log);
   const flows = new SessionFlows(o, manager);
   for (const w of o.warnings) log.warn({}, `tiered-session: ${w}`);
   const started = manager.start();
-  const prop = o.requestProperty;
-  const legacy = resolveLegacy<Request>((options as { legacy?: unknown }).legacy);
   const takeover = legacy === undefined ? undefined : new LegacyTakeover(legacy, flows, log);
   const sessionOf = (req: Request) => slots.get(req)?.session ?? null;
 
