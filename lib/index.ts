@@ -8,7 +8,8 @@ export type {
   TieredSessionOptions, CookieOptions, LocalCacheOptions, RedisClient, Milliseconds, ShortSessionOptions, SessionCaps,
   ConfirmOptions, AuditOptions,
 } from './core/options.js';
-export type { AuditSessionRow, HistoryQuery, AuditPool } from './core/audit/sql.js';
+export type { AuditSessionRow, HistoryQuery, AuditPool, AuditPoolClient, AuditQueryResult, AuditTableOptions } from './core/audit/sql.js';
+export type { TieredSessionErrorClass } from './core/errors.js';
 export type { StatsSnapshot } from './core/metrics.js';
 export { parseDevice } from './core/device.js';
 export { TieredSessionError } from './core/errors.js';

@@ -563,6 +563,53 @@ t.test('a user id with NUL cannot borrow another user\'s history (PostgreSQL tex
   });
 });
 
+t.test('two registrations (two key prefixes) on one audit table: shop "1" does not get admin "1"\'s history, and the admin sweep does not end a live shop session', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    // As the README's two registrations: one pool, the default table, two key prefixes. The
+    // admin instance's clock runs 15 days ahead, so its sweep's cutoff is past the shop
+    // session's recorded expiry (14 days idle) while that session is live in Redis.
+    const schema = await db.freshSchema();
+    let ahead = 0;
+    const prefix = target.prefix();
+    const admin = await makeApp(t, target.client(), { keyPrefix: `${prefix}admin:`, now: () => Date.now() + ahead, audit: auditOf(schema) });
+    const shop = await makeApp(t, target.client(), { keyPrefix: `${prefix}shop:`, audit: auditOf(schema) });
+    const a1 = await login(admin, '1', { ua: 'linux', ip: '198.51.100.7' });
+    const gone = await login(admin, 'root', { ua: 'linux' });
+    const s1 = await login(shop, '1', { ua: 'iphone' });
+    await delivered(t, [admin, shop], 3);
+
+    const h = await get(shop, '/sessions/history', s1);
+    t.equal(h.statusCode, 200);
+    t.same(h.json().sessions.map((x: HistoryEntry) => x.id), [s1.id], 'shop "1" sees its own session only');
+    t.same((await shop.face.history('1')).map((r) => r.id), [s1.id], 'also through history()');
+    t.same((await admin.face.history('1')).map((r) => r.id), [a1.id], 'and admin "1" its own');
+
+    // The admin session "root" disappears from Redis (as an expiry would): the admin sweep
+    // must record it, which shows the sweep ran past the shop session's recorded expiry.
+    await (await inspector(target)).del(admin.sessions.store.sessionKey(gone.id));
+    ahead = 15 * DAY;
+    await until('the admin sweep recorded its own expired session', async () => (await readRows(pool, tableOf(schema))).get(gone.id)?.endReason === 'expired');
+    await sleep(500);
+    t.equal((await get(shop, '/sessions/history', s1)).statusCode, 200, 'the shop session still answers');
+    const rows = await readRows(pool, tableOf(schema));
+    t.match(rows.get(s1.id), { endedAt: null, endReason: null }, 'and its row is not marked expired by the admin sweep');
+    t.same((await shop.face.history('1')).map((r) => [r.id, r.endReason]), [[s1.id, null]]);
+  });
+});
+
+t.test('a user id that is not well-formed UTF-16 cannot borrow its look-alike\'s history, as list() lends it none of its sessions', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const { app } = await auditedApp(t, target);
+    const carol = await login(app, 'carol\ufffd');
+    await delivered(t, [app], 1);
+    t.same((await app.face.history('carol\ufffd')).map((r) => r.id), [carol.id], 'control: the look-alike has its history');
+    for (const lone of ['carol\ud800', 'carol\udfff', '\udc00carol']) {
+      t.same(await app.face.list(lone), [], `${JSON.stringify(lone)}: list() lends no session`);
+      t.same(await app.face.history(lone), [], 'and history() no row');
+    }
+  });
+});
+
 t.test('the audit options are validated: a coded error naming the option', async (t) => {
   await eachTarget(t, async (t, target) => {
     const cases: [string, unknown][] = [

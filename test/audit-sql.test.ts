@@ -4,7 +4,7 @@
 import t from 'tap';
 import { PostgresServer } from './fixtures/postgres.js';
 import {
-  migrate, auditNames, auditHistory, upsertSql, upsertParams, sweepSelectSql, sweepExpireSql, retentionSql, historySql,
+  migrate, auditNames, auditHistory, upsertSql, upsertParams, sweepSelectSql, sweepExpireSql, retentionSql, historySql, ddl,
   type AuditPool,
 } from '../lib/core/audit/sql.js';
 import { applyEvents, mergeEvents, parseEvent, type AuditEvent } from '../lib/core/audit/events.js';
@@ -31,9 +31,9 @@ t.test('migrate creates the table and its three indexes, and is idempotent (also
     'tiered_session_audit_ended', 'tiered_session_audit_live_expiry', 'tiered_session_audit_pkey', 'tiered_session_audit_user_created',
   ]);
   const defs = Object.fromEntries(idx.rows.map((r) => [r.indexname, r.indexdef as string]));
-  t.match(defs.tiered_session_audit_user_created, /\(user_id, created_at DESC, id DESC\) INCLUDE \(expires_at, ended_at, last_active_at, end_reason, rotations, device_name, device_browser, device_os, device_type, ip, country\)/);
-  t.match(defs.tiered_session_audit_live_expiry, /\(expires_at, id\) WHERE \(ended_at IS NULL\)/);
-  t.match(defs.tiered_session_audit_ended, /\(ended_at\) WHERE \(ended_at IS NOT NULL\)/);
+  t.match(defs.tiered_session_audit_user_created, /\(realm, user_id, created_at DESC, id DESC\) INCLUDE \(expires_at, ended_at, last_active_at, end_reason, rotations, device_name, device_browser, device_os, device_type, ip, country\)/);
+  t.match(defs.tiered_session_audit_live_expiry, /\(realm, expires_at, id\) WHERE \(ended_at IS NULL\)/);
+  t.match(defs.tiered_session_audit_ended, /\(realm, ended_at\) WHERE \(ended_at IS NOT NULL\)/);
   // A table of another name next to it, with names that need quoting to keep their case.
   await migrate(pool, { schema, table: 'Audit_Trail' });
   const n = (await pool.query('SELECT count(*)::int AS n FROM pg_indexes WHERE schemaname = $1 AND tablename = $2', [schema, 'Audit_Trail'])).rows[0].n;
@@ -59,10 +59,10 @@ t.test('the plans at a realistic size: history on the covering index, sweep and 
   const opts = await freshTable();
   const n = auditNames(opts);
   const T0 = Date.UTC(2026, 0, 1);
-  // 200 000 sessions: 4000 users × 50, created over 90 days; 90 % ended, 10 % live.
-  await pool.query(`INSERT INTO ${n.table} (id, user_id, device_name, device_browser, device_os, device_type, ip, country,
+  // 200 000 sessions: 4000 users × 50, created over 90 days; 90 % ended, 10 % live; a fifth in another realm.
+  await pool.query(`INSERT INTO ${n.table} (id, realm, user_id, device_name, device_browser, device_os, device_type, ip, country,
       created_at, last_active_at, expires_at, ended_at, end_reason, rotations)
-    SELECT md5(g::text) || 'abcdef', 'user' || (g % 4000), 'Chrome 131 on macOS', 'Chrome', 'macOS', 'desktop', '10.0.0.1', 'DE',
+    SELECT md5(g::text) || 'abcdef', CASE WHEN g % 5 = 0 THEN 'admin:' ELSE 'ts:' END, 'user' || (g % 4000), 'Chrome 131 on macOS', 'Chrome', 'macOS', 'desktop', '10.0.0.1', 'DE',
       c, c + interval '10 minutes', c + interval '1 day',
       CASE WHEN g % 10 <> 0 THEN c + interval '2 hours' END, CASE WHEN g % 10 <> 0 THEN 'sign-out' END, g % 3
     FROM generate_series(1, 200000) AS g,
@@ -71,27 +71,27 @@ t.test('the plans at a realistic size: history on the covering index, sweep and 
   const explain = async (sql: string, params: unknown[]) =>
     (await pool.query(`EXPLAIN ${sql}`, params)).rows.map((r) => r['QUERY PLAN'] as string).join('\n');
 
-  const history = await explain(historySql(n, false), ['user42', T0 + 30 * 86_400_000, T0 + 60 * 86_400_000, 100]);
+  const history = await explain(historySql(n, false), ['user42', T0 + 30 * 86_400_000, T0 + 60 * 86_400_000, 100, 'ts:']);
   t.comment(`history:\n${history}`);
   t.match(history, new RegExp(`Index Only Scan using ${n.raw.historyIndex}`), 'history: Index Only Scan on the covering index');
   t.notMatch(history, /Seq Scan|Sort/, 'no Seq Scan, no Sort');
-  const bounded = await explain(historySql(n, true), ['user42', T0 + 30 * 86_400_000, T0 + 60 * 86_400_000, 100, T0]);
+  const bounded = await explain(historySql(n, true), ['user42', T0 + 30 * 86_400_000, T0 + 60 * 86_400_000, 100, 'ts:', T0]);
   t.match(bounded, new RegExp(`Index Only Scan using ${n.raw.historyIndex}`), 'history with the lifetime bound: the same index');
 
-  const sweep = await explain(sweepSelectSql(n), [T0 + 30 * 86_400_000, 0, '', 500]);
+  const sweep = await explain(sweepSelectSql(n), [T0 + 30 * 86_400_000, 0, '', 500, 'ts:']);
   t.comment(`sweep:\n${sweep}`);
   t.match(sweep, new RegExp(`Index (Only )?Scan using ${n.raw.sweepIndex}`), 'sweep: the partial live-expiry index');
   t.notMatch(sweep, /Seq Scan|Sort/);
-  const expire = await explain(sweepExpireSql(n), [['a', 'b']]);
+  const expire = await explain(sweepExpireSql(n), [['a', 'b'], 'ts:']);
   t.match(expire, /Index Scan using \w+_pkey/, 'sweep updates by primary key');
 
-  const retention = await explain(retentionSql(n), [T0 + 30 * 86_400_000, 1000]);
+  const retention = await explain(retentionSql(n), [T0 + 30 * 86_400_000, 1000, 'ts:']);
   t.comment(`retention:\n${retention}`);
   t.match(retention, new RegExp(`Index (Only )?Scan using ${n.raw.retentionIndex}`), 'retention: the partial ended index, in order');
   t.match(retention, /Limit/);
   t.notMatch(retention, /Seq Scan/);
 
-  const upsert = await explain(upsertSql(n), upsertParams(mergeEvents([{ t: 'a', s: newSessionId('x'), u: 'x', w: T0, a: T0, p: T0 }])));
+  const upsert = await explain(upsertSql(n), upsertParams(mergeEvents([{ t: 'a', s: newSessionId('x'), u: 'x', w: T0, a: T0, p: T0 }]), 'ts:'));
   t.match(upsert, /Conflict Arbiter Indexes: \w+_pkey/, 'the upsert arbitrates on the primary key');
 });
 
@@ -144,7 +144,7 @@ t.test("the sweep's 'expired' is replaced by an explicit end arriving later, and
     await applyEvents(pool, opts, [{ t: 'c', s: id, u: id === c ? 'u2' : 'u1', w: T, device: ['D', null, null, null], ip: null, country: null, x: T + 100_000, p: T + 10_000 }]);
   }
   await applyEvents(pool, opts, [{ t: 'e', s: c, u: 'u2', w: T + 5000, y: 'sign-out' }]);
-  const r = await pool.query(sweepExpireSql(n), [[a, b, c]]);
+  const r = await pool.query(sweepExpireSql(n), [[a, b, c], 'ts:']);
   t.equal(r.rowCount, 2, 'the sweep ends only the rows not ended');
   let rows = await readRows(pool, opts);
   t.match(rows.get(a), { endedAt: T + 10_000, endReason: 'expired' }, 'expired at its expiry');
@@ -154,7 +154,7 @@ t.test("the sweep's 'expired' is replaced by an explicit end arriving later, and
   rows = await readRows(pool, opts);
   t.match(rows.get(a), { endedAt: T + 8000, endReason: 'revoked' }, 'a revocation that sat in the buffer replaces expired');
   t.match(rows.get(b), { endedAt: T + 19_000, endReason: 'expired', expiresAt: T + 19_000 }, 'expired moves with a later-arriving expiry');
-  await pool.query(sweepExpireSql(n), [[a]]);
+  await pool.query(sweepExpireSql(n), [[a], 'ts:']);
   t.match((await readRows(pool, opts)).get(a), { endReason: 'revoked' }, 'and the sweep does not come back over it');
 });
 
@@ -255,6 +255,51 @@ t.test('history(): the window, the order, the limit, and bad queries', async (t)
   }
   await t.rejects(auditHistory(pool, opts, ''), { code: 'ERR_TIERED_SESSION_BAD_QUERY' });
   t.equal((await auditHistory(pool, opts, 'carol', { limit: 1000 })).length, 8, 'limit 1000 is allowed');
+});
+
+t.test('two realms (key prefixes) in one table: history, the sweep and retention each see their own realm only', async (t) => {
+  const base = await freshTable();
+  const shop = { ...base, keyPrefix: 'shop:' };
+  const admin = { ...base, keyPrefix: 'admin:' };
+  const n = auditNames(base);
+  const D = 86_400_000;
+  const T = Date.UTC(2026, 3, 1);
+  const c = (id: string, u: string, w: number): AuditEvent => ({ t: 'c', s: id, u, w, device: ['Dev', null, null, null], ip: '10.0.0.1', country: null, x: w + 30 * D, p: w + D });
+  const ids = { shop: newSessionId('1'), admin: newSessionId('1'), shopOld: newSessionId('2'), adminOld: newSessionId('2') };
+  await applyEvents(pool, shop, [c(ids.shop, '1', T), c(ids.shopOld, '2', T - 200 * D), { t: 'e', s: ids.shopOld, u: '2', w: T - 199 * D, y: 'sign-out' }]);
+  await applyEvents(pool, admin, [c(ids.admin, '1', T), c(ids.adminOld, '2', T - 200 * D), { t: 'e', s: ids.adminOld, u: '2', w: T - 199 * D, y: 'sign-out' }]);
+  t.same((await auditHistory(pool, shop, '1')).map((r) => r.id), [ids.shop], 'shop "1" sees its own session only');
+  t.same((await auditHistory(pool, admin, '1')).map((r) => r.id), [ids.admin], 'admin "1" likewise');
+  t.same((await auditHistory(pool, shop, '1', {}, 30 * D)).map((r) => r.id), [ids.shop], 'also with the lifetime bound');
+  const swept = async (realm: string) => (await pool.query(sweepSelectSql(n), [T + 2 * D, 0, '', 500, realm])).rows.map((r) => r.id);
+  t.same(await swept('admin:'), [ids.admin], 'the admin sweep selects the admin session alone');
+  t.equal((await pool.query(sweepExpireSql(n), [[ids.shop, ids.admin], 'admin:'])).rowCount, 1, 'and can end no shop row, even if named');
+  t.match((await readRows(pool, base)).get(ids.shop), { endedAt: null }, 'the shop session is still live in the table');
+  t.equal((await pool.query(retentionSql(n), [T - 100 * D, 1000, 'shop:'])).rowCount, 1, "shop's retention deletes shop's old row");
+  const left = await readRows(pool, base);
+  t.same([left.has(ids.shopOld), left.has(ids.adminOld)], [false, true], "and leaves admin's (admin's own retention decides)");
+});
+
+t.test('a table from before realms is migrated in place: the realm column, filled with the configured key prefix, and the indexes rebuilt with it', async (t) => {
+  const schema = await db.freshSchema();
+  const opts = { schema, table: 'old_audit' };
+  const n = auditNames(opts);
+  // The DDL as it was before realms: the same without the realm column and index key.
+  for (const stmt of ddl(n)) await pool.query(stmt.replace(/\n\s*--[^\n]*\n\s*--[^\n]*\n\s*realm[^\n]*/, '').replace('(realm, ', '('));
+  const cols = async () => (await pool.query("SELECT column_name, column_default, is_nullable FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'old_audit' AND column_name = 'realm'", [schema])).rows;
+  t.same(await cols(), [], 'the old table has no realm column');
+  const old = newSessionId('1');
+  await pool.query(`INSERT INTO ${n.table} (id, user_id, created_at, expires_at) VALUES ($1, '1', now(), now() + interval '1 day')`, [old]);
+  const prefix = "o'neil:"; // a quote: the default travels as a literal PostgreSQL quotes
+  await migrate(pool, { ...opts, keyPrefix: prefix });
+  await migrate(pool, { ...opts, keyPrefix: 'other:' }); // a second realm starting later: nothing changes
+  t.same(await cols(), [{ column_name: 'realm', column_default: null, is_nullable: 'NO' }], 'realm: NOT NULL, no default left');
+  t.same((await pool.query(`SELECT id, realm FROM ${n.table}`)).rows, [{ id: old, realm: prefix }], 'the existing row belongs to the realm that migrated first');
+  t.same((await auditHistory(pool, { ...opts, keyPrefix: prefix }, '1')).map((r) => r.id), [old], 'and its history reads it');
+  t.same(await auditHistory(pool, { ...opts, keyPrefix: 'other:' }, '1'), [], 'another realm does not');
+  const defs = (await pool.query('SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = $1 ORDER BY indexname', [schema])).rows;
+  t.equal(defs.length, 4);
+  for (const r of defs) if (r.indexname !== 'old_audit_pkey') t.match(r.indexdef, /USING btree \(realm, /, `${r.indexname}: rebuilt with the realm leading`);
 });
 
 t.test('a pg.Pool is an AuditPool (types)', async (t) => {

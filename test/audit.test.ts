@@ -23,16 +23,16 @@ const only = { adapters: ['fastify'] as const };
 
 async function setup(t: Tap.Test, target: Target) {
   const schema = await db.freshSchema();
-  const table = { schema, table: 'audit' };
-  await migrate(pool, table);
   const prefix = target.prefix();
+  const table = { schema, table: 'audit', keyPrefix: prefix };
+  await migrate(pool, table);
   const producer = target.client();
   await ready(producer);
   const sinks: AuditSink[] = [];
   const make = async (opts: Partial<AuditSinkOptions> = {}) => {
     const client = target.client();
     await ready(client);
-    const s = new AuditSink({ client, keyPrefix: prefix, pool, ...table, pollInterval: 50, logger: recordingLogger().logger, ...opts });
+    const s = new AuditSink({ client, pool, ...table, pollInterval: 50, logger: recordingLogger().logger, ...opts });
     sinks.push(s);
     return s;
   };
@@ -195,16 +195,16 @@ t.test('one lease holder sweeps; when it stops another takes over', async (t) =>
 
 t.test('retention deletes only rows ended longer ago than the period, 1000 rows per statement', async (t) => {
   await eachTarget(t, async (t, target) => {
-    const { table, make } = await setup(t, target);
+    const { table, prefix, make } = await setup(t, target);
     const D = 86_400_000;
     const now = Date.now();
     const n = auditNames(table);
     // 2500 ended 100 days ago, 300 ended 89 days ago, 200 live and created 120 days ago.
-    await pool.query(`INSERT INTO ${n.table} (id, user_id, created_at, expires_at, ended_at, end_reason)
-      SELECT md5(g::text) || 'xxxxxx', 'u' || (g % 50), to_timestamp($1::float8 / 1000), to_timestamp($2::float8 / 1000),
+    await pool.query(`INSERT INTO ${n.table} (id, realm, user_id, created_at, expires_at, ended_at, end_reason)
+      SELECT md5(g::text) || 'xxxxxx', $4, 'u' || (g % 50), to_timestamp($1::float8 / 1000), to_timestamp($2::float8 / 1000),
         to_timestamp(CASE WHEN g <= 2500 THEN $2 WHEN g <= 2800 THEN $3 END::float8 / 1000),
         CASE WHEN g <= 2800 THEN 'sign-out' END
-      FROM generate_series(1, 3000) AS g`, [now - 120 * D, now - 100 * D, now - 89 * D]);
+      FROM generate_series(1, 3000) AS g`, [now - 120 * D, now - 100 * D, now - 89 * D, prefix]);
     let deletes = 0;
     const counting: AuditPool = {
       query: (text, values) => pool.query(text, values),

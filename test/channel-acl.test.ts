@@ -17,6 +17,8 @@ interface LogLine { level: string; msg: string }
  * package sends (the Lua scripts' own calls included). A cluster also needs CLUSTER SLOTS and
  * CLUSTER INFO (ioredis's slot map and ready check); ioredis's own connections send INFO (ready
  * check) and, on a cluster, CLIENT SETNAME: refusing those two works but fills the ACL log.
+ * confirmRevocations 'auto' reads replication with INFO (single) and CLUSTER NODES (cluster):
+ * refused, it cannot rule replicas out and every revocation waits for one (503 without replicas).
  */
 export function aclRules(prefix: string, cluster: boolean): string[] {
   return [
@@ -27,7 +29,7 @@ export function aclRules(prefix: string, cluster: boolean): string[] {
     // that timed out): DUMP and RPUSH there, LRANGE and RESTORE in the undo.
     '+dump', '+rpush', '+lrange', '+restore',
     '+publish', '+subscribe', '+ping', '+info',
-    ...(cluster ? ['+cluster|slots', '+cluster|info', '+client|setname'] : []),
+    ...(cluster ? ['+cluster|slots', '+cluster|info', '+cluster|nodes', '+client|setname'] : []),
   ];
 }
 

@@ -74,6 +74,10 @@ rows.push(['idletimeout', { idletimeout: 1000 }, 'a misspelt option']);
 rows.push(['secret', { secret: 'keyboard cat' }, 'a secret shorter than 32 characters']);
 rows.push(['secret', { secret: undefined }, 'no secret']);
 rows.push(['secret', { secret: Buffer.alloc(32) }, 'a Buffer as secret']);
+rows.push(['secret', { secret: [] }, 'an empty list of secrets']);
+rows.push(['secret[1]', { secret: [TEST_SECRET, 'keyboard cat'] }, 'a listed secret shorter than 32 characters']);
+rows.push(['secret[0]', { secret: [undefined, TEST_SECRET] }, 'a hole in the list of secrets']);
+rows.push(['secret[2]', { secret: [TEST_SECRET, `${TEST_SECRET}-2`, TEST_SECRET] }, 'a secret listed twice']);
 rows.push(['resave', { resave: false }, 'an option from another session library']);
 rows.push(['store', { store: {} }, 'an unknown "store" option']);
 rows.push(['cookie.maxAge', { cookie: { maxAge: 10 } }, 'an unknown cookie attribute']);
@@ -174,6 +178,19 @@ t.test('every invalid option value makes ready() reject with ERR_TIERED_SESSION_
   }
 });
 
+t.test('a list of secrets: kept in order; a refused one is named by its place, never shown', async (t) => {
+  const two = [`${TEST_SECRET}-new`, TEST_SECRET];
+  t.strictSame(resolveOptions({ client: unconnected(t), secret: two }).secrets, two, 'the list, the new secret first');
+  t.strictSame(resolveOptions({ client: unconnected(t), secret: TEST_SECRET }).secrets, [TEST_SECRET], 'one string: a list of one');
+  const short = 'short-but-secret-value';
+  for (const secret of [[TEST_SECRET, short], [TEST_SECRET, TEST_SECRET]]) {
+    let err: Error | undefined;
+    try { resolveOptions({ client: unconnected(t), secret }); } catch (e) { err = e as Error; }
+    t.ok(err?.message.includes('"secret[1]"'), `refused naming "secret[1]": ${err?.message}`);
+    t.notOk(err?.message.includes(short) || err?.message.includes(TEST_SECRET), 'the message does not hold the secret');
+  }
+});
+
 t.test('options that are not an object at all are refused with a coded error naming "options"', async (t) => {
   for (const v of ['redis://127.0.0.1:6379', 42, [1, 2], true]) {
     const { err } = await readyOutcome(t, v);
@@ -271,7 +288,7 @@ t.test('an option set to undefined means its default, exactly as if it were left
   t.strictSame(rest, {
     keyPrefix: 'ts:', idleTimeout: 14 * DAY, absoluteTimeout: 30 * DAY, touchInterval: 60_000,
     localCache: { max: 10_000, ttl: 15_000 }, maxSessionsPerUser: 50, commandTimeout: 1000, heartbeatInterval: 1000,
-    secret: TEST_SECRET, maxDataBytes: 4096, countryHeader: undefined,
+    secrets: [TEST_SECRET], maxDataBytes: 4096, countryHeader: undefined,
     maxUserAgentLength: 512, prewarm: 0,
     shortSession: { idleTimeout: 12 * 3600_000, absoluteTimeout: DAY },
     confirmRevocations: { mode: 'auto', replicas: 1, timeout: 500 }, readFrom: undefined, replicaLagTolerance: 10_000, audit: undefined,

@@ -205,3 +205,67 @@ t.test('recent authentication: the guard answers 403 with a coded error once the
     t.equal((await a.inject({ method: 'POST', url: '/logout', cookies })).statusCode, 204, 'signing out is never gated');
   });
 });
+
+t.test('a sign-in past a type\'s cap and at the total evicts only the type\'s oldest: the total counts what is left', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    let clock = Date.now();
+    const app = await makeApp(t, target.client(), { keyPrefix: target.prefix(), now: () => clock, maxSessionsPerUser: { total: 3, mobile: 1 } });
+    const m1 = await login(app, 'both', { ua: UA.mobile }); clock += 10_000;
+    const d1 = await login(app, 'both', { ua: UA.desktop }); clock += 10_000;
+    const d2 = await login(app, 'both', { ua: UA.desktop }); clock += 10_000;
+    // Three live, the total; a second mobile is past the mobile cap: m1 goes, which frees a place.
+    const m2 = await login(app, 'both', { ua: UA.mobile });
+    t.equal((await me(app, m1.token)).statusCode, 401, 'the older mobile is evicted (the type\'s cap)');
+    t.equal((await me(app, d1.token)).statusCode, 200, 'the oldest desktop stays: after the mobile eviction the total is not reached');
+    t.equal((await me(app, d2.token)).statusCode, 200, 'the other desktop stays');
+    t.same((await list(app, m2.token)).map((r) => r.id).sort(), [m2.id, d1.id, d2.id].sort(), 'three live: the new mobile and both desktops');
+  });
+});
+
+t.test('caps per type without a total: the total is still the default 50', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    let clock = Date.now();
+    const app = await makeApp(t, target.client(), { keyPrefix: target.prefix(), now: () => clock, maxSessionsPerUser: { mobile: 2 } });
+    const all = [];
+    for (let i = 0; i < 60; i++) {
+      all.push(await login(app, 'many', { ua: UA.desktop }));
+      clock += 1000;
+    }
+    const live = await list(app, all[59]!.token);
+    t.equal(live.length, 50, 'sixty desktop sign-ins leave fifty');
+    t.same(live.map((r) => r.id).sort(), all.slice(10).map((s) => s.id).sort(), 'the ten least recently active went');
+    t.equal((await me(app, all[0]!.token)).statusCode, 401, 'the first is signed out');
+  }, { adapters: ['fastify'] });
+});
+
+t.test('recent authentication read from Redis (localCache: false): activity does not count as authentication', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    let clock = Date.now();
+    const app = await makeApp(t, target.client(), { keyPrefix: target.prefix(), now: () => clock, touchInterval: 1000, localCache: false });
+    const s = await login(app, 'fresh');
+    const signedInAt = clock;
+    const cookies = { [COOKIE]: s.token };
+    const sensitive = () => app.inject({ method: 'POST', url: '/sensitive', cookies });
+    const first = await sensitive();
+    t.equal(first.statusCode, 200, 'right after sign-in: allowed');
+    t.equal(first.json().authenticatedAt, signedInAt, 'authenticatedAt is the sign-in time');
+    // Activity halfway through the window, written to Redis.
+    clock += SENSITIVE_MAX_AGE / 2;
+    t.equal((await me(app, s.token)).statusCode, 200);
+    await app.sessions.flushTouches();
+    clock += SENSITIVE_MAX_AGE / 2 + 1;
+    t.equal((await me(app, s.token)).statusCode, 200, 'the session is active');
+    await app.sessions.flushTouches();
+    const late = await sensitive();
+    t.equal(late.statusCode, 403, 'the sign-in is older than maxAge: 403, however recent the activity');
+    t.equal(late.json().code, 'ERR_TIERED_SESSION_REAUTHENTICATION_REQUIRED');
+    const c = await app.inject({ method: 'POST', url: '/confirm', cookies });
+    t.equal(c.json().authenticatedAt, clock, 'a confirmation moves it');
+    clock += 1000;
+    t.equal((await me(app, s.token)).statusCode, 200);
+    await app.sessions.flushTouches();
+    const again = await sensitive();
+    t.equal(again.statusCode, 200, 'allowed again after the confirmation');
+    t.equal(again.json().authenticatedAt, clock - 1000, 'read back from Redis as the confirmation time, not the last activity');
+  });
+});

@@ -225,3 +225,31 @@ t.test('after a failover, revocations on the moved slots follow the redirect: th
   }
   t.equal(a.sessions.stats().redisErrors, errors, 'no revocation failed');
 });
+
+t.test('a sign-in whose cap eviction no replica confirms answers 503, not success, and the evicted session comes back', async (t) => {
+  // maxSessionsPerUser: 1 makes every second sign-in of a user a revocation of the first: it is
+  // confirmed with WAIT like a sign-out. With the replica held back the sign-in must not succeed.
+  const keyPrefix = prefixes();
+  const a = await app(t, { keyPrefix, maxSessionsPerUser: 1 });
+  const judge = await app(t, { keyPrefix, localCache: false, confirmRevocations: false });
+  const first = await signIn(a, 'capped');
+  const replica = (await cluster.replicasOf(await cluster.masterForKey(a.sessions.store.sessionKey(first.id))))[0];
+  await waitForSync(replica);
+  await pauseReplication(replica);
+  let out;
+  try {
+    out = await a.inject({ method: 'POST', url: '/login', payload: { user: 'capped' } });
+  } finally {
+    await resumeReplication(replica);
+  }
+  t.equal(out.statusCode, 503, `the second sign-in, evicting the first unconfirmed: 503 (${out.body})`);
+  t.match(out.json().code, /^ERR_TIERED_SESSION_(NOT_CONFIRMED|UNAVAILABLE)$/, `with a coded error (${out.json().code})`);
+  t.equal(tokenOf(out), undefined, 'and no session cookie');
+  t.equal(await eventually(async () => (await me(judge, first.token)).statusCode, (c) => c === 200, 10_000), 200,
+    'the sign-in is undone: the evicted session is back');
+
+  await waitForSync(replica);
+  const second = await signIn(a, 'capped');
+  t.equal((await me(judge, second.token)).statusCode, 200, 'with the replica back, the next sign-in succeeds');
+  t.equal((await me(judge, first.token)).statusCode, 401, 'and evicts the first');
+});

@@ -4,7 +4,9 @@ import UAParser from 'ua-parser-js';
 export interface DeviceInfo {
   /** A name a person recognises: "Chrome 131 on macOS", "Safari on iPhone", "Unknown device". */
   name: string;
+  /** Browser name and major version ("Chrome 131"), or null when unknown. */
   browser: string | null;
+  /** Operating system ("macOS", "Windows 11", "iOS 18"), or null when unknown. */
   os: string | null;
   /** 'desktop', 'mobile', 'tablet', 'bot', … or null when unknown. */
   type: string | null;

@@ -16,6 +16,7 @@ export interface RequestFacts {
   readonly ip: string | undefined;
 }
 
+/** Options of `signIn()` on both adapters. */
 export interface SignInOptions {
   /** Initial session data (plain JSON, at most `maxDataBytes`). */
   data?: SessionData;
@@ -28,6 +29,7 @@ export interface SignInOptions {
 
 /** What signing in answers: the new session and the device parsed from its User-Agent. */
 export interface SignedIn extends Session {
+  /** The device parsed from the request's User-Agent. */
   readonly device: DeviceInfo;
 }
 

@@ -3,9 +3,13 @@
  * Fastify's logger has and any console-like object can be adapted to.
  */
 export interface Logger {
+  /** Detail for debugging (e.g. a failed touch batch). */
   debug(obj: object, msg: string): void;
+  /** State changes (the channel confirmed, replicas found). */
   info(obj: object, msg: string): void;
+  /** Something an operator should look at (Redis away, a revocation unconfirmed). */
   warn(obj: object, msg: string): void;
+  /** A failure the package could not recover from by itself. */
   error(obj: object, msg: string): void;
 }
 

@@ -1,3 +1,4 @@
+import type { Cluster } from 'ioredis';
 import { isIP } from 'node:net';
 import { ERR_BAD_USER_ID, ERR_NOT_FOUND } from './errors.js';
 import type { DeviceInfo } from './device.js';
@@ -8,15 +9,18 @@ import type { ResolvedOptions } from './options.js';
 import { decodeDevice, encodeDevice, parseData, serialiseData, type Session, type SessionData, type SessionInfo } from './session.js';
 import { RedisStore, isUnknownOutcome, type NewRecord, type StoredSession } from './store/redis-store.js';
 import { RevocationChannel, type ChannelState } from './store/channel.js';
+import { Acknowledgement, type AcknowledgementState } from './store/acknowledgement.js';
+import { Freshness } from './store/freshness.js';
 import { TouchQueue, type Touch } from './touch-queue.js';
 import { AuditSink } from './audit/sink.js';
 import { migrate } from './audit/sql.js';
 import { auditPrometheus } from './audit/metrics.js';
 import type { AuditSessionRow, HistoryQuery } from './audit/sql.js';
 import type { EndReason } from './store/redis-store.js';
+import { planCaps, type Caps, type Row } from './secrets.js';
 import {
   ID_LENGTH, SECRET_LENGTH, TAG_LENGTH, TOKEN_LENGTH, constantTimeEqual, hashSecret, isPublicId, isTokenShape,
-  newRandomAndSecret, newSecret, secretMatchesAt, userTag,
+  isWellFormed, newRandomAndSecret, newSecret, secretMatchesAt, userTag,
 } from './token.js';
 
 export interface CreateInput {
@@ -36,8 +40,6 @@ const preciseNow = () => performance.timeOrigin + performance.now();
  * alive for as long as the L1 entry lives; entries hold copies instead (misses only).
  */
 const own = (s: string) => Buffer.from(s, 'latin1').toString('latin1');
-
-const isWellFormed = (s: string) => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
 
@@ -59,8 +61,10 @@ export class SessionManager {
   /** Ids of creates whose outcome is unknown (timed out after sending): revoked once Redis answers. */
   readonly #orphans = new Set<string>();
   #closed = false;
-  /** confirmRevocations: 'auto' re-reads the topology on this timer. */
-  #topology: NodeJS.Timeout | undefined;
+  /** confirmRevocations: 'auto': replication as Redis reports it (read at start and every 5 s). */
+  readonly #ack: Acknowledgement | undefined;
+  /** Where reads can go to a replica: whether it is shown fresh now (else the primary is read). */
+  readonly #fresh: Freshness | undefined;
   /** Replicas did not confirm the last revocation (logged once per change). */
   #unconfirmed = false;
   /** The audit trail's consumer (every instance consumes; one at a time sweeps). */
@@ -88,13 +92,24 @@ export class SessionManager {
         activityInterval: audit.activityInterval, maxLifetime: options.absoluteTimeout, now: options.now,
       });
     }
-    if (options.confirmRevocations.mode === 'on') this.#store.confirm = options.confirmRevocations;
+    const confirm = options.confirmRevocations;
+    if (confirm.mode === 'on') this.#store.confirm = confirm;
+    if (confirm.mode === 'auto') {
+      // Unknown confirms: until Redis says there is no replica, revocations WAIT.
+      this.#store.confirm = confirm;
+      this.#ack = new Acknowledgement(options.client, options.commandTimeout, (state, detail) => this.#acknowledgement(state, detail));
+      this.#store.acknowledgement = this.#ack;
+    }
+    this.metrics.acknowledgement = confirm.mode === 'off' ? 'off' : confirm.mode === 'on' ? 'on' : 'unknown';
     // Where reads may come from a lagging replica, invalidated ids are remembered for the
     // tolerated lag and read from the primary meanwhile.
     this.#l1 = new LocalCache(options.localCache, () => this.cacheTrusted,
       this.#store.replicaReads ? options.replicaLagTolerance : 0);
     this.#touches = new TouchQueue((items) => this.#writeTouches(items));
-    if (options.localCache) {
+    if (this.#store.replicaReads) this.#fresh = new Freshness(options.heartbeatInterval, options.replicaLagTolerance);
+    // With readFrom the channel runs even without a local cache: its heartbeats through that
+    // replica are what shows it fresh.
+    if (options.localCache || options.readFrom !== undefined) {
       this.metrics.channelState = 'connecting';
       this.#channel = new RevocationChannel(
         options.client, options.readFrom, this.#store.channel, options.heartbeatInterval,
@@ -103,6 +118,7 @@ export class SessionManager {
           onRevoked: (ids, sentAt) => this.#received(ids, sentAt),
           onInterrupted: () => this.#l1.clear(),
           onState: (state, reason, err) => this.#channelState(state, reason, err),
+          onReplicaProof: (lagMs) => this.#fresh?.proven(lagMs),
         },
       );
     }
@@ -124,10 +140,10 @@ export class SessionManager {
     if (c.status === 'wait') c.connect().catch(() => { /* retried by ioredis; requests answer 503 meanwhile */ });
     const r = this.#o.readFrom;
     if (r !== undefined && r.status === 'wait') r.connect().catch(() => {});
-    if (this.#o.confirmRevocations.mode === 'auto') {
-      await this.#readTopology();
-      this.#topology = setInterval(() => { void this.#readTopology(); }, 5000);
-      this.#topology.unref();
+    await this.#ack?.start();
+    const reader = r ?? c;
+    if (this.#fresh !== undefined && (reader as { isCluster?: boolean }).isCluster === true) {
+      this.#fresh.probe(reader as Cluster, this.#o.heartbeatInterval, this.#o.commandTimeout);
     }
     await this.#channel?.start();
     if (this.#audit !== undefined) void this.#startAudit();
@@ -148,7 +164,7 @@ export class SessionManager {
     const a = this.#o.audit!;
     for (let attempt = 0; a.migrate && !this.#closed; attempt++) {
       try {
-        await migrate(a.pool, { schema: a.schema, table: a.table });
+        await migrate(a.pool, { schema: a.schema, table: a.table, keyPrefix: this.#o.keyPrefix });
         break;
       } catch (err) {
         if (attempt === 0) this.#log.error({ err }, 'tiered-session: audit table could not be created (retrying); events wait in Redis meanwhile');
@@ -167,15 +183,29 @@ export class SessionManager {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#topology);
+    this.#ack?.stop();
+    this.#fresh?.stop();
     await this.#audit?.close();
     await this.#touches.close();
     await this.#channel?.stop();
     this.#l1.clear();
   }
 
-  /** The user's tag: every key and session id of the user carries it. */
-  tagOf(userId: string): string { return userTag(this.#o.secret, this.#o.keyPrefix, userId); }
+  /** The user's tag: every key and session id of the user's new sessions carries it. */
+  tagOf(userId: string): string { return userTag(this.#o.secrets[0], this.#o.keyPrefix, userId); }
+
+  /** The user's tag under each listed secret, the first secret's first (README: Rotating the secret). */
+  tagsOf(userId: string): string[] {
+    const tags = this.#o.secrets.map((k) => userTag(k, this.#o.keyPrefix, userId));
+    return tags.filter((t, i) => tags.indexOf(t) === i);
+  }
+
+  /** Whether a session id carries its user's tag under a listed secret: a retired secret's sessions do not. */
+  #tagListed(id: string, userId: string): boolean {
+    const tag = id.slice(0, TAG_LENGTH);
+    for (const k of this.#o.secrets) if (userTag(k, this.#o.keyPrefix, userId) === tag) return true;
+    return false;
+  }
 
   // ---- resolve ---------------------------------------------------------------------------
 
@@ -223,7 +253,7 @@ export class SessionManager {
     try {
       t.read ??= this.#read(id);
       const s = await t.read;
-      if (s === null || !constantTimeEqual(hashSecret(secret), s.secretHash)) return null;
+      if (s === null || !constantTimeEqual(hashSecret(secret), s.secretHash) || !this.#tagListed(id, s.userId)) return null;
       const now = this.#o.now();
       if (now >= s.absoluteAt || now >= s.expiresAt) return null;
       const mine = own(id);
@@ -236,24 +266,24 @@ export class SessionManager {
     }
   }
 
-  /** confirmRevocations 'auto': confirm on replicas exactly when the topology has some. */
-  async #readTopology(): Promise<void> {
-    let has: boolean;
-    try {
-      has = await this.#store.hasReplicas();
-    } catch {
-      return; // Redis away: keep the last decision
-    }
-    const was = this.#store.confirm !== undefined;
-    if (has === was) return;
-    this.#store.confirm = has ? this.#o.confirmRevocations : undefined;
-    this.#log.info({ replicas: has }, `tiered-session: ${has ? 'replicas found: revocations now wait for one (WAIT)' : 'no replica: revocations no longer wait for one'}`);
+  /** confirmRevocations 'auto': WAIT unless Redis says no shard has (or had) a replica; one log line per change. */
+  #acknowledgement(state: AcknowledgementState, detail: Record<string, unknown>): void {
+    this.#store.confirm = state === 'off' ? undefined : this.#o.confirmRevocations;
+    this.metrics.acknowledgement = state;
+    if (state === 'on') this.#log.info(detail, 'tiered-session: replicas found: revocations wait for one (WAIT)');
+    else if (state === 'off') this.#log.info(detail, 'tiered-session: no replica: revocations no longer wait for one');
+    else this.#log.warn(detail, 'tiered-session: replication could not be read: revocations wait for a replica (WAIT) until it can');
+  }
+
+  /** Read `id` from the primary: it was invalidated within the tolerated lag, or the replica is not shown fresh. */
+  #primaryFor(id: string): boolean {
+    return this.#l1.recentlyInvalidated(id) || (this.#fresh !== undefined && !this.#fresh.fresh);
   }
 
   async #read(id: string): Promise<StoredSession | null> {
     this.metrics.redisReads++;
     try {
-      return await this.#store.read(id, this.#l1.recentlyInvalidated(id));
+      return await this.#store.read(id, this.#primaryFor(id));
     } catch (err) {
       this.metrics.redisErrors++;
       throw err;
@@ -288,11 +318,12 @@ export class SessionManager {
       const tickets: Ticket[] = batch.map((id) => this.#l1.hold(id));
       try {
         this.metrics.redisReads++;
-        const rows = await this.#store.readMany(batch);
+        // The guard of every replica read: recently invalidated ids and a stale replica read the primary.
+        const rows = await this.#store.readMany(batch, (id) => this.#primaryFor(id));
         const now = this.#o.now();
         rows.forEach((s, k) => {
           const id = batch[k];
-          if (s === null || now >= s.absoluteAt || now >= s.expiresAt || this.#l1.get(id, coarseNow()) !== undefined) return;
+          if (s === null || now >= s.absoluteAt || now >= s.expiresAt || this.#l1.get(id, coarseNow()) !== undefined || !this.#tagListed(id, s.userId)) return;
           if (this.#l1.fill(id, tickets[k], entryOf(this.#sessionOf(id, s), s, s.secretHash))) filled++;
         });
       } finally {
@@ -301,6 +332,23 @@ export class SessionManager {
       if (!this.cacheTrusted) break;
     }
     return filled;
+  }
+
+  /**
+   * The caps across a user's tags: evicts what the caps remove from the older tags' sessions
+   * and returns the caps the create script applies to the new tag alone (lib/core/secrets.ts).
+   */
+  async #capOlderTags(userId: string, tag: string, now: number, caps: Caps): Promise<{ caps: Caps; evicted: string[] }> {
+    const rows: Row[] = [];
+    await Promise.all(this.tagsOf(userId).map(async (t) => {
+      this.metrics.redisReads++;
+      for (const r of await this.#store.list(t, now)) if (r.session.userId === userId) rows.push({ ...r, current: t === tag });
+    }));
+    if (rows.every((r) => r.current)) return { caps, evicted: [] };
+    const plan = planCaps(rows, caps);
+    const evicted: string[] = [];
+    for (const id of plan.evict) if (await this.revoke(id, userId, 'cap')) evicted.push(id);
+    return { caps: plan.caps, evicted };
   }
 
   // ---- touches ---------------------------------------------------------------------------
@@ -379,15 +427,17 @@ export class SessionManager {
       ip, country: input.country || '', data: dat, remembered,
     };
     const type = input.device.type ?? '';
-    const caps = { total: this.#o.maxSessionsPerUser, type, typeCap: this.#o.capsByType.get(type) ?? 0 };
+    let caps = { total: this.#o.maxSessionsPerUser, type, typeCap: this.#o.capsByType.get(type) ?? 0 };
     // Held from before the write: a revocation of this user that overtakes the create's reply
     // (log-out-everywhere on another instance) voids the fill below.
     const t = this.#l1.hold(id);
     try {
       this.metrics.redisWrites++;
-      let evicted: string[];
+      let evicted: string[] = [];
+      // Sessions under a rotated secret's tag count toward the caps too (another slot: evicted first).
+      if (this.#o.secrets.length > 1 && (caps.total > 0 || caps.typeCap > 0)) ({ caps, evicted } = await this.#capOlderTags(userId, tag, now, caps));
       try {
-        evicted = await this.#store.create(tag, random, now, ttl, caps, record);
+        evicted = evicted.concat(await this.#store.create(tag, random, now, ttl, caps, record));
       } catch (err) {
         this.metrics.redisErrors++;
         if (isUnknownOutcome(err)) this.#orphan(id);
@@ -491,7 +541,7 @@ export class SessionManager {
     if (!isPublicId(publicId)) return false;
     // Two checks, on purpose: the tag check keeps another user's id from ever reaching Redis;
     // the script's stored-owner check holds even for a tag collision or a caller of the store.
-    if (owner !== undefined && (!isWellFormed(owner) || publicId.slice(0, TAG_LENGTH) !== this.tagOf(owner))) return false;
+    if (owner !== undefined && (!isWellFormed(owner) || !this.#tagListed(publicId, owner))) return false;
     try {
       return await this.#write(() => this.#store.revoke(publicId, owner ?? '', preciseNow(), reason, this.#o.now()));
     } finally {
@@ -504,10 +554,12 @@ export class SessionManager {
   async revokeAll(userId: string, options: { keep?: string } = {}): Promise<number> {
     // Such an id has no session (create refuses it), and its UTF-8 bytes are another user's.
     if (!isWellFormed(userId)) return 0;
-    const tag = this.tagOf(userId);
-    const ids = this.#l1.idsWithPrefix(tag).filter((k) => k !== options.keep);
+    const tags = this.tagsOf(userId);
+    const ids = tags.flatMap((tag) => this.#l1.idsWithPrefix(tag)).filter((k) => k !== options.keep);
     try {
-      return await this.#write(() => this.#store.revokeAll(tag, userId, options.keep, preciseNow(), this.#o.now()));
+      let n = 0;
+      for (const tag of tags) n += await this.#write(() => this.#store.revokeAll(tag, userId, options.keep, preciseNow(), this.#o.now()));
+      return n;
     } finally {
       // The broadcast reaches this instance too; dropping now makes the caller's next request exact.
       this.#l1.invalidate(ids);
@@ -555,7 +607,8 @@ export class SessionManager {
     this.metrics.redisReads++;
     let rows;
     try {
-      rows = await this.#store.list(this.tagOf(userId), this.#o.now());
+      const tags = this.tagsOf(userId);
+      rows = tags.length === 1 ? await this.#store.list(tags[0], this.#o.now()) : (await Promise.all(tags.map((tag) => this.#store.list(tag, this.#o.now())))).flat();
     } catch (err) {
       this.metrics.redisErrors++;
       throw err;

@@ -33,21 +33,48 @@ export class Histogram {
 
 /** Counters and gauges, as `stats()` returns them. */
 export interface StatsSnapshot {
+  /** Requests answered from the local cache. */
   l1Hits: number;
+  /** Requests that had to read Redis. */
   l1Misses: number;
+  /** Sessions in the local cache now. */
   l1Size: number;
+  /** Redis reads (misses, pre-warm batches). */
   redisReads: number;
+  /** Redis writes (sign-ins, touch batches, revocations, updates). */
   redisWrites: number;
+  /** Redis calls that failed or timed out. */
   redisErrors: number;
+  /** Last-active times written (throttled by `touchInterval`). */
   touchesWritten: number;
+  /** Revoked ids heard on the channel from any instance. */
   revocationsReceived: number;
-  revocationLatency: { count: number; sum: number; p50: number; p99: number };
-  sessionSize: { count: number; sum: number };
+  /** From the revoking call to this instance dropping the id (ms): count, sum, median, p99. */
+  revocationLatency: {
+    /** Revocations measured. */
+    count: number;
+    /** Their total (ms). */
+    sum: number;
+    /** Median (ms). */
+    p50: number;
+    /** 99th percentile (ms). */
+    p99: number;
+  };
+  /** Bytes of the sessions written at sign-in: count and sum. */
+  sessionSize: {
+    /** Sessions measured. */
+    count: number;
+    /** Their total size (bytes). */
+    sum: number;
+  };
+  /** Times the local cache was cleared because the channel could not be trusted. */
   l1Clears: number;
   /** Revocations applied on the primary that no replica confirmed in time (answered 503). */
   unconfirmed: number;
   /** The revocation channel: the local cache serves only while it is `confirmed`. */
   channel: 'connecting' | 'confirmed' | 'down' | 'refused' | 'off';
+  /** Whether revocations wait for a replica (`unknown`: replication not read yet; they wait). */
+  acknowledgement: 'on' | 'off' | 'unknown';
 }
 
 /** The plugin's counters: plain fields bumped on the hot path, rendered on demand. */
@@ -62,6 +89,7 @@ export class Metrics {
   /** Revocations applied on the primary that no replica confirmed in time (answered 503). */
   unconfirmed = 0;
   channelState: StatsSnapshot['channel'] = 'off';
+  acknowledgement: StatsSnapshot['acknowledgement'] = 'off';
   /** Seconds from publish to the local cache drop. */
   readonly revocationLatency = new Histogram([0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]);
   /** Bytes of a stored session record. */
@@ -87,6 +115,7 @@ export class Metrics {
       l1Clears,
       unconfirmed: this.unconfirmed,
       channel: this.channelState,
+      acknowledgement: this.acknowledgement,
     };
   }
 
@@ -119,6 +148,11 @@ export class Metrics {
       '# TYPE tiered_session_channel_state gauge');
     for (const st of ['connecting', 'confirmed', 'down', 'refused', 'off'] as const) {
       out.push(`tiered_session_channel_state{state="${st}"} ${st === this.channelState ? 1 : 0}`);
+    }
+    out.push('# HELP tiered_session_replica_acknowledgement Whether revocations wait for a replica (1 on the current state; unknown waits).',
+      '# TYPE tiered_session_replica_acknowledgement gauge');
+    for (const st of ['on', 'off', 'unknown'] as const) {
+      out.push(`tiered_session_replica_acknowledgement{state="${st}"} ${st === this.acknowledgement ? 1 : 0}`);
     }
     histogram('tiered_session_revocation_latency_seconds', 'From publish to the local cache drop.', this.revocationLatency);
     histogram('tiered_session_size_bytes', 'Size of a stored session record.', this.sessionSize);

@@ -9,6 +9,7 @@ export type Milliseconds = number;
 /** Either ioredis client: a single `Redis` or a `Cluster`. */
 export type RedisClient = Redis | Cluster;
 
+/** The session cookie. The defaults are the safest: `__Host-` prefix, Secure, HttpOnly, SameSite=Lax, Path=/, no Domain. */
 export interface CookieOptions {
   /** Cookie name. @default '__Host-sid' */
   name?: string;
@@ -83,6 +84,7 @@ export interface ConfirmOptions {
   timeout?: Milliseconds;
 }
 
+/** The in-process cache (L1) in front of Redis. */
 export interface LocalCacheOptions {
   /** Most entries kept in this process. @default 10000 */
   max?: number;
@@ -101,10 +103,11 @@ export interface TieredSessionOptions {
   /**
    * A server-side key, at least 32 characters, the same on every instance: it keys the HMAC that
    * turns a user id into the user part of session ids, so an id seen in a log does not reveal
-   * whose it is. Changing it gives users new ids for new sessions: their older sessions keep
-   * working but leave log-out-everywhere's reach, so sign everyone out when you rotate it.
+   * whose it is. A list rotates it: the first tags new sessions; the sessions made under every
+   * listed key keep working, are listed and are revoked with the others, and count toward the
+   * caps. Sessions made under a key no longer listed stop working (README: Rotating the secret).
    */
-  secret: string;
+  secret: string | readonly string[];
   /** Prefix of every key and of the revocation channel. @default 'ts:' */
   keyPrefix?: string;
   /** Sliding idle timeout. @default 1209600000 (ms, 14 days) */
@@ -195,7 +198,8 @@ export interface ResolvedAudit {
 
 export interface ResolvedOptions {
   readonly client: RedisClient;
-  readonly secret: string;
+  /** The listed secrets, the one that tags new sessions first. */
+  readonly secrets: readonly string[];
   readonly keyPrefix: string;
   readonly idleTimeout: Milliseconds;
   readonly absoluteTimeout: Milliseconds;
@@ -263,6 +267,25 @@ function isRedisClient(v: unknown): v is RedisClient {
   return typeof c.duplicate === 'function' && typeof c.evalsha === 'function' && typeof c.pipeline === 'function';
 }
 
+/** One secret or a non-empty list of distinct ones, each of at least 32 characters. */
+function resolveSecrets(v: unknown): readonly string[] {
+  const hint = 'at least 32 characters (e.g. `openssl rand -base64 32`)';
+  const one = (x: unknown, name: string): string => {
+    if (typeof x !== 'string' || x.length < 32) {
+      throw fail(name, `expected a string of ${hint}, got ${x === undefined ? 'nothing' : typeof x === 'string' ? `${x.length} characters` : describe(x)}`);
+    }
+    return x;
+  };
+  if (!Array.isArray(v)) return Object.freeze([one(v, 'secret')]);
+  if (v.length === 0) throw fail('secret', 'expected a string or a non-empty array of strings, got an empty array');
+  const out = v.map((x, i) => one(x, `secret[${i}]`));
+  out.forEach((x, i) => {
+    const first = out.indexOf(x);
+    if (first !== i) throw fail(`secret[${i}]`, `duplicates secret[${first}]`);
+  });
+  return Object.freeze(out);
+}
+
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const PREFIX = /^[A-Za-z0-9_:.\-]{1,64}$/;
 const ORIGIN = /^https?:\/\/[^/\s]+$/;
@@ -277,9 +300,7 @@ export function resolveOptions(opts: unknown, adapterKeys: ReadonlySet<string> =
   for (const k of Object.keys(opts)) if (!KNOWN.has(k) && !adapterKeys.has(k)) throw fail(k, 'unknown option');
   const o = opts as unknown as TieredSessionOptions;
   if (!isRedisClient(o.client)) throw fail('client', 'expected an ioredis Redis or Cluster client');
-  if (typeof o.secret !== 'string' || o.secret.length < 32) {
-    throw fail('secret', `expected a string of at least 32 characters (e.g. \`openssl rand -base64 32\`), got ${o.secret === undefined ? 'nothing' : typeof o.secret === 'string' ? `${o.secret.length} characters` : describe(o.secret)}`);
-  }
+  const secrets = resolveSecrets(o.secret);
 
   const keyPrefix = orDefault(o.keyPrefix, 'ts:');
   if (typeof keyPrefix !== 'string' || !PREFIX.test(keyPrefix)) {
@@ -329,7 +350,7 @@ export function resolveOptions(opts: unknown, adapterKeys: ReadonlySet<string> =
 
   return Object.freeze({
     client: o.client,
-    secret: o.secret,
+    secrets,
     keyPrefix,
     idleTimeout,
     absoluteTimeout,

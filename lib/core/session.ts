@@ -17,7 +17,9 @@ export interface SessionData {}
 export interface Session {
   /** Public id: shown in the device list, used by the revoke route. Not a credential. */
   readonly id: string;
+  /** The user the session belongs to: the id the app passed to `signIn()`. */
   readonly userId: string;
+  /** The app's data (`SessionData`), deeply frozen: change it with the adapter's `updateSession()`. */
   readonly data: Readonly<SessionData>;
   /** Epoch ms. */
   readonly createdAt: number;
@@ -31,13 +33,21 @@ export interface Session {
 
 /** One entry of a user's device list. Times are epoch ms. */
 export interface SessionInfo {
+  /** Public id of the session: what `DELETE /sessions/:id` takes. Not a credential. */
   readonly id: string;
+  /** The session's user. */
   readonly userId: string;
+  /** The device parsed from the User-Agent at sign-in. */
   readonly device: DeviceInfo;
+  /** The client address at sign-in (as the framework reports it: set its trust-proxy option), or null. */
   readonly ip: string | null;
+  /** The country from the `countryHeader` at sign-in, or null when none is configured. */
   readonly country: string | null;
+  /** When the user signed in (epoch ms). */
   readonly createdAt: number;
+  /** The last recorded activity (epoch ms; written at most every `touchInterval`). */
   readonly lastActiveAt: number;
+  /** When the session ends unless used again (epoch ms): the idle deadline, capped by the absolute one. */
   readonly expiresAt: number;
   /** False when signed in with `remember: false`. */
   readonly remembered: boolean;

@@ -47,6 +47,12 @@ function isB64url(s: string, from: number, to: number): boolean {
 }
 
 /** The user's tag (bucket + keyed hash of the user id): every key and session id of the user carries it. */
+/**
+ * No lone surrogate. Every lone surrogate encodes to the same UTF-8 replacement bytes, so two
+ * ill-formed ids would share one user tag, one Redis user and one PostgreSQL user_id.
+ */
+export const isWellFormed = (s: string) => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+
 export function userTag(secret: string, keyPrefix: string, userId: string): string {
   const mac = createHmac('sha256', secret).update(`${keyPrefix}\0${userId}`).digest();
   return BUCKETS[mac[0]] + mac.subarray(1).toString('base64url').slice(0, TAG_LENGTH - BUCKET_LENGTH);

@@ -73,9 +73,45 @@ declare global {
  */
 class Slot {
   session: Session | null = null;
-  constructor(readonly flows: SessionFlows, public skipped: boolean) {}
+  readonly flows: SessionFlows;
+  /**
+   * @param below the slot of a middleware that ran earlier on the same request (a second realm
+   *   mounted on an overlapping path): its guards and routes still find their own session.
+   */
+  constructor(readonly owner: Owner, public skipped: boolean, readonly below: Slot | undefined) { this.flows = owner.flows; }
 }
+/** The request's latest slot: what `req.session` and the request helpers use. */
 const slots = new WeakMap<object, Slot>();
+
+/**
+ * One middleware instance. Its guards and routes act only on the session it resolved itself,
+ * never on `req.session`, which a middleware running later may replace (express-session, or a
+ * second realm on an overlapping path); that replacement is logged once per instance.
+ */
+class Owner {
+  #warned = false;
+  constructor(readonly flows: SessionFlows, readonly keyPrefix: string, readonly log: Logger) {}
+
+  /** This instance's slot on `req`, or undefined when it did not run for the request. */
+  slotOf(req: object): Slot | undefined {
+    for (let s = slots.get(req); s !== undefined; s = s.below) if (s.owner === this) return s;
+    return undefined;
+  }
+
+  /** The session this instance resolved for `req` (null when none, or when it did not run). */
+  sessionOf(req: object): Session | null {
+    return this.slotOf(req)?.session ?? null;
+  }
+
+  overwritten(by: string): void {
+    if (this.#warned) return;
+    this.#warned = true;
+    this.log.warn({ keyPrefix: this.keyPrefix },
+      `tiered-session: req.session was replaced by ${by}, after the tiered-session middleware (keyPrefix ${JSON.stringify(this.keyPrefix)}) resolved it. ` +
+      'Its guards and routes keep acting on the session it resolved; route handlers that read req.session get the other value. ' +
+      'Mount one session middleware per path (said once)');
+  }
+}
 
 const facts = (req: Request): RequestFacts => ({ method: req.method, headers: req.headers, ip: req.ip });
 
@@ -88,13 +124,22 @@ function slotOf(req: Request): Slot {
 /** The request's session; undefined when the middleware skipped it (the flows then read the cookie). */
 const current = (slot: Slot) => (slot.skipped ? undefined : slot.session);
 
-/** `req.session` (or `requestProperty`): the slot's session; undefined where no middleware ran (as an unset property). */
+/**
+ * `req.session` (or `requestProperty`): the slot's session; undefined where no middleware ran (as
+ * an unset property). Assigning null clears the slot; assigning anything but the slot's own
+ * session (express-session creating its session) shadows the accessor on this request and leaves
+ * the slot as it was.
+ */
 const accessor = (prop: string): PropertyDescriptor => ({
   get(this: object) { return slots.get(this)?.session; },
   set(this: object, v: Session | null) {
     const s = slots.get(this);
-    if (s !== undefined) s.session = v;
-    else Object.defineProperty(this, prop, { value: v, writable: true, enumerable: true, configurable: true });
+    if (s !== undefined && (v === null || v === s.session)) {
+      s.session = v;
+      return;
+    }
+    if (s !== undefined) s.owner.overwritten('another value (express-session mounted after it?)');
+    Object.defineProperty(this, prop, { value: v, writable: true, enumerable: true, configurable: true });
   },
   enumerable: false,
   configurable: true,
@@ -181,8 +226,8 @@ export function tieredSession(options: ExpressSessionOptions): TieredSessionMidd
   const flows = new SessionFlows(o, manager);
   for (const w of o.warnings) log.warn({}, `tiered-session: ${w}`);
   const started = manager.start();
+  const owner = new Owner(flows, o.keyPrefix, log);
   const takeover = legacy === undefined ? undefined : new LegacyTakeover(legacy, flows, log);
-  const sessionOf = (req: Request) => slots.get(req)?.session ?? null;
 
   let seen: object | undefined;
   function tieredSessionMiddleware(req: Request, res: Response, next: NextFunction): void {
@@ -191,11 +236,13 @@ export function tieredSession(options: ExpressSessionOptions): TieredSessionMidd
       if (installed.get(proto)?.has(prop) !== true) install(proto, prop);
       seen = proto;
     }
+    const before = slots.get(req);
+    if (before !== undefined && before.owner !== owner) before.owner.overwritten(`a second tiered-session middleware (keyPrefix ${JSON.stringify(o.keyPrefix)})`);
     if (skip !== undefined && (skip as (req: Request) => boolean)(req)) {
-      slots.set(req, new Slot(flows, true));
+      slots.set(req, new Slot(owner, true, before));
       return next();
     }
-    const slot = new Slot(flows, false);
+    const slot = new Slot(owner, false, before);
     slots.set(req, slot);
     if (takeover === undefined) return flows.resolveInto(req.headers.cookie, slot, next);
     flows.resolveInto(req.headers.cookie, slot, (err) => {
@@ -212,9 +259,9 @@ export function tieredSession(options: ExpressSessionOptions): TieredSessionMidd
   }
 
   const face = Object.assign(tieredSessionMiddleware, publicSessions(manager), {
-    routes: deviceRoutes(flows, prop),
+    routes: deviceRoutes(flows, (req) => owner.slotOf(req)),
     requireSession(req: Request, _res: Response, next: NextFunction): void {
-      next(sessionOf(req) === null ? new ERR_NO_SESSION() : undefined);
+      next(owner.sessionOf(req) === null ? new ERR_NO_SESSION() : undefined);
     },
     refuseCrossSite(req: Request, _res: Response, next: NextFunction): void {
       next(flows.isCrossSite(facts(req)) ? new ERR_CROSS_SITE() : undefined);
@@ -223,7 +270,7 @@ export function tieredSession(options: ExpressSessionOptions): TieredSessionMidd
       const maxAge = guardMaxAge(maxAgeMs);
       return function recentAuthentication(req: Request, _res: Response, next: NextFunction): void {
         try {
-          flows.checkRecentAuthentication(sessionOf(req), maxAge);
+          flows.checkRecentAuthentication(owner.sessionOf(req), maxAge);
           next();
         } catch (err) {
           next(err);

@@ -3,6 +3,9 @@ import { ERR_BAD_BODY, ERR_CROSS_SITE, ERR_NO_SESSION } from '../core/errors.js'
 import { ROUTE_HEADERS, type SessionFlows } from '../core/flows.js';
 import type { Session } from '../core/session.js';
 
+/** What the routes need of their middleware's slot on a request. */
+interface OwnSlot { session: Session | null }
+
 /** Largest body read for logout-everywhere when no body parser ran before the routes. */
 const BODY_LIMIT = 1024;
 
@@ -48,31 +51,29 @@ function bodyOf(req: Request): Promise<unknown> {
  * core decides every status, cookie and body; errors go to `next(err)`, so the app's own error
  * handler shapes them. Not an express.Router, so it behaves the same in Express 4 and 5.
  */
-export function deviceRoutes(flows: SessionFlows, prop = 'session') {
-  /** The request's session under the middleware's `requestProperty`. */
-  const at = (req: Request) => req as unknown as Record<string, Session | null | undefined>;
-  async function list(req: Request, res: Response): Promise<void> {
-    res.status(200).json(await flows.list(at(req)[prop]!));
+export function deviceRoutes(flows: SessionFlows, slotOf: (req: Request) => OwnSlot | undefined) {
+  async function list(res: Response, own: OwnSlot): Promise<void> {
+    res.status(200).json(await flows.list(own.session!));
   }
-  async function history(req: Request, res: Response, query: string): Promise<void> {
+  async function history(res: Response, own: OwnSlot, query: string): Promise<void> {
     // A repeated ?days= is passed on as the list it is (refused, 400), as Fastify's parser does.
     const days = new URLSearchParams(query).getAll('days');
-    res.status(200).json(await flows.history(at(req)[prop]!, days.length > 1 ? days : days[0]));
+    res.status(200).json(await flows.history(own.session!, days.length > 1 ? days : days[0]));
   }
-  async function everywhere(req: Request, res: Response): Promise<void> {
-    const { body, setCookie } = await flows.everywhere(at(req)[prop]!, await bodyOf(req));
+  async function everywhere(req: Request, res: Response, own: OwnSlot): Promise<void> {
+    const { body, setCookie } = await flows.everywhere(own.session!, await bodyOf(req));
     if (setCookie !== undefined) {
-      at(req)[prop] = null;
+      own.session = null;
       res.append('Set-Cookie', setCookie);
     }
     res.status(200).json(body);
   }
-  async function revoke(req: Request, res: Response, encodedId: string): Promise<void> {
+  async function revoke(res: Response, own: OwnSlot, encodedId: string): Promise<void> {
     let id = '';
     try { id = decodeURIComponent(encodedId); } catch { /* malformed: the uniform 404 */ }
-    const { setCookie } = await flows.revoke(at(req)[prop]!, id);
+    const { setCookie } = await flows.revoke(own.session!, id);
     if (setCookie !== undefined) {
-      at(req)[prop] = null;
+      own.session = null;
       res.append('Set-Cookie', setCookie);
     }
     res.status(204).end();
@@ -84,17 +85,20 @@ export function deviceRoutes(flows: SessionFlows, prop = 'session') {
     const path = q === -1 ? url : url.slice(0, q);
     const m = req.method;
     let run: Promise<void> | undefined;
-    const guarded = (changesState: boolean, fn: () => Promise<void>) => {
+    // The session this routes' own middleware resolved, never req.session (another middleware
+    // mounted later may have replaced it).
+    const guarded = (changesState: boolean, fn: (own: OwnSlot) => Promise<void>) => {
       res.set(ROUTE_HEADERS);
-      if (at(req)[prop] == null) return next(new ERR_NO_SESSION());
+      const own = slotOf(req);
+      if (own === undefined || own.session == null) return next(new ERR_NO_SESSION());
       if (changesState && flows.isCrossSite({ method: m, headers: req.headers, ip: req.ip })) return next(new ERR_CROSS_SITE());
-      run = fn();
+      run = fn(own);
       run.catch(next);
     };
-    if ((path === '/' || path === '') && (m === 'GET' || m === 'HEAD')) guarded(false, () => list(req, res));
-    else if (path === '/logout-everywhere' && m === 'POST') guarded(true, () => everywhere(req, res));
-    else if (path === '/history' && (m === 'GET' || m === 'HEAD')) guarded(false, () => history(req, res, q === -1 ? '' : url.slice(q + 1)));
-    else if (m === 'DELETE' && /^\/[^/]+$/.test(path)) guarded(true, () => revoke(req, res, path.slice(1)));
+    if ((path === '/' || path === '') && (m === 'GET' || m === 'HEAD')) guarded(false, (own) => list(res, own));
+    else if (path === '/logout-everywhere' && m === 'POST') guarded(true, (own) => everywhere(req, res, own));
+    else if (path === '/history' && (m === 'GET' || m === 'HEAD')) guarded(false, (own) => history(res, own, q === -1 ? '' : url.slice(q + 1)));
+    else if (m === 'DELETE' && /^\/[^/]+$/.test(path)) guarded(true, (own) => revoke(res, own, path.slice(1)));
     else next();
   };
 }

@@ -19,7 +19,10 @@ import { sessionRoutes } from './routes.js';
 /** The Fastify plugin's options: the shared ones, plus where its routes live. */
 export interface FastifySessionOptions extends TieredSessionOptions {
   /** The device routes; `false` registers none. @default { prefix: '/sessions' } */
-  routes?: { prefix?: string } | false;
+  routes?: {
+    /** Where the routes live. @default '/sessions' */
+    prefix?: string;
+  } | false;
   /** Sign in the users of @fastify/session without a new sign-in (docs/migrating.md). */
   legacy?: LegacyOptions<FastifyRequest>;
 }

@@ -1,7 +1,8 @@
 // The planted bugs, one entry per mutant. Each is a realistic single-point bug in lib/:
 // `find` must occur exactly once in `file` (run.mjs refuses to run otherwise), `replace` is what
 // it becomes, and `tests` are the test files expected to kill it (run on both targets unless
-// `env` narrows them). When lib/ moves, re-point `file` and, if the code changed, `find`.
+// `env` narrows them). When lib/ moves, re-point `file` and, if the code changed, `find`:
+// `npm test` fails while an entry's snippet is not found exactly once (run.mjs --check).
 //
 // `--list` prints this table; `--only <id>[,<id>…]` runs some of it.
 
@@ -11,7 +12,7 @@ export const MUTANTS = [
     id: 'revoke-script-no-owner',
     description: 'The revoke script deletes without comparing the stored user with the owner it was given.',
     file: 'lib/core/store/scripts.ts',
-    find: "if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'u') ~= ARGV[3] then return 0 end\n",
+    find: "if ARGV[3] ~= '' and u ~= ARGV[3] then return 0 end\n",
     replace: '',
     tests: ['test/routes.test.ts'],
   },
@@ -75,11 +76,19 @@ export const MUTANTS = [
     tests: ['test/policy.test.ts'],
   },
   {
+    id: 'total-cap-ignores-type-evictions',
+    description: "The create script counts sessions toward the total before the type cap's evictions: a sign-in past both caps also evicts a session of another type.",
+    file: 'lib/core/store/scripts.ts',
+    find: '  local left = #live - #evicted',
+    replace: '  local left = #live',
+    tests: ['test/policy.test.ts'],
+  },
+  {
     id: 'revoke-publish-not-pcall',
     description: 'The revoke script publishes with redis.call: a Redis user refused the channel fails the script after its DEL (a 503 for a revocation that was made).',
     file: 'lib/core/store/scripts.ts',
-    find: "if n == 1 then redis.pcall('PUBLISH', ARGV[4], ARGV[5] .. '|' .. ARGV[2]) end",
-    replace: "if n == 1 then redis.call('PUBLISH', ARGV[4], ARGV[5] .. '|' .. ARGV[2]) end",
+    find: "  redis.pcall('PUBLISH', ARGV[4], ARGV[5] .. '|' .. ARGV[2])\n  audit_after('t', 'e', 's', ARGV[2], 'u', u, 'w', ms(ARGV[7]), 'y', ARGV[6])",
+    replace: "  redis.call('PUBLISH', ARGV[4], ARGV[5] .. '|' .. ARGV[2])\n  audit_after('t', 'e', 's', ARGV[2], 'u', u, 'w', ms(ARGV[7]), 'y', ARGV[6])",
     tests: ['test/channel-acl.test.ts'],
   },
 
@@ -91,6 +100,14 @@ export const MUTANTS = [
     find: 'if (!h.u || h.h?.length !== HASH_LENGTH || !h.x) return null;',
     replace: 'if (!h.u || (h.h?.length ?? 0) < HASH_LENGTH || !h.x) return null;',
     tests: ['test/coherence.test.ts'],
+  },
+  {
+    id: 'authenticated-at-from-last-active',
+    description: 'A session read from Redis that was never confirmed takes its last activity, not its sign-in, as authenticatedAt: with localCache: false activity lifts the recent-authentication check.',
+    file: 'lib/core/store/redis-store.ts',
+    find: '    authenticatedAt: h.t === undefined ? createdAt : Number(h.t),',
+    replace: '    authenticatedAt: h.t === undefined ? lastActiveAt : Number(h.t),',
+    tests: ['test/policy.test.ts'],
   },
   {
     id: 'keep-id-tag-not-stripped',
@@ -117,13 +134,22 @@ export const MUTANTS = [
     tests: ['test/replicas.test.ts'],
   },
 
+  {
+    id: 'scale-reads-primary-read-hgetall',
+    description: 'With scaleReads on a Cluster, a read meant for the primary (an id just heard revoked) is a plain HGETALL, which ioredis sends to a replica: a lagging replica lets the revoked session back in.',
+    file: 'lib/core/store/redis-store.ts',
+    find: "    else h = pairsToObject(await this.#run('read', () => this.#scripted.tieredSessionRead(key)) as string[]);",
+    replace: "    else h = await this.#run('HGETALL', () => this.#client.hgetall(key));",
+    tests: ['test/replicas.test.ts'],
+  },
+
   // ---- the manager and the local cache -----------------------------------------------------------
   {
     id: 'l1-any-secret',
     description: 'An L1 hit accepts any secret for a cached public id.',
     file: 'lib/core/manager.ts',
-    find: '(e.proof.length === SECRET_LENGTH ? secretMatches(e.proof, token) : provePrewarmed(e, token))',
-    replace: '(e.proof.length === SECRET_LENGTH ? true : provePrewarmed(e, token))',
+    find: '(e.proof.length === SECRET_LENGTH ? secretMatchesAt(e.proof, s, at) : provePrewarmed(',
+    replace: '(e.proof.length === SECRET_LENGTH ? true : provePrewarmed(',
     tests: ['test/bad-input.test.ts', 'test/coherence.test.ts', 'test/security.test.ts'],
   },
   {
@@ -148,6 +174,14 @@ export const MUTANTS = [
     file: 'lib/core/manager.ts',
     find: 'if (since < (e.session.remembered ? this.#o.idleTimeout : this.#o.shortSession.idleTimeout) && ',
     replace: 'if (since < this.#o.idleTimeout && ',
+    tests: ['test/policy.test.ts'],
+  },
+  {
+    id: 'short-idle-checked-against-absolute',
+    description: "An L1 hit measures a remember: false session's idleness against the short absolute timeout instead of the short idle one.",
+    file: 'lib/core/manager.ts',
+    find: 'this.#o.idleTimeout : this.#o.shortSession.idleTimeout) && ',
+    replace: 'this.#o.idleTimeout : this.#o.shortSession.absoluteTimeout) && ',
     tests: ['test/policy.test.ts'],
   },
   {
@@ -183,6 +217,14 @@ export const MUTANTS = [
     tests: ['test/coherence.test.ts'],
   },
   {
+    id: 'release-drops-newer-ticket',
+    description: "Releasing a ticket an invalidation voided drops whatever ticket the id has now: a newer reader's, which a revocation during its read then cannot void.",
+    file: 'lib/core/local-cache.ts',
+    find: '    if (--t.holders === 0 && this.#tickets.get(id) === t) this.#tickets.delete(id);',
+    replace: '    if (--t.holders === 0) this.#tickets.delete(id);',
+    tests: ['test/unit/local-cache.test.ts'],
+  },
+  {
     id: 'prewarm-ticket-after-read',
     description: "Pre-warm takes its tickets after its reads come back, so an invalidation that arrived during them voids nothing.",
     file: 'lib/core/manager.ts',
@@ -190,14 +232,16 @@ export const MUTANTS = [
       '      const tickets: Ticket[] = batch.map((id) => this.#l1.hold(id));',
       '      try {',
       '        this.metrics.redisReads++;',
-      '        const rows = await this.#store.readMany(batch);',
+      '        // The guard of every replica read: recently invalidated ids and a stale replica read the primary.',
+      '        const rows = await this.#store.readMany(batch, (id) => this.#primaryFor(id));',
       '',
     ].join('\n'),
     replace: [
       '      let tickets: Ticket[] = [];',
       '      try {',
       '        this.metrics.redisReads++;',
-      '        const rows = await this.#store.readMany(batch);',
+      '        // The guard of every replica read: recently invalidated ids and a stale replica read the primary.',
+      '        const rows = await this.#store.readMany(batch, (id) => this.#primaryFor(id));',
       '        tickets = batch.map((id) => this.#l1.hold(id));',
       '',
     ].join('\n'),
@@ -207,8 +251,8 @@ export const MUTANTS = [
     id: 'recently-invalidated-ignored',
     description: 'A miss reads an id this instance just heard revoked from a (possibly lagging) replica, not the primary.',
     file: 'lib/core/manager.ts',
-    find: 'return await this.#store.read(id, this.#l1.recentlyInvalidated(id));',
-    replace: 'return await this.#store.read(id);',
+    find: 'return this.#l1.recentlyInvalidated(id) || (this.#fresh !== undefined && !this.#fresh.fresh);',
+    replace: 'return this.#fresh !== undefined && !this.#fresh.fresh;',
     tests: ['test/replicas.test.ts'],
   },
   {
@@ -226,6 +270,14 @@ export const MUTANTS = [
     find: '      // Applied or maybe applied (an unconfirmed or timed-out revoke): this instance forgets it either way.\n      this.#l1.invalidate([publicId]);\n',
     replace: '      // Applied or maybe applied (an unconfirmed or timed-out revoke): this instance forgets it either way.\n',
     tests: ['test/lifecycle.test.ts', 'test/routes.test.ts'],
+  },
+  {
+    id: 'cap-eviction-not-confirmed',
+    description: "A sign-in's cap eviction is confirmed with WAIT only when it evicted more than one session: with maxSessionsPerUser: 1 and a lagging replica the sign-in answers 200 while the evicted session lives on the replica.",
+    file: 'lib/core/manager.ts',
+    find: '      if (evicted.length > 0) {',
+    replace: '      if (evicted.length > 1) {',
+    tests: ['test/replicas.test.ts'],
   },
   {
     id: 'lone-surrogate-accepted',
@@ -303,6 +355,60 @@ export const MUTANTS = [
     tests: ['test/coherence.test.ts'],
   },
 
+  // ---- the audit trail -----------------------------------------------------------------------------
+  {
+    id: 'audit-apply-not-awaited',
+    description: 'The sink does not wait for its PostgreSQL transaction before acknowledging the batch: events are deleted from the buffer before (or without) landing, and a failed batch is lost.',
+    file: 'lib/core/audit/sink.ts',
+    find: '        await this.#apply(mergeEvents(events), events.length);',
+    replace: '        this.#apply(mergeEvents(events), events.length);',
+    tests: ['test/audit.test.ts'],
+  },
+  {
+    id: 'audit-reap-ignores-pending',
+    description: 'The reap script removes a consumer that still has pending entries (its own at close, or an idle one): the entries it had not applied leave the group and never land.',
+    file: 'lib/core/audit/sink.ts',
+    find: "  if f['pending'] == 0 and (mine or stale) then",
+    replace: '  if mine or stale then',
+    tests: ['test/audit-faults.test.ts'],
+  },
+  {
+    id: 'audit-history-bound-from-to',
+    description: "history()'s lifetime bound counts back from the window's end instead of its start: sessions created before to − maxLifetime but live in the window are left out (all of them without a `to`).",
+    file: 'lib/core/audit/sql.ts',
+    find: '  if (bound) params.push((params[1] as number) - maxLifetime);',
+    replace: '  if (bound) params.push((params[2] as number) - maxLifetime);',
+    tests: ['test/audit-e2e.test.ts'],
+  },
+
+  // ---- options ---------------------------------------------------------------------------------------
+  {
+    id: 'type-caps-without-total-uncapped',
+    description: 'maxSessionsPerUser as an object without `total` has no total cap instead of the default 50.',
+    file: 'lib/core/options.ts',
+    find: '  let total = 50;',
+    replace: '  let total = 0;',
+    tests: ['test/policy.test.ts'],
+  },
+
+  // ---- the Express adapter -------------------------------------------------------------------------
+  {
+    id: 'express-body-limit-per-chunk',
+    description: 'The device routes\' own body reader checks each chunk against the 1 KB limit, not the total: a large body dripped in small packets is read whole and acted on.',
+    file: 'lib/express/routes.ts',
+    find: '      if (size > BODY_LIMIT) {',
+    replace: '      if (c.length > BODY_LIMIT) {',
+    tests: ['test/express.test.ts'],
+  },
+  {
+    id: 'express-guard-before-middleware',
+    description: 'The guards\' session lookup answers undefined, not null, where the middleware did not run: on a route mounted before app.use(sessions) an anonymous request passes requireSession.',
+    file: 'lib/express/middleware.ts',
+    find: 'return this.slotOf(req)?.session ?? null;',
+    replace: 'return this.slotOf(req)?.session as Session | null;',
+    tests: ['test/express.test.ts'],
+  },
+
   // ---- tokens, data, cookie, sign-in, routes, cross-site ---------------------------------------
   {
     id: 'duplicate-cookie-takes-first',
@@ -332,7 +438,7 @@ export const MUTANTS = [
     id: 'signin-keeps-carried-session',
     description: 'Sign-in does not revoke the session the request carried (fixation).',
     file: 'lib/core/flows.ts',
-    find: '    if (carried !== null) await this.manager.revoke(carried.id);\n',
+    find: "    if (carried !== null) await this.manager.revoke(carried.id, undefined, 'replaced');\n",
     replace: '',
     tests: ['test/lifecycle.test.ts'],
   },
@@ -356,8 +462,8 @@ export const MUTANTS = [
     id: 'delete-route-no-owner',
     description: 'DELETE /sessions/:id revokes without naming the owner.',
     file: 'lib/core/flows.ts',
-    find: 'if (typeof id !== \'string\' || !(await this.manager.revoke(id, current.userId))) throw new ERR_NOT_FOUND();',
-    replace: 'if (typeof id !== \'string\' || !(await this.manager.revoke(id))) throw new ERR_NOT_FOUND();',
+    find: 'this.manager.revoke(id, current.userId, reason)',
+    replace: 'this.manager.revoke(id, undefined, reason)',
     tests: ['test/routes.test.ts'],
   },
   {
@@ -383,5 +489,101 @@ export const MUTANTS = [
     find: "  if (site !== undefined && site !== '') return origin === undefined || !allowed.has(origin.toLowerCase());\n",
     replace: '',
     tests: ['test/cross-site.test.ts', 'test/routes.test.ts'],
+  },
+  {
+    id: 'ack-from-client-pool',
+    description: "confirmRevocations 'auto' on a Cluster counts the replicas in the client's pool (filled from CLUSTER SLOTS, which leaves out a replica that has not replicated yet) instead of the masters' CLUSTER NODES.",
+    file: 'lib/core/store/acknowledgement.ts',
+    find: 'const shards = [...masters].filter((id) => this.#replicated.has(id)).length;',
+    replace: "const shards = cluster.nodes('slave').length;",
+    tests: ['test/acknowledgement.test.ts'],
+  },
+  {
+    id: 'ack-connected-slaves-only',
+    description: "confirmRevocations 'auto' on a single primary looks at connected_slaves only: a replica whose link just dropped turns confirmation off.",
+    file: 'lib/core/store/acknowledgement.ts',
+    find: "if (replicas > 0 || field(info, 'repl_backlog_active') === '1' || field(info, 'role') === 'slave') this.#seen = true;",
+    replace: 'if (replicas > 0) this.#seen = true;',
+    tests: ['test/acknowledgement.test.ts'],
+  },
+  {
+    id: 'replica-read-while-stale',
+    description: 'Session reads go to the readFrom replica whether or not heartbeats arrive through it (only recently invalidated ids read the primary).',
+    file: 'lib/core/manager.ts',
+    find: 'return this.#l1.recentlyInvalidated(id) || (this.#fresh !== undefined && !this.#fresh.fresh);',
+    replace: 'return this.#l1.recentlyInvalidated(id);',
+    tests: ['test/freshness.test.ts'],
+  },
+  {
+    id: 'prewarm-without-guard',
+    description: 'Pre-warm reads every id from the reader (a replica), without the guard of ordinary replica reads.',
+    file: 'lib/core/manager.ts',
+    find: 'const rows = await this.#store.readMany(batch, (id) => this.#primaryFor(id));',
+    replace: 'const rows = await this.#store.readMany(batch);',
+    tests: ['test/freshness.test.ts'],
+  },
+  // ---- secret rotation ------------------------------------------------------------------------
+  {
+    id: 'rotation-retired-secret-validates',
+    description: 'A session whose tag is under no listed secret (a dropped one) still validates on a Redis read.',
+    file: 'lib/core/manager.ts',
+    find: ' || !this.#tagListed(id, s.userId)) return null;',
+    replace: ') return null;',
+    tests: ['test/rotation.test.ts'],
+    env: { TS_TARGETS: 'single', TS_ADAPTERS: 'fastify' },
+  },
+  {
+    id: 'rotation-list-new-tag-only',
+    description: 'The device list reads only the first secret\'s tag: sessions made under older secrets are missing.',
+    file: 'lib/core/manager.ts',
+    find: 'rows = tags.length === 1 ?',
+    replace: 'rows = tags.length >= 1 ?',
+    tests: ['test/rotation.test.ts'],
+    env: { TS_TARGETS: 'single', TS_ADAPTERS: 'fastify' },
+  },
+  {
+    id: 'rotation-revoke-all-new-tag-only',
+    description: 'Log out everywhere revokes only under the first secret\'s tag.',
+    file: 'lib/core/manager.ts',
+    find: 'for (const tag of tags) n += await',
+    replace: 'for (const tag of tags.slice(0, 1)) n += await',
+    tests: ['test/rotation.test.ts'],
+    env: { TS_TARGETS: 'single', TS_ADAPTERS: 'fastify' },
+  },
+  {
+    id: 'rotation-owner-check-new-tag-only',
+    description: 'Revoke-one\'s owner check compares with the first secret\'s tag alone: an older session is "not found".',
+    file: 'lib/core/manager.ts',
+    find: '!this.#tagListed(publicId, owner)',
+    replace: 'publicId.slice(0, TAG_LENGTH) !== this.tagOf(owner)',
+    tests: ['test/rotation.test.ts'],
+    env: { TS_TARGETS: 'single', TS_ADAPTERS: 'fastify' },
+  },
+  {
+    id: 'rotation-cap-ignores-older-tags',
+    description: 'The caps count only the sessions under the first secret\'s tag.',
+    file: 'lib/core/manager.ts',
+    find: 'if (this.#o.secrets.length > 1 && (caps.total > 0',
+    replace: 'if (false && (caps.total > 0',
+    tests: ['test/rotation.test.ts'],
+    env: { TS_TARGETS: 'single', TS_ADAPTERS: 'fastify' },
+  },
+  {
+    id: 'rotation-cap-plan-most-recent',
+    description: 'Across tags the cap plan evicts the most recently active sessions first.',
+    file: 'lib/core/secrets.ts',
+    find: 'p.session.lastActiveAt - q.session.lastActiveAt',
+    replace: 'q.session.lastActiveAt - p.session.lastActiveAt',
+    tests: ['test/rotation.test.ts'],
+    env: { TS_TARGETS: 'single', TS_ADAPTERS: 'fastify' },
+  },
+  {
+    id: 'secret-duplicates-allowed',
+    description: 'A secret listed twice is accepted.',
+    file: 'lib/core/options.ts',
+    find: "    if (first !== i) throw fail(`secret[${i}]`, `duplicates secret[${first}]`);\n",
+    replace: '',
+    tests: ['test/options.test.ts'],
+    env: { TS_TARGETS: 'single' },
   },
 ];

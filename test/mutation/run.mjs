@@ -5,6 +5,7 @@
 //
 //   node test/mutation/run.mjs                 every mutant (both targets unless TS_TARGETS says)
 //   node test/mutation/run.mjs --list          the table, without running anything
+//   node test/mutation/run.mjs --check         only check the table against the code (`npm test` runs it)
 //   node test/mutation/run.mjs --only a,b      some mutants
 //   node test/mutation/run.mjs --jobs 2        two mutants at a time (the default is one)
 //   node test/mutation/run.mjs --tests f,g     run these test files instead of each mutant's own
@@ -14,8 +15,9 @@
 // Plain Node 20, no TypeScript loader: the tests themselves run under tap as usual. Scratch
 // copies live outside the project (by default <tmpdir>/<project folder>-mutation/: a copy of
 // lib/ inside the project makes tap's coverage report lose the real one); tap's output for each
-// run is kept there as <id>.log. Not part of `npm test` (package.json's tap "exclude" leaves
-// test/mutation/ out).
+// run is kept there as <id>.log. `npm run test:mutation` runs it all (two at a time); `npm test`
+// runs only --check (a second: every snippet is still where its entry says), so the table cannot
+// fall behind the code unnoticed. package.json's tap "exclude" leaves test/mutation/ out.
 import { spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -31,6 +33,7 @@ const SKIP = new Set(['.git', 'node_modules', '.scratch', 'dist', '.tap', 'cover
 const { values: opts } = parseArgs({
   options: {
     list: { type: 'boolean', default: false },
+    check: { type: 'boolean', default: false },
     only: { type: 'string' },
     jobs: { type: 'string', default: '1' },
     tests: { type: 'string' },
@@ -48,7 +51,7 @@ if (SCRATCH === ROOT || SCRATCH.startsWith(ROOT + path.sep)) {
 }
 
 if (opts.help) {
-  console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 18).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
+  console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 20).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
   process.exit(0);
 }
 
@@ -57,13 +60,19 @@ if (opts.help) {
 function pad(s, n) { s = String(s); return s.length >= n ? s : s + ' '.repeat(n - s.length); }
 
 const ids = new Set();
+const malformed = [];
 for (const m of MUTANTS) {
   for (const k of ['id', 'description', 'file', 'find', 'tests']) {
-    if (m[k] === undefined || (typeof m[k] === 'string' && m[k] === '')) throw new Error(`mutant ${m.id ?? '?'}: "${k}" is missing`);
+    if (m[k] === undefined || (typeof m[k] === 'string' && m[k] === '')) malformed.push(`${m.id ?? '?'}: "${k}" is missing`);
   }
-  if (typeof m.replace !== 'string') throw new Error(`mutant ${m.id}: "replace" must be a string`);
-  if (ids.has(m.id)) throw new Error(`mutant ${m.id}: duplicate id`);
+  if (typeof m.replace !== 'string') malformed.push(`${m.id}: "replace" must be a string`);
+  else if (m.replace === m.find) malformed.push(`${m.id}: "replace" is its "find" (nothing would be planted)`);
+  if (ids.has(m.id)) malformed.push(`${m.id}: duplicate id`);
   ids.add(m.id);
+}
+if (malformed.length) {
+  console.error(`MUTATION TABLE MALFORMED — nothing was run:\n  ${malformed.join('\n  ')}`);
+  process.exit(2);
 }
 
 let selected = MUTANTS;
@@ -87,13 +96,24 @@ if (opts.list) {
 }
 
 // Every snippet must be found exactly once in the pristine source before anything runs: a
-// snippet that moved or changed is a table to fix, never a mutant silently not planted.
+// snippet that moved or changed is a table to fix, never a mutant silently not planted. --check
+// checks the whole table and stops there.
 const broken = [];
-for (const m of selected) {
+for (const m of opts.check ? MUTANTS : selected) {
   const file = path.join(ROOT, m.file);
   if (!existsSync(file)) { broken.push(`${m.id}: ${m.file} does not exist`); continue; }
   const n = readFileSync(file, 'utf8').split(m.find).length - 1;
   if (n !== 1) broken.push(`${m.id}: its snippet occurs ${n} times in ${m.file} (must be exactly once)`);
+  const missing = m.tests.filter((t) => !existsSync(path.join(ROOT, t)));
+  if (missing.length) broken.push(`${m.id}: its test file ${missing.join(', ')} does not exist`);
+}
+if (opts.check) {
+  if (broken.length) {
+    console.error(`mutation table: ${broken.length} stale ${broken.length === 1 ? 'entry' : 'entries'} of ${MUTANTS.length} (re-point them at the code, test/mutation/mutants.mjs):\n  ${broken.join('\n  ')}`);
+    process.exit(1);
+  }
+  console.log(`mutation table: all ${MUTANTS.length} entries match the code`);
+  process.exit(0);
 }
 if (broken.length) {
   console.error(`MUTATION TABLE OUT OF DATE — nothing was run:\n  ${broken.join('\n  ')}`);

@@ -9,7 +9,7 @@
 //   r: n the session's rotation count after this rotation (1, 2, …)
 //   e: y reason: sign-out | revoked | everywhere | cap | replaced
 import { isPublicId } from '../token.js';
-import { auditNames, upsertSql, upsertParams, type AuditPool, type AuditTableOptions, type EndReason, type SessionDelta } from './sql.js';
+import { DEFAULT_REALM, auditNames, upsertSql, upsertParams, type AuditPool, type AuditTableOptions, type EndReason, type SessionDelta } from './sql.js';
 
 export type ExplicitEndReason = Exclude<EndReason, 'expired'>;
 
@@ -141,5 +141,5 @@ export function mergeEvents(events: Iterable<AuditEvent>): SessionDelta[] {
 export async function applyEvents(pool: AuditPool, table: AuditTableOptions, events: Iterable<AuditEvent>): Promise<number> {
   const deltas = mergeEvents(events);
   if (deltas.length === 0) return 0;
-  return (await pool.query(upsertSql(auditNames(table)), upsertParams(deltas))).rowCount ?? 0;
+  return (await pool.query(upsertSql(auditNames(table)), upsertParams(deltas, table.keyPrefix ?? DEFAULT_REALM))).rowCount ?? 0;
 }

@@ -243,7 +243,7 @@ export class AuditSink {
     }
     if (o.batchSize !== undefined && o.batchSize > 1000) throw new ERR_INVALID_OPTION('batchSize', 'expected a number from 1 to 1000');
     this.names = auditNames(o);
-    this.#table = { schema: o.schema, table: o.table };
+    this.#table = { schema: o.schema, table: o.table, keyPrefix: o.keyPrefix };
     const sweepInterval = positive('sweepInterval', o.sweepInterval, 60_000, 100);
     const claimIdle = positive('claimIdle', o.claimIdle, 30_000, 100);
     this.#o = {
@@ -494,7 +494,7 @@ export class AuditSink {
   /** The batch, in one transaction: BEGIN, statement_timeout, the upsert, COMMIT. */
   async #apply(deltas: SessionDelta[], events: number): Promise<void> {
     const sql = upsertSql(this.names);
-    const params = upsertParams(deltas);
+    const params = upsertParams(deltas, this.#prefix);
     for (let attempt = 1; ; attempt++) {
       try {
         await this.#transaction(async (c) => {
@@ -742,7 +742,7 @@ export class AuditSink {
     let expired = 0;
     let extended = 0;
     for (let b = 0; b < MAX_SWEEP_BATCHES; b++) {
-      const rows = (await this.#pg(sweepSelectSql(n), [cutoff, after[0], after[1], SWEEP_BATCH])).rows;
+      const rows = (await this.#pg(sweepSelectSql(n), [cutoff, after[0], after[1], SWEEP_BATCH, this.#prefix])).rows;
       if (rows.length === 0) break;
       const items = rows.map((r) => {
         const id = String(r.id);
@@ -764,8 +764,8 @@ export class AuditSink {
       }
       if (redisErr !== undefined) throw this.#redisDown(redisErr);
       this.#redisUp();
-      if (gone.length > 0) expired += (await this.#pg(sweepExpireSql(n), [gone])).rowCount ?? 0;
-      if (liveIds.length > 0) extended += (await this.#pg(sweepExtendSql(n), [liveIds, liveUntil])).rowCount ?? 0;
+      if (gone.length > 0) expired += (await this.#pg(sweepExpireSql(n), [gone, this.#prefix])).rowCount ?? 0;
+      if (liveIds.length > 0) extended += (await this.#pg(sweepExtendSql(n), [liveIds, liveUntil, this.#prefix])).rowCount ?? 0;
       const last = rows[rows.length - 1];
       after = [Number(last.expires_ms), String(last.id)];
       if (rows.length < SWEEP_BATCH) break;
@@ -781,7 +781,7 @@ export class AuditSink {
     const cutoff = this.#now() - this.#o.retentionDays * DAY;
     let total = 0;
     for (let b = 0; b < MAX_RETENTION_BATCHES; b++) {
-      const n = (await this.#pg(retentionSql(this.names), [cutoff, RETENTION_BATCH])).rowCount ?? 0;
+      const n = (await this.#pg(retentionSql(this.names), [cutoff, RETENTION_BATCH, this.#prefix])).rowCount ?? 0;
       total += n;
       if (n < RETENTION_BATCH) break;
     }

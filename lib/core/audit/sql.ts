@@ -8,20 +8,25 @@
 // every millisecond comes back exactly); out, `(extract(epoch FROM t) * 1000)::int8` (numeric
 // since PostgreSQL 14, exact) read with Number(), whatever type parser the app's pool has.
 import { ERR_BAD_QUERY, ERR_INVALID_OPTION } from '../errors.js';
+import { isWellFormed } from '../token.js';
 
 /** What a query answers: the part of pg's QueryResult the audit code reads. */
 export interface AuditQueryResult {
+  /** The rows, by column name. */
   rows: Record<string, unknown>[];
+  /** Rows affected. */
   rowCount: number | null;
 }
 
 /** A client checked out of the pool (pg.PoolClient fits). */
 export interface AuditPoolClient {
+  /** A parameterised query ($1, $2, …). */
   query(text: string, values?: unknown[]): Promise<AuditQueryResult>;
   /** pg's contract: a truthy argument destroys the connection instead of returning it to the pool. */
   release(destroy?: boolean | Error): void;
   /** pg clients are EventEmitters: a checked-out client needs an 'error' listener while held. */
   on?(event: 'error', listener: (err: Error) => void): unknown;
+  /** Removes the listener added with `on` before the client is released. */
   removeListener?(event: 'error', listener: (err: Error) => void): unknown;
 }
 
@@ -30,7 +35,9 @@ export interface AuditPoolClient {
  * `pg` or on `@types/pg`; the app brings both.
  */
 export interface AuditPool {
+  /** A parameterised query on any pooled connection. */
   query(text: string, values?: unknown[]): Promise<AuditQueryResult>;
+  /** Check a client out for a transaction. */
   connect(): Promise<AuditPoolClient>;
 }
 
@@ -40,9 +47,18 @@ export interface AuditTableOptions {
   schema?: string;
   /** Table name; default `tiered_session_audit`. At most 48 characters (index names add a suffix). */
   table?: string;
+  /**
+   * The registration's `keyPrefix`: its realm in the table (registrations may share one). For
+   * `migrateAuditTable`, the realm that rows already in a table from before realms are given.
+   * Default `'ts:'` (the default keyPrefix).
+   */
+  keyPrefix?: string;
 }
 
 export const DEFAULT_TABLE = 'tiered_session_audit';
+/** The realm of a table's rows when no keyPrefix is named: the default keyPrefix. */
+export const DEFAULT_REALM = 'ts:';
+const realmOf = (o: AuditTableOptions) => o.keyPrefix ?? DEFAULT_REALM;
 
 /** End reasons: what the scripts send (`e` events) and what the sweep writes (`expired`). */
 export const END_REASONS = ['sign-out', 'revoked', 'everywhere', 'cap', 'replaced', 'expired'] as const;
@@ -65,6 +81,8 @@ export interface AuditNames {
   retentionIndex: string;
   /** Just the index names, unquoted (an index lives in its table's schema). */
   raw: { historyIndex: string; sweepIndex: string; retentionIndex: string };
+  /** A quoted name qualified with the table's schema (DROP INDEX needs it). */
+  inSchema(quoted: string): string;
 }
 
 /** Validate `schema` and `table`; a bad name is an ERR_TIERED_SESSION_INVALID_OPTION naming the option. */
@@ -86,6 +104,7 @@ export function auditNames({ schema, table = DEFAULT_TABLE }: AuditTableOptions 
     sweepIndex: quote(raw.sweepIndex),
     retentionIndex: quote(raw.retentionIndex),
     raw,
+    inSchema: (quoted: string) => (schema === undefined ? quoted : `${quote(schema)}.${quoted}`),
   };
 }
 
@@ -105,6 +124,9 @@ export function ddl(n: AuditNames): string[] {
       -- C collation: ids are compared for equality and sorted only for a stable order, so the
       -- cheapest comparison (bytes) is the right one, and it is the same on every server.
       id                  text COLLATE "C" PRIMARY KEY,
+      -- The key prefix of the registration that wrote the row: registrations sharing the table
+      -- see only their own rows (history, sweep, retention).
+      realm               text COLLATE "C" NOT NULL,
       user_id             text COLLATE "C" NOT NULL,
       end_reason          text COLLATE "C" CHECK (end_reason IN ('sign-out', 'revoked', 'everywhere', 'cap', 'replaced', 'expired')),
       device_name         text,
@@ -116,7 +138,7 @@ export function ddl(n: AuditNames): string[] {
       CHECK ((ended_at IS NULL) = (end_reason IS NULL))
     )`,
     // history(): "a user's sessions live at some moment of [from, to], most recent first". The key
-    // (user_id, created_at DESC, id DESC) is the query's equality + range + ORDER BY, so the scan
+    // (realm, user_id, created_at DESC, id DESC) is the query's equalities + range + ORDER BY, so the scan
     // starts at the user's newest session created <= to and stops after LIMIT matches, no sort.
     // INCLUDE carries every other column the query reads, so the plan is an Index Only Scan: a
     // user's 50 sessions sit on one or two leaf pages instead of 50 scattered heap pages (the
@@ -125,18 +147,18 @@ export function ddl(n: AuditNames): string[] {
     // last VACUUM is still visited (ended sessions' pages settle and become all-visible; the live
     // ones are few). It makes no update less HOT than it already is: every activity event moves
     // expires_at, which the sweep index holds anyway.
-    `CREATE INDEX IF NOT EXISTS ${n.historyIndex} ON ${n.table} (user_id, created_at DESC, id DESC)
+    `CREATE INDEX IF NOT EXISTS ${n.historyIndex} ON ${n.table} (realm, user_id, created_at DESC, id DESC)
       INCLUDE (expires_at, ended_at, last_active_at, end_reason, rotations,
                device_name, device_browser, device_os, device_type, ip, country)`,
     // The expiry sweep: "sessions not ended whose expiry has passed", in expiry order. Partial on
     // ended_at IS NULL, so it holds only the sessions not yet ended (a small fraction of a table
     // that keeps 90 days of history) and an ended session leaves it. (expires_at, id) is the
     // sweep's keyset: each batch resumes after the last (expires_at, id) it saw.
-    `CREATE INDEX IF NOT EXISTS ${n.sweepIndex} ON ${n.table} (expires_at, id) WHERE ended_at IS NULL`,
+    `CREATE INDEX IF NOT EXISTS ${n.sweepIndex} ON ${n.table} (realm, expires_at, id) WHERE ended_at IS NULL`,
     // Retention: "ended more than retentionDays ago, oldest first, 1000 at a time". Partial on
     // ended_at IS NOT NULL: live sessions (NULL) are never candidates, so they are not in it;
     // `ended_at < $1` implies the predicate (a strict operator), so the planner uses it.
-    `CREATE INDEX IF NOT EXISTS ${n.retentionIndex} ON ${n.table} (ended_at) WHERE ended_at IS NOT NULL`,
+    `CREATE INDEX IF NOT EXISTS ${n.retentionIndex} ON ${n.table} (realm, ended_at) WHERE ended_at IS NOT NULL`,
   ];
 }
 
@@ -145,16 +167,32 @@ export function ddl(n: AuditNames): string[] {
  * instances at once: the DDL runs in one transaction under an advisory lock keyed by the table's
  * name (concurrent CREATE … IF NOT EXISTS can otherwise fail on pg_type's unique index).
  *
+ * A table from before realms gets its `realm` column in place: existing rows are given
+ * `options.keyPrefix` (the realm that wrote them), and the three indexes are rebuilt with the
+ * realm leading.
+ *
  * On a large existing table CREATE INDEX blocks writes while it builds: create a missing index by
  * hand with CREATE INDEX CONCURRENTLY (same definition) before upgrading instead.
  */
 export async function migrate(pool: AuditPool, options: AuditTableOptions = {}): Promise<void> {
   const n = auditNames(options);
+  const realm = realmOf(options);
+  if (typeof realm !== 'string') throw new ERR_INVALID_OPTION('keyPrefix', 'expected a string');
   const c = await pool.connect();
   let failed: unknown;
   try {
     await c.query('BEGIN');
     await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`tiered-session-audit:${n.display}`]);
+    const old = await c.query(`SELECT 1 FROM pg_class t WHERE t.oid = to_regclass($1)
+      AND NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = t.oid AND attname = 'realm' AND NOT attisdropped)`, [n.table]);
+    if (old.rows.length > 0) {
+      // A DEFAULT cannot be a parameter: format(%L) quotes the literal inside PostgreSQL. The
+      // default fills the existing rows (no rewrite) and is dropped: every insert names its realm.
+      const add = await c.query(`SELECT format('ALTER TABLE %s ADD COLUMN realm text COLLATE "C" NOT NULL DEFAULT %L', $1::text, $2::text) AS q`, [n.table, realm]);
+      await c.query(String(add.rows[0].q));
+      await c.query(`ALTER TABLE ${n.table} ALTER COLUMN realm DROP DEFAULT`);
+      for (const idx of [n.historyIndex, n.sweepIndex, n.retentionIndex]) await c.query(`DROP INDEX IF EXISTS ${n.inSchema(idx)}`);
+    }
     for (const stmt of ddl(n)) await c.query(stmt);
     await c.query('COMMIT');
   } catch (err) {
@@ -210,9 +248,9 @@ const ts = (col: string) => `to_timestamp(${col}::float8 / 1000)`;
 export function upsertSql(n: AuditNames): string {
   const explicitWins = `EXCLUDED.ended_at IS NOT NULL AND (s.ended_at IS NULL OR s.end_reason = 'expired'
         OR (EXCLUDED.ended_at, EXCLUDED.end_reason) < (s.ended_at, s.end_reason))`;
-  return `INSERT INTO ${n.table} AS s (id, user_id, device_name, device_browser, device_os, device_type, ip, country,
+  return `INSERT INTO ${n.table} AS s (id, realm, user_id, device_name, device_browser, device_os, device_type, ip, country,
       created_at, last_active_at, expires_at, absolute_expires_at, ended_at, end_reason, rotations)
-    SELECT u.id, u.user_id, u.dn, u.db, u.dos, u.dt, u.ip, u.country,
+    SELECT u.id, $16::text, u.user_id, u.dn, u.db, u.dos, u.dt, u.ip, u.country,
       ${ts('u.c')}, ${ts('u.a')}, ${ts('u.p')}, ${ts('u.x')}, ${ts('u.e')}, u.y, u.n
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
                 $9::int8[], $10::int8[], $11::int8[], $12::int8[], $13::int8[], $14::text[], $15::int4[])
@@ -237,8 +275,8 @@ export function upsertSql(n: AuditNames): string {
       end_reason = CASE WHEN ${explicitWins} THEN EXCLUDED.end_reason ELSE s.end_reason END`;
 }
 
-/** The upsert's parameters: one array per column, rows sorted by id. */
-export function upsertParams(deltas: SessionDelta[]): unknown[] {
+/** The upsert's parameters: one array per column, rows sorted by id, then the realm. */
+export function upsertParams(deltas: SessionDelta[], realm: string): unknown[] {
   const rows = [...deltas].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const col = <T>(f: (d: SessionDelta) => T) => rows.map(f);
   return [
@@ -247,6 +285,7 @@ export function upsertParams(deltas: SessionDelta[]): unknown[] {
     col((d) => d.ip), col((d) => d.country),
     col((d) => d.createdAt), col((d) => d.lastActiveAt), col((d) => d.expiresAt), col((d) => d.absoluteExpiresAt),
     col((d) => d.endedAt), col((d) => d.endReason), col((d) => d.rotations),
+    realm,
   ];
 }
 
@@ -254,13 +293,14 @@ export function upsertParams(deltas: SessionDelta[]): unknown[] {
 // The sweep and retention (run by the lease holder).
 
 /**
- * Sessions not ended whose expiry is before $1, after the keyset ($2, $3), oldest expiry first,
- * $4 at a time. A range scan of the partial sweep index (index condition on (expires_at, id)).
+ * Sessions of realm $5 not ended whose expiry is before $1, after the keyset ($2, $3), oldest
+ * expiry first, $4 at a time. A range scan of the partial sweep index (index condition on
+ * realm and (expires_at, id)).
  */
 export function sweepSelectSql(n: AuditNames): string {
   // Output names differ from the columns': ORDER BY must mean the columns (the index order).
   return `SELECT id, (extract(epoch FROM expires_at) * 1000)::int8 AS expires_ms FROM ${n.table}
-    WHERE ended_at IS NULL AND expires_at < ${ts('$1')}
+    WHERE realm = $5 AND ended_at IS NULL AND expires_at < ${ts('$1')}
       AND (expires_at, id) > (${ts('$2')}, $3::text)
     ORDER BY expires_at, id
     LIMIT $4`;
@@ -273,25 +313,25 @@ export function sweepSelectSql(n: AuditNames): string {
  */
 export function sweepExpireSql(n: AuditNames): string {
   return `UPDATE ${n.table} SET ended_at = expires_at, end_reason = 'expired'
-    WHERE id = ANY($1::text[]) AND ended_at IS NULL`;
+    WHERE id = ANY($1::text[]) AND realm = $2 AND ended_at IS NULL`;
 }
 
-/** Sessions still in Redis: activity the buffer has not delivered yet; expiry = now + PTTL, never backwards. */
+/** Sessions (of realm $3) still in Redis: activity the buffer has not delivered yet; expiry = now + PTTL, never backwards. */
 export function sweepExtendSql(n: AuditNames): string {
   return `UPDATE ${n.table} AS s SET expires_at = GREATEST(s.expires_at, ${ts('v.p')})
     FROM unnest($1::text[], $2::int8[]) AS v(id, p)
-    WHERE s.id = v.id AND s.ended_at IS NULL`;
+    WHERE s.id = v.id AND s.realm = $3 AND s.ended_at IS NULL`;
 }
 
 /**
- * Retention: at most $2 rows ended before $1, oldest first. The subquery reads the partial
+ * Retention: at most $2 rows of realm $3 ended before $1, oldest first. The subquery reads the partial
  * retention index in order and stops at LIMIT; the delete finds each row by primary key. Each
  * call is its own short transaction: row locks on at most $2 rows, no table lock, no rewrite
  * (VACUUM reclaims the space for new rows).
  */
 export function retentionSql(n: AuditNames): string {
   return `DELETE FROM ${n.table} WHERE id IN (
-      SELECT id FROM ${n.table} WHERE ended_at < ${ts('$1')} ORDER BY ended_at LIMIT $2)`;
+      SELECT id FROM ${n.table} WHERE realm = $3 AND ended_at < ${ts('$1')} ORDER BY ended_at LIMIT $2)`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -299,19 +339,40 @@ export function retentionSql(n: AuditNames): string {
 
 /** A session as history() returns it. Times are epoch ms; null where unknown. */
 export interface AuditSessionRow {
+  /** The session's public id. */
   id: string;
+  /** The session's user. */
   userId: string;
-  device: { name: string | null; browser: string | null; os: string | null; type: string | null };
+  /** The device parsed at sign-in (each field null when unknown). */
+  device: {
+    /** A readable name ("Chrome 131 on macOS"). */
+    name: string | null;
+    /** Browser and major version. */
+    browser: string | null;
+    /** Operating system. */
+    os: string | null;
+    /** 'desktop', 'mobile', 'tablet', … */
+    type: string | null;
+  };
+  /** The client address at sign-in. */
   ip: string | null;
+  /** The country at sign-in, when a `countryHeader` is configured. */
   country: string | null;
+  /** When the session was signed in. */
   createdAt: number | null;
+  /** The last activity recorded. */
   lastActiveAt: number | null;
+  /** When it would end unless used again. */
   expiresAt: number | null;
+  /** When it ended; null while it lives. */
   endedAt: number | null;
+  /** Why it ended; null while it lives. */
   endReason: EndReason | null;
+  /** How many times its token was rotated. */
   rotations: number;
 }
 
+/** Which part of a user's history to read. */
 export interface HistoryQuery {
   /** Epoch ms; default: no lower bound. */
   from?: number;
@@ -335,17 +396,17 @@ const ms = (col: string) => `(extract(epoch FROM ${col}) * 1000)::int8 AS ${col.
  * before `from` (ended, or if not ended its expiry). Newest first. A session not ended has the
  * expiry of its last delivered activity event: up to activityInterval behind the one in Redis
  * until the sweep reads its PTTL (sweepInterval + sweepGrace after that expiry), so a window
- * ending at "now" can miss a session that is live but quiet. With `lifetimeBound`, also
- * created at or after $5 (from − the longest a session can live), which bounds the index range
- * a user with a long history is scanned over.
+ * ending at "now" can miss a session that is live but quiet. Realm $5 only. With `lifetimeBound`,
+ * also created at or after $6 (from − the longest a session can live), which bounds the index
+ * range a user with a long history is scanned over.
  */
 export function historySql(n: AuditNames, lifetimeBound: boolean): string {
   return `SELECT id, user_id, device_name, device_browser, device_os, device_type, ip, country,
       ${ms('created_at')}, ${ms('last_active_at')}, ${ms('expires_at')}, ${ms('ended_at')},
       end_reason, rotations
     FROM ${n.table}
-    WHERE user_id = $1 AND created_at <= ${ts('$3')}
-      ${lifetimeBound ? `AND created_at >= ${ts('$5')}` : ''}
+    WHERE realm = $5 AND user_id = $1 AND created_at <= ${ts('$3')}
+      ${lifetimeBound ? `AND created_at >= ${ts('$6')}` : ''}
       AND COALESCE(ended_at, expires_at) >= ${ts('$2')}
     ORDER BY created_at DESC, id DESC
     LIMIT $4`;
@@ -395,16 +456,20 @@ export function historyRow(r: Record<string, unknown>): AuditSessionRow {
  * history() without a sink (e.g. the instance serving the route does not consume): the user's
  * sessions live at some moment of [from, to], most recent first. `maxLifetime` (ms, optional):
  * the longest a session can live (the absolute timeout); bounds the scan for users with a long
- * history. Leave it unset if the absolute timeout was ever larger than it is now.
+ * history. Leave it unset if the absolute timeout was ever larger than it is now. Only the rows
+ * of `table.keyPrefix`'s realm.
  */
 export async function auditHistory(
   pool: AuditPool, table: AuditTableOptions, userId: string, q: HistoryQuery = {}, maxLifetime?: number,
 ): Promise<AuditSessionRow[]> {
   const n = auditNames(table);
-  const params: unknown[] = historyParams(userId, q);
+  const params: unknown[] = [...historyParams(userId, q), realmOf(table)];
   // No row holds a user id with NUL (PostgreSQL text cannot, and sign-in refuses one while audit
   // is on): such an id has no history. Stripping the NUL would answer another user's ("a\0b" → "ab").
   if (userId.includes('\0')) return [];
+  // Likewise a lone surrogate: pg sends it as U+FFFD ("carol\uD800" would read "carol\uFFFD"'s
+  // rows); list() answers such an id with nothing for the same reason.
+  if (!isWellFormed(userId)) return [];
   const bound = maxLifetime !== undefined && Number.isFinite(maxLifetime) && maxLifetime > 0;
   if (bound) params.push((params[1] as number) - maxLifetime);
   const res = await pool.query(historySql(n, bound), params);

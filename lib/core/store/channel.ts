@@ -16,6 +16,11 @@ export interface ChannelEvents {
   onInterrupted(reason: string): void;
   /** The state changed (called once per change, never per request). */
   onState(state: ChannelState, reason: string, err: unknown): void;
+  /**
+   * With `readFrom`: this instance's heartbeat arrived through that replica, `lagMs` after it was
+   * sent to the primary (the replica had the primary's stream as of then).
+   */
+  onReplicaProof?(lagMs: number): void;
 }
 
 /** A refusal by ACL (NOPERM), possibly wrapped as the cause of the store's 503 error. */
@@ -68,6 +73,7 @@ interface Sub {
  */
 export class RevocationChannel {
   readonly #client: RedisClient;
+  readonly #readFrom: RedisClient | undefined;
   readonly #subs: Sub[] = [];
   /** Round-robin position over the cluster's nodes for subscriber placement. */
   #node = 0;
@@ -78,7 +84,7 @@ export class RevocationChannel {
   readonly #nonce = randomBytes(6).toString('base64url');
   #seq = 0;
   /** The heartbeat in flight: its token and the resolver called when one subscriber hears it. */
-  #pending: { token: string; heard: () => void } | undefined;
+  #pending: { token: string; heard: () => void; sentAt: number } | undefined;
   #timer: NodeJS.Timeout | undefined;
   #confirmed = false;
   #closing = false;
@@ -95,6 +101,7 @@ export class RevocationChannel {
     events: ChannelEvents,
   ) {
     this.#client = client;
+    this.#readFrom = readFrom;
     this.#channel = channel;
     this.#events = events;
     this.#heartbeatMs = heartbeatMs;
@@ -185,6 +192,7 @@ export class RevocationChannel {
       const p = this.#pending;
       if (p !== undefined && msg.length === HEARTBEAT.length + p.token.length && msg.endsWith(p.token)) {
         s.heard = p.token;
+        if (s.placement.kind === 'duplicate' && s.placement.of === this.#readFrom) this.#events.onReplicaProof?.(performance.now() - p.sentAt);
         p.heard();
       }
       return;
@@ -253,7 +261,7 @@ export class RevocationChannel {
     const token = `${this.#nonce}:${++this.#seq}`;
     return new Promise((resolve) => {
       let timer: NodeJS.Timeout | undefined;
-      this.#pending = { token, heard: () => { clearTimeout(timer); resolve({ outcome: 'heard', token }); } };
+      this.#pending = { token, heard: () => { clearTimeout(timer); resolve({ outcome: 'heard', token }); }, sentAt: performance.now() };
       this.#publish(HEARTBEAT + token).then(
         () => { timer = setTimeout(() => resolve({ outcome: 'unheard', token }), this.#heartbeatMs); },
         (err) => resolve({ outcome: 'unpublished', token, err }),

@@ -5,6 +5,7 @@ import { BUCKET_LENGTH, HASH_LENGTH, TAG_LENGTH } from '../token.js';
 
 /** Why a session ended, as the audit trail records it (the sweep adds `expired`). */
 export type EndReason = 'sign-out' | 'revoked' | 'everywhere' | 'cap' | 'replaced';
+import type { Acknowledgement } from './acknowledgement.js';
 import { CREATE, TOUCH, REVOKE, REVOKE_ALL, UPDATE, LIST, READ, UNCREATE } from './scripts.js';
 
 /** A session as stored in Redis, fields decoded. */
@@ -131,6 +132,8 @@ export class RedisStore {
    * undefined: no confirmation. Set by the manager (it decides 'auto' from the topology).
    */
   confirm: Confirm | undefined;
+  /** confirmRevocations 'auto': read again before a revocation while replication is unknown. */
+  acknowledgement: Acknowledgement | undefined;
   /** The audit trail's buffer: per-stream length cap, stream TTL, activity interval (ms); undefined: off. */
   readonly #audit: { readonly cap: number; readonly ttl: number; readonly activity: number } | undefined;
   readonly #prefix: string;
@@ -221,6 +224,7 @@ export class RedisStore {
    * acknowledge it in time, throws ERR_NOT_CONFIRMED carrying the script's result as `applied`.
    */
   async #revoking(what: string, name: keyof Scripted, args: (string | number)[], confirm = true): Promise<unknown> {
+    if (confirm) await this.#decided();
     const c = confirm ? this.confirm : undefined;
     if (c === undefined) return this.#run(what, () => this.#scripted[name](...args));
     const [applied, acked] = await this.#run(what, () => this.#thenWait(String(args[0]), c, (on) => on[name](...args)));
@@ -254,12 +258,12 @@ export class RedisStore {
     return [applied, err ? 0 : acked as number];
   }
 
-  /** Undo a create its caller gave up on: the session goes, what its cap eviction removed comes back. */
   /** `<prefix>legacy:<name>` set if absent, for `ms`: true for the first caller only. */
   async claim(name: string, ms: number): Promise<boolean> {
     return (await this.#run('SET', () => this.#client.set(`${this.#prefix}legacy:${name}`, '1', 'PX', ms, 'NX'))) === 'OK';
   }
 
+  /** Undo a create its caller gave up on: the session goes, what its cap eviction removed comes back. */
   async uncreate(publicId: string, now: number, at = now): Promise<boolean> {
     const tag = publicId.slice(0, TAG_LENGTH);
     const n = await this.#run('uncreate', () => this.#scripted.tieredSessionUncreate(
@@ -276,6 +280,7 @@ export class RedisStore {
 
   /** WAIT for the replicas on the node of `publicId`'s slot (after a create that evicted sessions). */
   async confirmOn(publicId: string): Promise<void> {
+    await this.#decided();
     const c = this.confirm;
     if (c === undefined) return;
     // A keyed command routes the pipeline (and its WAIT) to the slot's node and connection.
@@ -284,11 +289,9 @@ export class RedisStore {
     if (acked < c.replicas) throw Object.assign(new ERR_NOT_CONFIRMED(), { acked });
   }
 
-  /** Whether the primary has replicas (for confirmRevocations: 'auto'). */
-  async hasReplicas(): Promise<boolean> {
-    if (this.isCluster) return (this.#client as Cluster).nodes('slave').length > 0;
-    const info = await this.#run('INFO', () => (this.#client as Redis).info('replication'));
-    return /connected_slaves:[1-9]/.test(info);
+  /** Replication not read yet (or the last read failed): read it now, so the decision precedes the answer. */
+  async #decided(): Promise<void> {
+    if (this.acknowledgement?.state === 'unknown') await this.acknowledgement.refresh();
   }
 
   /**
@@ -392,9 +395,25 @@ export class RedisStore {
     return this.#run('recent', () => this.#client.zrevrange(this.recentKey, 0, n - 1));
   }
 
-  /** Read many sessions: one pipeline on a single Redis; on a Cluster ioredis routes each read. */
-  async readMany(publicIds: string[]): Promise<(StoredSession | null)[]> {
-    const reader = this.#reader;
+  /**
+   * Read many sessions: one pipeline on a single Redis; on a Cluster ioredis routes each read.
+   * Ids for which `primary` holds are read from the primary, as read() does with `primary`.
+   */
+  async readMany(publicIds: string[], primary: (publicId: string) => boolean = () => false): Promise<(StoredSession | null)[]> {
+    if (!this.replicaReads) return this.#readMany(publicIds, this.#reader);
+    const near: string[] = [];
+    const out = await Promise.all(publicIds.map((id) => {
+      if (primary(id)) return this.read(id, true).catch(() => null);
+      near.push(id);
+      return undefined;
+    }));
+    const got = await this.#readMany(near, this.#reader);
+    let k = 0;
+    return out.map((s) => (s === undefined ? got[k++] : s));
+  }
+
+  async #readMany(publicIds: string[], reader: RedisClient): Promise<(StoredSession | null)[]> {
+    if (publicIds.length === 0) return [];
     if ((reader as Cluster).isCluster) {
       return this.#run('HGETALL', () => Promise.all(publicIds.map((id) => reader.hgetall(this.sessionKey(id)).then((h) => decodeSession(h, this.#idles)))), reader);
     }
