@@ -8,7 +8,7 @@
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -362,4 +362,12 @@ t.test('options: requestProperty and legacy are checked, with coded errors namin
     { code: 'ERR_TIERED_SESSION_INVALID_OPTION', message: /^Invalid option "requestProperty": request\.session is already decorated/ },
     'the default name, taken by @fastify/session, is refused with a coded error naming requestProperty');
   await app.close();
+});
+
+t.test('docs/migrating.md shows the example files verbatim', async (t) => {
+  const guide = readFileSync(path.join(root, 'docs/migrating.md'), 'utf8');
+  const blocks = [...guide.matchAll(/<!-- file: (\S+) -->\n```\w+\n([\s\S]*?)```\n/g)];
+  t.same(blocks.map((b) => b[1]).sort(), ['examples/migrating/express-before.mjs', 'examples/migrating/express.ts',
+    'examples/migrating/fastify-before.mjs', 'examples/migrating/fastify.ts'], 'the four apps are in the guide');
+  for (const [, file, code] of blocks) t.equal(code, readFileSync(path.join(root, file!), 'utf8'), `${file} is shown as it is`);
 });
