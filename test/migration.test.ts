@@ -137,6 +137,9 @@ for (const c of CASES) {
     t.equal(out.status, 204, 'alice signs out');
     const replay = await me(after.url, old.alice!);
     t.same([replay.status, setCookies(replay).has(NEW)], [401, false], 'the old cookie then gets no session');
+    const ended = await me(after.url, `${fresh}; ${old.bob!}`);
+    t.same([ended.status, setCookies(ended).has(NEW)], [401, false], 'a tiered-session cookie, even a signed-out one, wins over an old cookie');
+    t.equal(await admin.exists(`sess:${sidOf(old.bob!)}`), 1, 'bob\'s old session is still untouched');
 
     // Forged and unknown old cookies.
     const sid = 'unknown-session-id-0123456789';
