@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import type { SessionFlows, RequestFacts, SignedIn } from './flows.js';
+import type { SessionFlows, RequestFacts } from './flows.js';
 import type { Logger } from './log.js';
 import { describe, fail, isPlainObject } from './options.js';
+import type { Session } from './session.js';
 import { readCookie } from './token.js';
 
 /**
@@ -15,7 +16,14 @@ export interface LegacyOptions<Req> {
    * The old library's cookie: its name (express-session: `'connect.sid'`, @fastify/session:
    * `'sessionId'`), or `{ name, path, domain }` when it was set with a path or domain (to clear it).
    */
-  cookie: string | { name: string; path?: string; domain?: string };
+  cookie: string | {
+    /** The cookie's name. */
+    name: string;
+    /** The `Path` it was set with. @default '/' */
+    path?: string;
+    /** The `Domain` it was set with, if any. */
+    domain?: string;
+  };
   /**
    * The user the old session belongs to, read from the old library's session on the request
    * (e.g. `req.session.userId`); undefined or null when the old session has no signed-in user.
@@ -63,18 +71,21 @@ export function resolveLegacy<Req>(v: unknown): ResolvedLegacy<Req> | undefined 
 
 /** What a takeover gives the adapter: the new session, and the Set-Cookie lines to append. */
 export interface TakenOver {
-  readonly session: SignedIn;
+  readonly session: Session;
   readonly setCookies: readonly string[];
 }
+
+/** How long requests with the same old cookie share a takeover's result on this instance. */
+const SHARE_MS = 10_000;
 
 /** How long an old cookie stays claimed by the instance taking it over (across instances). */
 const CLAIM_MS = 60_000;
 
 /**
  * The takeover, framework-neutral: the adapter calls `run` on a request that resolved no session
- * of ours. At most one session is made per old cookie: concurrent requests on this instance
- * share the first one's result (and get the same cookie), and a claim in Redis keeps other
- * instances out (a request there is answered without a session). A failure of the old library
+ * of ours. At most one session is made per old cookie: requests on this instance within
+ * SHARE_MS of the first share its result (and get the same cookie), and a claim in Redis keeps
+ * other instances out (a request there is answered without a session). A failure of the old library
  * (its store, the app's callbacks) is logged and answered as no session, never as an error;
  * a failure of our own Redis fails as every other request does (503).
  */
@@ -82,7 +93,8 @@ export class LegacyTakeover<Req> {
   readonly #l: ResolvedLegacy<Req>;
   readonly #flows: SessionFlows;
   readonly #log: Logger;
-  readonly #inFlight = new Map<string, Promise<TakenOver | null>>();
+  /** Takeovers by old cookie (hashed): in flight, or done within SHARE_MS (`done` set). */
+  readonly #recent = new Map<string, { readonly p: Promise<TakenOver | null>; done?: TakenOver }>();
 
   constructor(l: ResolvedLegacy<Req>, flows: SessionFlows, log: Logger) {
     this.#l = l;
@@ -97,11 +109,26 @@ export class LegacyTakeover<Req> {
     const old = readCookie(header, this.#l.name);
     if (typeof old !== 'string' || old === '') return null;
     const key = createHash('sha256').update(old).digest('base64url');
-    const pending = this.#inFlight.get(key);
-    if (pending !== undefined) return pending;
-    const p = this.#takeOver(r, req, key).finally(() => this.#inFlight.delete(key));
-    this.#inFlight.set(key, p);
-    return p;
+    const seen = this.#recent.get(key);
+    if (seen !== undefined) return seen.done === undefined ? seen.p : this.#again(seen.done);
+    const entry: { p: Promise<TakenOver | null>; done?: TakenOver } = { p: this.#takeOver(r, req, key) };
+    this.#recent.set(key, entry);
+    // A success is kept a little while: a request the browser sent with the old cookie before the
+    // answer with the new one arrived gets the same session. Nothing else is kept.
+    const forget = () => this.#recent.delete(key);
+    entry.p.then((taken) => {
+      if (taken === null) return forget();
+      entry.done = taken;
+      setTimeout(forget, SHARE_MS).unref();
+    }, forget);
+    return entry.p;
+  }
+
+  /** A finished takeover's session again, if it is still live (not signed out meanwhile). */
+  async #again(done: TakenOver): Promise<TakenOver | null> {
+    const line = done.setCookies[0]!;
+    const session = await this.#flows.sessionOf({ cookie: line.slice(0, line.indexOf(';')) });
+    return session === null ? null : { session, setCookies: done.setCookies };
   }
 
   async #takeOver(r: RequestFacts, req: Req, key: string): Promise<TakenOver | null> {

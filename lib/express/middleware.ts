@@ -220,13 +220,13 @@ export function tieredSession(options: ExpressSessionOptions): TieredSessionMidd
   const skip = (options as { skip?: unknown }).skip;
   if (skip !== undefined && typeof skip !== 'function') throw fail('skip', `expected a function (req) => boolean, got ${describe(skip)}`);
   const log = resolveLogger((options as { logger?: unknown }).logger);
+  const legacy = resolveLegacy<Request>((options as { legacy?: unknown }).legacy);
+  const prop = o.requestProperty;
   const manager = new SessionManager(o, log);
   const flows = new SessionFlows(o, manager);
   for (const w of o.warnings) log.warn({}, `tiered-session: ${w}`);
   const started = manager.start();
   const owner = new Owner(flows, o.keyPrefix, log);
-  const prop = o.requestProperty;
-  const legacy = resolveLegacy<Request>((options as { legacy?: unknown }).legacy);
   const takeover = legacy === undefined ? undefined : new LegacyTakeover(legacy, flows, log);
 
   let seen: object | undefined;

@@ -106,6 +106,10 @@ async function tieredSessionPlugin(fastify: FastifyInstance, options: FastifySes
     throw fail('prefix', 'the plugin is not encapsulated (its decorators serve the whole app), so a register prefix would not move its routes; use routes: { prefix } instead');
   }
   const routes = resolveRoutes(raw.routes);
+  const legacy = resolveLegacy<FastifyRequest>(raw.legacy);
+  if (fastify.hasRequestDecorator(o.requestProperty)) {
+    throw fail('requestProperty', `request.${o.requestProperty} is already decorated (by @fastify/session?); give tiered-session another name, such as requestProperty: 'account'`);
+  }
   const log = loggerOf(fastify, raw.logLevel);
   const manager = new SessionManager(o, log);
   const flows = new SessionFlows(o, manager);
@@ -120,7 +124,6 @@ async function tieredSessionPlugin(fastify: FastifyInstance, options: FastifySes
     get session() { return (request as unknown as Record<string, Session | null>)[prop]!; },
     set session(v: Session | null) { (request as unknown as Record<string, Session | null>)[prop] = v; },
   });
-  const legacy = resolveLegacy<FastifyRequest>(raw.legacy);
   const takeover = legacy === undefined ? undefined : new LegacyTakeover(legacy, flows, log);
 
   // The hot path: resolve the cookie before the route's own hooks. Attached per route (in
