@@ -4,6 +4,7 @@ export type { Session, SessionData, SessionInfo } from './core/session.js';
 export type { Sessions } from './core/sessions.js';
 export type { SignInOptions, SignedIn } from './core/flows.js';
 export type { DeviceInfo } from './core/device.js';
+export type { LegacyOptions } from './core/legacy.js';
 export type {
   TieredSessionOptions, CookieOptions, LocalCacheOptions, RedisClient, Milliseconds, ShortSessionOptions, SessionCaps,
   ConfirmOptions, AuditOptions,
