@@ -237,3 +237,36 @@ t.test('a Cluster master killed and replaced: the sink consumes the moved stream
   await until('drained after the failover', async () => (await bufferState(producer, prefix)).len === 0, 15_000);
   t.same(diffRows(await readRows(pool, table), [...before, ...after]), { missing: [], extra: [], wrong: [] }, 'every session\'s row, none doubled');
 });
+
+t.test('a sink closed while PostgreSQL is unreachable leaves its unapplied entries pending in the group: another sink applies them', { skip: !db.canKill && 'DATABASE_URL: the proxy needs the private server\'s port' }, async (t) => {
+  const server = await RedisServer.start();
+  t.teardown(() => server.stop());
+  const pgProxy = await DelayProxy.start({ targetPort: db.port!, delayMs: 0 });
+  t.teardown(() => pgProxy.close());
+  const table = await freshTable();
+  const prefix = 'closed:';
+  const { producer, client } = await clients(t, server.client(), server.client());
+  const proxiedPool = db.pool({ connectionString: db.url.replace(`:${db.port}/`, `:${pgProxy.port}/`), max: 2, connectionTimeoutMillis: 0 });
+  const opts: AuditSinkOptions = { client, keyPrefix: prefix, pool: proxiedPool, ...table, logger: recordingLogger().logger, pollInterval: 50, maxBackoff: 200, postgresTimeout: 500 };
+  const sessions = simulate(rng(43), { sessions: 30, users: 4 });
+  const events = timeline(sessions).length;
+  await emit(producer, prefix, timeline(sessions));
+
+  pgProxy.pause();
+  const sink = new AuditSink(opts);
+  sink.start();
+  await until('every entry delivered to the sink', async () => (await bufferState(producer, prefix)).pending === events, 15_000);
+  await sink.close();
+  pgProxy.resume();
+  pgProxy.cutAll();
+  t.same(await bufferState(producer, prefix), { len: events, pending: events }, 'after close every unapplied entry is still in the stream and pending in the group');
+
+  const fresh = server.client();
+  t.teardown(() => fresh.disconnect());
+  await ready(fresh);
+  const again = new AuditSink({ ...opts, client: fresh, pool, claimIdle: 500 });
+  again.start();
+  await until('drained', async () => (await bufferState(producer, prefix)).len === 0, 20_000);
+  await again.close();
+  t.same(diffRows(await readRows(pool, table), sessions), { missing: [], extra: [], wrong: [] }, 'another sink claimed and applied them all');
+});

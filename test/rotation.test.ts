@@ -36,19 +36,22 @@ t.test('rotating through three secrets over two instances: every session stays i
   await eachTarget(t, async (t, target: Target) => {
     const keyPrefix = target.prefix();
     /** A and B on `secret`, as after a restart (the earlier pair idles until the teardown closes it). */
-    const restart = async (secret: string | string[]): Promise<[TestApp, TestApp]> => {
+    const restart = async (secret: string | string[], secretB = secret): Promise<[TestApp, TestApp]> => {
       const a = await makeApp(t, target.client(), { keyPrefix, secret, maxSessionsPerUser: 6 });
-      const b = await makeApp(t, target.client(), { keyPrefix, secret, maxSessionsPerUser: 6 });
+      const b = await makeApp(t, target.client(), { keyPrefix, secret: secretB, maxSessionsPerUser: 6 });
       await cacheTrusted(a);
       await cacheTrusted(b);
       return [a, b];
     };
 
-    let [a, b] = await restart(S1);
+    // A on the single string, B on a list of one: the same thing.
+    let [a, b] = await restart(S1, [S1]);
     const a1 = await signIn(a, 'ana');
     const b1 = await signIn(b, 'ana');
     const bo1 = await signIn(a, 'bo');
     t.equal(a1.id.slice(0, 22), oldTag(S1, keyPrefix, 'ana'), 'a single secret tags as before rotation existed');
+    t.equal(b1.id.slice(0, 22), a1.id.slice(0, 22), 'and so does a list of one');
+    t.same(await list(b, a1), ids([a1, b1]), 'each lists the other\'s session');
 
     [a, b] = await restart([S2, S1]);
     t.same(await alive(b, [a1, b1]), ids([a1, b1]), 'the s1 sessions work on the restarted instances');

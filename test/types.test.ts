@@ -1,7 +1,9 @@
 // The types as a consumer gets them: the packed tarball, installed into a scratch project beside
 // fastify, express and ioredis, type-checked with skipLibCheck off under every module
 // resolution (NodeNext, Node16, Bundler, CommonJS with `import x = require()`), by TypeScript
-// 5.9 and by TypeScript 7. Plus @arethetypeswrong's own check of the tarball.
+// 5.9 and by TypeScript 7. Each consumer augments SessionData and reads the typed field off
+// both adapters' requests: attw cannot see whether an augmentation reaches the declarations
+// the adapters resolve to. Plus @arethetypeswrong's own check of the tarball.
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync, copyFileSync } from 'node:fs';
@@ -51,7 +53,9 @@ const modes: [string, Record<string, unknown>, string[]][] = [
   ['Node16 (ESM)', { module: 'Node16', moduleResolution: 'Node16' }, ['esm.ts']],
   ['Node16 (CommonJS, import = require)', { module: 'Node16', moduleResolution: 'Node16' }, ['cjs.cts']],
   ['Bundler', { module: 'ESNext', moduleResolution: 'Bundler' }, ['esm.ts']],
-  ['CommonJS with node10 resolution (import = require)', { module: 'CommonJS', moduleResolution: 'Node10' }, ['cjs.ts']],
+  // `"module": "commonjs"` and no moduleResolution: node10 on TypeScript 5.9 (main, types,
+  // typesVersions), Bundler with the require condition on TypeScript 7 (which has no node10).
+  ['CommonJS, default resolution (import = require)', { module: 'CommonJS' }, ['cjs.ts']],
 ];
 
 // TypeScript 7 is a native program; its `bin/tsc` launcher is an ES module that the test
@@ -75,17 +79,15 @@ function runAsync(cmd: string[], cwd: string): Promise<{ status: number | null; 
 for (const [compiler, tsc] of compilers) {
   t.test(`${compiler}: the published types check in a consumer under every module resolution, skipLibCheck off`, async (t) => {
     t.comment((await runAsync([...tsc, '-v'], dir)).out.trim());
-    // TypeScript 7 no longer has node10 resolution: CommonJS consumers use Node16/NodeNext there.
-    const todo = modes.filter(([, options]) => !(compiler === 'TypeScript 7' && options.moduleResolution === 'Node10'));
     const results: { status: number | null; out: string }[] = [];
-    for (let i = 0; i < todo.length; i += 2) {
-      results.push(...await Promise.all(todo.slice(i, i + 2).map(([mode, options, files]) => {
+    for (let i = 0; i < modes.length; i += 2) {
+      results.push(...await Promise.all(modes.slice(i, i + 2).map(([mode, options, files]) => {
         const config = path.join(dir, `tsconfig.${compiler.replace(/\W/g, '')}.${mode.replace(/\W/g, '')}.json`);
         writeFileSync(config, JSON.stringify({ compilerOptions: { ...base, ...options }, files }));
         return runAsync([...tsc, '-p', config], dir);
       })));
     }
-    todo.forEach(([mode, , files], i) => {
+    modes.forEach(([mode, , files], i) => {
       const r = results[i];
       t.equal(r.status, 0, `${mode}: ${files.join(', ')} type-checks${r.status === 0 ? '' : `\n${r.out}`}`);
     });

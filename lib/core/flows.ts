@@ -148,8 +148,7 @@ export class SessionFlows {
   async signIn(r: RequestFacts, current: Session | null | undefined, userId: string, options: SignInOptions = {}): Promise<{ session: SignedIn; setCookie: string }> {
     if (typeof options !== 'object' || options === null) throw new TypeError('signIn options must be an object');
     if (options.remember !== undefined && typeof options.remember !== 'boolean') throw new TypeError('signIn option "remember" must be a boolean');
-    const carried = current === undefined ? await this.sessionOf(r.headers) : current;
-    if (carried !== null) await this.manager.revoke(carried.id, undefined, 'replaced');
+    await this.#endCarried(r, current, 'replaced');
     const device = parseDevice(one(r.headers['user-agent']), this.#o.maxUserAgentLength);
     const { session, token } = await this.manager.create(userId, {
       device,
@@ -166,9 +165,24 @@ export class SessionFlows {
 
   /** Revoke the request's session (if any); the answer's cookie line clears the cookie. */
   async signOut(r: RequestFacts, current: Session | null | undefined): Promise<string> {
-    const s = current === undefined ? await this.sessionOf(r.headers) : current;
-    if (s !== null) await this.manager.revoke(s.id, undefined, 'sign-out');
+    await this.#endCarried(r, current, 'sign-out');
     return this.clearCookie();
+  }
+
+  /**
+   * End the request's session: the one it resolved (or signed in earlier in the same request)
+   * by id; else the one its cookie's token opens, checked against the secret on the primary.
+   * A token whose session the request did not find may still sit in the stash of a sign-in
+   * being undone (its cap evicted it): the check drops that stash, so the undo cannot bring
+   * back a session this request was told is signed out.
+   */
+  async #endCarried(r: RequestFacts, current: Session | null | undefined, reason: 'replaced' | 'sign-out'): Promise<void> {
+    if (current != null) {
+      await this.manager.revoke(current.id, undefined, reason);
+      return;
+    }
+    const token = this.tokenOf(r.headers);
+    if (token !== undefined) await this.manager.revokeToken(token, reason);
   }
 
   clearCookie(): string { return setCookieLine(this.#o.cookie, '', 0); }

@@ -16,7 +16,14 @@ export interface LegacyOptions<Req> {
    * The old library's cookie: its name (express-session: `'connect.sid'`, @fastify/session:
    * `'sessionId'`), or `{ name, path, domain }` when it was set with a path or domain (to clear it).
    */
-  cookie: string | { name: string; path?: string; domain?: string };
+  cookie: string | {
+    /** The cookie's name. */
+    name: string;
+    /** The `Path` it was set with. @default '/' */
+    path?: string;
+    /** The `Domain` it was set with, if any. */
+    domain?: string;
+  };
   /**
    * The user the old session belongs to, read from the old library's session on the request
    * (e.g. `req.session.userId`); undefined or null when the old session has no signed-in user.

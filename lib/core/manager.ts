@@ -146,6 +146,9 @@ export class SessionManager {
       this.#fresh.probe(reader as Cluster, this.#o.heartbeatInterval, this.#o.commandTimeout);
     }
     await this.#channel?.start();
+    // Reads go to readFrom once a heartbeat has come through it: wait (bounded) for the first,
+    // so a new instance reads locally from its first request.
+    if (r !== undefined) await this.#trusted();
     if (this.#audit !== undefined) void this.#startAudit();
     if (this.#o.prewarm > 0 && this.#l1.enabled) {
       try {
@@ -302,15 +305,20 @@ export class SessionManager {
     return remembered ? this.#o.idleTimeout : this.#o.shortSession.idleTimeout;
   }
 
+  /** Wait until the channel is proven (at most two heartbeats, and at least 2 s); whether it is. */
+  async #trusted(): Promise<boolean> {
+    const until = Date.now() + Math.max(2000, 2 * this.#o.heartbeatInterval);
+    while (!this.cacheTrusted && Date.now() < until && !this.#closed) await sleep(10);
+    return this.cacheTrusted;
+  }
+
   /**
    * Fill L1 with the most recently active sessions: one ZREVRANGE, then pipelined reads in
    * batches. Only once the channel is confirmed, and each id under a ticket taken before its
    * read, so an id invalidated while the reads are in flight is not filled.
    */
   async #prewarm(n: number): Promise<number> {
-    const until = Date.now() + Math.max(2000, 2 * this.#o.heartbeatInterval);
-    while (!this.cacheTrusted && Date.now() < until) await sleep(10);
-    if (!this.cacheTrusted) return 0;
+    if (!(await this.#trusted())) return 0;
     const ids = (await this.#store.recent(n)).filter(isPublicId);
     let filled = 0;
     for (let i = 0; i < ids.length; i += 500) {
@@ -340,11 +348,14 @@ export class SessionManager {
    */
   async #capOlderTags(userId: string, tag: string, now: number, caps: Caps): Promise<{ caps: Caps; evicted: string[] }> {
     const rows: Row[] = [];
-    await Promise.all(this.tagsOf(userId).map(async (t) => {
+    const read = async (t: string) => {
       this.metrics.redisReads++;
       for (const r of await this.#store.list(t, now)) if (r.session.userId === userId) rows.push({ ...r, current: t === tag });
-    }));
-    if (rows.every((r) => r.current)) return { caps, evicted: [] };
+    };
+    // The older tags first: once their sessions are gone (most of a rotation), one read each.
+    await Promise.all(this.tagsOf(userId).filter((t) => t !== tag).map(read));
+    if (rows.length === 0) return { caps, evicted: [] };
+    await read(tag);
     const plan = planCaps(rows, caps);
     const evicted: string[] = [];
     for (const id of plan.evict) if (await this.revoke(id, userId, 'cap')) evicted.push(id);
@@ -546,6 +557,22 @@ export class SessionManager {
       return await this.#write(() => this.#store.revoke(publicId, owner ?? '', preciseNow(), reason, this.#o.now()));
     } finally {
       // Applied or maybe applied (an unconfirmed or timed-out revoke): this instance forgets it either way.
+      this.#l1.invalidate([publicId]);
+    }
+  }
+
+  /**
+   * Revoke the session a token opens (sign-out, a sign-in over a carried cookie), checked against
+   * its secret on the primary: whatever this instance's cache or a replica said, a token whose
+   * session was evicted by a sign-in still being undone cannot come back. False when it opened none.
+   */
+  async revokeToken(token: string, reason: EndReason): Promise<boolean> {
+    if (!isTokenShape(token)) return false;
+    const publicId = token.slice(0, ID_LENGTH);
+    const secretHash = hashSecret(token.slice(ID_LENGTH + 1));
+    try {
+      return await this.#write(() => this.#store.revoke(publicId, '', preciseNow(), reason, this.#o.now(), secretHash));
+    } finally {
       this.#l1.invalidate([publicId]);
     }
   }

@@ -131,7 +131,8 @@ export interface TieredSessionOptions {
    * Replicated Redis: a revocation (sign-out, revoke, log-out-everywhere, cap eviction,
    * rotation) answers success only once a replica has it (`WAIT`), so a failover cannot undo a
    * change the user was told about; when no replica confirms in time the call fails with
-   * `ERR_TIERED_SESSION_NOT_CONFIRMED` (503). `'auto'`: on when the topology has replicas.
+   * `ERR_TIERED_SESSION_NOT_CONFIRMED` (503). `'auto'`: on unless Redis reports that no shard has
+   * or had a replica (see the README's *Replicated Redis*).
    * @default 'auto'
    */
   confirmRevocations?: 'auto' | boolean | ConfirmOptions;

@@ -7,7 +7,8 @@ import { createHmac, randomBytes, randomFillSync, hash } from 'node:crypto';
 //   over any number of masters up to 256, and a slot's durable outbox (audit) is one of 256
 //   keys that a consumer can enumerate.
 // user: 19 base64url characters (114 bits) of HMAC-SHA256(secret, keyPrefix \0 userId). Keyed
-//   with a server-side secret, so an id seen in an access log does not let anyone test guesses
+//   with a server-side secret (the first listed one for a new session: a rotation gives a user
+//   one tag per listed secret), so an id seen in an access log does not let anyone test guesses
 //   of its owner's user id; 114 bits make two users' tags collide only by chance (~2^57 users).
 // random: 16 base64url characters (96 bits): unique per session, safe to show and to put in a URL.
 // secret: 43 base64url characters (256 bits from the CSPRNG); only its SHA-256 reaches Redis,

@@ -310,13 +310,14 @@ export class RedisStore {
   /**
    * Revoke one session; `reason` is what the audit trail records (sign-out, revoked, replaced).
    * `now` is the broadcast's send time (revocation latency); `at` the change's time by the
-   * app's clock, which the audit trail records (default `now`).
+   * app's clock, which the audit trail records (default `now`). With `secretHash`, only the
+   * session that secret opens (a revocation by token), checked on the primary.
    */
-  async revoke(publicId: string, owner: string, now: number, reason: EndReason = 'revoked', at = now): Promise<boolean> {
+  async revoke(publicId: string, owner: string, now: number, reason: EndReason = 'revoked', at = now, secretHash = ''): Promise<boolean> {
     const tag = publicId.slice(0, TAG_LENGTH);
     const n = await this.#revoking('revoke', 'tieredSessionRevoke', [
       this.sessionKey(publicId), this.indexKey(tag), publicId.slice(TAG_LENGTH), publicId, owner, this.channel, now, reason, at,
-      ...this.#auditArgs(publicId),
+      secretHash, ...this.#auditArgs(publicId),
     ]);
     return n === 1;
   }

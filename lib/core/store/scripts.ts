@@ -11,6 +11,8 @@
 //   <prefix>{<bucket>}o        stream the audit trail's buffer for the bucket's users
 //   <prefix>{<bucket>}u<user>  zset   the user's index: member <random>, score = that
 //                                     session's expiry
+//   <base><random>z            list   a sign-in's undo stash: what its cap eviction removed,
+//                                     until the sign-in is acknowledged or undone (CREATE)
 // The bucket is the hash tag: every key of one user is in one slot.
 // The key's own TTL is the session's current expiry, min(a + idleTimeout, x), as the instance
 // that last wrote it computed; nothing else stores it. Every field and key name is short on
@@ -49,6 +51,19 @@ end
 local function ms(v) return string.format('%.0f', math.floor(tonumber(v))) end
 `;
 
+/**
+ * Shared helper: drop the undo stashes of the user's sessions. A sign-in that timed out keeps
+ * what its cap eviction removed in a stash (its session key + 'z') so its undo can put it back;
+ * a revocation made in between (one, everywhere, a later cap eviction) must not be undone by
+ * that undo, so every revocation drops the stashes of every session in the index (the sign-in
+ * whose undo is pending is one of them). Deletes only: nothing maxmemory could refuse.
+ */
+const DROP_STASHES = `
+local function drop_stashes(idx, base)
+  for _, id in ipairs(redis.call('ZRANGE', idx, 0, -1)) do redis.call('DEL', base .. id .. 'z') end
+end
+`;
+
 /** Shared helper: stretch the index TTL to cover `ttl` ms (never shorten it, never leave it unset). */
 const EXTEND_INDEX = `
 -- Drop index members whose session is gone. Expiry scores only pick the candidates: the
@@ -75,7 +90,7 @@ end
  * field names live here, not on the wire.
  * Returns the public ids evicted by the caps.
  */
-export const CREATE = `${EXTEND_INDEX}${AUDIT}
+export const CREATE = `${EXTEND_INDEX}${DROP_STASHES}${AUDIT}
 local rnd, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local max, tcap, ttype = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local channel, tag, base = ARGV[7], ARGV[8], ARGV[9]
@@ -100,9 +115,9 @@ if max == 0 or over then prune_index(KEYS[2], base, now) end
 if over then
   local live, oftype = {}, {}
   for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-    local h = redis.call('HMGET', base .. id, 'a', 'd')
+    local h = redis.call('HMGET', base .. id, 'a', 'd', 'h')
     if h[1] then
-      local e = { id, tonumber(h[1]) }
+      local e = { id, tonumber(h[1]), h[3] }
       live[#live + 1] = e
       -- The device type is the record's last field.
       if tcap > 0 and string.match(h[2] or '', '[^\\31]*$') == ttype then oftype[#oftype + 1] = e end
@@ -121,7 +136,8 @@ if over then
     gone[e[1]] = true
     local pttl = redis.call('PTTL', base .. e[1])
     if pttl > 0 then
-      redis.call('RPUSH', stash, e[1], redis.call('DUMP', base .. e[1]), pttl, redis.call('ZSCORE', KEYS[2], e[1]) or '0')
+      -- The secret hash too: a sign-out with the evicted session's token finds it here (REVOKE).
+      redis.call('RPUSH', stash, e[1], redis.call('DUMP', base .. e[1]), pttl, redis.call('ZSCORE', KEYS[2], e[1]) or '0', e[3] or '')
       redis.call('PEXPIRE', stash, 600000)
     end
     redis.call('DEL', base .. e[1])
@@ -144,6 +160,9 @@ if over then
       if not gone[e[1]] then evict(e); n = n - 1 end
     end
   end
+  -- An eviction is a revocation: no pending undo of an earlier sign-in may reverse it (the new
+  -- session is not in the index yet, so its own stash stays).
+  if #evicted > 0 then drop_stashes(KEYS[2], base) end
 end
 redis.call('ZADD', KEYS[2], exp, rnd)
 -- An index that had no member did not exist, so it has no TTL to compare with (a user's first
@@ -187,14 +206,37 @@ return 1
 /**
  * revoke: KEYS[1] session, KEYS[2] index. ARGV: random, publicId, owner ('' = anyone), channel,
  * now (the broadcast's send time), end reason (sign-out | revoked | replaced), the change's time
- * by the app's clock (what the audit records), then the audit arguments.
- * Returns 1 when a live session was revoked, 0 when unknown or owned by someone else.
+ * by the app's clock (what the audit records), the secret hash of the token that asks ('' = by
+ * id: the caller checked), then the audit arguments.
+ * Returns 1 when a live session was revoked, 0 when unknown, owned by someone else, or (by
+ * token) another secret's.
  */
-export const REVOKE = `${AUDIT}
-local u = redis.call('HGET', KEYS[1], 'u')
+export const REVOKE = `${DROP_STASHES}${AUDIT}
+local f = redis.call('HMGET', KEYS[1], 'u', 'h')
+local u = f[1]
 if ARGV[3] ~= '' and u ~= ARGV[3] then return 0 end
+local base = string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[1])
+if ARGV[8] ~= '' then
+  -- By token (sign-out, sign-in over a carried cookie), checked here on the primary, whatever a
+  -- cache or replica said. A session gone may sit in the stash of a sign-in whose undo is
+  -- pending (its cap evicted it): that stash goes, so the undo cannot bring it back.
+  if not u then
+    for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+      local st = base .. id .. 'z'
+      local s = redis.call('LRANGE', st, 0, -1)
+      for i = 1, #s, 5 do
+        if s[i] == ARGV[1] and s[i + 4] == ARGV[8] then redis.call('DEL', st); break end
+      end
+    end
+    return 0
+  end
+  if f[2] ~= ARGV[8] then return 0 end
+end
 local n = redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
+-- Also when the session is already gone: a pending undo could otherwise bring it back after
+-- this revocation was answered.
+drop_stashes(KEYS[2], base)
 if n == 1 then
   redis.pcall('PUBLISH', ARGV[4], ARGV[5] .. '|' .. ARGV[2])
   audit_after('t', 'e', 's', ARGV[2], 'u', u, 'w', ms(ARGV[7]), 'y', ARGV[6])
@@ -207,8 +249,9 @@ return n
  * broadcast's send time), the change's time by the app's clock (what the audit records), then
  * the audit arguments. Returns how many live sessions were revoked.
  */
-export const REVOKE_ALL = `${AUDIT}
+export const REVOKE_ALL = `${DROP_STASHES}${AUDIT}
 local base, tag, keep, owner = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+drop_stashes(KEYS[1], base)
 local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
 local revoked = {}
 for _, id in ipairs(ids) do
@@ -258,7 +301,7 @@ local n = redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 local stash = KEYS[1] .. 'z'
 local s = redis.call('LRANGE', stash, 0, -1)
-for i = 1, #s, 4 do
+for i = 1, #s, 5 do
   local k = ARGV[5] .. s[i]
   if redis.call('EXISTS', k) == 0 then
     redis.call('RESTORE', k, tonumber(s[i + 2]), s[i + 1])
