@@ -236,6 +236,7 @@ async function expressSideBySide(t: Test, express: typeof express5, legacy?: Par
     res.json({ userId: (req as unknown as { account: Session }).account.userId, old: oldOf(req)?.views ?? null });
   });
   app.use((err: Error & { status?: number }, _req: Request, res: Response, _next: NextFunction) => { res.status(err.status ?? 500).json({ message: err.message }); });
+  await sessions.ready();
   return { url: await listen(t, app), sessions };
 }
 
@@ -327,6 +328,7 @@ t.test('a takeover racing on two instances makes one session', async (t) => {
   for (let i = 0; i < 2; i++) {
     const sessions = expressTiered({ client: await tieredClient(t), secret: NEW_SECRET, keyPrefix, requestProperty: 'account', logger: quiet, legacy });
     t.teardown(() => sessions.close());
+    await sessions.ready();
     const app = express5();
     app.use(expressSession({ store, secret: OLD_SECRET, resave: false, saveUninitialized: false }) as RequestHandler);
     app.use(sessions);
