@@ -9,6 +9,14 @@ const APP = fileURLToPath(new URL('./app.ts', import.meta.url));
 const live = new Set<ChildProcess>();
 process.on('exit', () => { for (const p of live) p.kill('SIGKILL'); });
 
+// The app is a program of its own: none of a test runner's hooks (tap's NODE_OPTIONS loaders,
+// its coverage and process tracking) follow it into its process.
+function appEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const k of Object.keys(env)) if (k === 'NODE_OPTIONS' || k === 'NODE_V8_COVERAGE' || /^_?TAP/i.test(k)) delete env[k];
+  return env;
+}
+
 /** One answer: status (0 = no answer: reset, refused or timed out), the token a Set-Cookie gave, the body. */
 export interface Answer { status: number; token: string | undefined; body: unknown }
 
@@ -31,7 +39,7 @@ export class Instance {
 
   async start(timeoutMs = 60_000): Promise<void> {
     const p = spawn(process.execPath, ['--import', 'tsx', APP], {
-      env: { ...process.env, FAULT_APP: JSON.stringify(this.config) },
+      env: { ...appEnv(), FAULT_APP: JSON.stringify(this.config) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     live.add(p);

@@ -82,10 +82,22 @@ async function stall(server: RedisServer): Promise<void> {
 /** Cut every replica's link of `primary` again and again for `ms` (CLIENT KILL TYPE replica). */
 async function cutLinks(ports: number[], ms: number): Promise<void> {
   const end = Date.now() + ms;
-  do {
+  if (ms === 0) {
+    // One cut that must happen: a frozen replica that kept its link would get every byte on SIGCONT.
+    for (const p of ports) {
+      for (let attempt = 1; ; attempt++) {
+        const killed = await withAdmin(p, (r) => r.client('KILL', 'TYPE', 'replica') as Promise<number>, 3000).catch(() => 0);
+        if (killed > 0) break;
+        if (attempt >= 5) throw new Error(`CLIENT KILL TYPE replica on ${p} cut nothing`);
+        await sleep(100);
+      }
+    }
+    return;
+  }
+  while (Date.now() < end) {
     for (const p of ports) await withAdmin(p, (r) => r.client('KILL', 'TYPE', 'replica')).catch(() => {});
-    if (ms > 0) await sleep(300);
-  } while (Date.now() < end);
+    await sleep(300);
+  }
 }
 
 /**
