@@ -102,6 +102,25 @@ export class LegacyTakeover<Req> {
     this.#log = log;
   }
 
+  /**
+   * Both adapters' resolve step with a takeover: the cookie resolved into `into`, then, when it
+   * held no session of ours, the takeover (its cookie lines through `setCookie`). `done` as the
+   * framework's hook callback.
+   */
+  resolveInto(r: RequestFacts, req: Req, into: { session: Session | null }, setCookie: (line: string) => void, done: (err?: Error) => void): void {
+    this.#flows.resolveInto(r.headers.cookie, into, (err?: Error) => {
+      const t = err === undefined && into.session === null ? this.run(r, req) : null;
+      if (t === null) return done(err);
+      t.then((taken) => {
+        if (taken !== null) {
+          into.session = taken.session;
+          for (const line of taken.setCookies) setCookie(line);
+        }
+        done();
+      }, done);
+    });
+  }
+
   /** Null without I/O unless the request carries the old cookie and none of ours. */
   run(r: RequestFacts, req: Req): Promise<TakenOver | null> | null {
     const header = r.headers.cookie;

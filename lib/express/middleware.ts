@@ -245,17 +245,7 @@ export function tieredSession(options: ExpressSessionOptions): TieredSessionMidd
     const slot = new Slot(owner, false, before);
     slots.set(req, slot);
     if (takeover === undefined) return flows.resolveInto(req.headers.cookie, slot, next);
-    flows.resolveInto(req.headers.cookie, slot, (err) => {
-      const t = err === undefined && slot.session === null ? takeover.run(facts(req), req) : null;
-      if (t === null) return next(err);
-      t.then((taken) => {
-        if (taken !== null) {
-          slot.session = taken.session;
-          for (const line of taken.setCookies) res.append('Set-Cookie', line);
-        }
-        next();
-      }, next);
-    });
+    takeover.resolveInto(facts(req), req, slot, (line) => res.append('Set-Cookie', line), next);
   }
 
   const face = Object.assign(tieredSessionMiddleware, publicSessions(manager), {

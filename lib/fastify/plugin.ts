@@ -132,17 +132,7 @@ async function tieredSessionPlugin(fastify: FastifyInstance, options: FastifySes
   function resolveSession(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
     const into = get(request);
     if (takeover === undefined) return flows.resolveInto(request.headers.cookie, into, done);
-    flows.resolveInto(request.headers.cookie, into, (err) => {
-      const t = err === undefined && into.session === null ? takeover.run(facts(request), request) : null;
-      if (t === null) return done(err);
-      t.then((taken) => {
-        if (taken !== null) {
-          into.session = taken.session;
-          for (const line of taken.setCookies) reply.header('set-cookie', line);
-        }
-        done();
-      }, done);
-    });
+    takeover.resolveInto(facts(request), request, into, (line) => reply.header('set-cookie', line), done);
   }
   fastify.addHook('onRoute', (route: RouteOptions) => {
     if ((route.config as { session?: boolean } | undefined)?.session === false) return;
