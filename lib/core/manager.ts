@@ -12,6 +12,7 @@ import { RevocationChannel, type ChannelState } from './store/channel.js';
 import { Acknowledgement, type AcknowledgementState } from './store/acknowledgement.js';
 import { Freshness } from './store/freshness.js';
 import { TouchQueue, type Touch } from './touch-queue.js';
+import { RevocationReplay } from './replay.js';
 import { AuditSink } from './audit/sink.js';
 import { migrate } from './audit/sql.js';
 import { auditPrometheus } from './audit/metrics.js';
@@ -65,6 +66,10 @@ export class SessionManager {
   readonly #ack: Acknowledgement | undefined;
   /** Where reads can go to a replica: whether it is shown fresh now (else the primary is read). */
   readonly #fresh: Freshness | undefined;
+  /** Recent revocations, applied again after the connection to Redis was interrupted (a failover may have lost them). */
+  readonly #replay: RevocationReplay;
+  /** The client's `ready` listener (a reconnection may follow a failover). */
+  #onReady: (() => void) | undefined;
   /** Replicas did not confirm the last revocation (logged once per change). */
   #unconfirmed = false;
   /** The audit trail's consumer (every instance consumes; one at a time sweeps). */
@@ -106,6 +111,8 @@ export class SessionManager {
     this.#l1 = new LocalCache(options.localCache, () => this.cacheTrusted,
       this.#store.replicaReads ? options.replicaLagTolerance : 0);
     this.#touches = new TouchQueue((items) => this.#writeTouches(items));
+    this.#replay = new RevocationReplay(
+      (id) => this.#store.revoke(id, '', preciseNow(), 'revoked', this.#o.now(), '', false), log);
     if (this.#store.replicaReads) this.#fresh = new Freshness(options.heartbeatInterval, options.replicaLagTolerance);
     // With readFrom the channel runs even without a local cache: its heartbeats through that
     // replica are what shows it fresh.
@@ -116,7 +123,7 @@ export class SessionManager {
         (msg) => this.#store.publish(msg),
         {
           onRevoked: (ids, sentAt) => this.#received(ids, sentAt),
-          onInterrupted: () => this.#l1.clear(),
+          onInterrupted: () => { this.#l1.clear(); this.#replay.interrupted(); },
           onState: (state, reason, err) => this.#channelState(state, reason, err),
           onReplicaProof: (lagMs) => this.#fresh?.proven(lagMs),
         },
@@ -140,6 +147,10 @@ export class SessionManager {
     if (c.status === 'wait') c.connect().catch(() => { /* retried by ioredis; requests answer 503 meanwhile */ });
     const r = this.#o.readFrom;
     if (r !== undefined && r.status === 'wait') r.connect().catch(() => {});
+    // Every reconnection of the client after the first: a failover may have lost recent revocations.
+    let connected = c.status === 'ready';
+    this.#onReady = () => { if (connected) this.#replay.interrupted(); connected = true; };
+    c.on('ready', this.#onReady);
     await this.#ack?.start();
     const reader = r ?? c;
     if (this.#fresh !== undefined && (reader as { isCluster?: boolean }).isCluster === true) {
@@ -187,6 +198,8 @@ export class SessionManager {
     if (this.#closed) return;
     this.#closed = true;
     this.#ack?.stop();
+    this.#replay.close();
+    if (this.#onReady !== undefined) this.#o.client.off('ready', this.#onReady);
     this.#fresh?.stop();
     await this.#audit?.close();
     await this.#touches.close();
@@ -465,6 +478,7 @@ export class SessionManager {
         }
         // Acknowledged: the evicted sessions will not be needed back (their stash expires anyway).
         this.#store.dropStash(id).catch(() => {});
+        this.#replay.note(evicted);
       }
       if (this.#o.prewarm > 0) this.#noteRecent([{ publicId: id, now }]);
       // The key `<prefix>{bucket}user random`, then each field present: a one-letter name and its value.
@@ -554,7 +568,7 @@ export class SessionManager {
     // the script's stored-owner check holds even for a tag collision or a caller of the store.
     if (owner !== undefined && (!isWellFormed(owner) || !this.#tagListed(publicId, owner))) return false;
     try {
-      return await this.#write(() => this.#store.revoke(publicId, owner ?? '', preciseNow(), reason, this.#o.now()));
+      return this.#noted(publicId, await this.#write(() => this.#store.revoke(publicId, owner ?? '', preciseNow(), reason, this.#o.now())));
     } finally {
       // Applied or maybe applied (an unconfirmed or timed-out revoke): this instance forgets it either way.
       this.#l1.invalidate([publicId]);
@@ -571,10 +585,16 @@ export class SessionManager {
     const publicId = token.slice(0, ID_LENGTH);
     const secretHash = hashSecret(token.slice(ID_LENGTH + 1));
     try {
-      return await this.#write(() => this.#store.revoke(publicId, '', preciseNow(), reason, this.#o.now(), secretHash));
+      return this.#noted(publicId, await this.#write(() => this.#store.revoke(publicId, '', preciseNow(), reason, this.#o.now(), secretHash)));
     } finally {
       this.#l1.invalidate([publicId]);
     }
+  }
+
+  /** A revocation this instance made (it may not hear its own broadcast): kept for a replay. */
+  #noted(publicId: string, revoked: boolean): boolean {
+    if (revoked) this.#replay.note([publicId]);
+    return revoked;
   }
 
   /** Revoke every session of `userId` (log out everywhere, password change, ban), optionally keeping one. */
@@ -585,7 +605,11 @@ export class SessionManager {
     const ids = tags.flatMap((tag) => this.#l1.idsWithPrefix(tag)).filter((k) => k !== options.keep);
     try {
       let n = 0;
-      for (const tag of tags) n += await this.#write(() => this.#store.revokeAll(tag, userId, options.keep, preciseNow(), this.#o.now()));
+      for (const tag of tags) {
+        const gone = await this.#write(() => this.#store.revokeAll(tag, userId, options.keep, preciseNow(), this.#o.now()));
+        this.#replay.note(gone);
+        n += gone.length;
+      }
       return n;
     } finally {
       // The broadcast reaches this instance too; dropping now makes the caller's next request exact.

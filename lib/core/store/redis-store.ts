@@ -313,21 +313,21 @@ export class RedisStore {
    * app's clock, which the audit trail records (default `now`). With `secretHash`, only the
    * session that secret opens (a revocation by token), checked on the primary.
    */
-  async revoke(publicId: string, owner: string, now: number, reason: EndReason = 'revoked', at = now, secretHash = ''): Promise<boolean> {
+  async revoke(publicId: string, owner: string, now: number, reason: EndReason = 'revoked', at = now, secretHash = '', confirm = true): Promise<boolean> {
     const tag = publicId.slice(0, TAG_LENGTH);
     const n = await this.#revoking('revoke', 'tieredSessionRevoke', [
       this.sessionKey(publicId), this.indexKey(tag), publicId.slice(TAG_LENGTH), publicId, owner, this.channel, now, reason, at,
       secretHash, ...this.#auditArgs(publicId),
-    ]);
+    ], confirm);
     return n === 1;
   }
 
   /** Revoke every session of a user but `keepPublicId`; `now` and `at` as for revoke(). */
-  async revokeAll(tag: string, owner: string, keepPublicId: string | undefined, now: number, at = now): Promise<number> {
+  async revokeAll(tag: string, owner: string, keepPublicId: string | undefined, now: number, at = now): Promise<string[]> {
     const keep = keepPublicId && keepPublicId.startsWith(tag) ? keepPublicId.slice(TAG_LENGTH) : '';
     return (await this.#revoking('revokeAll', 'tieredSessionRevokeAll', [
       this.indexKey(tag), this.base(tag), tag, keep, owner, this.channel, now, at, ...this.#auditArgs(tag),
-    ])) as number;
+    ])) as string[];
   }
 
   /**

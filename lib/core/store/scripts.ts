@@ -247,7 +247,7 @@ return n
 /**
  * revokeAll: KEYS[1] index. ARGV: base, tag, keep random ('' = none), owner, channel, now (the
  * broadcast's send time), the change's time by the app's clock (what the audit records), then
- * the audit arguments. Returns how many live sessions were revoked.
+ * the audit arguments. Returns the public ids of the live sessions it revoked.
  */
 export const REVOKE_ALL = `${DROP_STASHES}${AUDIT}
 local base, tag, keep, owner = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -267,7 +267,7 @@ for _, id in ipairs(ids) do
   end
 end
 if #revoked > 0 then redis.pcall('PUBLISH', ARGV[5], ARGV[6] .. '|' .. table.concat(revoked, ',')) end
-return #revoked
+return revoked
 `;
 
 /**

@@ -1,0 +1,85 @@
+// A revocation the user was told about survives a failover that lost it. Redis replication is
+// asynchronous and WAIT does not make it consistent: a primary can have a revocation confirmed by
+// one replica and then be replaced by another replica that never received it (under Sentinel, a
+// primary stalled past the failover that comes back, takes writes, and is demoted). The instance
+// that answered the revocation applies it again when its connection is interrupted, so the
+// session stays signed out on the new primary. Clients with the options the README shows.
+import t from 'tap';
+import net from 'node:net';
+import type { Test } from 'tap';
+import type { Redis } from 'ioredis';
+import { failFast } from '../examples/redis-client.js';
+import { IoRedis, keepingAlive, withAdmin } from './fixtures/replicas.js';
+import { RedisServer } from './fixtures/redis.js';
+import { DelayProxy } from './fixtures/proxy.js';
+import { eachAdapter, makeApp, signIn, me, eventually, cacheTrusted, COOKIE } from './fixtures/targets.js';
+
+const prefixes = (() => { let n = 0; return () => `rp${process.pid}x${n++}:`; })();
+
+/** The address the app's client knows: a TCP forwarder whose target a "failover" moves. */
+async function frontDoor(t: Test, port: number) {
+  const sockets = new Set<net.Socket>();
+  const door = { target: port, port: 0, move(to: number) { door.target = to; for (const s of sockets) s.destroy(); } };
+  const server = net.createServer((c) => {
+    const up = net.connect(door.target, '127.0.0.1');
+    for (const s of [c, up]) { sockets.add(s); s.on('close', () => sockets.delete(s)); s.on('error', () => {}); }
+    c.pipe(up).pipe(c);
+    c.on('close', () => up.destroy());
+    up.on('close', () => c.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  door.port = (server.address() as net.AddressInfo).port;
+  t.teardown(() => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()); }));
+  return door;
+}
+
+function redisClient(t: Test, port: number): Redis {
+  const c = new IoRedis.Redis(`redis://127.0.0.1:${port}`, failFast);
+  c.on('error', () => {});
+  t.teardown(() => c.disconnect());
+  return c;
+}
+
+const linkUp = (port: number) => eventually(() => withAdmin(port, (r) => r.info('replication')), (i) => i.includes('master_link_status:up'), 10_000);
+
+t.test('a sign-out confirmed by one replica stays signed out after a failover to a replica that never received it', async (t) => {
+  await eachAdapter(t, async (t) => {
+    const primary = await RedisServer.start(['--repl-diskless-sync-delay', '0']);
+    t.teardown(() => keepingAlive(primary.stop()));
+    const r1 = await RedisServer.start(['--replicaof', '127.0.0.1', String(primary.port), '--repl-diskless-sync-delay', '0']);
+    t.teardown(() => keepingAlive(r1.stop()));
+    const link = await DelayProxy.start({ targetPort: primary.port, delayMs: 1 });
+    t.teardown(() => link.close());
+    const r2 = await RedisServer.start(['--replicaof', '127.0.0.1', String(link.port), '--repl-diskless-sync-delay', '0']);
+    t.teardown(() => keepingAlive(r2.stop()));
+    await linkUp(r1.port);
+    await linkUp(r2.port);
+    const door = await frontDoor(t, primary.port);
+
+    const keyPrefix = prefixes();
+    const a = await makeApp(t, redisClient(t, door.port), { keyPrefix });
+    await cacheTrusted(a);
+    const s = await signIn(a, 'erin');
+    const other = await signIn(a, 'frank');
+    // Both replicas hold both sessions (a write of its own: WAIT counts its connection's writes;
+    // a replica's first acknowledgement after its sync can take most of a second), then R2 stops
+    // receiving anything.
+    await withAdmin(primary.port, async (r) => { await r.set(`${keyPrefix}warm`, '1', 'PX', 10_000); await r.wait(2, 5000); }, 6000);
+    link.pause();
+    t.teardown(() => link.resume());
+    const out = await a.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: s.token } });
+    t.equal(out.statusCode, 204, `signed out, confirmed by R1 (${out.statusCode} ${out.body})`);
+    t.equal((await me(a, s.token)).statusCode, 401, 'refused at once');
+
+    // The failover: R2 (which never got the sign-out) becomes the primary the app reaches.
+    await withAdmin(r2.port, (r) => r.replicaof('NO', 'ONE'));
+    t.equal(await withAdmin(r2.port, (r) => r.exists(a.sessions.store.sessionKey(s.id))), 1, 'the new primary holds the signed-out session');
+    door.move(r2.port);
+    await keepingAlive(primary.stop());
+
+    const status = await eventually(async () => (await me(a, s.token)).statusCode, (c) => c === 401, 8000);
+    t.equal(status, 401, 'the signed-out token is refused on the new primary');
+    t.equal(await withAdmin(r2.port, (r) => r.exists(a.sessions.store.sessionKey(s.id))), 0, 'the sign-out was applied again there');
+    t.equal((await me(a, other.token)).statusCode, 200, 'a session nobody ended is untouched');
+  });
+});
