@@ -79,8 +79,8 @@ const rows = results.map((r) => [r.topology, r.fault, r.operations, r.acknowledg
   r.violations.filter((v) => v.kind === 'lost').length, r.late, r.unconfirmed, r.excusedLost, r.serverErrors]);
 const head = ['topology', 'fault', 'operations', 'acknowledged', 'undone', 'lost', 'late', 'unconfirmed', 'lost (allowed)', '5xx≠503'];
 console.log(`\nfault check${control ? ' (CONTROL: confirmRevocations false)' : ''}, ${new Date().toISOString().slice(0, 10)}, ${Math.round((Date.now() - began) / 1000)} s`);
-console.log(head.map((h, i) => pad(h, i < 2 ? 13 : 12)).join(''));
-for (const r of rows) console.log(r.map((c, i) => pad(c, i < 2 ? 13 : 12)).join(''));
+console.log(head.map((h, i) => pad(h, i < 2 ? 14 : 16)).join(' '));
+for (const r of rows) console.log(r.map((c, i) => pad(c, i < 2 ? 14 : 16)).join(' '));
 for (const t of topologies) {
   const mine = results.filter((r) => r.topology === t);
   const v = mine.reduce((n, r) => n + r.violations.length, 0);
