@@ -53,13 +53,7 @@ export class RevocationReplay {
       this.#again = true;
       return;
     }
-    this.#running = this.#replay().finally(() => {
-      this.#running = undefined;
-      if (this.#again) {
-        this.#again = false;
-        this.interrupted();
-      }
-    });
+    this.#running = this.#replay().finally(() => { this.#running = undefined; });
   }
 
   close(): void { this.#closed = true; }
@@ -72,19 +66,22 @@ export class RevocationReplay {
   }
 
   async #replay(): Promise<void> {
-    // Right after an interruption the client may still be on the node being demoted: wait a little,
-    // and try again while Redis does not answer.
-    for (let attempt = 0; attempt < 8 && !this.#closed; attempt++) {
-      await sleep(Math.min(250 * 2 ** attempt, 5000));
+    // Right after an interruption the client may still be on the node being demoted: wait a
+    // little, and try again while Redis does not answer. The newest first (the likeliest to be
+    // lost); a pass stops at its first failure, and a new interruption starts a fresh pass at once.
+    for (let attempt = 0; attempt < 10 && !this.#closed; attempt++) {
+      await sleep(Math.min(250 * 2 ** attempt, 4000));
+      this.#again = false;
       this.#prune(Date.now());
-      const ids = [...this.#ids.keys()];
-      let failed = 0;
-      for (let i = 0; i < ids.length && !this.#closed; i += 64) {
+      const ids = [...this.#ids.keys()].reverse();
+      let failed = false;
+      for (let i = 0; i < ids.length && !this.#closed && !failed && !this.#again; i += 64) {
         const out = await Promise.allSettled(ids.slice(i, i + 64).map((id) => this.#apply(id)));
-        failed += out.filter((o) => o.status === 'rejected').length;
+        failed = out.some((o) => o.status === 'rejected');
       }
-      if (failed === 0) return;
-      this.#log.debug({ failed, of: ids.length }, 'tiered-session: applying recent revocations again failed; retrying');
+      if (this.#again) attempt = -1;
+      else if (!failed) return;
+      else this.#log.debug({ of: ids.length }, 'tiered-session: applying recent revocations again failed; retrying');
     }
   }
 }
