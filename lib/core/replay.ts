@@ -68,16 +68,16 @@ export class RevocationReplay {
   async #replay(): Promise<void> {
     // Right after an interruption the client may still be on the node being demoted: wait a
     // little, and try again while Redis does not answer. The newest first (the likeliest to be
-    // lost); a pass stops at its first failure, and a new interruption starts a fresh pass at once.
+    // lost); a new interruption starts a fresh pass at once.
     for (let attempt = 0; attempt < 10 && !this.#closed; attempt++) {
       await sleep(Math.min(250 * 2 ** attempt, 4000));
       this.#again = false;
       this.#prune(Date.now());
       const ids = [...this.#ids.keys()].reverse();
       let failed = false;
-      for (let i = 0; i < ids.length && !this.#closed && !failed && !this.#again; i += 64) {
+      for (let i = 0; i < ids.length && !this.#closed && !this.#again; i += 64) {
         const out = await Promise.allSettled(ids.slice(i, i + 64).map((id) => this.#apply(id)));
-        failed = out.some((o) => o.status === 'rejected');
+        if (out.some((o) => o.status === 'rejected')) failed = true;
       }
       if (this.#again) attempt = -1;
       else if (!failed) return;
