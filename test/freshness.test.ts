@@ -4,42 +4,24 @@
 // (a Cluster with scaleReads) does not fill a session revoked before it started. Clients with
 // the options the README shows (examples/redis-client.ts), on the suite's ioredis class.
 import t from 'tap';
-import type { Test } from 'tap';
-import type { Redis } from 'ioredis';
 import { failFast } from '../examples/redis-client.js';
-import { ReplicatedCluster, IoRedis, keepingAlive, withAdmin, pauseReplication, resumeReplication, waitForSync } from './fixtures/replicas.js';
-import { RedisServer, sleep } from './fixtures/redis.js';
-import { DelayProxy } from './fixtures/proxy.js';
+import { ReplicatedCluster, IoRedis, withAdmin, pauseReplication, resumeReplication, waitForSync } from './fixtures/replicas.js';
+import { sleep } from './fixtures/redis.js';
 import { coarseNow } from '../lib/core/local-cache.js';
+import { primaryWithTwoReplicas, readmeClient } from './fixtures/two-replicas.js';
 import { eachAdapter, makeApp, signIn, me, eventually, cacheTrusted, COOKIE } from './fixtures/targets.js';
 
 const prefixes = (() => { let n = 0; return () => `fr${process.pid}x${n++}:`; })();
 
-function redisClient(t: Test, port: number): Redis {
-  const c = new IoRedis.Redis(`redis://127.0.0.1:${port}`, failFast);
-  c.on('error', () => {});
-  t.teardown(() => c.disconnect());
-  return c;
-}
 
-const linkUp = (port: number) => eventually(() => withAdmin(port, (r) => r.info('replication')), (i) => i.includes('master_link_status:up'), 10_000);
 
 t.test('an instance reading a replica whose link is paused refuses a session revoked meanwhile: 401 within about a second and at every later check', async (t) => {
-  const primary = await RedisServer.start(['--repl-diskless-sync-delay', '0']);
-  t.teardown(() => keepingAlive(primary.stop()));
-  const r1 = await RedisServer.start(['--replicaof', '127.0.0.1', String(primary.port), '--repl-diskless-sync-delay', '0']);
-  t.teardown(() => keepingAlive(r1.stop()));
-  const link = await DelayProxy.start({ targetPort: primary.port, delayMs: 1 });
-  t.teardown(() => link.close());
-  const r2 = await RedisServer.start(['--replicaof', '127.0.0.1', String(link.port), '--repl-diskless-sync-delay', '0']);
-  t.teardown(() => keepingAlive(r2.stop()));
-  await linkUp(r1.port);
-  await linkUp(r2.port);
+  const { primary, r2, link } = await primaryWithTwoReplicas(t);
 
   await eachAdapter(t, async (t) => {
     const keyPrefix = prefixes();
-    const a = await makeApp(t, redisClient(t, primary.port), { keyPrefix });
-    const b = await makeApp(t, redisClient(t, primary.port), { keyPrefix, readFrom: redisClient(t, r2.port) });
+    const a = await makeApp(t, readmeClient(t, primary.port), { keyPrefix });
+    const b = await makeApp(t, readmeClient(t, primary.port), { keyPrefix, readFrom: readmeClient(t, r2.port) });
     await cacheTrusted(a);
     await cacheTrusted(b, 10_000);
     const s = await signIn(a, 'dora');

@@ -7,11 +7,8 @@
 import t from 'tap';
 import net from 'node:net';
 import type { Test } from 'tap';
-import type { Redis } from 'ioredis';
-import { failFast } from '../examples/redis-client.js';
-import { IoRedis, keepingAlive, withAdmin } from './fixtures/replicas.js';
-import { RedisServer } from './fixtures/redis.js';
-import { DelayProxy } from './fixtures/proxy.js';
+import { keepingAlive, withAdmin } from './fixtures/replicas.js';
+import { primaryWithTwoReplicas, readmeClient } from './fixtures/two-replicas.js';
 import { eachAdapter, makeApp, signIn, me, eventually, cacheTrusted, COOKIE } from './fixtures/targets.js';
 
 const prefixes = (() => { let n = 0; return () => `rp${process.pid}x${n++}:`; })();
@@ -33,31 +30,15 @@ async function frontDoor(t: Test, port: number) {
   return door;
 }
 
-function redisClient(t: Test, port: number): Redis {
-  const c = new IoRedis.Redis(`redis://127.0.0.1:${port}`, failFast);
-  c.on('error', () => {});
-  t.teardown(() => c.disconnect());
-  return c;
-}
 
-const linkUp = (port: number) => eventually(() => withAdmin(port, (r) => r.info('replication')), (i) => i.includes('master_link_status:up'), 10_000);
 
 t.test('a sign-out confirmed by one replica stays signed out after a failover to a replica that never received it', async (t) => {
   await eachAdapter(t, async (t) => {
-    const primary = await RedisServer.start(['--repl-diskless-sync-delay', '0']);
-    t.teardown(() => keepingAlive(primary.stop()));
-    const r1 = await RedisServer.start(['--replicaof', '127.0.0.1', String(primary.port), '--repl-diskless-sync-delay', '0']);
-    t.teardown(() => keepingAlive(r1.stop()));
-    const link = await DelayProxy.start({ targetPort: primary.port, delayMs: 1 });
-    t.teardown(() => link.close());
-    const r2 = await RedisServer.start(['--replicaof', '127.0.0.1', String(link.port), '--repl-diskless-sync-delay', '0']);
-    t.teardown(() => keepingAlive(r2.stop()));
-    await linkUp(r1.port);
-    await linkUp(r2.port);
+    const { primary, r2, link } = await primaryWithTwoReplicas(t);
     const door = await frontDoor(t, primary.port);
 
     const keyPrefix = prefixes();
-    const a = await makeApp(t, redisClient(t, door.port), { keyPrefix });
+    const a = await makeApp(t, readmeClient(t, door.port), { keyPrefix });
     await cacheTrusted(a);
     const s = await signIn(a, 'erin');
     const other = await signIn(a, 'frank');
