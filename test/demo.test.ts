@@ -150,7 +150,8 @@ t.test('two demo instances (Fastify and Express) on one Redis and KEY_PREFIX sha
   t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
   const env = { REDIS_URL: redis!.url, KEY_PREFIX: `share${randomBytes(3).toString('hex')}:`, TMPDIR: tmp, DATABASE_URL: '' };
   // Started at once: one of them starts the server, the other waits for the lock and joins it.
-  const [a, b] = await Promise.all([startDemo(env, SERVERS[0][1]), startDemo(env, SERVERS[1][1])]);
+  // 90 s: the first one runs initdb while the other waits for its lock (a fresh clone's first initdb took longer than 30 s once).
+  const [a, b] = await Promise.all([startDemo(env, SERVERS[0][1], { ms: 90_000 }), startDemo(env, SERVERS[1][1], { ms: 90_000 })]);
   t.teardown(() => a.stop());
   t.teardown(() => b.stop());
   const dir = path.join(tmp, `tiered-session-demo-postgres-${process.getuid?.() ?? 0}`);
