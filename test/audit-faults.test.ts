@@ -14,9 +14,12 @@ import { eachTarget, type Target } from './fixtures/targets.js';
 import { RedisServer, ready, sleep } from './fixtures/redis.js';
 import { DelayProxy } from './fixtures/proxy.js';
 import { ReplicatedCluster, keepingAlive } from './fixtures/replicas.js';
-import { AuditSink, type AuditSinkOptions } from '../lib/core/audit/sink.js';
+import { AuditSink, auditSinkOf } from '../lib/core/audit/sink.js';
+import { resolveOptions } from '../lib/core/options.js';
 import { migrate } from '../lib/core/audit/sql.js';
-import { emit, simulate, timeline, rng, readRows, diffRows, recordingLogger, bufferState, until } from './fixtures/audit-events.js';
+import {
+  emit, simulate, timeline, rng, readRows, diffRows, recordingLogger, bufferState, until, sinkOptions, type FlatSinkOptions,
+} from './fixtures/audit-events.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const db = await PostgresServer.start();
@@ -49,7 +52,7 @@ t.test('PostgreSQL killed under a stream of events, then restarted: every event 
     await ready(producer);
     await ready(client);
     const { entries, logger } = recordingLogger();
-    const sink = new AuditSink({ client, keyPrefix: prefix, pool, ...table, logger, pollInterval: 50, maxBackoff: 400, statsInterval: 100 });
+    const sink = new AuditSink(sinkOptions({ client, keyPrefix: prefix, pool, ...table, logger, pollInterval: 50, maxBackoff: 400, statsInterval: 100 }));
     t.teardown(() => sink.close());
     sink.start();
     const sessions = simulate(rng(target.name === 'single' ? 11 : 12), { sessions: 600, users: 80 });
@@ -126,7 +129,7 @@ t.test('a sink SIGKILLed mid-batch: another sink claims its entries; no row miss
       await emit(producer, prefix, events.slice(firstPart.length));
       const client = target.client();
       await ready(client);
-      const sink = new AuditSink({ client, keyPrefix: prefix, pool, ...table, pollInterval: 50, claimIdle: 1000, logger: recordingLogger().logger });
+      const sink = new AuditSink(sinkOptions({ client, keyPrefix: prefix, pool, ...table, pollInterval: 50, claimIdle: 1000, logger: recordingLogger().logger }));
       sink.start();
       await until('drained', async () => (await bufferState(producer, prefix)).len === 0, 30_000);
       await sink.close();
@@ -144,7 +147,7 @@ t.test('Redis killed, then restarted: the sink neither crashes nor hangs, logs o
   const prefix = 'rk:';
   const { producer, client } = await clients(t, server.client(), server.client());
   const { entries, logger } = recordingLogger();
-  const sink = new AuditSink({ client, keyPrefix: prefix, pool, ...table, logger, pollInterval: 50, maxBackoff: 200, commandTimeout: 500 });
+  const sink = new AuditSink(sinkOptions({ client, keyPrefix: prefix, pool, ...table, logger, pollInterval: 50, maxBackoff: 200, commandTimeout: 500 }));
   sink.start();
   const before = simulate(rng(31), { sessions: 50, users: 10 });
   await emit(producer, prefix, timeline(before));
@@ -180,8 +183,8 @@ t.test('Redis and PostgreSQL cut off without a reset (packets dropped): every ca
   const { producer, client } = await clients(t, server.client(), server.client({ port: redisProxy.port, commandTimeout: 5000 }));
   const proxiedPool = db.pool({ connectionString: db.url.replace(`:${db.port}/`, `:${pgProxy.port}/`), max: 2, connectionTimeoutMillis: 0 });
   const { entries, logger } = recordingLogger();
-  const opts: AuditSinkOptions = { client, keyPrefix: prefix, pool: proxiedPool, ...table, logger, pollInterval: 50, maxBackoff: 200, commandTimeout: 300, postgresTimeout: 500 };
-  const sink = new AuditSink(opts);
+  const opts: FlatSinkOptions = { client, keyPrefix: prefix, pool: proxiedPool, ...table, logger, pollInterval: 50, maxBackoff: 200, commandTimeout: 300, postgresTimeout: 500 };
+  const sink = new AuditSink(sinkOptions(opts));
   const sessions = simulate(rng(41), { sessions: 40, users: 5 });
   await emit(producer, prefix, timeline(sessions));
 
@@ -208,11 +211,29 @@ t.test('Redis and PostgreSQL cut off without a reset (packets dropped): every ca
   const fresh = server.client();
   t.teardown(() => fresh.disconnect());
   await ready(fresh);
-  const again = new AuditSink({ ...opts, client: fresh, claimIdle: 500 });
+  const again = new AuditSink(sinkOptions({ ...opts, client: fresh, claimIdle: 500 }));
   again.start();
   await until('drained', async () => (await bufferState(producer, prefix)).len === 0, 15_000);
   await again.close();
   t.same(diffRows(await readRows(pool, table), sessions), { missing: [], extra: [], wrong: [] }, 'all applied once both are back');
+});
+
+t.test('the plugin\'s commandTimeout bounds the sink\'s Redis calls', async (t) => {
+  const server = await RedisServer.start();
+  t.teardown(() => server.stop());
+  const proxy = await DelayProxy.start({ targetPort: server.port, delayMs: 0 });
+  t.teardown(() => proxy.close());
+  const client = server.client({ port: proxy.port, commandTimeout: 5000 });
+  t.teardown(() => client.disconnect());
+  await ready(client);
+  const options = resolveOptions({ client, secret: 'x'.repeat(32), keyPrefix: 'ct:', commandTimeout: 200, audit: { pool } });
+  const sink = auditSinkOf(options, recordingLogger().logger)!;
+  await sink.pollOnce();
+  proxy.pause();
+  const t0 = Date.now();
+  await t.rejects(sink.pollOnce(), /timed out after 200 ms/, 'a round against a Redis that does not answer fails');
+  t.ok(Date.now() - t0 < 900, `within the plugin's 200 ms, not a timeout of the sink's own (${Date.now() - t0} ms)`);
+  proxy.resume();
 });
 
 t.test('a Cluster master killed and replaced: the sink consumes the moved streams again without a restart, no row lost or doubled', async (t) => {
@@ -221,7 +242,7 @@ t.test('a Cluster master killed and replaced: the sink consumes the moved stream
   const table = await freshTable();
   const prefix = 'fo:';
   const { producer, client } = await clients(t, cluster.client(), cluster.client());
-  const sink = new AuditSink({ client, keyPrefix: prefix, pool, ...table, pollInterval: 50, maxBackoff: 200, commandTimeout: 500 });
+  const sink = new AuditSink(sinkOptions({ client, keyPrefix: prefix, pool, ...table, pollInterval: 50, maxBackoff: 200, commandTimeout: 500 }));
   sink.start();
   t.teardown(() => sink.close());
   const before = simulate(rng(41), { sessions: 60, users: 20 });
@@ -247,13 +268,13 @@ t.test('a sink closed while PostgreSQL is unreachable leaves its unapplied entri
   const prefix = 'closed:';
   const { producer, client } = await clients(t, server.client(), server.client());
   const proxiedPool = db.pool({ connectionString: db.url.replace(`:${db.port}/`, `:${pgProxy.port}/`), max: 2, connectionTimeoutMillis: 0 });
-  const opts: AuditSinkOptions = { client, keyPrefix: prefix, pool: proxiedPool, ...table, logger: recordingLogger().logger, pollInterval: 50, maxBackoff: 200, postgresTimeout: 500 };
+  const opts: FlatSinkOptions = { client, keyPrefix: prefix, pool: proxiedPool, ...table, logger: recordingLogger().logger, pollInterval: 50, maxBackoff: 200, postgresTimeout: 500 };
   const sessions = simulate(rng(43), { sessions: 30, users: 4 });
   const events = timeline(sessions).length;
   await emit(producer, prefix, timeline(sessions));
 
   pgProxy.pause();
-  const sink = new AuditSink(opts);
+  const sink = new AuditSink(sinkOptions(opts));
   sink.start();
   await until('every entry delivered to the sink', async () => (await bufferState(producer, prefix)).pending === events, 15_000);
   await sink.close();
@@ -264,7 +285,7 @@ t.test('a sink closed while PostgreSQL is unreachable leaves its unapplied entri
   const fresh = server.client();
   t.teardown(() => fresh.disconnect());
   await ready(fresh);
-  const again = new AuditSink({ ...opts, client: fresh, pool, claimIdle: 500 });
+  const again = new AuditSink(sinkOptions({ ...opts, client: fresh, pool, claimIdle: 500 }));
   again.start();
   await until('drained', async () => (await bufferState(producer, prefix)).len === 0, 20_000);
   await again.close();

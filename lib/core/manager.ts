@@ -13,7 +13,7 @@ import { Acknowledgement, type AcknowledgementState } from './store/acknowledgem
 import { Freshness } from './store/freshness.js';
 import { TouchQueue, type Touch } from './touch-queue.js';
 import { RevocationReplay } from './replay.js';
-import { AuditSink } from './audit/sink.js';
+import { auditSinkOf, type AuditSink } from './audit/sink.js';
 import { migrate } from './audit/sql.js';
 import { auditPrometheus } from './audit/metrics.js';
 import type { AuditSessionRow, HistoryQuery } from './audit/sql.js';
@@ -90,13 +90,7 @@ export class SessionManager {
         ttl: Math.min(30, audit.retentionDays) * 24 * 3600_000,
         activity: audit.activityInterval,
       });
-    if (audit !== undefined) {
-      this.#audit = new AuditSink({
-        client: options.client, keyPrefix: options.keyPrefix, pool: audit.pool, schema: audit.schema, table: audit.table,
-        logger: log, pollInterval: audit.pollInterval, sweepInterval: audit.sweepInterval, retentionDays: audit.retentionDays,
-        activityInterval: audit.activityInterval, maxLifetime: options.absoluteTimeout, now: options.now,
-      });
-    }
+    this.#audit = auditSinkOf(options, log);
     const confirm = options.confirmRevocations;
     if (confirm.mode === 'on') this.#store.confirm = confirm;
     if (confirm.mode === 'auto') {

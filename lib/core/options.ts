@@ -400,7 +400,7 @@ function resolveRequestProperty(v: unknown): string {
 
 const AUDIT_KEYS = new Set(['pool', 'schema', 'table', 'migrate', 'retentionDays', 'sweepInterval', 'activityInterval', 'bufferEvents', 'pollInterval', 'consume']);
 
-function resolveAudit(v: unknown): ResolvedAudit | undefined {
+export function resolveAudit(v: unknown): ResolvedAudit | undefined {
   if (v === undefined) return undefined;
   if (!isPlainObject(v)) throw fail('audit', `expected { pool, … }, got ${describe(v)}`);
   for (const k of Object.keys(v)) if (!AUDIT_KEYS.has(k)) throw fail(`audit.${k}`, 'unknown option');

@@ -1,3 +1,20 @@
+import type { Logger } from '../log.js';
+import type { AuditStreams } from './streams.js';
+import type { AuditWriter } from './writer.js';
+
+/** What every stage of the audit shares: its counters, its logger and its clock. */
+export interface AuditContext {
+  readonly metrics: AuditMetrics;
+  readonly log: Logger;
+  readonly now: () => number;
+}
+
+/** The two stages the consumer and the maintenance work through. */
+export interface AuditStages extends AuditContext {
+  readonly streams: AuditStreams;
+  readonly writer: AuditWriter;
+}
+
 /** The audit sink's counters and gauges: plain fields, rendered on demand. */
 export class AuditMetrics {
   /** Stream entries in PostgreSQL: acknowledged after their batch committed (a redelivery counts again). */

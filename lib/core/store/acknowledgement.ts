@@ -1,5 +1,6 @@
 import type { Redis, Cluster } from 'ioredis';
 import type { RedisClient } from '../options.js';
+import { withTimeout } from './timeout.js';
 
 /**
  * Whether revocations wait for a replica (confirmRevocations: 'auto'). `unknown` (not read yet,
@@ -107,22 +108,14 @@ export class Acknowledgement {
   }
 
   /** One command on one connection, within the timeout; an idle pool node is connected first. */
-  async #bounded<T>(r: Redis, fn: (r: Redis) => Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`replication read timed out after ${this.#timeout} ms`)), this.#timeout);
-    });
-    try {
-      return await Promise.race([(async () => {
-        if (r.status === 'wait') await r.connect();
-        else if (r.status !== 'ready') await new Promise<void>((resolve, reject) => {
-          r.once('ready', resolve);
-          setTimeout(() => { r.off('ready', resolve); reject(new Error(`redis client is ${r.status}`)); }, this.#timeout).unref();
-        });
-        return fn(r);
-      })(), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+  #bounded<T>(r: Redis, fn: (r: Redis) => Promise<T>): Promise<T> {
+    return withTimeout((async () => {
+      if (r.status === 'wait') await r.connect();
+      else if (r.status !== 'ready') await new Promise<void>((resolve, reject) => {
+        r.once('ready', resolve);
+        setTimeout(() => { r.off('ready', resolve); reject(new Error(`redis client is ${r.status}`)); }, this.#timeout).unref();
+      });
+      return fn(r);
+    })(), this.#timeout, 'replication read');
   }
 }

@@ -1,4 +1,5 @@
 import type { Redis, Cluster } from 'ioredis';
+import { withTimeout } from './timeout.js';
 
 const field = (info: string, name: string): string | undefined => new RegExp(`^${name}:(.*?)\\r?$`, 'm').exec(info)?.[1];
 
@@ -66,16 +67,10 @@ export class Freshness {
 /** A replica's link is up and it has applied everything it read off the link. */
 async function linked(r: Redis, timeoutMs: number): Promise<boolean> {
   if (r.status !== 'ready') return false;
-  let timer: NodeJS.Timeout | undefined;
   try {
-    const info = await Promise.race([
-      r.info('replication'),
-      new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('timeout')), timeoutMs); }),
-    ]);
+    const info = await withTimeout(r.info('replication'), timeoutMs, 'INFO replication');
     return field(info, 'master_link_status') === 'up' && field(info, 'slave_read_repl_offset') === field(info, 'slave_repl_offset');
   } catch {
     return false;
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -1,7 +1,9 @@
 import type { Redis, Cluster, ChainableCommander } from 'ioredis';
 import { ERR_NOT_CONFIRMED, ERR_UNAVAILABLE } from '../errors.js';
 import type { RedisClient } from '../options.js';
-import { BUCKET_LENGTH, HASH_LENGTH, TAG_LENGTH } from '../token.js';
+import { HASH_LENGTH, TAG_LENGTH } from '../token.js';
+import { auditStreamKey, channelName, indexKey, sessionKey, userBase } from './keys.js';
+import { withTimeout } from './timeout.js';
 
 /** Why a session ended, as the audit trail records it (the sweep adds `expired`). */
 export type EndReason = 'sign-out' | 'revoked' | 'everywhere' | 'cap' | 'replaced';
@@ -152,7 +154,7 @@ export class RedisStore {
     this.#prefix = prefix;
     this.#timeout = commandTimeout;
     this.#idles = idles;
-    this.channel = `${prefix}revoked`;
+    this.channel = channelName(prefix);
     this.isCluster = (client as Cluster).isCluster === true;
     for (const [name, numberOfKeys, lua] of SCRIPTS) {
       if (typeof (client as unknown as Scripted)[name] !== 'function') client.defineCommand(name, { numberOfKeys, lua });
@@ -163,14 +165,11 @@ export class RedisStore {
 
   get client(): RedisClient { return this.#client; }
 
-  /**
-   * `<prefix>{<bucket>}<user>`: every session key of one user starts with it. The bucket (the
-   * tag's first 3 characters) is the Redis hash tag, so all of a user's keys share one slot.
-   */
-  base(tag: string): string { return `${this.#prefix}{${tag.slice(0, BUCKET_LENGTH)}}${tag.slice(BUCKET_LENGTH)}`; }
-  sessionKey(publicId: string): string { return this.base(publicId.slice(0, TAG_LENGTH)) + publicId.slice(TAG_LENGTH); }
+  /** `<prefix>{<bucket>}<user>`: every session key of one user starts with it (keys.ts). */
+  base(tag: string): string { return userBase(this.#prefix, tag); }
+  sessionKey(publicId: string): string { return sessionKey(this.#prefix, publicId); }
   /** `<prefix>{<bucket>}o`: the audit buffer of the bucket of `tagOrId` (a tag or a public id). */
-  auditStream(tagOrId: string): string { return `${this.#prefix}{${tagOrId.slice(0, BUCKET_LENGTH)}}o`; }
+  auditStream(tagOrId: string): string { return auditStreamKey(this.#prefix, tagOrId); }
 
   /** The scripts' three trailing audit arguments for a user's bucket ('' stream: off). */
   #auditArgs(tagOrId: string): (string | number)[] {
@@ -178,8 +177,8 @@ export class RedisStore {
     return a === undefined ? ['', 0, 0] : [this.auditStream(tagOrId), a.cap, a.ttl];
   }
 
-  /** `<prefix>{<bucket>}u<user>`: the user's index (shorter than any session key, so never one). */
-  indexKey(tag: string): string { return `${this.#prefix}{${tag.slice(0, BUCKET_LENGTH)}}u${tag.slice(BUCKET_LENGTH)}`; }
+  /** `<prefix>{<bucket>}u<user>`: the user's index. */
+  indexKey(tag: string): string { return indexKey(this.#prefix, tag); }
 
   /**
    * Run one Redis call under the command timeout; any failure becomes ERR_UNAVAILABLE (cause
@@ -188,19 +187,13 @@ export class RedisStore {
    */
   async #run<T>(what: string, fn: () => Promise<T>, client: RedisClient = this.#client): Promise<T> {
     if (client.status !== 'ready') throw new ERR_UNAVAILABLE({ cause: new Error(`redis client is ${client.status}`) });
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} timed out after ${this.#timeout} ms`)), this.#timeout);
-    });
     try {
-      return await Promise.race([fn(), timeout]);
+      return await withTimeout(fn(), this.#timeout, what);
     } catch (err) {
       const e = new ERR_UNAVAILABLE({ cause: err });
       // A reply that is an error (NOPERM, OOM, a script error) is a known outcome: nothing was written.
       if (!(err instanceof Error && err.name === 'ReplyError')) Object.defineProperty(e, kUnknownOutcome, { value: true });
       throw e;
-    } finally {
-      clearTimeout(timer);
     }
   }
 

@@ -1,0 +1,26 @@
+// The Redis layout's key names, one builder each. Every key of a user starts with
+// `<prefix>{<bucket>}`: the bucket (the first BUCKET_LENGTH characters of the user's tag) is the
+// Redis hash tag, so a user's keys, and the audit stream their changes append to, share one slot.
+import { BUCKET_LENGTH } from '../token.js';
+
+/** `<prefix>{<bucket>}<rest of the tag>`: every session key of one user starts with it. */
+export const userBase = (prefix: string, tag: string): string =>
+  `${prefix}{${tag.slice(0, BUCKET_LENGTH)}}${tag.slice(BUCKET_LENGTH)}`;
+
+/** `<prefix>{<bucket>}<tag rest><random>`: the hash of one session (its public id after the bucket). */
+export const sessionKey = (prefix: string, publicId: string): string =>
+  `${prefix}{${publicId.slice(0, BUCKET_LENGTH)}}${publicId.slice(BUCKET_LENGTH)}`;
+
+/** `<prefix>{<bucket>}u<tag rest>`: the user's index (shorter than any session key, so never one). */
+export const indexKey = (prefix: string, tag: string): string =>
+  `${prefix}{${tag.slice(0, BUCKET_LENGTH)}}u${tag.slice(BUCKET_LENGTH)}`;
+
+/** `<prefix>{<bucket>}o`: the audit stream of the bucket of `tagOrId` (a bucket, a tag or a public id). */
+export const auditStreamKey = (prefix: string, tagOrId: string): string =>
+  `${prefix}{${tagOrId.slice(0, BUCKET_LENGTH)}}o`;
+
+/** `<prefix>audit:lease`: which instance runs the audit's sweep and retention. */
+export const auditLeaseKey = (prefix: string): string => `${prefix}audit:lease`;
+
+/** `<prefix>revoked`: the revocation channel. */
+export const channelName = (prefix: string): string => `${prefix}revoked`;
