@@ -1,6 +1,7 @@
 import { IncomingMessage } from 'node:http';
 import type { Redis, Cluster } from 'ioredis';
-import { ERR_INVALID_OPTION } from './errors.js';
+import { DEFAULTS as D } from './defaults.js';
+import { describe, fail, int, isPlainObject, isRedisClient, orDefault } from './validate.js';
 import { auditNames, type AuditPool } from './audit/sql.js';
 
 /** A duration in milliseconds. */
@@ -237,37 +238,6 @@ const KNOWN = new Set([
   'maxUserAgentLength', 'prewarm', 'now', 'requestProperty',
 ]);
 
-export const fail = (name: string, why: string) => new ERR_INVALID_OPTION(name, why);
-
-export function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function int(name: string, v: unknown, dflt: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw fail(name, `expected an integer from ${min} to ${max}, got ${describe(v)}`);
-  }
-  return v;
-}
-
-export function describe(v: unknown): string {
-  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v);
-  if (typeof v === 'number' || typeof v === 'boolean' || v === null) return String(v);
-  return Array.isArray(v) ? 'an array' : typeof v;
-}
-
-/** `undefined` alone means "use the default"; `null` and every other value are validated as given. */
-export function orDefault<T>(v: T | undefined, dflt: T): T {
-  return v === undefined ? dflt : v;
-}
-
-function isRedisClient(v: unknown): v is RedisClient {
-  if (typeof v !== 'object' || v === null) return false;
-  const c = v as Record<string, unknown>;
-  return typeof c.duplicate === 'function' && typeof c.evalsha === 'function' && typeof c.pipeline === 'function';
-}
-
 /** One secret or a non-empty list of distinct ones, each of at least 32 characters. */
 function resolveSecrets(v: unknown): readonly string[] {
   const hint = 'at least 32 characters (e.g. `openssl rand -base64 32`)';
@@ -303,13 +273,13 @@ export function resolveOptions(opts: unknown, adapterKeys: ReadonlySet<string> =
   if (!isRedisClient(o.client)) throw fail('client', 'expected an ioredis Redis or Cluster client');
   const secrets = resolveSecrets(o.secret);
 
-  const keyPrefix = orDefault(o.keyPrefix, 'ts:');
+  const keyPrefix = orDefault(o.keyPrefix, D.keyPrefix.value);
   if (typeof keyPrefix !== 'string' || !PREFIX.test(keyPrefix)) {
     throw fail('keyPrefix', `expected 1-64 characters of [A-Za-z0-9_:.-], got ${describe(keyPrefix)}`);
   }
-  const absoluteTimeout = int('absoluteTimeout', o.absoluteTimeout, 30 * 24 * 3600_000, 1000);
-  const idleTimeout = int('idleTimeout', o.idleTimeout, 14 * 24 * 3600_000, 1000);
-  const touchInterval = int('touchInterval', o.touchInterval, 60_000, 0);
+  const absoluteTimeout = int('absoluteTimeout', o.absoluteTimeout, D.absoluteTimeout.value, 1000);
+  const idleTimeout = int('idleTimeout', o.idleTimeout, D.idleTimeout.value, 1000);
+  const touchInterval = int('touchInterval', o.touchInterval, D.touchInterval.value, 0);
   if (touchInterval >= idleTimeout) {
     throw fail('touchInterval', `must be shorter than idleTimeout (${idleTimeout} ms), got ${touchInterval}`);
   }
@@ -320,8 +290,8 @@ export function resolveOptions(opts: unknown, adapterKeys: ReadonlySet<string> =
     const lc = o.localCache ?? {};
     for (const k of Object.keys(lc)) if (k !== 'max' && k !== 'ttl') throw fail(`localCache.${k}`, 'unknown option');
     localCache = Object.freeze({
-      max: int('localCache.max', lc.max, 10_000, 1, 10_000_000),
-      ttl: int('localCache.ttl', lc.ttl, 15_000, 1, 24 * 3600_000),
+      max: int('localCache.max', lc.max, D['localCache.max'].value, 1, 10_000_000),
+      ttl: int('localCache.ttl', lc.ttl, D['localCache.ttl'].value, 1, 24 * 3600_000),
     });
   } else throw fail('localCache', `expected false or { max, ttl }, got ${describe(o.localCache)}`);
 
@@ -332,7 +302,7 @@ export function resolveOptions(opts: unknown, adapterKeys: ReadonlySet<string> =
   if (cookie.sameSite === 'none') warnings.push('cookie.sameSite is "none": the cookie rides on cross-site requests');
   if (cookie.domain !== undefined) warnings.push('cookie.domain is set: every subdomain receives the session cookie');
 
-  const allowedOrigins = orDefault(o.allowedOrigins, []);
+  const allowedOrigins = orDefault(o.allowedOrigins, [...D.allowedOrigins.value]);
   if (!Array.isArray(allowedOrigins) || !allowedOrigins.every((x) => typeof x === 'string' && ORIGIN.test(x))) {
     throw fail('allowedOrigins', 'expected an array of origins such as "https://app.example.com"');
   }
@@ -342,10 +312,10 @@ export function resolveOptions(opts: unknown, adapterKeys: ReadonlySet<string> =
   }
   const { total, capsByType } = resolveCaps(o.maxSessionsPerUser);
   const shortSession = resolveShort(o.shortSession, idleTimeout, absoluteTimeout, touchInterval);
-  const commandTimeout = int('commandTimeout', o.commandTimeout, 1000, 10, 60_000);
+  const commandTimeout = int('commandTimeout', o.commandTimeout, D.commandTimeout.value, 10, 60_000);
   const confirmRevocations = resolveConfirm(o.confirmRevocations, commandTimeout);
   if (o.readFrom !== undefined && !isRedisClient(o.readFrom)) throw fail('readFrom', 'expected an ioredis Redis or Cluster client (on a replica)');
-  const now = orDefault(o.now, Date.now);
+  const now = orDefault(o.now, D.now.value);
   if (typeof now !== 'function') throw fail('now', `expected a function returning epoch ms, got ${describe(now)}`);
   const requestProperty = resolveRequestProperty(o.requestProperty);
 
@@ -363,15 +333,15 @@ export function resolveOptions(opts: unknown, adapterKeys: ReadonlySet<string> =
     commandTimeout,
     confirmRevocations,
     readFrom: o.readFrom,
-    replicaLagTolerance: int('replicaLagTolerance', o.replicaLagTolerance, 10_000, 0, 3600_000),
+    replicaLagTolerance: int('replicaLagTolerance', o.replicaLagTolerance, D.replicaLagTolerance.value, 0, 3600_000),
     audit: resolveAudit(o.audit),
-    heartbeatInterval: int('heartbeatInterval', o.heartbeatInterval, 1000, 50, 3600_000),
-    maxDataBytes: int('maxDataBytes', o.maxDataBytes, 4096, 2, 1024 * 1024),
+    heartbeatInterval: int('heartbeatInterval', o.heartbeatInterval, D.heartbeatInterval.value, 50, 3600_000),
+    maxDataBytes: int('maxDataBytes', o.maxDataBytes, D.maxDataBytes.value, 2, 1024 * 1024),
     cookie,
     allowedOrigins: new Set(allowedOrigins.map((x) => x.toLowerCase())),
     countryHeader: countryHeader?.toLowerCase(),
-    maxUserAgentLength: int('maxUserAgentLength', o.maxUserAgentLength, 512, 16, 8192),
-    prewarm: int('prewarm', o.prewarm, 0, 0, 1_000_000),
+    maxUserAgentLength: int('maxUserAgentLength', o.maxUserAgentLength, D.maxUserAgentLength.value, 16, 8192),
+    prewarm: int('prewarm', o.prewarm, D.prewarm.value, 0, 1_000_000),
     now,
     requestProperty,
     warnings: Object.freeze(warnings),
@@ -388,7 +358,7 @@ const TAKEN = new Set([
 ]);
 
 function resolveRequestProperty(v: unknown): string {
-  const name = orDefault(v, 'session');
+  const name = orDefault(v, D.requestProperty.value);
   if (typeof name !== 'string' || !/^[A-Za-z_$][A-Za-z0-9_$]{0,63}$/.test(name)) {
     throw fail('requestProperty', `expected a property name such as "account", got ${describe(name)}`);
   }
@@ -419,30 +389,32 @@ export function resolveAudit(v: unknown): ResolvedAudit | undefined {
     const which = (err as Error).message.includes('"schema"') ? 'schema' : 'table';
     throw fail(`audit.${which}`, (err as Error).message.replace(/^Invalid option "\w+": /, ''));
   }
-  const migrate = orDefault(v.migrate, true);
+  const migrate = orDefault(v.migrate, D['audit.migrate'].value);
   if (typeof migrate !== 'boolean') throw fail('audit.migrate', `expected a boolean, got ${describe(migrate)}`);
-  const consume = orDefault(v.consume, true);
+  const consume = orDefault(v.consume, D['audit.consume'].value);
   if (typeof consume !== 'boolean') throw fail('audit.consume', `expected a boolean, got ${describe(consume)}`);
   return Object.freeze({
     pool, schema, table, migrate,
-    retentionDays: int('audit.retentionDays', v.retentionDays, 90, 1, 36_500),
-    sweepInterval: int('audit.sweepInterval', v.sweepInterval, 60_000, 100, 24 * 3600_000),
-    activityInterval: int('audit.activityInterval', v.activityInterval, 15 * 60_000, 0, 24 * 3600_000),
-    bufferEvents: int('audit.bufferEvents', v.bufferEvents, 1_000_000, 256, 1_000_000_000),
-    pollInterval: int('audit.pollInterval', v.pollInterval, 1000, 10, 60_000),
+    retentionDays: int('audit.retentionDays', v.retentionDays, D['audit.retentionDays'].value, 1, 36_500),
+    sweepInterval: int('audit.sweepInterval', v.sweepInterval, D['audit.sweepInterval'].value, 100, 24 * 3600_000),
+    activityInterval: int('audit.activityInterval', v.activityInterval, D['audit.activityInterval'].value, 0, 24 * 3600_000),
+    bufferEvents: int('audit.bufferEvents', v.bufferEvents, D['audit.bufferEvents'].value, 256, 1_000_000_000),
+    pollInterval: int('audit.pollInterval', v.pollInterval, D['audit.pollInterval'].value, 10, 60_000),
     consume,
   });
 }
 
 function resolveConfirm(v: unknown, commandTimeout: number): ResolvedOptions['confirmRevocations'] {
+  // The wait is at most half the command timeout, which bounds the whole call.
+  const timeoutDefault = Math.min(D['confirmRevocations.timeout'].value, Math.floor(commandTimeout / 2));
   if (v === undefined || v === 'auto' || typeof v === 'boolean') {
-    const timeout = Math.min(500, Math.floor(commandTimeout / 2));
-    return Object.freeze({ mode: v === true ? 'on' : v === false ? 'off' : 'auto', replicas: 1, timeout });
+    const mode = v === true ? 'on' : v === false ? 'off' : D.confirmRevocations.value;
+    return Object.freeze({ mode, replicas: D['confirmRevocations.replicas'].value, timeout: timeoutDefault });
   }
   if (!isPlainObject(v)) throw fail('confirmRevocations', `expected 'auto', true, false or { replicas, timeout }, got ${describe(v)}`);
   for (const k of Object.keys(v)) if (k !== 'replicas' && k !== 'timeout') throw fail(`confirmRevocations.${k}`, 'unknown option');
-  const replicas = int('confirmRevocations.replicas', v.replicas, 1, 1, 100);
-  const timeout = int('confirmRevocations.timeout', v.timeout, Math.min(500, Math.floor(commandTimeout / 2)), 1, 60_000);
+  const replicas = int('confirmRevocations.replicas', v.replicas, D['confirmRevocations.replicas'].value, 1, 100);
+  const timeout = int('confirmRevocations.timeout', v.timeout, timeoutDefault, 1, 60_000);
   if (timeout >= commandTimeout) {
     throw fail('confirmRevocations.timeout', `must be shorter than commandTimeout (${commandTimeout} ms), got ${timeout}`);
   }
@@ -453,12 +425,12 @@ const DEVICE_TYPE = /^[a-z][a-z0-9-]{0,15}$/;
 
 function resolveCaps(v: unknown): { total: number; capsByType: ReadonlyMap<string, number> } {
   if (v === undefined || typeof v === 'number' || v === null || typeof v !== 'object' || Array.isArray(v)) {
-    return { total: int('maxSessionsPerUser', v, 50, 0, 100_000), capsByType: new Map() };
+    return { total: int('maxSessionsPerUser', v, D.maxSessionsPerUser.value, 0, 100_000), capsByType: new Map() };
   }
   const caps = new Map<string, number>();
-  let total = 50;
+  let total = D['maxSessionsPerUser.total'].value;
   for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
-    if (k === 'total') total = int('maxSessionsPerUser.total', x, 50, 0, 100_000);
+    if (k === 'total') total = int('maxSessionsPerUser.total', x, D['maxSessionsPerUser.total'].value, 0, 100_000);
     else if (!DEVICE_TYPE.test(k)) throw fail(`maxSessionsPerUser.${k}`, 'expected "total" or a device type such as "mobile", "desktop", "bot"');
     else if (x !== undefined) caps.set(k, int(`maxSessionsPerUser.${k}`, x, 1, 1, 100_000));
   }
@@ -469,8 +441,8 @@ function resolveShort(v: unknown, idle: number, absolute: number, touchInterval:
   if (v !== undefined && !isPlainObject(v)) throw fail('shortSession', `expected { idleTimeout, absoluteTimeout }, got ${describe(v)}`);
   const o = (v ?? {}) as Record<string, unknown>;
   for (const k of Object.keys(o)) if (k !== 'idleTimeout' && k !== 'absoluteTimeout') throw fail(`shortSession.${k}`, 'unknown option');
-  const shortIdle = int('shortSession.idleTimeout', o.idleTimeout, Math.min(12 * 3600_000, idle), 1000);
-  const shortAbsolute = int('shortSession.absoluteTimeout', o.absoluteTimeout, Math.min(24 * 3600_000, absolute), 1000);
+  const shortIdle = int('shortSession.idleTimeout', o.idleTimeout, Math.min(D['shortSession.idleTimeout'].value, idle), 1000);
+  const shortAbsolute = int('shortSession.absoluteTimeout', o.absoluteTimeout, Math.min(D['shortSession.absoluteTimeout'].value, absolute), 1000);
   if (shortIdle > idle) throw fail('shortSession.idleTimeout', `must not be longer than idleTimeout (${idle} ms), got ${shortIdle}`);
   if (shortAbsolute > absolute) throw fail('shortSession.absoluteTimeout', `must not be longer than absoluteTimeout (${absolute} ms), got ${shortAbsolute}`);
   if (touchInterval >= shortIdle) throw fail('touchInterval', `must be shorter than shortSession.idleTimeout (${shortIdle} ms), got ${touchInterval}`);
@@ -482,22 +454,22 @@ function resolveCookie(c: CookieOptions | undefined): ResolvedCookie {
   const o = c ?? {};
   const allowed = ['name', 'secure', 'httpOnly', 'sameSite', 'path', 'domain'];
   for (const k of Object.keys(o)) if (!allowed.includes(k)) throw fail(`cookie.${k}`, 'unknown option');
-  const name = orDefault(o.name, '__Host-sid');
+  const name = orDefault(o.name, D['cookie.name'].value);
   if (typeof name !== 'string' || !COOKIE_NAME.test(name) || name.length > 64) {
     throw fail('cookie.name', `expected a cookie name token, got ${describe(name)}`);
   }
   const bool = (k: 'secure' | 'httpOnly') => {
     const v = o[k];
     if (v !== undefined && typeof v !== 'boolean') throw fail(`cookie.${k}`, `expected a boolean, got ${describe(v)}`);
-    return v ?? true;
+    return v ?? D[`cookie.${k}`].value;
   };
   const secure = bool('secure');
   const httpOnly = bool('httpOnly');
-  const sameSite = orDefault(o.sameSite, 'lax');
+  const sameSite = orDefault(o.sameSite, D['cookie.sameSite'].value);
   if (sameSite !== 'lax' && sameSite !== 'strict' && sameSite !== 'none') {
     throw fail('cookie.sameSite', `expected "lax", "strict" or "none", got ${describe(sameSite)}`);
   }
-  const path = orDefault(o.path, '/');
+  const path = orDefault(o.path, D['cookie.path'].value);
   if (typeof path !== 'string' || !/^\/[\x21-\x3a\x3c-\x7e]*$/.test(path)) {
     throw fail('cookie.path', `expected a path starting with "/", got ${describe(path)}`);
   }

@@ -386,7 +386,7 @@ export const MUTANTS = [
     id: 'type-caps-without-total-uncapped',
     description: 'maxSessionsPerUser as an object without `total` has no total cap instead of the default 50.',
     file: 'lib/core/options.ts',
-    find: '  let total = 50;',
+    find: "  let total = D['maxSessionsPerUser.total'].value;",
     replace: '  let total = 0;',
     tests: ['test/policy.test.ts'],
   },

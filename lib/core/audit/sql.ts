@@ -9,6 +9,7 @@
 // since PostgreSQL 14, exact) read with Number(), whatever type parser the app's pool has.
 import { ERR_BAD_QUERY, ERR_INVALID_OPTION } from '../errors.js';
 import { isWellFormed } from '../token.js';
+import { DEFAULTS } from '../defaults.js';
 
 /** What a query answers: the part of pg's QueryResult the audit code reads. */
 export interface AuditQueryResult {
@@ -55,7 +56,7 @@ export interface AuditTableOptions {
   keyPrefix?: string;
 }
 
-export const DEFAULT_TABLE = 'tiered_session_audit';
+export const DEFAULT_TABLE = DEFAULTS['audit.table'].value;
 /** The realm of a table's rows when no keyPrefix is named: the default keyPrefix. */
 export const DEFAULT_REALM = 'ts:';
 const realmOf = (o: AuditTableOptions) => o.keyPrefix ?? DEFAULT_REALM;
