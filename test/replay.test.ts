@@ -9,7 +9,7 @@ import net from 'node:net';
 import type { Test } from 'tap';
 import { keepingAlive, withAdmin } from './fixtures/replicas.js';
 import { primaryWithTwoReplicas, readmeClient } from './fixtures/two-replicas.js';
-import { eachAdapter, makeApp, signIn, me, eventually, cacheTrusted, COOKIE } from './fixtures/targets.js';
+import { eachAdapter, makeApp, signIn, me, eventually, cacheTrusted, tokenOf, COOKIE } from './fixtures/targets.js';
 
 const prefixes = (() => { let n = 0; return () => `rp${process.pid}x${n++}:`; })();
 
@@ -58,9 +58,72 @@ t.test('a sign-out confirmed by one replica stays signed out after a failover to
     door.move(r2.port);
     await keepingAlive(primary.stop());
 
+    // The first answer from the new primary already refuses it: the instance knows what it
+    // revoked, whether or not the replay has run yet.
+    const first = await eventually(async () => (await me(a, s.token)).statusCode, (c) => c !== 503, 8000);
+    t.equal(first, 401, 'the signed-out token is refused by the first answer after the failover');
     const status = await eventually(async () => (await me(a, s.token)).statusCode, (c) => c === 401, 8000);
     t.equal(status, 401, 'the signed-out token is refused on the new primary');
-    t.equal(await withAdmin(r2.port, (r) => r.exists(a.sessions.store.sessionKey(s.id))), 0, 'the sign-out was applied again there');
+    const exists = () => withAdmin(r2.port, (r) => r.exists(a.sessions.store.sessionKey(s.id)));
+    t.equal(await eventually(exists, (n) => n === 0, 8000), 0, 'the sign-out was applied again there');
     t.equal((await me(a, other.token)).statusCode, 200, 'a session nobody ended is untouched');
+  });
+});
+
+t.test('a rotation confirmed by one replica stays in force after a failover to a replica that never received it', async (t) => {
+  await eachAdapter(t, async (t) => {
+    const { primary, r2, link } = await primaryWithTwoReplicas(t);
+    const door = await frontDoor(t, primary.port);
+
+    const keyPrefix = prefixes();
+    const a = await makeApp(t, readmeClient(t, door.port), { keyPrefix });
+    await cacheTrusted(a);
+    const s = await signIn(a, 'grace');
+    await withAdmin(primary.port, async (r) => { await r.set(`${keyPrefix}warm`, '1', 'PX', 10_000); await r.wait(2, 5000); }, 6000);
+    link.pause();
+    t.teardown(() => link.resume());
+    const rot = await a.inject({ method: 'POST', url: '/rotate', cookies: { [COOKIE]: s.token } });
+    t.equal(rot.statusCode, 200, `rotated, confirmed by R1 (${rot.statusCode} ${rot.body})`);
+    const rotated = tokenOf(rot) ?? '';
+    t.not(rotated, '', 'a new token');
+    t.equal((await me(a, s.token)).statusCode, 401, 'the old token is refused at once');
+    const key = a.sessions.store.sessionKey(s.id);
+    const newHash = await withAdmin(primary.port, (r) => r.hget(key, 'h'));
+
+    await withAdmin(r2.port, (r) => r.replicaof('NO', 'ONE'));
+    t.not(await withAdmin(r2.port, (r) => r.hget(key, 'h')), newHash, 'the new primary holds the old secret');
+    door.move(r2.port);
+    await keepingAlive(primary.stop());
+
+    const first = await eventually(async () => (await me(a, s.token)).statusCode, (c) => c !== 503, 8000);
+    t.equal(first, 401, 'the old token is refused by the first answer after the failover');
+    const fresh = await eventually(async () => (await me(a, rotated)).statusCode, (c) => c === 200, 8000);
+    t.equal(fresh, 200, 'the new token works again: the rotation was applied again on the new primary');
+    t.equal(await withAdmin(r2.port, (r) => r.hget(key, 'h')), newHash, 'the new primary holds the new secret');
+    t.equal((await me(a, s.token)).statusCode, 401, 'and the old token stays refused');
+  });
+});
+
+t.test('a replayed rotation never overwrites a later one', async (t) => {
+  await eachAdapter(t, async (t) => {
+    const { primary } = await primaryWithTwoReplicas(t);
+    const keyPrefix = prefixes();
+    const a = await makeApp(t, readmeClient(t, primary.port), { keyPrefix });
+    const b = await makeApp(t, readmeClient(t, primary.port), { keyPrefix });
+    await cacheTrusted(a);
+    await cacheTrusted(b);
+    const s = await signIn(a, 'heidi');
+    const first = await a.inject({ method: 'POST', url: '/rotate', cookies: { [COOKIE]: s.token } });
+    t.equal(first.statusCode, 200, 'rotated on A');
+    const second = await b.inject({ method: 'POST', url: '/rotate', cookies: { [COOKIE]: tokenOf(first) ?? '' } });
+    t.equal(second.statusCode, 200, 'rotated again on B');
+    const latest = tokenOf(second) ?? '';
+    // A's connection is interrupted: it applies its rotation again, which must find B's later one.
+    await withAdmin(primary.port, (r) => r.client('KILL', 'TYPE', 'normal'));
+    await withAdmin(primary.port, (r) => r.client('KILL', 'TYPE', 'pubsub'));
+    await new Promise((r) => setTimeout(r, 1500));
+    t.equal((await eventually(async () => (await me(a, latest)).statusCode, (c) => c !== 503, 8000)), 200, 'the latest token works on A');
+    t.equal((await me(b, latest)).statusCode, 200, 'and on B');
+    t.equal((await me(a, tokenOf(first) ?? '')).statusCode, 401, 'the token A made is still refused');
   });
 });

@@ -105,8 +105,10 @@ export class SessionManager {
     this.#l1 = new LocalCache(options.localCache, () => this.cacheTrusted,
       this.#store.replicaReads ? options.replicaLagTolerance : 0);
     this.#touches = new TouchQueue((items) => this.#writeTouches(items));
-    this.#replay = new RevocationReplay(
-      (id) => this.#store.revoke(id, '', preciseNow(), 'revoked', this.#o.now(), '', false), log);
+    this.#replay = new RevocationReplay({
+      revoke: (id) => this.#store.revoke(id, '', preciseNow(), 'revoked', this.#o.now(), '', false),
+      rotate: (id, secretHash, count) => this.#store.rotate(id, secretHash, preciseNow(), this.#o.now(), count),
+    }, log);
     if (this.#store.replicaReads) this.#fresh = new Freshness(options.heartbeatInterval, options.replicaLagTolerance);
     // With readFrom the channel runs even without a local cache: its heartbeats through that
     // replica are what shows it fresh.
@@ -264,6 +266,8 @@ export class SessionManager {
       t.read ??= this.#read(id);
       const s = await t.read;
       if (s === null || !constantTimeEqual(hashSecret(secret), s.secretHash) || !this.#tagListed(id, s.userId)) return null;
+      // A revocation or rotation this instance answered, missing from what Redis holds now.
+      if (this.#replay.lost(id, s.rotations)) return null;
       const now = this.#o.now();
       if (now >= s.absoluteAt || now >= s.expiresAt) return null;
       const mine = own(id);
@@ -338,7 +342,8 @@ export class SessionManager {
         const now = this.#o.now();
         rows.forEach((s, k) => {
           const id = batch[k];
-          if (s === null || now >= s.absoluteAt || now >= s.expiresAt || this.#l1.get(id, coarseNow()) !== undefined || !this.#tagListed(id, s.userId)) return;
+          if (s === null || now >= s.absoluteAt || now >= s.expiresAt || this.#l1.get(id, coarseNow()) !== undefined || !this.#tagListed(id, s.userId)
+            || this.#replay.lost(id, s.rotations)) return;
           if (this.#l1.fill(id, tickets[k], entryOf(this.#sessionOf(id, s), s, s.secretHash))) filled++;
         });
       } finally {
@@ -614,13 +619,15 @@ export class SessionManager {
   /** Give a session a new secret (privilege change). The old token stops working everywhere. */
   async rotate(publicId: string): Promise<string> {
     const secret = newSecret();
-    let ok: boolean;
+    const secretHash = hashSecret(secret);
+    let count: number;
     try {
-      ok = await this.#write(() => this.#store.update(publicId, 'h', hashSecret(secret), preciseNow(), true, this.#o.now()));
+      count = await this.#write(() => this.#store.rotate(publicId, secretHash, preciseNow(), this.#o.now()));
     } finally {
       this.#l1.invalidate([publicId]);
     }
-    if (!ok) throw new ERR_NOT_FOUND();
+    if (count === 0) throw new ERR_NOT_FOUND();
+    this.#replay.noteRotation(publicId, secretHash, count);
     return `${publicId}.${secret}`;
   }
 

@@ -26,6 +26,8 @@ export interface StoredSession {
   ip: string | undefined;
   country: string | undefined;
   data: string | undefined;
+  /** How often its secret was rotated (0: never). */
+  rotations: number;
 }
 
 /** A new session's record, as the create script writes it ('' = field absent). */
@@ -101,6 +103,7 @@ export function decodeSession(h: Record<string, string>, idles: Idles): StoredSe
     ip: h.i,
     country: h.k,
     data: h.j,
+    rotations: h.n === undefined ? 0 : Number(h.n),
   };
 }
 
@@ -323,15 +326,24 @@ export class RedisStore {
     ])) as string[];
   }
 
-  /**
-   * Set one field of a live session (never recreating it). Confirmed on replicas when `confirm`
-   * (rotation). `now` and `at` as for revoke().
-   */
-  async update(publicId: string, field: string, value: string, now: number, confirm = false, at = now): Promise<boolean> {
+  /** Set one field of a live session (never recreating it); `now` and `at` as for revoke(). */
+  async update(publicId: string, field: 'j' | 't', value: string, now: number, at = now): Promise<boolean> {
     const n = await this.#revoking('update', 'tieredSessionUpdate', [
-      this.sessionKey(publicId), field, value, publicId, this.channel, now, at, ...this.#auditArgs(publicId),
-    ], confirm);
+      this.sessionKey(publicId), field, value, publicId, this.channel, now, at, '', ...this.#auditArgs(publicId),
+    ], false);
     return n === 1;
+  }
+
+  /**
+   * Give a live session a new secret hash, confirmed on replicas like a revocation (the old
+   * token must not come back). Answers the session's rotation count after it, 0 when the session
+   * is gone. `replayOf` (a count this rotation made before) applies it again only where that
+   * count was lost, unconfirmed.
+   */
+  async rotate(publicId: string, secretHash: string, now: number, at = now, replayOf?: number): Promise<number> {
+    return Number(await this.#revoking('rotate', 'tieredSessionUpdate', [
+      this.sessionKey(publicId), 'h', secretHash, publicId, this.channel, now, at, replayOf ?? '', ...this.#auditArgs(publicId),
+    ], replayOf === undefined));
   }
 
   async list(tag: string, now: number): Promise<{ publicId: string; session: StoredSession }[]> {

@@ -6,8 +6,9 @@
 //                                     c created, a last active, x absolute deadline, d device
 //                                     (name, browser, os, type joined by \x1f), i ip, k country,
 //                                     j data JSON, r '0' when not remembered, t last
-//                                     authentication (absent: the sign-in, c); with audit
-//                                     on: l activity last told to the audit, n rotations
+//                                     authentication (absent: the sign-in, c), n rotations
+//                                     (absent: none); with audit on: l activity last told
+//                                     to the audit
 //   <prefix>{<bucket>}o        stream the audit trail's buffer for the bucket's users
 //   <prefix>{<bucket>}u<user>  zset   the user's index: member <random>, score = that
 //                                     session's expiry
@@ -272,20 +273,29 @@ return revoked
 
 /**
  * update: KEYS[1] session. ARGV: field, value ('' deletes the field), publicId, channel, now (the
- * broadcast's send time), the change's time by the app's clock (what the audit records), then
- * the audit arguments. Used for session data, for a confirmation (`t`) and for rotation
- * (a new secret hash `h`: counted in `n` and told to the audit). Conditional on the key
- * existing, so an update that races a revoke cannot bring the session back. Returns 1 or 0.
+ * broadcast's send time), the change's time by the app's clock (what the audit records), for a
+ * rotation replayed the count it made ('' otherwise), then the audit arguments. Used for session
+ * data, for a confirmation (`t`) and for rotation (a new secret hash `h`, told to the audit).
+ * Rotations are counted in `n`: a replayed rotation applies only where the session's count is
+ * below its own (it was lost, e.g. with a demoted primary), never over a later one. Conditional
+ * on the key existing, so an update that races a revoke cannot bring the session back. Returns 0
+ * when nothing was changed, the rotation count for `h`, 1 otherwise.
  */
 export const UPDATE = `${AUDIT}
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local n = 1
+if ARGV[1] == 'h' then
+  local cur = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
+  if ARGV[7] ~= '' and cur >= tonumber(ARGV[7]) then return 0 end
+  n = ARGV[7] == '' and cur + 1 or tonumber(ARGV[7])
+  redis.call('HSET', KEYS[1], 'n', n)
+end
 if ARGV[2] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
 redis.pcall('PUBLISH', ARGV[4], ARGV[5] .. '|' .. ARGV[3])
-if ARGV[1] == 'h' and A_STREAM ~= '' then
-  local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+if ARGV[1] == 'h' then
   audit_after('t', 'r', 's', ARGV[3], 'u', redis.call('HGET', KEYS[1], 'u'), 'w', ms(ARGV[6]), 'n', tostring(n))
 end
-return 1
+return n
 `;
 
 /**
