@@ -308,7 +308,7 @@ t.test('only this subscriber\'s own, current heartbeat confirms the channel: ano
     }, { onRevoked: () => {}, onInterrupted: () => {}, onState: () => {} });
     t.teardown(() => ch.stop());
     await ch.start();
-    const first = await poll(() => ch.confirmed, 3000);
+    const first = await poll(() => ch.proven, 3000);
     t.ok(Number.isFinite(first), `with its heartbeats delivered the channel confirms (took ${fmt(first)})`);
     // Let a few heartbeats go round, so there are old ones of this channel to replay.
     const some = await poll(() => sent.length >= 4, 20 * HB);
@@ -316,7 +316,7 @@ t.test('only this subscriber\'s own, current heartbeat confirms the channel: ano
 
     lost = true;
     const old = [...sent];
-    const down = await poll(() => !ch.confirmed, 3 * HB + SLACK_MS);
+    const down = await poll(() => !ch.proven, 3 * HB + SLACK_MS);
     t.ok(Number.isFinite(down), `once its own heartbeats stop arriving, trust is withdrawn (took ${fmt(down)})`);
 
     // Another instance on the same channel, beating every 50 ms: its heartbeats reach this
@@ -334,11 +334,11 @@ t.test('only this subscriber\'s own, current heartbeat confirms the channel: ano
     while (performance.now() - since < 15 * HB) {
       await admin.publish(channel, old[replays++ % old.length]);
       for (let i = 0; i < 5; i++) {
-        if (ch.confirmed) sawConfirmed = true;
+        if (ch.proven) sawConfirmed = true;
         await new Promise((r) => setImmediate(r));
       }
       await sleep(5);
-      if (ch.confirmed) sawConfirmed = true;
+      if (ch.proven) sawConfirmed = true;
     }
     t.ok(replays > 50, `${replays} old heartbeats of this channel replayed over ${15 * HB} ms, with another instance beating every 50 ms`);
     t.ok(foreign >= 10, `${foreign} heartbeats of the other instance went over the channel meanwhile`);
@@ -346,7 +346,7 @@ t.test('only this subscriber\'s own, current heartbeat confirms the channel: ano
 
     // Control: delivering its own heartbeats again confirms it, so the refusal above meant something.
     lost = false;
-    const back = await poll(() => ch.confirmed, 3000);
+    const back = await poll(() => ch.proven, 3000);
     t.ok(Number.isFinite(back), `with its own heartbeats delivered again, the channel confirms (took ${fmt(back)})`);
   });
 });

@@ -31,7 +31,7 @@ t.test('a revocation that answered success is still in force after its master is
   const keyPrefix = prefixes();
   const a = await app(t, { keyPrefix });
   const judge = await app(t, { keyPrefix, localCache: false, confirmRevocations: false });
-  t.ok(a.sessions.store.confirm !== undefined, 'the topology has replicas: revocations wait for one');
+  t.ok(a.sessions.store.acknowledgedBy !== undefined, 'the topology has replicas: revocations wait for one');
   let told = 0;
   let refused = 0;
   let retried = 0;

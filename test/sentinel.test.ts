@@ -22,7 +22,7 @@ t.test('under Sentinel: a confirmed sign-out survives the master\'s death; cache
   const judge = await makeApp(t, client(t), { keyPrefix, localCache: false });
   await cacheTrusted(a, 10_000);
   await cacheTrusted(b, 10_000);
-  t.ok(a.sessions.store.confirm !== undefined, 'the master has replicas: revocations wait for one');
+  t.ok(a.sessions.store.acknowledgedBy !== undefined, 'the master has replicas: revocations wait for one');
 
   const gone = await signIn(a, 'sam');
   const kept = await signIn(a, 'sam');

@@ -48,6 +48,14 @@ function define<A extends unknown[]>(code: string, statusCode: number, message: 
 export const ERR_INVALID_OPTION = define('ERR_TIERED_SESSION_INVALID_OPTION', 500,
   (option: string, why: string) => `Invalid option "${option}": ${why}`);
 
+/** A call of the package's API with a malformed argument (a programming error of the app). */
+export const ERR_INVALID_ARGUMENT = define('ERR_TIERED_SESSION_INVALID_ARGUMENT', 500,
+  (call: string, why: string) => `Invalid argument to ${call}: ${why}`);
+
+/** A route read the session, but the Express session middleware did not run for its request. */
+export const ERR_NOT_MOUNTED = define('ERR_TIERED_SESSION_NOT_MOUNTED', 500,
+  () => 'The session middleware did not run for this request (mount app.use(sessions) before this route)');
+
 /** 401: the route needs a session and the request has none (or a revoked, expired or malformed one). */
 export const ERR_NO_SESSION = define('ERR_TIERED_SESSION_NO_SESSION', 401, () => 'Authentication required');
 

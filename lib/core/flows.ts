@@ -2,7 +2,8 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { setCookieLine } from './cookie.js';
 import { isCrossSite } from './cross-site.js';
 import { parseDevice, type DeviceInfo } from './device.js';
-import { ERR_BAD_BODY, ERR_BAD_QUERY, ERR_NO_SESSION, ERR_NOT_FOUND, ERR_REAUTHENTICATION_REQUIRED } from './errors.js';
+import { ERR_BAD_BODY, ERR_BAD_QUERY, ERR_INVALID_ARGUMENT, ERR_NO_SESSION, ERR_NOT_FOUND, ERR_REAUTHENTICATION_REQUIRED } from './errors.js';
+import { describe } from './validate.js';
 import type { SessionManager } from './manager.js';
 import type { ResolvedOptions } from './options.js';
 import type { Session, SessionData } from './session.js';
@@ -39,7 +40,7 @@ export const ROUTE_HEADERS: Readonly<Record<string, string>> = Object.freeze({ '
 /** A guard's maxAge, checked when the guard is made (at route definition, not per request). */
 export function guardMaxAge(v: unknown): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
-    throw new TypeError(`requireRecentAuthentication(maxAgeMs): expected a whole number of milliseconds, got ${JSON.stringify(v)}`);
+    throw new ERR_INVALID_ARGUMENT('requireRecentAuthentication(maxAgeMs)', `expected a whole number of milliseconds, got ${describe(v)}`);
   }
   return v;
 }
@@ -146,8 +147,10 @@ export class SessionFlows {
    * or undefined when it did not resolve one (a route that opted out): then the cookie is read now.
    */
   async signIn(r: RequestFacts, current: Session | null | undefined, userId: string, options: SignInOptions = {}): Promise<{ session: SignedIn; setCookie: string }> {
-    if (typeof options !== 'object' || options === null) throw new TypeError('signIn options must be an object');
-    if (options.remember !== undefined && typeof options.remember !== 'boolean') throw new TypeError('signIn option "remember" must be a boolean');
+    if (typeof options !== 'object' || options === null) throw new ERR_INVALID_ARGUMENT('signIn', `expected an options object, got ${describe(options)}`);
+    if (options.remember !== undefined && typeof options.remember !== 'boolean') {
+      throw new ERR_INVALID_ARGUMENT('signIn', `option "remember" must be a boolean, got ${describe(options.remember)}`);
+    }
     await this.#endCarried(r, current, 'replaced');
     const device = parseDevice(one(r.headers['user-agent']), this.#o.maxUserAgentLength);
     const { session, token } = await this.manager.create(userId, {
@@ -195,7 +198,7 @@ export class SessionFlows {
   /** The user re-proved their credentials: `authenticatedAt` moves to now (on every instance). */
   async confirmAuthentication(current: Session | null): Promise<Session> {
     if (current === null) throw new ERR_NO_SESSION();
-    return this.manager.confirm(current);
+    return this.manager.reauthenticate(current);
   }
 
   /**
@@ -323,51 +326,3 @@ export interface HistoryEntry extends Omit<ListedSession, 'remembered' | 'create
 }
 
 const isoOrNull = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-
-/** JSON schemas of the device routes' success answers: fast serialisation and an allow-list. */
-const nullableString = { type: ['string', 'null'] } as const;
-const deviceSchema = {
-  type: 'object',
-  required: ['name', 'browser', 'os', 'type'],
-  properties: { name: { type: 'string' }, browser: nullableString, os: nullableString, type: nullableString },
-} as const;
-
-/** What a device-list entry and a history entry share. */
-const entryProperties = {
-  id: { type: 'string' },
-  current: { type: 'boolean' },
-  device: deviceSchema,
-  ip: nullableString,
-  country: nullableString,
-} as const;
-
-/** `{ sessions: [item] }` with the entries' allow-list. */
-const sessionsOf = (required: readonly string[], properties: Record<string, unknown>) => ({
-  type: 'object',
-  required: ['sessions'],
-  properties: {
-    sessions: {
-      type: 'array',
-      items: { type: 'object', required: ['id', 'current', 'device', 'ip', 'country', ...required], properties: { ...entryProperties, ...properties } },
-    },
-  },
-});
-
-export const LIST_SCHEMA = sessionsOf(['createdAt', 'lastActiveAt', 'expiresAt', 'remembered'], {
-  createdAt: { type: 'string' },
-  lastActiveAt: { type: 'string' },
-  expiresAt: { type: 'string' },
-  remembered: { type: 'boolean' },
-});
-
-export const EVERYWHERE_SCHEMA = {
-  type: 'object', required: ['revoked'], properties: { revoked: { type: 'integer' } },
-} as const;
-
-export const HISTORY_SCHEMA = sessionsOf(['createdAt', 'lastActiveAt', 'expiresAt', 'endedAt', 'endReason'], {
-  createdAt: nullableString,
-  lastActiveAt: nullableString,
-  expiresAt: nullableString,
-  endedAt: nullableString,
-  endReason: nullableString,
-});

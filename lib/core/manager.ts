@@ -16,8 +16,7 @@ import { RevocationReplay } from './replay.js';
 import { auditSinkOf, type AuditSink } from './audit/sink.js';
 import { migrate } from './audit/sql.js';
 import { auditPrometheus } from './audit/metrics.js';
-import type { AuditSessionRow, HistoryQuery } from './audit/sql.js';
-import type { EndReason } from './store/redis-store.js';
+import type { AuditSessionRow, ExplicitEndReason, HistoryQuery } from './audit/sql.js';
 import { planCaps, type Caps, type Row } from './secrets.js';
 import {
   ID_LENGTH, SECRET_LENGTH, TAG_LENGTH, TOKEN_LENGTH, constantTimeEqual, hashSecret, isPublicId, isTokenShape,
@@ -70,8 +69,8 @@ export class SessionManager {
   readonly #replay: RevocationReplay;
   /** The client's `ready` listener (a reconnection may follow a failover). */
   #onReady: (() => void) | undefined;
-  /** Replicas did not confirm the last revocation (logged once per change). */
-  #unconfirmed = false;
+  /** Replicas did not acknowledge the last revocation (logged once per change). */
+  #unacknowledged = false;
   /** The audit trail's consumer (every instance consumes; one at a time sweeps). */
   readonly #audit: AuditSink | undefined;
   readonly metrics = new Metrics();
@@ -91,15 +90,15 @@ export class SessionManager {
         activity: audit.activityInterval,
       });
     this.#audit = auditSinkOf(options, log);
-    const confirm = options.confirmRevocations;
-    if (confirm.mode === 'on') this.#store.confirm = confirm;
-    if (confirm.mode === 'auto') {
-      // Unknown confirms: until Redis says there is no replica, revocations WAIT.
-      this.#store.confirm = confirm;
+    const ack = options.confirmRevocations;
+    if (ack.mode === 'on') this.#store.acknowledgedBy = ack;
+    if (ack.mode === 'auto') {
+      // Unknown acknowledges: until Redis says there is no replica, revocations WAIT.
+      this.#store.acknowledgedBy = ack;
       this.#ack = new Acknowledgement(options.client, options.commandTimeout, (state, detail) => this.#acknowledgement(state, detail));
       this.#store.acknowledgement = this.#ack;
     }
-    this.metrics.acknowledgement = confirm.mode === 'off' ? 'off' : confirm.mode === 'on' ? 'on' : 'unknown';
+    this.metrics.acknowledgement = ack.mode === 'off' ? 'off' : ack.mode === 'on' ? 'on' : 'unknown';
     // Where reads may come from a lagging replica, invalidated ids are remembered for the
     // tolerated lag and read from the primary meanwhile.
     this.#l1 = new LocalCache(options.localCache, () => this.cacheTrusted,
@@ -131,7 +130,7 @@ export class SessionManager {
   get store(): RedisStore { return this.#store; }
 
   /** The channel is proven to deliver, so the local cache may serve and be filled. */
-  get cacheTrusted(): boolean { return this.#channel?.confirmed === true; }
+  get cacheTrusted(): boolean { return this.#channel?.proven === true; }
 
   /** The local cache, for tests. */
   get localCache(): LocalCache { return this.#l1; }
@@ -282,7 +281,7 @@ export class SessionManager {
 
   /** confirmRevocations 'auto': WAIT unless Redis says no shard has (or had) a replica; one log line per change. */
   #acknowledgement(state: AcknowledgementState, detail: Record<string, unknown>): void {
-    this.#store.confirm = state === 'off' ? undefined : this.#o.confirmRevocations;
+    this.#store.acknowledgedBy = state === 'off' ? undefined : this.#o.confirmRevocations;
     this.metrics.acknowledgement = state;
     if (state === 'on') this.#log.info(detail, 'tiered-session: replicas found: revocations wait for one (WAIT)');
     else if (state === 'off') this.#log.info(detail, 'tiered-session: no replica: revocations no longer wait for one');
@@ -325,7 +324,7 @@ export class SessionManager {
 
   /**
    * Fill L1 with the most recently active sessions: one ZREVRANGE, then pipelined reads in
-   * batches. Only once the channel is confirmed, and each id under a ticket taken before its
+   * batches. Only once the channel is proven, and each id under a ticket taken before its
    * read, so an id invalidated while the reads are in flight is not filled.
    */
   async #prewarm(n: number): Promise<number> {
@@ -470,7 +469,7 @@ export class SessionManager {
       if (evicted.length > 0) {
         // A cap eviction is a revocation: the sign-in succeeds only once a replica has it.
         try {
-          await this.#confirmed(() => this.#store.confirmOn(id));
+          await this.#acknowledged(() => this.#store.acknowledgeOn(id));
         } catch (err) {
           this.#orphan(id);
           throw err;
@@ -523,28 +522,28 @@ export class SessionManager {
   async #write<T>(fn: () => Promise<T>): Promise<T> {
     this.metrics.redisWrites++;
     try {
-      return await this.#confirmed(fn);
+      return await this.#acknowledged(fn);
     } catch (err) {
       this.metrics.redisErrors++;
       throw err;
     }
   }
 
-  /** Run a confirmed write, logging once when replicas stop confirming and once when they confirm again. */
-  async #confirmed<T>(fn: () => Promise<T>): Promise<T> {
+  /** Run an acknowledged write, logging once when replicas stop acknowledging and once when they do again. */
+  async #acknowledged<T>(fn: () => Promise<T>): Promise<T> {
     try {
       const out = await fn();
-      if (this.#unconfirmed && this.#store.confirm !== undefined) {
-        this.#unconfirmed = false;
+      if (this.#unacknowledged && this.#store.acknowledgedBy !== undefined) {
+        this.#unacknowledged = false;
         this.#log.info({}, 'tiered-session: replicas confirm revocations again');
       }
       return out;
     } catch (err) {
       if ((err as { code?: string }).code === 'ERR_TIERED_SESSION_NOT_CONFIRMED') {
         this.metrics.unconfirmed++;
-        if (!this.#unconfirmed) {
-          this.#unconfirmed = true;
-          this.#log.warn({ replicas: this.#store.confirm?.replicas, timeout: this.#store.confirm?.timeout },
+        if (!this.#unacknowledged) {
+          this.#unacknowledged = true;
+          this.#log.warn({ replicas: this.#store.acknowledgedBy?.replicas, timeout: this.#store.acknowledgedBy?.timeout },
             'tiered-session: a revocation was applied on the primary but no replica confirmed it in time; it answers 503 (a failover could undo it)');
         }
       }
@@ -561,7 +560,7 @@ export class SessionManager {
    * Revoke one session. With `owner`, only when it belongs to that user (the routes' owner
    * check); unknown and foreign ids both answer false. Every instance drops it from L1.
    */
-  async revoke(publicId: string, owner?: string, reason: EndReason = 'revoked'): Promise<boolean> {
+  async revoke(publicId: string, owner?: string, reason: ExplicitEndReason = 'revoked'): Promise<boolean> {
     if (!isPublicId(publicId)) return false;
     // Two checks, on purpose: the tag check keeps another user's id from ever reaching Redis;
     // the script's stored-owner check holds even for a tag collision or a caller of the store.
@@ -569,7 +568,7 @@ export class SessionManager {
     try {
       return this.#noted(publicId, await this.#write(() => this.#store.revoke(publicId, owner ?? '', preciseNow(), reason, this.#o.now())));
     } finally {
-      // Applied or maybe applied (an unconfirmed or timed-out revoke): this instance forgets it either way.
+      // Applied or maybe applied (an unacknowledged or timed-out revoke): this instance forgets it either way.
       this.#l1.invalidate([publicId]);
     }
   }
@@ -579,7 +578,7 @@ export class SessionManager {
    * its secret on the primary: whatever this instance's cache or a replica said, a token whose
    * session was evicted by a sign-in still being undone cannot come back. False when it opened none.
    */
-  async revokeToken(token: string, reason: EndReason): Promise<boolean> {
+  async revokeToken(token: string, reason: ExplicitEndReason): Promise<boolean> {
     if (!isTokenShape(token)) return false;
     const publicId = token.slice(0, ID_LENGTH);
     const secretHash = hashSecret(token.slice(ID_LENGTH + 1));
@@ -644,7 +643,7 @@ export class SessionManager {
    * The user proved their credentials again (a password prompt, a second factor): the session's
    * `authenticatedAt` moves to now, in Redis first; every instance drops its cached copy.
    */
-  async confirm(session: Session): Promise<Session> {
+  async reauthenticate(session: Session): Promise<Session> {
     const now = this.#o.now();
     const ok = await this.#write(() => this.#store.update(session.id, 't', String(now), preciseNow()));
     this.#l1.invalidate([session.id]);

@@ -1,4 +1,4 @@
-import { ERR_NOT_FOUND } from './errors.js';
+import { ERR_INVALID_ARGUMENT, ERR_NOT_FOUND } from './errors.js';
 import type { SessionManager } from './manager.js';
 import type { StatsSnapshot } from './metrics.js';
 import type { SessionInfo } from './session.js';
@@ -54,7 +54,7 @@ export function publicSessions(m: SessionManager): Sessions {
 /** The manager behind a public face (the test suite's way in; not exported by the package). */
 export function managerOf(s: object): SessionManager {
   const m = managers.get(s);
-  if (m === undefined) throw new Error('not a tiered-session Sessions object');
+  if (m === undefined) throw new ERR_INVALID_ARGUMENT('managerOf', 'not a tiered-session Sessions object');
   return m;
 }
 

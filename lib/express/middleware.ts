@@ -1,5 +1,5 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { ERR_CROSS_SITE, ERR_NO_SESSION } from '../core/errors.js';
+import { ERR_CROSS_SITE, ERR_NO_SESSION, ERR_NOT_MOUNTED } from '../core/errors.js';
 import { SessionFlows, guardMaxAge, type RequestFacts, type SignInOptions, type SignedIn } from '../core/flows.js';
 import { LegacyTakeover, resolveLegacy, type LegacyOptions } from '../core/legacy.js';
 import { consoleLogger, type Logger } from '../core/log.js';
@@ -118,7 +118,7 @@ const facts = (req: Request): RequestFacts => ({ method: req.method, headers: re
 
 function slotOf(req: Request): Slot {
   const s = slots.get(req);
-  if (s === undefined) throw new Error('tiered-session: the session middleware did not run for this request (mount app.use(sessions) before this route)');
+  if (s === undefined) throw new ERR_NOT_MOUNTED();
   return s;
 }
 

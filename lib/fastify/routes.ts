@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
-import { EVERYWHERE_SCHEMA, HISTORY_SCHEMA, LIST_SCHEMA, ROUTE_HEADERS, type SessionFlows } from '../core/flows.js';
+import { ROUTE_HEADERS, type SessionFlows } from '../core/flows.js';
+import { EVERYWHERE_SCHEMA, HISTORY_SCHEMA, LIST_SCHEMA } from './schemas.js';
 import type { Session } from '../core/session.js';
 
 function routeHeaders(_request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {

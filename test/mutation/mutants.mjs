@@ -267,8 +267,8 @@ export const MUTANTS = [
     id: 'revoke-keeps-own-l1',
     description: 'revoke() does not drop the id from its own L1 (it waits for its own broadcast).',
     file: 'lib/core/manager.ts',
-    find: '      // Applied or maybe applied (an unconfirmed or timed-out revoke): this instance forgets it either way.\n      this.#l1.invalidate([publicId]);\n',
-    replace: '      // Applied or maybe applied (an unconfirmed or timed-out revoke): this instance forgets it either way.\n',
+    find: '      // Applied or maybe applied (an unacknowledged or timed-out revoke): this instance forgets it either way.\n      this.#l1.invalidate([publicId]);\n',
+    replace: '      // Applied or maybe applied (an unacknowledged or timed-out revoke): this instance forgets it either way.\n',
     tests: ['test/lifecycle.test.ts', 'test/routes.test.ts'],
   },
   {

@@ -9,9 +9,8 @@
 //   r: n the session's rotation count after this rotation (1, 2, …)
 //   e: y reason: sign-out | revoked | everywhere | cap | replaced
 import { isPublicId } from '../token.js';
-import { DEFAULT_REALM, auditNames, upsertSql, upsertParams, type AuditPool, type AuditTableOptions, type EndReason, type SessionDelta } from './sql.js';
+import { DEFAULT_REALM, auditNames, upsertSql, upsertParams, type AuditPool, type AuditTableOptions, type ExplicitEndReason, type SessionDelta } from './sql.js';
 
-export type ExplicitEndReason = Exclude<EndReason, 'expired'>;
 
 export type AuditEvent =
   | { t: 'c'; s: string; u: string; w: number; device: [string | null, string | null, string | null, string | null]; ip: string | null; country: string | null; x: number; p: number }

@@ -58,12 +58,14 @@ export interface AuditTableOptions {
 
 export const DEFAULT_TABLE = DEFAULTS['audit.table'].value;
 /** The realm of a table's rows when no keyPrefix is named: the default keyPrefix. */
-export const DEFAULT_REALM = 'ts:';
+export const DEFAULT_REALM = DEFAULTS.keyPrefix.value;
 const realmOf = (o: AuditTableOptions) => o.keyPrefix ?? DEFAULT_REALM;
 
 /** End reasons: what the scripts send (`e` events) and what the sweep writes (`expired`). */
 export const END_REASONS = ['sign-out', 'revoked', 'everywhere', 'cap', 'replaced', 'expired'] as const;
 export type EndReason = (typeof END_REASONS)[number];
+/** The reasons a change gives (every one but the sweep's `expired`). */
+export type ExplicitEndReason = Exclude<EndReason, 'expired'>;
 
 // A plain SQL identifier. Quoted anyway (so reserved words and capitals are kept as written), but
 // nothing that needs escaping is accepted: a name is configuration, and odd characters in it are
@@ -228,7 +230,7 @@ export interface SessionDelta {
   absoluteExpiresAt: number | null;
   /** An explicit end (never 'expired': only the sweep writes that). */
   endedAt: number | null;
-  endReason: Exclude<EndReason, 'expired'> | null;
+  endReason: ExplicitEndReason | null;
   /** The largest rotation count seen (absolute), 0 when none. */
   rotations: number;
 }

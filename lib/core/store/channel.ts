@@ -3,7 +3,7 @@ import type { Redis, Cluster } from 'ioredis';
 import type { RedisClient } from '../options.js';
 
 /**
- * `connecting` until first proven; `confirmed` while proven; `down` after a lapse (reconnecting);
+ * `connecting` until first proven; `confirmed` while proven (the name the metrics publish); `down` after a lapse (reconnecting);
  * `refused` when Redis refuses SUBSCRIBE or PUBLISH on the channel (an ACL without the channel's
  * rights: retried with backoff, but no retry will help until the ACL changes).
  */
@@ -57,7 +57,7 @@ interface Sub {
 /**
  * The revocation channel: dedicated subscriber connections duplicated from the app's client.
  *
- * Pub/sub is at-most-once, so the channel is trusted ("confirmed") only while it is proven to
+ * Pub/sub is at-most-once, so the channel is trusted only while it is proven to
  * deliver: every `heartbeatMs` the instance publishes a heartbeat through its main connection
  * and at least one subscriber must receive it within `heartbeatMs`. Trust is withdrawn (and the
  * owner told to drop every cached entry) when a heartbeat that was published reaches no
@@ -86,7 +86,7 @@ export class RevocationChannel {
   /** The heartbeat in flight: its token and the resolver called when one subscriber hears it. */
   #pending: { token: string; heard: () => void; sentAt: number } | undefined;
   #timer: NodeJS.Timeout | undefined;
-  #confirmed = false;
+  #proven = false;
   #closing = false;
   #state: ChannelState = 'connecting';
   /** Recent messages, so that a message heard by two subscribers is handled once. */
@@ -112,7 +112,7 @@ export class RevocationChannel {
   }
 
   /** True while the channel is proven to deliver: only then may the local cache be filled. */
-  get confirmed(): boolean { return this.#confirmed; }
+  get proven(): boolean { return this.#proven; }
 
   get state(): ChannelState { return this.#state; }
 
@@ -124,7 +124,7 @@ export class RevocationChannel {
 
   async stop(): Promise<void> {
     this.#closing = true;
-    this.#confirmed = false;
+    this.#proven = false;
     clearInterval(this.#timer);
     for (const s of this.#subs) {
       clearTimeout(s.retry);
@@ -179,7 +179,7 @@ export class RevocationChannel {
       if (s.conn !== conn || this.#closing) return;
       s.live = true;
       // Not proven yet: prove it now rather than at the next tick.
-      if (!this.#confirmed && this.#pending === undefined) void this.#heartbeat();
+      if (!this.#proven && this.#pending === undefined) void this.#heartbeat();
     } catch (err) {
       this.#failed(s, 'subscription refused', err);
     }
@@ -216,11 +216,11 @@ export class RevocationChannel {
   }
 
   #lapse(reason: string, err: unknown): void {
-    const was = this.#confirmed;
-    this.#confirmed = false;
+    const was = this.#proven;
+    this.#proven = false;
     if (this.#closing) return;
     if (was) this.#events.onInterrupted(reason);
-    // A refusal lasts until a confirmation: the closes it causes do not turn it into "down".
+    // A refusal lasts until the channel is proven again: the closes it causes do not turn it into "down".
     this.#setState(isRefusal(err) || this.#state === 'refused' ? 'refused' : 'down', reason, err);
   }
 
@@ -249,11 +249,11 @@ export class RevocationChannel {
       void this.#connect(s);
     }, backoff(s.failures));
     s.retry.unref();
-    if (!this.#subs.some((x) => x.live) && this.#confirmed) this.#lapse(reason, err);
+    if (!this.#subs.some((x) => x.live) && this.#proven) this.#lapse(reason, err);
   }
 
   /**
-   * Publish a heartbeat. 'heard': a subscriber got it; 'unheard': Redis confirmed the publish and
+   * Publish a heartbeat. 'heard': a subscriber got it; 'unheard': Redis answered the publish and
    * no subscriber got it within heartbeatMs after that (messages are being lost); 'unpublished':
    * the publish failed or timed out (a primary down or paused proves nothing either way).
    */
@@ -300,10 +300,10 @@ export class RevocationChannel {
       if (s.heard === r.token) s.failures = 0;
       else this.#failed(s, 'subscriber heartbeat missed', undefined);
     }
-    if (!this.#confirmed) {
+    if (!this.#proven) {
       // Anything cached before the proof may have missed a message: start clean.
-      this.#events.onInterrupted('subscriber confirmed after (re)connect');
-      this.#confirmed = true;
+      this.#events.onInterrupted('subscriber proven after (re)connect');
+      this.#proven = true;
       this.#setState('confirmed', 'heartbeat round trip', undefined);
     }
   }

@@ -5,8 +5,7 @@ import { HASH_LENGTH, TAG_LENGTH } from '../token.js';
 import { auditStreamKey, channelName, indexKey, sessionKey, userBase } from './keys.js';
 import { withTimeout } from './timeout.js';
 
-/** Why a session ended, as the audit trail records it (the sweep adds `expired`). */
-export type EndReason = 'sign-out' | 'revoked' | 'everywhere' | 'cap' | 'replaced';
+import type { ExplicitEndReason } from '../audit/sql.js';
 import type { Acknowledgement } from './acknowledgement.js';
 import { CREATE, TOUCH, REVOKE, REVOKE_ALL, UPDATE, LIST, READ, UNCREATE } from './scripts.js';
 
@@ -20,7 +19,7 @@ export interface StoredSession {
   expiresAt: number;
   /** False for a session signed in without "remember me" (the short lifetimes apply). */
   remembered: boolean;
-  /** When the user last proved their credentials (the sign-in, then each confirmation). */
+  /** When the user last proved their credentials (the sign-in, then each re-authentication). */
   authenticatedAt: number;
   device: string | undefined;
   ip: string | undefined;
@@ -51,7 +50,7 @@ export interface Idles {
 type Cmd = (...args: (string | number)[]) => Promise<unknown>;
 
 /** How many replicas must acknowledge a change, within how many ms (WAIT's arguments). */
-interface Confirm { readonly replicas: number; readonly timeout: number }
+export interface AckRequirement { readonly replicas: number; readonly timeout: number }
 
 /** A Cluster's redirection: the command went to a node that does not serve its key, and did not run. */
 const isRedirect = (err: unknown): boolean => err instanceof Error && /^(MOVED|ASK) /.test(err.message);
@@ -134,9 +133,9 @@ export class RedisStore {
   readonly #scripted: Scripted;
   /**
    * Revocations wait for this many replicas (at most `timeout` ms) before they count as done;
-   * undefined: no confirmation. Set by the manager (it decides 'auto' from the topology).
+   * undefined: no acknowledgement. Set by the manager (it decides 'auto' from the topology).
    */
-  confirm: Confirm | undefined;
+  acknowledgedBy: AckRequirement | undefined;
   /** confirmRevocations 'auto': read again before a revocation while replication is unknown. */
   acknowledgement: Acknowledgement | undefined;
   /** The audit trail's buffer: per-stream length cap, stream TTL, activity interval (ms); undefined: off. */
@@ -215,13 +214,13 @@ export class RedisStore {
   }
 
   /**
-   * Run a script; when revocations are confirmed, pipelined with WAIT on the same connection
+   * Run a script; when revocations are acknowledged, pipelined with WAIT on the same connection
    * (the script's node). The change is applied either way; when fewer replicas than required
    * acknowledge it in time, throws ERR_NOT_CONFIRMED carrying the script's result as `applied`.
    */
-  async #revoking(what: string, name: keyof Scripted, args: (string | number)[], confirm = true): Promise<unknown> {
-    if (confirm) await this.#decided();
-    const c = confirm ? this.confirm : undefined;
+  async #revoking(what: string, name: keyof Scripted, args: (string | number)[], acknowledge = true): Promise<unknown> {
+    if (acknowledge) await this.#decided();
+    const c = acknowledge ? this.acknowledgedBy : undefined;
     if (c === undefined) return this.#run(what, () => this.#scripted[name](...args));
     const [applied, acked] = await this.#run(what, () => this.#thenWait(String(args[0]), c, (on) => on[name](...args)));
     if (acked < c.replicas) throw Object.assign(new ERR_NOT_CONFIRMED(), { applied, acked });
@@ -237,10 +236,10 @@ export class RedisStore {
    * there. ioredis follows a pipeline's redirect only when every command in it was redirected
    * alike, and learns nothing from this one, so every later revocation on those slots would fail
    * the same way. Then the command runs alone (the client follows the redirect and mends its
-   * map) and the WAIT goes after it, to the node it ran on; if that cannot be confirmed, the
-   * change is applied but not confirmed (acked 0).
+   * map) and the WAIT goes after it, to the node it ran on; if that cannot be acknowledged, the
+   * change is applied but not acknowledged (acked 0).
    */
-  async #thenWait(key: string, c: Confirm, command: (on: Record<string, Cmd>) => unknown): Promise<[unknown, number]> {
+  async #thenWait(key: string, c: AckRequirement, command: (on: Record<string, Cmd>) => unknown): Promise<[unknown, number]> {
     const p = this.#client.pipeline() as ChainableCommander & Record<string, Cmd>;
     command(p);
     p.wait(c.replicas, c.timeout);
@@ -275,9 +274,9 @@ export class RedisStore {
   }
 
   /** WAIT for the replicas on the node of `publicId`'s slot (after a create that evicted sessions). */
-  async confirmOn(publicId: string): Promise<void> {
+  async acknowledgeOn(publicId: string): Promise<void> {
     await this.#decided();
-    const c = this.confirm;
+    const c = this.acknowledgedBy;
     if (c === undefined) return;
     // A keyed command routes the pipeline (and its WAIT) to the slot's node and connection.
     const key = this.sessionKey(publicId);
@@ -309,12 +308,12 @@ export class RedisStore {
    * app's clock, which the audit trail records (default `now`). With `secretHash`, only the
    * session that secret opens (a revocation by token), checked on the primary.
    */
-  async revoke(publicId: string, owner: string, now: number, reason: EndReason = 'revoked', at = now, secretHash = '', confirm = true): Promise<boolean> {
+  async revoke(publicId: string, owner: string, now: number, reason: ExplicitEndReason = 'revoked', at = now, secretHash = '', acknowledge = true): Promise<boolean> {
     const tag = publicId.slice(0, TAG_LENGTH);
     const n = await this.#revoking('revoke', 'tieredSessionRevoke', [
       this.sessionKey(publicId), this.indexKey(tag), publicId.slice(TAG_LENGTH), publicId, owner, this.channel, now, reason, at,
       secretHash, ...this.#auditArgs(publicId),
-    ], confirm);
+    ], acknowledge);
     return n === 1;
   }
 
@@ -335,10 +334,10 @@ export class RedisStore {
   }
 
   /**
-   * Give a live session a new secret hash, confirmed on replicas like a revocation (the old
+   * Give a live session a new secret hash, acknowledged by replicas like a revocation (the old
    * token must not come back). Answers the session's rotation count after it, 0 when the session
    * is gone. `replayOf` (a count this rotation made before) applies it again only where that
-   * count was lost, unconfirmed.
+   * count was lost, unacknowledged.
    */
   async rotate(publicId: string, secretHash: string, now: number, at = now, replayOf?: number): Promise<number> {
     return Number(await this.#revoking('rotate', 'tieredSessionUpdate', [
