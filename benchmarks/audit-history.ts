@@ -49,7 +49,8 @@ try {
   const pool = db.pool({ max: 2 });
   const opts = { table: 'tiered_session_audit' };
   const n = auditNames(opts);
-  log(`PostgreSQL ${(await pool.query('SHOW server_version')).rows[0].server_version}, shared_buffers ${(await pool.query('SHOW shared_buffers')).rows[0].shared_buffers}`);
+  log(`PostgreSQL ${(await pool.query('SHOW server_version')).rows[0].server_version}, shared_buffers ${(await pool.query('SHOW ' +
+    'shared_buffers')).rows[0].shared_buffers}`);
 
   // The table alone (its primary key included), then the rows, then the other indexes.
   await pool.query(ddl(n)[0]);
@@ -98,7 +99,8 @@ try {
       lat.push(Number(process.hrtime.bigint() - t0) / 1e6);
     }
     lat.sort((a, b) => a - b);
-    return [label, fmt(QUERIES), fmt(rows / QUERIES, 1), fmt(quantileSorted(lat, 0.5), 3), fmt(quantileSorted(lat, 0.99), 3), fmt(lat[lat.length - 1], 3)];
+    return [label, fmt(QUERIES), fmt(rows / QUERIES, 1), fmt(quantileSorted(lat, 0.5), 3), fmt(quantileSorted(lat, 0.99), 3),
+      fmt(lat[lat.length - 1], 3)];
   }
   const month = (user: string) => auditHistory(q, opts, user, { from: NOW - 30 * DAY, to: NOW });
   const all = (user: string) => auditHistory(q, opts, user);
@@ -121,7 +123,8 @@ try {
     results.push(await measure('no window, limit 100 (key only, no INCLUDE)', all));
     const plan2 = (await q.query(`EXPLAIN (ANALYZE, BUFFERS) ${historySql(n, false)}`, ['user-4242', NOW - 30 * DAY, NOW, 100, 'ts:'])).rows
       .map((r) => r['QUERY PLAN'] as string).join('\n');
-    compare = `\nWithout INCLUDE (same key), sizes:\n\n${table(['relation', 'size'], await sizes())}\n\nPlan:\n\n\`\`\`\n${plan2}\n\`\`\`\n`;
+    compare = `\nWithout INCLUDE (same key), sizes:\n\n${table(['relation', 'size'],
+      await sizes())}\n\nPlan:\n\n\`\`\`\n${plan2}\n\`\`\`\n`;
   }
 
   console.log(`## audit history() at ${fmt(ROWS)} rows

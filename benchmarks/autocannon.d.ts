@@ -56,7 +56,7 @@ declare module 'autocannon' {
   export interface Instance extends EventEmitter, PromiseLike<Result> {
     stop(): void;
     on(event: 'response', listener: (client: unknown, statusCode: number, resBytes: number, responseTime: number) => void): this;
-    on(event: string, listener: (...args: any[]) => void): this;
+    on(event: string, listener: (...args: never[]) => void): this;
   }
 
   function autocannon(options: Options): Instance;

@@ -54,7 +54,8 @@ const UAS = [
   'Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1',
   'Mozilla/5.0 (iPad; CPU OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Mobile/15E148 Safari/604.1',
   'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36',
-  'Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/26.0 Chrome/122.0.0.0 Mobile Safari/537.36',
+  'Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/26.0 Chrome/122.0.0.0 Mobile ' +
+    'Safari/537.36',
 ];
 const DEVICES: DeviceInfo[] = UAS.map((ua) => parseDevice(ua, 512));
 const COUNTRIES = ['DE', 'US', 'GB', 'FR', 'IN', 'BR', 'JP', 'NL', 'ES', 'PL'];
@@ -194,7 +195,8 @@ const BUSY = '_ga=GA1.1.1387295719.1731651234; _ga_ABCDEF1234=GS1.1.1731651234.3
   'consent=%7B%22analytics%22%3Atrue%2C%22ads%22%3Afalse%7D; lang=en-GB; _fbp=fb.1.1731651234567.123456789';
 
 /** Heap bytes per entry of a full L1 filled by resolving `tokens` from Cookie headers. */
-async function l1ByResolve(redis: RedisTarget, tokens: string[], busy: boolean): Promise<{ perEntry: number; filled: number; header: number }> {
+async function l1ByResolve(redis: RedisTarget, tokens: string[],
+  busy: boolean): Promise<{ perEntry: number; filled: number; header: number }> {
   const a = await pluginApp(redis, { max: tokens.length + 10, ttl: 3_600_000 });
   const sessions = a.sessions;
   await fullGc();
@@ -286,7 +288,8 @@ async function main(): Promise<void> {
     l1Row(`resolved from a Cookie header of ${plain.header} bytes (session cookie only)`, plain),
     l1Row(`resolved from a Cookie header of ${busy.header} bytes (7 cookies)`, busy),
     l1Row('created by sign-in on this instance', created),
-    ['for scale: a plain Map of id → secret, plus the user id (the strings alone)', fmt(L1N), fmt(floor, 1), '–', fmt(floor, 1), floor <= 200 ? 'yes' : 'no'],
+    ['for scale: a plain Map of id → secret, plus the user id (the strings alone)', fmt(L1N), fmt(floor, 1), '–', fmt(floor, 1),
+      floor <= 200 ? 'yes' : 'no'],
   ];
   for (const r of l1Rows) console.log(`  ${r[0]}: ${r[2]} B heap + ${r[3]} B preallocated per slot`);
   await redis.stop();
@@ -300,7 +303,8 @@ async function main(): Promise<void> {
       'MEMORY USAGE columns: average over ~1,000 sampled keys (encoding in brackets); the index is per user. ' +
       '"layout floor" = the same keys with their TTLs but no content (one 1-byte field, one index member), written by a Lua loop.',
     '',
-    table(['sessions', 'per user', 'keys', 'used_memory Δ', 'B/session', 'layout floor B/session', 'session hash B', 'user index B', 'record size B (plugin metric)', '≤ 400 B'], redisRows),
+    table(['sessions', 'per user', 'keys', 'used_memory Δ', 'B/session', 'layout floor B/session', 'session hash B', 'user index B',
+      'record size B (plugin metric)', '≤ 400 B'], redisRows),
     '',
     `L1: heapUsed growth per cached entry after a full GC (${fmt(L1N)} entries; target ≤ 200 B per entry). ` +
       '"preallocated" = what lru-cache allocates per slot at construction (heap + off-heap typed arrays, `max` slots, with ttl).',

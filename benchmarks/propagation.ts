@@ -34,7 +34,8 @@ const UAS = [
   'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0',
 ];
 
-async function pluginApp(url: string, prefix: string, cacheMax: number): Promise<{ app: FastifyInstance; client: Redis; sessions: SessionManager }> {
+async function pluginApp(url: string, prefix: string,
+  cacheMax: number): Promise<{ app: FastifyInstance; client: Redis; sessions: SessionManager }> {
   const client = new Redis(url, fastFail);
   client.on('error', () => {});
   await new Promise<void>((r) => (client.status === 'ready' ? r() : client.once('ready', () => r())));
@@ -111,13 +112,15 @@ async function main(): Promise<void> {
 
   const created: { id: string; token: string }[] = [];
   for (let i = 0; i < N; i += 200) {
-    const batch = await Promise.all(Array.from({ length: Math.min(200, N - i) }, (_, k) => sessions.create(`user-${(i + k) % Math.ceil(N / 3)}`, {
+    const batch = await Promise.all(Array.from({ length: Math.min(200, N - i) }, (_, k) =>
+      sessions.create(`user-${(i + k) % Math.ceil(N / 3)}`, {
       device: parseDevice(UAS[(i + k) % UAS.length], 512), ip: `198.51.100.${(i + k) % 250}`, country: 'DE',
     })));
     for (const b of batch) created.push({ id: b.session.id, token: b.token });
   }
 
-  const child = forkTs('benchmarks/propagation.ts', childEnv({ BENCH_ROLE: 'peer', BENCH_REDIS_URL: redis.url, BENCH_PREFIX: redis.prefix }));
+  const child = forkTs('benchmarks/propagation.ts',
+    childEnv({ BENCH_ROLE: 'peer', BENCH_REDIS_URL: redis.url, BENCH_PREFIX: redis.prefix }));
   try {
     child.send({ type: 'tokens', tokens: created.map((c) => c.token) });
     const ready = await nextMessage<Message & { cached: number; l1Size: number }>(child, 'ready', 120_000);
@@ -166,7 +169,9 @@ async function main(): Promise<void> {
     }
 
     const check = await (async () => {
-      const p = nextMessage<Message & { served: number; alive: number; stats: { revocationLatency: { count: number; p50: number; p99: number; sum: number }; revocationsReceived: number } }>(child, 'check', 120_000);
+      const p = nextMessage<Message & { served: number; alive: number;
+        stats: { revocationLatency: { count: number; p50: number; p99: number; sum: number }; revocationsReceived: number } }>(child,
+          'check', 120_000);
       child.send({ type: 'check' });
       return p;
     })();
@@ -177,21 +182,26 @@ async function main(): Promise<void> {
     const rl = check.stats.revocationLatency;
     const ms = (v: number) => fmt(v, 3);
     const markdown = [
-      `### Revocation propagation (propagation.ts): ${fmt(N)} revocations, one at a time, two processes, ${redis.owned ? 'private' : 'shared'} Redis on loopback`,
+      `### Revocation propagation (propagation.ts): ${fmt(N)} revocations, one at a time, two processes, ` +
+        `${redis.owned ? 'private' : 'shared'} Redis on loopback`,
       '',
       machineLine(),
       '',
       'From the return of `revoke()` in process A to the L1 drop in process B (ms, as measured):',
       '',
       table(['samples', 'min', 'p50', 'p90', 'p99', 'max', 'mean', 'target p99'], [[
-        fmt(latencies.length), ms(q(0)), ms(q(0.5)), ms(q(0.9)), ms(q(0.99)), ms(sorted.at(-1) ?? NaN), ms(mean), '≤ 5 ms (DESIGN: p50 < 0.5, p99 < 3)',
+        fmt(latencies.length), ms(q(0)), ms(q(0.5)), ms(q(0.9)), ms(q(0.99)), ms(sorted.at(-1) ?? NaN), ms(mean),
+          '≤ 5 ms (DESIGN: p50 < 0.5, p99 < 3)',
       ]]),
       '',
       `- no drop reported within 1 s: ${missed}; drops of an id that was not in B's L1: ${notCached}`,
       `- after the run, revoked tokens still served from B's L1: ${check.served}; still valid in Redis: ${check.alive}`,
-      `- clock offset between the processes' timeOrigins (best of 200 IPC round trips): ${fmt(best.offset * 1000, 1)} µs (IPC round trip ${fmt(best.rtt * 1000, 1)} µs); latencies above are not corrected for it`,
-      `- B's own publish→drop histogram (\`stats().revocationLatency\`: Date.now() resolution, bucket upper bounds, includes A's script round trip): ` +
-        `count ${fmt(rl.count)}, p50 ≤ ${fmt(rl.p50 * 1000, 2)} ms, p99 ≤ ${fmt(rl.p99 * 1000, 2)} ms, mean ${fmt((rl.sum / Math.max(1, rl.count)) * 1000, 3)} ms`,
+      `- clock offset between the processes' timeOrigins (best of 200 IPC round trips): ${fmt(best.offset * 1000,
+        1)} µs (IPC round trip ${fmt(best.rtt * 1000, 1)} µs); latencies above are not corrected for it`,
+      `- B's own publish→drop histogram (\`stats().revocationLatency\`: Date.now() resolution, bucket upper bounds, includes A's script ` +
+        `round trip): ` +
+        `count ${fmt(rl.count)}, p50 ≤ ${fmt(rl.p50 * 1000, 2)} ms, p99 ≤ ${fmt(rl.p99 * 1000,
+          2)} ms, mean ${fmt((rl.sum / Math.max(1, rl.count)) * 1000, 3)} ms`,
       '',
     ].join('\n');
     console.log(markdown);

@@ -25,7 +25,8 @@ const N = Math.max(100, Math.round(num('revocations', 1000, 1)));
 const FAILOVERS = Math.max(1, Math.round(num('failovers', 3, 1)));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function manager(cluster: ReplicatedCluster, keyPrefix: string, options: Record<string, unknown>): Promise<{ m: SessionManager; close(): Promise<void> }> {
+async function manager(cluster: ReplicatedCluster, keyPrefix: string, options: Record<string,
+  unknown>): Promise<{ m: SessionManager; close(): Promise<void> }> {
   const client = cluster.client();
   const app = Fastify();
   await app.register(tieredSession, { client, secret: SECRET, keyPrefix, routes: false, ...options });

@@ -61,26 +61,43 @@ interface Scenario {
 const FASTIFY_SESSION = '@fastify/session + connect-redis 9';
 const SCENARIOS: Scenario[] = [
   // Fastify: every ratio against bare Fastify of the same round.
-  { key: 'bare', label: 'bare Fastify 5, no session (Fastify ceiling)', script: 'benchmarks/servers/bare.ts', kind: 'get', sessions: 'none', baseline: 'bare' },
-  { key: 'tiered', label: 'tiered-session/fastify, L1 hit', script: 'benchmarks/servers/tiered.ts', kind: 'get', sessions: 'shared', baseline: 'bare' },
-  { key: 'tiered-no-l1', label: 'tiered-session/fastify, localCache: false', script: 'benchmarks/servers/tiered.ts', env: { BENCH_LOCAL_CACHE: '0' }, kind: 'get', sessions: 'per-connection', baseline: 'bare' },
-  { key: 'fsession', label: `${FASTIFY_SESSION}, rolling: true (default)`, script: 'benchmarks/servers/fastify-session.ts', kind: 'get', sessions: 'per-connection', baseline: 'bare' },
-  { key: 'fsession-no-rolling', label: `${FASTIFY_SESSION}, rolling: false`, script: 'benchmarks/servers/fastify-session.ts', env: { BENCH_ROLLING: '0' }, kind: 'get', sessions: 'per-connection', baseline: 'bare' },
-  { key: 'naive', label: 'naive preHandler, one ioredis GET', script: 'benchmarks/servers/naive.ts', kind: 'get', sessions: 'per-connection', baseline: 'bare' },
+  { key: 'bare', label: 'bare Fastify 5, no session (Fastify ceiling)', script: 'benchmarks/servers/bare.ts', kind: 'get', sessions: 'none',
+    baseline: 'bare' },
+  { key: 'tiered', label: 'tiered-session/fastify, L1 hit', script: 'benchmarks/servers/tiered.ts', kind: 'get', sessions: 'shared',
+    baseline: 'bare' },
+  { key: 'tiered-no-l1', label: 'tiered-session/fastify, localCache: false', script: 'benchmarks/servers/tiered.ts',
+    env: { BENCH_LOCAL_CACHE: '0' }, kind: 'get', sessions: 'per-connection', baseline: 'bare' },
+  { key: 'fsession', label: `${FASTIFY_SESSION}, rolling: true (default)`, script: 'benchmarks/servers/fastify-session.ts', kind: 'get',
+    sessions: 'per-connection', baseline: 'bare' },
+  { key: 'fsession-no-rolling', label: `${FASTIFY_SESSION}, rolling: false`, script: 'benchmarks/servers/fastify-session.ts',
+    env: { BENCH_ROLLING: '0' }, kind: 'get', sessions: 'per-connection', baseline: 'bare' },
+  { key: 'naive', label: 'naive preHandler, one ioredis GET', script: 'benchmarks/servers/naive.ts', kind: 'get',
+    sessions: 'per-connection', baseline: 'bare' },
   // The audit trail on (a private PostgreSQL; the sink polls the 256 streams every second).
-  { key: 'tiered-audit', label: 'tiered-session/fastify, L1 hit, audit on', script: 'benchmarks/servers/tiered.ts', env: { BENCH_AUDIT: '1' }, kind: 'get', sessions: 'shared', baseline: 'bare' },
+  { key: 'tiered-audit', label: 'tiered-session/fastify, L1 hit, audit on', script: 'benchmarks/servers/tiered.ts',
+    env: { BENCH_AUDIT: '1' }, kind: 'get', sessions: 'shared', baseline: 'bare' },
   // Express: every ratio against bare Express of the same round.
-  { key: 'express-bare', label: 'bare Express 5, no session (Express ceiling)', script: 'benchmarks/servers/express-bare.ts', kind: 'get', sessions: 'none', baseline: 'express-bare' },
-  { key: 'express-tiered', label: 'tiered-session/express, L1 hit', script: 'benchmarks/servers/express-tiered.ts', kind: 'get', sessions: 'shared', baseline: 'express-bare' },
-  { key: 'express-tiered-no-l1', label: 'tiered-session/express, localCache: false', script: 'benchmarks/servers/express-tiered.ts', env: { BENCH_LOCAL_CACHE: '0' }, kind: 'get', sessions: 'per-connection', baseline: 'express-bare' },
-  { key: 'express-session', label: 'express-session + connect-redis 9 (defaults)', script: 'benchmarks/servers/express-session.ts', kind: 'get', sessions: 'per-connection', baseline: 'express-bare' },
+  { key: 'express-bare', label: 'bare Express 5, no session (Express ceiling)', script: 'benchmarks/servers/express-bare.ts', kind: 'get',
+    sessions: 'none', baseline: 'express-bare' },
+  { key: 'express-tiered', label: 'tiered-session/express, L1 hit', script: 'benchmarks/servers/express-tiered.ts', kind: 'get',
+    sessions: 'shared', baseline: 'express-bare' },
+  { key: 'express-tiered-no-l1', label: 'tiered-session/express, localCache: false', script: 'benchmarks/servers/express-tiered.ts',
+    env: { BENCH_LOCAL_CACHE: '0' }, kind: 'get', sessions: 'per-connection', baseline: 'express-bare' },
+  { key: 'express-session', label: 'express-session + connect-redis 9 (defaults)', script: 'benchmarks/servers/express-session.ts',
+    kind: 'get', sessions: 'per-connection', baseline: 'express-bare' },
   // Sign-in, against the same framework's bare POST of the same body.
-  { key: 'bare-login', label: 'bare Fastify, POST /login (same body, no session)', script: 'benchmarks/servers/bare.ts', kind: 'login', baseline: 'bare-login' },
-  { key: 'tiered-login', label: 'tiered-session/fastify, POST /login (reply.signIn)', script: 'benchmarks/servers/tiered.ts', kind: 'login', baseline: 'bare-login' },
-  { key: 'tiered-login-audit', label: 'tiered-session/fastify, POST /login, audit on (appends only; a worker consumes)', script: 'benchmarks/servers/tiered.ts', env: { BENCH_AUDIT: '1', BENCH_AUDIT_CONSUME: '0' }, kind: 'login', baseline: 'bare-login' },
-  { key: 'tiered-login-audit-consuming', label: 'tiered-session/fastify, POST /login, audit on, consuming in-process', script: 'benchmarks/servers/tiered.ts', env: { BENCH_AUDIT: '1' }, kind: 'login', baseline: 'bare-login' },
-  { key: 'express-bare-login', label: 'bare Express, POST /login (same body, no session)', script: 'benchmarks/servers/express-bare.ts', kind: 'login', baseline: 'express-bare-login' },
-  { key: 'express-tiered-login', label: 'tiered-session/express, POST /login (req.signIn)', script: 'benchmarks/servers/express-tiered.ts', kind: 'login', baseline: 'express-bare-login' },
+  { key: 'bare-login', label: 'bare Fastify, POST /login (same body, no session)', script: 'benchmarks/servers/bare.ts', kind: 'login',
+    baseline: 'bare-login' },
+  { key: 'tiered-login', label: 'tiered-session/fastify, POST /login (reply.signIn)', script: 'benchmarks/servers/tiered.ts', kind: 'login',
+    baseline: 'bare-login' },
+  { key: 'tiered-login-audit', label: 'tiered-session/fastify, POST /login, audit on (appends only; a worker consumes)',
+    script: 'benchmarks/servers/tiered.ts', env: { BENCH_AUDIT: '1', BENCH_AUDIT_CONSUME: '0' }, kind: 'login', baseline: 'bare-login' },
+  { key: 'tiered-login-audit-consuming', label: 'tiered-session/fastify, POST /login, audit on, consuming in-process',
+    script: 'benchmarks/servers/tiered.ts', env: { BENCH_AUDIT: '1' }, kind: 'login', baseline: 'bare-login' },
+  { key: 'express-bare-login', label: 'bare Express, POST /login (same body, no session)', script: 'benchmarks/servers/express-bare.ts',
+    kind: 'login', baseline: 'express-bare-login' },
+  { key: 'express-tiered-login', label: 'tiered-session/express, POST /login (req.signIn)', script: 'benchmarks/servers/express-tiered.ts',
+    kind: 'login', baseline: 'express-bare-login' },
 ];
 
 /**
@@ -161,7 +178,8 @@ async function signIn(base: string, user: string): Promise<string> {
 async function checkHello(base: string, headers: Record<string, string>, user = USER): Promise<void> {
   const res = await fetch(`${base}/hello`, { headers });
   const json = await res.json() as { user?: string };
-  if (res.status !== 200 || json.user !== user) throw new Error(`GET /hello with the session cookie answered ${res.status} ${JSON.stringify(json)}`);
+  if (res.status !== 200 || json.user !== user) throw new Error(`GET /hello with the session cookie answered ${res.status} ` +
+    `${JSON.stringify(json)}`);
 }
 
 /** Sign in (or not), check the server answers as expected, and return the request to measure. */
@@ -215,7 +233,8 @@ async function cannon(base: string, req: Request, seconds: number, hist?: MicroH
     options.setupClient = (client) => client.setHeaders(perConnection[conn++ % perConnection.length]);
   }
   const inst = autocannon(options);
-  if (hist !== undefined) inst.on('response', (_c: unknown, status: number, _b: number, ms: number) => { if (status < 300) hist.record(ms); });
+  if (hist !== undefined) inst.on('response',
+    (_c: unknown, status: number, _b: number, ms: number) => { if (status < 300) hist.record(ms); });
   return await inst;
 }
 
@@ -233,7 +252,8 @@ async function drive(base: string, req: Request, seconds: number): Promise<Drive
   }
   const hist = new MicroHistogram();
   const r = await cannon(base, req, seconds, hist);
-  return { requests: r.requests.total, seconds: r.duration, p50: hist.quantile(0.5), p99: hist.quantile(0.99), non2xx: r.non2xx, errors: r.errors };
+  return { requests: r.requests.total, seconds: r.duration, p50: hist.quantile(0.5), p99: hist.quantile(0.99), non2xx: r.non2xx,
+    errors: r.errors };
 }
 
 interface Probe extends Message { cpu: NodeJS.CpuUsage; stats?: { l1Hits: number; l1Misses: number } }
@@ -251,7 +271,8 @@ let postgres: PostgresServer | undefined;
 async function measure(sc: Scenario, redis: RedisTarget, pilot = false): Promise<Measurement> {
   await redis.reset();
   const audit = sc.env?.BENCH_AUDIT === '1' ? { BENCH_DATABASE_URL: (postgres ??= await PostgresServer.start()).url } : {};
-  const child = forkTs(sc.script, childEnv({ BENCH_REDIS_URL: redis.url, BENCH_PREFIX: redis.prefix, ...sc.env, ...audit }), SERVER_NODE_ARGS);
+  const child = forkTs(sc.script, childEnv({ BENCH_REDIS_URL: redis.url, BENCH_PREFIX: redis.prefix, ...sc.env, ...audit }),
+    SERVER_NODE_ARGS);
   try {
     const { port } = await nextMessage<Message & { port: number }>(child, 'ready', 60_000);
     const base = `http://127.0.0.1:${port}`;
@@ -329,7 +350,8 @@ function httpReport(scenarios: Scenario[], results: Map<string, Measurement[]>, 
   const out = [
     `### ${title}: ${CONNECTIONS} connections, ${DURATION} s measured after ${WARMUP} s warm-up, median of ${ROUNDS} round(s)`,
     '',
-    table(['server', 'req/s', `ratio to bare ${kind === 'get' ? '(same framework)' : 'POST (same framework)'}`, 'p50 ms', 'p99 ms', 'Redis cmds/req', 'server CPU µs/req', 'Redis CPU µs/req', 'errors'], rows),
+    table(['server', 'req/s', `ratio to bare ${kind === 'get' ? '(same framework)' : 'POST (same framework)'}`, 'p50 ms', 'p99 ms',
+      'Redis cmds/req', 'server CPU µs/req', 'Redis CPU µs/req', 'errors'], rows),
     '',
     ...(comparisons.length === 0 ? [] : [
       'Between servers (median over rounds of the ratio of req/s in the same round; per round in brackets):',
@@ -352,7 +374,8 @@ function httpReport(scenarios: Scenario[], results: Map<string, Measurement[]>, 
     ...list.map((sc) => {
       const last = (results.get(sc.key) ?? []).at(-1);
       const cmds = last?.topCommands.map(([k, v]) => `${k} ${fmt(v, 3)}`).join(', ') || 'none';
-      const hits = last?.l1HitRatio !== undefined && Number.isFinite(last.l1HitRatio) ? ` — L1 hit ratio ${fmt(100 * last.l1HitRatio, 2)} %` : '';
+      const hits = last?.l1HitRatio !== undefined &&
+        Number.isFinite(last.l1HitRatio) ? ` — L1 hit ratio ${fmt(100 * last.l1HitRatio, 2)} %` : '';
       return `- ${sc.label}: ${cmds}${hits}`;
     }),
     '',
@@ -368,13 +391,15 @@ async function main(): Promise<void> {
     '## tiered-session benchmarks',
     '',
     `- machine: ${machineLine()}`,
-    `- settings: ${LOADGEN === 'wrk' ? 'wrk (1 thread)' : 'autocannon'}, ${CONNECTIONS} connections, ${WARMUP} s warm-up + ${DURATION} s measure per server, ${ROUNDS} round(s), one server process alive at a time`,
+    `- settings: ${LOADGEN === 'wrk' ? 'wrk (1 thread)' : 'autocannon'}, ${CONNECTIONS} connections, ${WARMUP} s warm-up + ${DURATION} s ` +
+      `measure per server, ${ROUNDS} round(s), one server process alive at a time`,
   ];
 
   const scenarios = SCENARIOS.filter(scenarioWanted);
   if (scenarios.length > 0) {
     const redis = await redisTarget();
-    header.push(`- Redis: ${redis.owned ? 'private redis-server' : `REDIS_URL (shared: command counts include other clients' traffic)`} ${await redisVersion(redis.admin)}`);
+    header.push(`- Redis: ${redis.owned ? 'private redis-server' : `REDIS_URL (shared: command counts include other clients' traffic)`} ` +
+      `${await redisVersion(redis.admin)}`);
     console.log(header.join('\n') + '\n');
     const results = new Map<string, Measurement[]>(scenarios.map((s) => [s.key, []]));
     // A discarded pilot (start, sign in, warm-up, stop) so that the first server measured does
@@ -389,7 +414,8 @@ async function main(): Promise<void> {
         results.get(sc.key)!.push(m);
         console.log(m.error && !Number.isFinite(m.rps)
           ? `FAILED: ${m.error}`
-          : `${fmt(m.rps).padStart(8)} req/s  p50 ${fmt(m.p50, 3)} ms  p99 ${fmt(m.p99, 3)} ms  ${fmt(m.cmdsPerReq, 2)} cmds/req  ${fmt(m.serverCpuUsPerReq, 1)} µs CPU/req${m.error ? `  (${m.error})` : ''}`);
+          : `${fmt(m.rps).padStart(8)} req/s  p50 ${fmt(m.p50, 3)} ms  p99 ${fmt(m.p99, 3)} ms  ${fmt(m.cmdsPerReq,
+            2)} cmds/req  ${fmt(m.serverCpuUsPerReq, 1)} µs CPU/req${m.error ? `  (${m.error})` : ''}`);
         await sleep(300);
       }
     }

@@ -18,7 +18,8 @@ import { sep } from 'node:path';
 const NOT_REDIS = new Set(['cross-site', 'device', 'package', 'types', 'browser', 'quick-start', 'demo', 'docs']);
 const redisFiles = readdirSync(new URL('../test/', import.meta.url), { recursive: true })
   .map((f) => f.split(sep).join('/'))
-  .filter((f) => f.endsWith('.test.ts') && !f.startsWith('unit/') && !f.includes('fixtures/') && !NOT_REDIS.has(f.replace(/\.test\.ts$/, '')))
+  .filter((f) => f.endsWith('.test.ts') && !f.startsWith('unit/') && !f.includes('fixtures/') &&
+    !NOT_REDIS.has(f.replace(/\.test\.ts$/, '')))
   .map((f) => `test/${f}`)
   .sort();
 
@@ -67,7 +68,8 @@ function failures(tap) {
 const started = Date.now();
 const [one, two] = await Promise.all([
   run('ioredis 5 × Fastify, Express 5, Express 4 (all files)', [], {}, true),
-  run('ioredis 6 × Fastify (files that use Redis)', ['--disable-coverage', ...redisFiles], { TS_IOREDIS: '6', TS_ADAPTERS: 'fastify' }, false),
+  run('ioredis 6 × Fastify (files that use Redis)', ['--disable-coverage', ...redisFiles], { TS_IOREDIS: '6', TS_ADAPTERS: 'fastify' },
+    false),
 ]);
 process.stdout.write(`\n\n===== ${two.label} =====\n${two.out}\n`);
 for (const r of [one, two]) {

@@ -38,7 +38,8 @@ function redisClient(t: Test, server: RedisServer): Redis {
 const logout = (app: { inject: (o: object) => Promise<{ statusCode: number; body: string }> }, token: string) =>
   app.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: token } });
 
-t.test('a fresh replicated Cluster (no data, replicas absent from CLUSTER SLOTS): a sign-out whose replica is frozen and cut off answers 503 NOT_CONFIRMED, and after the failover the retried sign-out leaves the token refused', async (t) => {
+t.test('a fresh replicated Cluster (no data, replicas absent from CLUSTER SLOTS): a sign-out whose replica is frozen and cut off answers ' +
+  '503 NOT_CONFIRMED, and after the failover the retried sign-out leaves the token refused', async (t) => {
   await eachAdapter(t, async (t) => {
     // A long replication ping keeps an idle master's replicas out of CLUSTER SLOTS (Redis lists a
     // replica there once its offset is non-zero): the cluster an app meets at a joint start.
@@ -76,13 +77,17 @@ t.test('a fresh replicated Cluster (no data, replicas absent from CLUSTER SLOTS)
     t.equal(promoted.port, replica.port, 'the frozen replica was promoted');
     // The user was told the sign-out did not go through; they retry, as a 503 asks. The new
     // master has no replica yet: applied there, still not confirmed (the shard had a replica).
-    const retried = await eventually(async () => logout(app, alice.token), (r) => r.statusCode !== 503 || JSON.parse(r.body).code === 'ERR_TIERED_SESSION_NOT_CONFIRMED', 15_000);
-    t.ok(retried.statusCode === 204 || JSON.parse(retried.body).code === 'ERR_TIERED_SESSION_NOT_CONFIRMED', `the retried sign-out is applied on the promoted replica (${retried.statusCode} ${retried.body})`);
-    t.equal((await eventually(async () => (await me(judge, alice.token)).statusCode, (c) => c !== 503, 5000)), 401, 'the token is refused after the failover');
+    const retried = await eventually(async () => logout(app, alice.token), (r) => r.statusCode !== 503 ||
+      JSON.parse(r.body).code === 'ERR_TIERED_SESSION_NOT_CONFIRMED', 15_000);
+    t.ok(retried.statusCode === 204 || JSON.parse(retried.body).code === 'ERR_TIERED_SESSION_NOT_CONFIRMED',
+      `the retried sign-out is applied on the promoted replica (${retried.statusCode} ${retried.body})`);
+    t.equal((await eventually(async () => (await me(judge, alice.token)).statusCode, (c) => c !== 503, 5000)), 401,
+      'the token is refused after the failover');
   });
 });
 
-t.test('a single primary whose replica link just dropped (connected_slaves:0) still confirms: 503, not 204; the gauge, stats() and one log line show it', async (t) => {
+t.test('a single primary whose replica link just dropped (connected_slaves:0) still confirms: 503, not 204; the gauge, stats() and one ' +
+  'log line show it', async (t) => {
   await eachAdapter(t, async (t) => {
     const primary = await RedisServer.start(['--repl-diskless-sync-delay', '0']);
     t.teardown(() => keepingAlive(primary.stop()));

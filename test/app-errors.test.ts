@@ -22,7 +22,8 @@ interface Problem { type: string; title: string; status: number; detail: string 
 /** The app's own error shape. */
 function problem(err: { statusCode?: number; status?: number; code?: string; message: string }): Problem {
   const status = err.statusCode ?? err.status ?? 500;
-  return { type: `https://errors.example.com/${err.code ?? 'internal'}`, title: STATUS_CODES[status] ?? 'Error', status, detail: err.message };
+  return { type: `https://errors.example.com/${err.code ?? 'internal'}`, title: STATUS_CODES[status] ?? 'Error', status,
+    detail: err.message };
 }
 
 let server: RedisServer | undefined;
@@ -71,7 +72,8 @@ async function appOn(t: Test, adapter: AdapterName, handlerAfterPlugin = false):
 }
 
 for (const handlerAfterPlugin of [false, true]) {
-t.test(`every error of the device routes reaches the app's own error handler and keeps its shape${handlerAfterPlugin ? ' (Fastify: setErrorHandler called after the plugin)' : ''}`, async (t) => {
+t.test(`every error of the device routes reaches the app's own error handler and keeps its shape${handlerAfterPlugin ? ' (Fastify: ' +
+  'setErrorHandler called after the plugin)' : ''}`, async (t) => {
   await eachAdapter(t, async (t, adapter) => {
     if (handlerAfterPlugin && adapter !== 'fastify') return;
     const app = await appOn(t, adapter, handlerAfterPlugin);
@@ -80,12 +82,15 @@ t.test(`every error of the device routes reaches the app's own error handler and
     const cookies = { [COOKIE]: tokenOf(login)! };
     const cases: [string, InjectOptions, number, string][] = [
       ['GET /sessions without a session', { url: '/sessions' }, 401, 'ERR_TIERED_SESSION_NO_SESSION'],
-      ['DELETE /sessions/:id of an unknown session', { method: 'DELETE', url: `/sessions/${'A'.repeat(38)}`, cookies }, 404, 'ERR_TIERED_SESSION_NOT_FOUND'],
+      ['DELETE /sessions/:id of an unknown session', { method: 'DELETE', url: `/sessions/${'A'.repeat(38)}`, cookies }, 404,
+        'ERR_TIERED_SESSION_NOT_FOUND'],
       ['POST /sessions/logout-everywhere with a bad body', {
-        method: 'POST', url: '/sessions/logout-everywhere', cookies, payload: '{"keepCurrent":"yes"}', headers: { 'content-type': 'application/json' },
+        method: 'POST', url: '/sessions/logout-everywhere', cookies, payload: '{"keepCurrent":"yes"}',
+          headers: { 'content-type': 'application/json' },
       }, 400, 'ERR_TIERED_SESSION_BAD_BODY'],
       ['POST /sessions/logout-everywhere cross-site', {
-        method: 'POST', url: '/sessions/logout-everywhere', cookies, headers: { 'sec-fetch-site': 'cross-site', origin: 'https://evil.example' },
+        method: 'POST', url: '/sessions/logout-everywhere', cookies,
+          headers: { 'sec-fetch-site': 'cross-site', origin: 'https://evil.example' },
       }, 403, 'ERR_TIERED_SESSION_CROSS_SITE'],
       ['DELETE /sessions/:id cross-site', {
         method: 'DELETE', url: `/sessions/${'A'.repeat(38)}`, cookies, headers: { origin: 'https://evil.example' },

@@ -28,7 +28,8 @@ const IDLE = 14 * DAY; // the default idleTimeout
 const UA = {
   mac: 'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36',
   linux: 'Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0',
-  iphone: 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1',
+  iphone: 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 ' +
+    'Safari/604.1',
   android: 'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36',
   none: '',
 } as const;
@@ -53,7 +54,8 @@ function auditOf(schema: string, over: Partial<AuditOptions> = {}): AuditOptions
 /** One app with audit on, on a fresh key prefix and a fresh schema of its own. */
 async function auditedApp(t: Test, target: Target, options: Options = {}, audit: Partial<AuditOptions> = {}, logs?: Logs) {
   const schema = await db.freshSchema();
-  const app = await makeApp(t, target.client(), { keyPrefix: target.prefix(), ...options, audit: auditOf(schema, audit) }, logs ? { logs } : {});
+  const app = await makeApp(t, target.client(), { keyPrefix: target.prefix(), ...options, audit: auditOf(schema, audit) },
+    logs ? { logs } : {});
   return { app, schema, table: { schema, table: TABLE } };
 }
 
@@ -116,7 +118,8 @@ function fresh(s: Login, ua: Ua, at: number, ip: string | null = '127.0.0.1', co
 const tableOf = (schema: string) => ({ schema, table: TABLE });
 const noDiff = { missing: [], extra: [], wrong: [] };
 
-t.test('every end reason a real flow produces lands in the table once, with the device, ip, country and times of the session', async (t) => {
+t.test('every end reason a real flow produces lands in the table once, with the device, ip, country and times of the session',
+  async (t) => {
   await eachTarget(t, async (t, target) => {
     let clock = Math.floor(Date.now() / 1000) * 1000;
     const { app, table } = await auditedApp(t, target, {
@@ -188,7 +191,8 @@ t.test('every end reason a real flow produces lands in the table once, with the 
     t.same(diffRows(table_, rows), noDiff, 'one row per session, every field as expected');
     const count: Record<string, number> = {};
     for (const r of table_.values()) count[r.endReason ?? 'live'] = (count[r.endReason ?? 'live'] ?? 0) + 1;
-    t.same(count, { 'sign-out': 2, revoked: 1, replaced: 1, everywhere: 4, cap: 2, live: 5 }, 'every reason in the table, as many times as it happened');
+    t.same(count, { 'sign-out': 2, revoked: 1, replaced: 1, everywhere: 4, cap: 2, live: 5 },
+      'every reason in the table, as many times as it happened');
     t.equal(table_.get(b1.id)?.endReason, null, 'the sign-in that replaced a session is live');
   });
 });
@@ -209,7 +213,8 @@ t.test('rotations are counted on the same row; data updates and a confirmed auth
     }
     const cur = { token };
     clock += 1000;
-    t.equal((await app.inject({ method: 'POST', url: '/update', payload: { data: { cart: 3 } }, ...as(cur) })).statusCode, 200, 'data updated');
+    t.equal((await app.inject({ method: 'POST', url: '/update', payload: { data: { cart: 3 } }, ...as(cur) })).statusCode, 200,
+      'data updated');
     clock += 1000;
     t.equal((await app.inject({ method: 'POST', url: '/confirm', ...as(cur) })).statusCode, 200, 'authentication confirmed');
     t.same((await get(app, '/me', cur)).json().data, { cart: 3 });
@@ -219,7 +224,8 @@ t.test('rotations are counted on the same row; data updates and a confirmed auth
     clock += 1000;
     t.equal((await app.inject({ method: 'POST', url: '/logout', ...as(cur) })).statusCode, 204);
     await delivered(t, [app], 4, 'events (and the sign-out)');
-    t.same(diffRows(await readRows(pool, table), [{ ...fresh(s, 'linux', created), rotations: 2, endedAt: clock, endReason: 'sign-out' }]), noDiff,
+    t.same(diffRows(await readRows(pool, table), [{ ...fresh(s, 'linux', created), rotations: 2, endedAt: clock, endReason: 'sign-out' }]),
+      noDiff,
       'the same row ended: still rotations 2');
   });
 });
@@ -251,11 +257,13 @@ t.test('activity moves last_active_at at most once per activityInterval, not on 
 
     await touch(first + INTERVAL);
     await delivered(t, [app], 3, 'events (the next interval)');
-    t.same(diffRows(await readRows(pool, table), [{ ...fresh(s, 'mac', created), lastActiveAt: first + INTERVAL, expiresAt: first + INTERVAL + IDLE }]), noDiff);
+    t.same(diffRows(await readRows(pool, table),
+      [{ ...fresh(s, 'mac', created), lastActiveAt: first + INTERVAL, expiresAt: first + INTERVAL + IDLE }]), noDiff);
   });
 });
 
-t.test('an idle and an absolute expiry are recorded by the sweep as "expired" at the expiry; an explicit end stands; a live session stays live', async (t) => {
+t.test('an idle and an absolute expiry are recorded by the sweep as "expired" at the expiry; an explicit end stands; a live session ' +
+  'stays live', async (t) => {
   await eachTarget(t, async (t, target) => {
     // The sweep ends a row only once its Redis key is gone, and only sweepGrace (10 s) after its
     // expiry by the app's clock. Redis expires keys in real time: the sessions live 1-1.5 s for
@@ -275,10 +283,12 @@ t.test('an idle and an absolute expiry are recorded by the sweep as "expired" at
     await delivered(t, [app], 4);
     const keys = [idle, absolute].map((s) => app.sessions.store.sessionKey(s.id));
     const client = await inspector(target);
-    await until('both keys expired in Redis', async () => (await Promise.all(keys.map((k) => client.exists(k)))).every((n) => n === 0), 5000);
+    await until('both keys expired in Redis', async () => (await Promise.all(keys.map((k) => client.exists(k)))).every((n) => n === 0),
+      5000);
     await sleep(500);
     let rows = await readRows(pool, table);
-    t.same([rows.get(idle.id)!.endedAt, rows.get(absolute.id)!.endedAt], [null, null], 'no event exists for a key that expires: the rows are still open');
+    t.same([rows.get(idle.id)!.endedAt, rows.get(absolute.id)!.endedAt], [null, null],
+      'no event exists for a key that expires: the rows are still open');
 
     offset += 11_000;
     const live = await login(app, 'frank', { ua: 'android' });
@@ -308,7 +318,8 @@ interface HistoryEntry {
   createdAt: string | null; lastActiveAt: string | null; expiresAt: string | null; endedAt: string | null; endReason: string | null;
 }
 
-t.test('GET /sessions/history: the caller\'s own sessions, shaped like the device list plus endedAt and endReason, most recent first, within ?days=', async (t) => {
+t.test('GET /sessions/history: the caller\'s own sessions, shaped like the device list plus endedAt and endReason, most recent first, ' +
+  'within ?days=', async (t) => {
   await eachTarget(t, async (t, target) => {
     const base = Math.floor(Date.now() / 1000) * 1000;
     let clock = base;
@@ -343,21 +354,26 @@ t.test('GET /sessions/history: the caller\'s own sessions, shaped like the devic
     t.match(res.headers['content-type'], /^application\/json/);
     const body = res.json() as { sessions: HistoryEntry[] };
     t.same(Object.keys(body), ['sessions']);
-    t.same(body.sessions.map((s) => s.id), [me.id, other.id, today.id, recent.id], 'the last 30 days, most recent first; 40 days ago and bob\'s left out');
+    t.same(body.sessions.map((s) => s.id), [me.id, other.id, today.id, recent.id],
+      'the last 30 days, most recent first; 40 days ago and bob\'s left out');
     for (const s of body.sessions) {
-      t.same(Object.keys(s).sort(), ['country', 'createdAt', 'current', 'device', 'endReason', 'endedAt', 'expiresAt', 'id', 'ip', 'lastActiveAt'], 'the fields of an entry');
+      t.same(Object.keys(s).sort(), ['country', 'createdAt', 'current', 'device', 'endReason', 'endedAt', 'expiresAt', 'id', 'ip',
+        'lastActiveAt'], 'the fields of an entry');
       t.same(Object.keys(s.device).sort(), ['browser', 'name', 'os', 'type']);
-      for (const k of ['createdAt', 'lastActiveAt', 'expiresAt'] as const) t.equal(new Date(s[k]!).toISOString(), s[k], `${k} is an ISO time`);
+      for (const k of ['createdAt', 'lastActiveAt', 'expiresAt'] as const) t.equal(new Date(s[k]!).toISOString(), s[k],
+        `${k} is an ISO time`);
     }
     const [mine, live, ended, older] = body.sessions;
     t.same(body.sessions.map((s) => s.current), [true, false, false, false], 'only the caller\'s session is current');
-    t.same([mine.endedAt, mine.endReason, live.endedAt, live.endReason], [null, null, null, null], 'live sessions: endedAt and endReason null');
+    t.same([mine.endedAt, mine.endReason, live.endedAt, live.endReason], [null, null, null, null],
+      'live sessions: endedAt and endReason null');
     t.same([ended.endedAt, ended.endReason], [new Date(base - 1000).toISOString(), 'revoked'], 'revoked by another device, with its time');
     t.same([older.endedAt, older.endReason], [new Date(base - 10 * DAY + 1000).toISOString(), 'sign-out']);
     t.same(older, {
       id: recent.id, current: false, device: DEVICE.iphone, ip: '2001:db8::1', country: 'JP',
       createdAt: new Date(base - 10 * DAY).toISOString(), lastActiveAt: new Date(base - 10 * DAY).toISOString(),
-      expiresAt: new Date(base - 10 * DAY + IDLE).toISOString(), endedAt: new Date(base - 10 * DAY + 1000).toISOString(), endReason: 'sign-out',
+      expiresAt: new Date(base - 10 * DAY + IDLE).toISOString(), endedAt: new Date(base - 10 * DAY + 1000).toISOString(),
+        endReason: 'sign-out',
     }, 'an ended session, every field');
 
     // The live ones read exactly as the device list shows them (which has `remembered` instead of the end).
@@ -414,7 +430,8 @@ t.test('without audit GET /sessions/history answers 404 to a signed-in caller an
 });
 
 for (const outage of ['blackholed', 'killed'] as const) {
-  t.test(`with PostgreSQL ${outage}, sign-in, resolve, sign-out and logout-everywhere answer normally; the buffer grows; once it is back every row is there once; one log line each way`, {
+  t.test(`with PostgreSQL ${outage}, sign-in, resolve, sign-out and logout-everywhere answer normally; the buffer grows; once it is back ` +
+    `every row is there once; one log line each way`, {
     skip: !db.canKill && 'DATABASE_URL: not our server to cut off',
   }, async (t) => {
     await eachTarget(t, async (t, target) => {
@@ -456,10 +473,12 @@ for (const outage of ['blackholed', 'killed'] as const) {
       if (proxy) proxy.resume(); else await db.restart();
       await delivered(t, [app], 6, 'events in all');
       const rows = await readRows(pool, table);
-      t.same([s1, s2, s3].map((s) => [rows.get(s.id)?.endReason]), [['sign-out'], ['everywhere'], ['everywhere']], 'every row there, ended as it was');
+      t.same([s1, s2, s3].map((s) => [rows.get(s.id)?.endReason]), [['sign-out'], ['everywhere'], ['everywhere']],
+        'every row there, ended as it was');
       t.equal(rows.size, 3, 'and no other');
       offset += 6000;
-      await until('the buffer metric back at 0', () => metric(app, 'tiered_session_audit_buffer_events') === 0 && metric(app, 'tiered_session_audit_sink_up') === 1);
+      await until('the buffer metric back at 0', () => metric(app, 'tiered_session_audit_buffer_events') === 0 &&
+        metric(app, 'tiered_session_audit_sink_up') === 1);
       const down = logs.filter((l) => /PostgreSQL unavailable/.test(l.msg));
       const up = logs.filter((l) => /PostgreSQL reachable again/.test(l.msg));
       t.same(down.map((l) => l.level), ['error'], 'one log line when it went away');
@@ -474,7 +493,8 @@ t.test('two instances consuming at once: every change lands once, no duplicate r
     const { a, b } = await twoInstances(t, target, { audit: auditOf(schema) });
     const users = Array.from({ length: 12 }, (_, i) => `user-${i}`);
     // Sign-ins on both at once, spread over many buckets.
-    const sessions = (await Promise.all(users.flatMap((u, i) => [login(a, u, { ua: 'mac' }), login(b, u, { ua: i % 2 ? 'linux' : 'android' })])));
+    const sessions = (await Promise.all(users.flatMap((u, i) =>
+      [login(a, u, { ua: 'mac' }), login(b, u, { ua: i % 2 ? 'linux' : 'android' })])));
     let events = sessions.length;
     const ends = new Map<string, string>();
     // Across instances: revoke on b what a made, rotate on a what b made, log out everywhere on a.
@@ -506,7 +526,8 @@ t.test('two instances consuming at once: every change lands once, no duplicate r
     const got = [...rows.values()].map((r) => [r.id, r.endReason, r.rotations]).sort();
     const want = sessions.map((s, k) => [s.id, ends.get(s.id) ?? null, k % 2 === 1 && Math.floor(k / 2) % 3 === 1 ? 2 : 0]).sort();
     t.same(got, want, 'each ended as it was, rotations counted once');
-    t.equal(metric(a, 'tiered_session_audit_events_claimed_total') + metric(b, 'tiered_session_audit_events_claimed_total'), 0, 'nothing had to be claimed');
+    t.equal(metric(a, 'tiered_session_audit_events_claimed_total') + metric(b, 'tiered_session_audit_events_claimed_total'), 0,
+      'nothing had to be claimed');
   });
 });
 
@@ -533,12 +554,14 @@ t.test('hostile user ids, User-Agents and forwarded addresses land as data: para
       t.equal(res.statusCode, 200, `sign-in as ${JSON.stringify(u)}`);
       sessions.push({ user: u, id: res.json().id, token: tokenOf(res)! });
     }
-    const evil = await trusted.inject({ method: 'POST', url: '/login', payload: { user: 'mallory' }, headers: { 'user-agent': `x'); DROP TABLE ${TABLE}; --/1.0`, 'x-forwarded-for': 'fe80::1%eth0' } });
+    const evil = await trusted.inject({ method: 'POST', url: '/login', payload: { user: 'mallory' },
+      headers: { 'user-agent': `x'); DROP TABLE ${TABLE}; --/1.0`, 'x-forwarded-for': 'fe80::1%eth0' } });
     t.equal(evil.statusCode, 200);
     await delivered(t, [trusted], hostile.length + 1);
     const rows = await readRows(pool, table);
     for (const s of sessions) {
-      t.match(rows.get(s.id), { userId: s.user, device: DEVICE.linux, ip: null }, `${JSON.stringify(s.user)}: stored as given; the forwarded junk is no address`);
+      t.match(rows.get(s.id), { userId: s.user, device: DEVICE.linux, ip: null },
+        `${JSON.stringify(s.user)}: stored as given; the forwarded junk is no address`);
       const h = (await get(trusted, '/sessions/history', s)).json().sessions as HistoryEntry[];
       t.same(h.map((x) => x.id), [s.id], 'and its history is its own session alone');
     }
@@ -563,7 +586,8 @@ t.test('a user id with NUL cannot borrow another user\'s history (PostgreSQL tex
   });
 });
 
-t.test('two registrations (two key prefixes) on one audit table: shop "1" does not get admin "1"\'s history, and the admin sweep does not end a live shop session', async (t) => {
+t.test('two registrations (two key prefixes) on one audit table: shop "1" does not get admin "1"\'s history, and the admin sweep does ' +
+  'not end a live shop session', async (t) => {
   await eachTarget(t, async (t, target) => {
     // As the README's two registrations: one pool, the default table, two key prefixes. The
     // admin instance's clock runs 15 days ahead, so its sweep's cutoff is past the shop
@@ -571,7 +595,8 @@ t.test('two registrations (two key prefixes) on one audit table: shop "1" does n
     const schema = await db.freshSchema();
     let ahead = 0;
     const prefix = target.prefix();
-    const admin = await makeApp(t, target.client(), { keyPrefix: `${prefix}admin:`, now: () => Date.now() + ahead, audit: auditOf(schema) });
+    const admin = await makeApp(t, target.client(),
+      { keyPrefix: `${prefix}admin:`, now: () => Date.now() + ahead, audit: auditOf(schema) });
     const shop = await makeApp(t, target.client(), { keyPrefix: `${prefix}shop:`, audit: auditOf(schema) });
     const a1 = await login(admin, '1', { ua: 'linux', ip: '198.51.100.7' });
     const gone = await login(admin, 'root', { ua: 'linux' });
@@ -588,7 +613,8 @@ t.test('two registrations (two key prefixes) on one audit table: shop "1" does n
     // must record it, which shows the sweep ran past the shop session's recorded expiry.
     await (await inspector(target)).del(admin.sessions.store.sessionKey(gone.id));
     ahead = 15 * DAY;
-    await until('the admin sweep recorded its own expired session', async () => (await readRows(pool, tableOf(schema))).get(gone.id)?.endReason === 'expired');
+    await until('the admin sweep recorded its own expired session', async () =>
+      (await readRows(pool, tableOf(schema))).get(gone.id)?.endReason === 'expired');
     await sleep(500);
     t.equal((await get(shop, '/sessions/history', s1)).statusCode, 200, 'the shop session still answers');
     const rows = await readRows(pool, tableOf(schema));
@@ -597,7 +623,8 @@ t.test('two registrations (two key prefixes) on one audit table: shop "1" does n
   });
 });
 
-t.test('a user id that is not well-formed UTF-16 cannot borrow its look-alike\'s history, as list() lends it none of its sessions', async (t) => {
+t.test('a user id that is not well-formed UTF-16 cannot borrow its look-alike\'s history, as list() lends it none of its sessions',
+  async (t) => {
   await eachTarget(t, async (t, target) => {
     const { app } = await auditedApp(t, target);
     const carol = await login(app, 'carol\ufffd');
@@ -630,14 +657,16 @@ t.test('the audit options are validated: a coded error naming the option', async
       ['audit.migrate', { pool, migrate: 'yes' }],
     ];
     for (const [option, audit] of cases) {
-      const err = await makeApp(t, target.client(), { keyPrefix: target.prefix(), audit } as Options).then(() => undefined, (e: Error & { code?: string }) => e);
+      const err = await makeApp(t, target.client(), { keyPrefix: target.prefix(), audit } as Options).then(() => undefined,
+        (e: Error & { code?: string }) => e);
       t.equal(err?.code, 'ERR_TIERED_SESSION_INVALID_OPTION', `${JSON.stringify(audit, (_k, v) => (v === pool ? '<pool>' : v))}: refused`);
       t.match(err?.message, `Invalid option "${option}"`, `naming ${option}`);
     }
   }, { only: ['single'] });
 });
 
-t.test('an instance with audit.consume false only appends: its events wait in the buffer until an instance that consumes moves them to PostgreSQL', async (t) => {
+t.test('an instance with audit.consume false only appends: its events wait in the buffer until an instance that consumes moves them to ' +
+  'PostgreSQL', async (t) => {
   await eachTarget(t, async (t, target) => {
     const schema = await db.freshSchema();
     const keyPrefix = target.prefix();

@@ -43,7 +43,8 @@ async function clients<C extends Redis | Cluster>(t: Test, producer: C, client: 
   return { producer, client };
 }
 
-t.test('PostgreSQL killed under a stream of events, then restarted: every event lands exactly once; logged once down, once up; the buffer rises and drains', { skip: !db.canKill && 'DATABASE_URL: not our server to kill' }, async (t) => {
+t.test('PostgreSQL killed under a stream of events, then restarted: every event lands exactly once; logged once down, once up; the ' +
+  'buffer rises and drains', { skip: !db.canKill && 'DATABASE_URL: not our server to kill' }, async (t) => {
   await eachTarget(t, async (t, target) => {
     const table = await freshTable();
     const prefix = target.prefix();
@@ -52,7 +53,8 @@ t.test('PostgreSQL killed under a stream of events, then restarted: every event 
     await ready(producer);
     await ready(client);
     const { entries, logger } = recordingLogger();
-    const sink = new AuditSink(sinkOptions({ client, keyPrefix: prefix, pool, ...table, logger, pollInterval: 50, maxBackoff: 400, statsInterval: 100 }));
+    const sink = new AuditSink(sinkOptions({ client, keyPrefix: prefix, pool, ...table, logger, pollInterval: 50, maxBackoff: 400,
+      statsInterval: 100 }));
     t.teardown(() => sink.close());
     sink.start();
     const sessions = simulate(rng(target.name === 'single' ? 11 : 12), { sessions: 600, users: 80 });
@@ -73,7 +75,8 @@ t.test('PostgreSQL killed under a stream of events, then restarted: every event 
       await sleep(50);
     }
     await until('drained', async () => (await bufferState(producer, prefix)).len === 0, 30_000);
-    t.same(diffRows(await readRows(pool, table), sessions), { missing: [], extra: [], wrong: [] }, `${sessions.length} rows exactly as expected`);
+    t.same(diffRows(await readRows(pool, table), sessions), { missing: [], extra: [], wrong: [] },
+      `${sessions.length} rows exactly as expected`);
     t.same(await bufferState(producer, prefix), { len: 0, pending: 0 });
     t.ok(peak > 0, `buffer depth rose to ${peak} while PostgreSQL was down`);
     await until('the metric back at 0', () => sink.metrics.bufferEvents === 0 && sink.metrics.postgresUp, 5000);
@@ -105,7 +108,8 @@ function runChild(target: Target, cfg: Record<string, unknown>): Promise<{ child
   });
 }
 
-t.test('a sink SIGKILLed mid-batch: another sink claims its entries; no row missing, none doubled', { skip: process.env.REDIS_URL ? 'needs the private servers' : false }, async (t) => {
+t.test('a sink SIGKILLed mid-batch: another sink claims its entries; no row missing, none doubled',
+  { skip: process.env.REDIS_URL ? 'needs the private servers' : false }, async (t) => {
   await eachTarget(t, async (t, target) => {
     for (const hold of ['beforeCommit', 'afterCommit'] as const) {
       const table = await freshTable();
@@ -124,17 +128,20 @@ t.test('a sink SIGKILLed mid-batch: another sink claims its entries; no row miss
       const rowsAfterKill = (await readRows(pool, table)).size;
       if (hold === 'beforeCommit') t.equal(rowsAfterKill, 0, 'its transaction was rolled back: no row yet');
       else t.ok(rowsAfterKill > 0, `its transaction committed (${rowsAfterKill} rows) but nothing was acknowledged`);
-      t.same(await bufferState(producer, prefix), { len: firstPart.length, pending: firstPart.length }, 'every entry still in the streams, pending on the dead consumer');
+      t.same(await bufferState(producer, prefix), { len: firstPart.length, pending: firstPart.length },
+        'every entry still in the streams, pending on the dead consumer');
       // More events arrive meanwhile; a new sink starts.
       await emit(producer, prefix, events.slice(firstPart.length));
       const client = target.client();
       await ready(client);
-      const sink = new AuditSink(sinkOptions({ client, keyPrefix: prefix, pool, ...table, pollInterval: 50, claimIdle: 1000, logger: recordingLogger().logger }));
+      const sink = new AuditSink(sinkOptions({ client, keyPrefix: prefix, pool, ...table, pollInterval: 50, claimIdle: 1000,
+        logger: recordingLogger().logger }));
       sink.start();
       await until('drained', async () => (await bufferState(producer, prefix)).len === 0, 30_000);
       await sink.close();
       t.equal(sink.metrics.eventsClaimed, firstPart.length, 'the survivor claimed exactly the dead consumer\'s entries');
-      t.same(diffRows(await readRows(pool, table), sessions), { missing: [], extra: [], wrong: [] }, 'every row exactly as expected (rotations counted once)');
+      t.same(diffRows(await readRows(pool, table), sessions), { missing: [], extra: [], wrong: [] },
+        'every row exactly as expected (rotations counted once)');
       t.same(await bufferState(producer, prefix), { len: 0, pending: 0 });
     }
   }, only);
@@ -147,7 +154,8 @@ t.test('Redis killed, then restarted: the sink neither crashes nor hangs, logs o
   const prefix = 'rk:';
   const { producer, client } = await clients(t, server.client(), server.client());
   const { entries, logger } = recordingLogger();
-  const sink = new AuditSink(sinkOptions({ client, keyPrefix: prefix, pool, ...table, logger, pollInterval: 50, maxBackoff: 200, commandTimeout: 500 }));
+  const sink = new AuditSink(sinkOptions({ client, keyPrefix: prefix, pool, ...table, logger, pollInterval: 50, maxBackoff: 200,
+    commandTimeout: 500 }));
   sink.start();
   const before = simulate(rng(31), { sessions: 50, users: 10 });
   await emit(producer, prefix, timeline(before));
@@ -171,7 +179,8 @@ t.test('Redis killed, then restarted: the sink neither crashes nor hangs, logs o
   t.ok(Date.now() - c0 < 2000, 'close() is prompt');
 });
 
-t.test('Redis and PostgreSQL cut off without a reset (packets dropped): every call is bounded, close() does not hang, and it recovers', { skip: !db.canKill && 'DATABASE_URL: the proxy needs the private server\'s port' }, async (t) => {
+t.test('Redis and PostgreSQL cut off without a reset (packets dropped): every call is bounded, close() does not hang, and it recovers',
+  { skip: !db.canKill && 'DATABASE_URL: the proxy needs the private server\'s port' }, async (t) => {
   const server = await RedisServer.start();
   t.teardown(() => server.stop());
   const redisProxy = await DelayProxy.start({ targetPort: server.port, delayMs: 0 });
@@ -181,9 +190,11 @@ t.test('Redis and PostgreSQL cut off without a reset (packets dropped): every ca
   const table = await freshTable();
   const prefix = 'cut:';
   const { producer, client } = await clients(t, server.client(), server.client({ port: redisProxy.port, commandTimeout: 5000 }));
-  const proxiedPool = db.pool({ connectionString: db.url.replace(`:${db.port}/`, `:${pgProxy.port}/`), max: 2, connectionTimeoutMillis: 0 });
+  const proxiedPool = db.pool({ connectionString: db.url.replace(`:${db.port}/`, `:${pgProxy.port}/`), max: 2,
+    connectionTimeoutMillis: 0 });
   const { entries, logger } = recordingLogger();
-  const opts: FlatSinkOptions = { client, keyPrefix: prefix, pool: proxiedPool, ...table, logger, pollInterval: 50, maxBackoff: 200, commandTimeout: 300, postgresTimeout: 500 };
+  const opts: FlatSinkOptions = { client, keyPrefix: prefix, pool: proxiedPool, ...table, logger, pollInterval: 50, maxBackoff: 200,
+    commandTimeout: 300, postgresTimeout: 500 };
   const sink = new AuditSink(sinkOptions(opts));
   const sessions = simulate(rng(41), { sessions: 40, users: 5 });
   await emit(producer, prefix, timeline(sessions));
@@ -236,13 +247,15 @@ t.test('the plugin\'s commandTimeout bounds the sink\'s Redis calls', async (t) 
   proxy.resume();
 });
 
-t.test('a Cluster master killed and replaced: the sink consumes the moved streams again without a restart, no row lost or doubled', async (t) => {
+t.test('a Cluster master killed and replaced: the sink consumes the moved streams again without a restart, no row lost or doubled',
+  async (t) => {
   const cluster = await ReplicatedCluster.start();
   t.teardown(() => cluster.stop());
   const table = await freshTable();
   const prefix = 'fo:';
   const { producer, client } = await clients(t, cluster.client(), cluster.client());
-  const sink = new AuditSink(sinkOptions({ client, keyPrefix: prefix, pool, ...table, pollInterval: 50, maxBackoff: 200, commandTimeout: 500 }));
+  const sink = new AuditSink(sinkOptions({ client, keyPrefix: prefix, pool, ...table, pollInterval: 50, maxBackoff: 200,
+    commandTimeout: 500 }));
   sink.start();
   t.teardown(() => sink.close());
   const before = simulate(rng(41), { sessions: 60, users: 20 });
@@ -256,10 +269,12 @@ t.test('a Cluster master killed and replaced: the sink consumes the moved stream
   const after = simulate(rng(42), { sessions: 60, users: 20 });
   await emit(producer, prefix, timeline(after));
   await until('drained after the failover', async () => (await bufferState(producer, prefix)).len === 0, 15_000);
-  t.same(diffRows(await readRows(pool, table), [...before, ...after]), { missing: [], extra: [], wrong: [] }, 'every session\'s row, none doubled');
+  t.same(diffRows(await readRows(pool, table), [...before, ...after]), { missing: [], extra: [], wrong: [] },
+    'every session\'s row, none doubled');
 });
 
-t.test('a sink closed while PostgreSQL is unreachable leaves its unapplied entries pending in the group: another sink applies them', { skip: !db.canKill && 'DATABASE_URL: the proxy needs the private server\'s port' }, async (t) => {
+t.test('a sink closed while PostgreSQL is unreachable leaves its unapplied entries pending in the group: another sink applies them',
+  { skip: !db.canKill && 'DATABASE_URL: the proxy needs the private server\'s port' }, async (t) => {
   const server = await RedisServer.start();
   t.teardown(() => server.stop());
   const pgProxy = await DelayProxy.start({ targetPort: db.port!, delayMs: 0 });
@@ -267,8 +282,10 @@ t.test('a sink closed while PostgreSQL is unreachable leaves its unapplied entri
   const table = await freshTable();
   const prefix = 'closed:';
   const { producer, client } = await clients(t, server.client(), server.client());
-  const proxiedPool = db.pool({ connectionString: db.url.replace(`:${db.port}/`, `:${pgProxy.port}/`), max: 2, connectionTimeoutMillis: 0 });
-  const opts: FlatSinkOptions = { client, keyPrefix: prefix, pool: proxiedPool, ...table, logger: recordingLogger().logger, pollInterval: 50, maxBackoff: 200, postgresTimeout: 500 };
+  const proxiedPool = db.pool({ connectionString: db.url.replace(`:${db.port}/`, `:${pgProxy.port}/`), max: 2,
+    connectionTimeoutMillis: 0 });
+  const opts: FlatSinkOptions = { client, keyPrefix: prefix, pool: proxiedPool, ...table, logger: recordingLogger().logger,
+    pollInterval: 50, maxBackoff: 200, postgresTimeout: 500 };
   const sessions = simulate(rng(43), { sessions: 30, users: 4 });
   const events = timeline(sessions).length;
   await emit(producer, prefix, timeline(sessions));
@@ -280,7 +297,8 @@ t.test('a sink closed while PostgreSQL is unreachable leaves its unapplied entri
   await sink.close();
   pgProxy.resume();
   pgProxy.cutAll();
-  t.same(await bufferState(producer, prefix), { len: events, pending: events }, 'after close every unapplied entry is still in the stream and pending in the group');
+  t.same(await bufferState(producer, prefix), { len: events, pending: events },
+    'after close every unapplied entry is still in the stream and pending in the group');
 
   const fresh = server.client();
   t.teardown(() => fresh.disconnect());
@@ -289,5 +307,6 @@ t.test('a sink closed while PostgreSQL is unreachable leaves its unapplied entri
   again.start();
   await until('drained', async () => (await bufferState(producer, prefix)).len === 0, 20_000);
   await again.close();
-  t.same(diffRows(await readRows(pool, table), sessions), { missing: [], extra: [], wrong: [] }, 'another sink claimed and applied them all');
+  t.same(diffRows(await readRows(pool, table), sessions), { missing: [], extra: [], wrong: [] },
+    'another sink claimed and applied them all');
 });

@@ -31,12 +31,14 @@ t.test('migrate creates the table and its three indexes, and is idempotent (also
     'tiered_session_audit_ended', 'tiered_session_audit_live_expiry', 'tiered_session_audit_pkey', 'tiered_session_audit_user_created',
   ]);
   const defs = Object.fromEntries(idx.rows.map((r) => [r.indexname, r.indexdef as string]));
-  t.match(defs.tiered_session_audit_user_created, /\(realm, user_id, created_at DESC, id DESC\) INCLUDE \(expires_at, ended_at, last_active_at, end_reason, rotations, device_name, device_browser, device_os, device_type, ip, country\)/);
+  t.match(defs.tiered_session_audit_user_created,
+    /\(realm, user_id, created_at DESC, id DESC\) INCLUDE \(expires_at, ended_at, last_active_at, end_reason, rotations, device_name, device_browser, device_os, device_type, ip, country\)/);
   t.match(defs.tiered_session_audit_live_expiry, /\(realm, expires_at, id\) WHERE \(ended_at IS NULL\)/);
   t.match(defs.tiered_session_audit_ended, /\(realm, ended_at\) WHERE \(ended_at IS NOT NULL\)/);
   // A table of another name next to it, with names that need quoting to keep their case.
   await migrate(pool, { schema, table: 'Audit_Trail' });
-  const n = (await pool.query('SELECT count(*)::int AS n FROM pg_indexes WHERE schemaname = $1 AND tablename = $2', [schema, 'Audit_Trail'])).rows[0].n;
+  const n = (await pool.query('SELECT count(*)::int AS n FROM pg_indexes WHERE schemaname = $1 AND tablename = $2',
+    [schema, 'Audit_Trail'])).rows[0].n;
   t.equal(n, 4);
 });
 
@@ -48,7 +50,8 @@ t.test('bad schema or table names are refused with a coded error naming the opti
     ['table', { table: '' }], ['table', { table: 'säle' }],
   ];
   for (const [option, opts] of bad) {
-    await t.rejects(migrate(pool, opts), { code: 'ERR_TIERED_SESSION_INVALID_OPTION', message: new RegExp(`"${option}"`) }, `${JSON.stringify(opts)} refused`);
+    await t.rejects(migrate(pool, opts), { code: 'ERR_TIERED_SESSION_INVALID_OPTION', message: new RegExp(`"${option}"`) },
+      `${JSON.stringify(opts)} refused`);
     t.throws(() => auditNames(opts), TieredSessionError);
   }
   t.equal(auditNames({ schema: 'audit', table: 'user' }).table, '"audit"."user"', 'reserved words are fine: always quoted');
@@ -62,7 +65,8 @@ t.test('the plans at a realistic size: history on the covering index, sweep and 
   // 200 000 sessions: 4000 users × 50, created over 90 days; 90 % ended, 10 % live; a fifth in another realm.
   await pool.query(`INSERT INTO ${n.table} (id, realm, user_id, device_name, device_browser, device_os, device_type, ip, country,
       created_at, last_active_at, expires_at, ended_at, end_reason, rotations)
-    SELECT md5(g::text) || 'abcdef', CASE WHEN g % 5 = 0 THEN 'admin:' ELSE 'ts:' END, 'user' || (g % 4000), 'Chrome 131 on macOS', 'Chrome', 'macOS', 'desktop', '10.0.0.1', 'DE',
+    SELECT md5(g::text) || 'abcdef', CASE WHEN g % 5 = 0 THEN 'admin:' ELSE 'ts:' END, 'user' || (g % 4000), 'Chrome 131 on macOS', ` +
+      `'Chrome', 'macOS', 'desktop', '10.0.0.1', 'DE',
       c, c + interval '10 minutes', c + interval '1 day',
       CASE WHEN g % 10 <> 0 THEN c + interval '2 hours' END, CASE WHEN g % 10 <> 0 THEN 'sign-out' END, g % 3
     FROM generate_series(1, 200000) AS g,
@@ -91,7 +95,8 @@ t.test('the plans at a realistic size: history on the covering index, sweep and 
   t.match(retention, /Limit/);
   t.notMatch(retention, /Seq Scan/);
 
-  const upsert = await explain(upsertSql(n), upsertParams(mergeEvents([{ t: 'a', s: newSessionId('x'), u: 'x', w: T0, a: T0, p: T0 }]), 'ts:'));
+  const upsert = await explain(upsertSql(n),
+    upsertParams(mergeEvents([{ t: 'a', s: newSessionId('x'), u: 'x', w: T0, a: T0, p: T0 }]), 'ts:'));
   t.match(upsert, /Conflict Arbiter Indexes: \w+_pkey/, 'the upsert arbitrates on the primary key');
 });
 
@@ -100,7 +105,8 @@ t.test('each event type lands as the merge says', async (t) => {
   const id = newSessionId('alice');
   const T = Date.UTC(2026, 2, 1, 12);
   const row = async () => (await readRows(pool, opts)).get(id)!;
-  await applyEvents(pool, opts, [{ t: 'c', s: id, u: 'alice', w: T, device: ['Safari on iPhone', 'Safari', 'iOS', 'mobile'], ip: '192.0.2.1', country: 'FR', x: T + 86_400_000, p: T + 1_800_000 }]);
+  await applyEvents(pool, opts, [{ t: 'c', s: id, u: 'alice', w: T, device: ['Safari on iPhone', 'Safari', 'iOS', 'mobile'],
+    ip: '192.0.2.1', country: 'FR', x: T + 86_400_000, p: T + 1_800_000 }]);
   t.same(await row(), {
     id, userId: 'alice', device: { name: 'Safari on iPhone', browser: 'Safari', os: 'iOS', type: 'mobile' }, ip: '192.0.2.1', country: 'FR',
     createdAt: T, lastActiveAt: T, expiresAt: T + 1_800_000, endedAt: null, endReason: null, rotations: 0,
@@ -120,15 +126,18 @@ t.test('each event type lands as the merge says', async (t) => {
   t.match(await row(), { endedAt: T + 70_000, endReason: 'revoked' }, 'a later second end does not replace the first');
   await applyEvents(pool, opts, [{ t: 'e', s: id, u: 'alice', w: T + 65_000, y: 'sign-out' }]);
   t.match(await row(), { endedAt: T + 65_000, endReason: 'sign-out' }, 'the earliest explicit end wins whatever the arrival order');
-  await applyEvents(pool, opts, [{ t: 'c', s: id, u: 'alice', w: T, device: ['Other', 'X', 'Y', 'Z'], ip: '198.51.100.9', country: 'US', x: 1, p: 1 }]);
-  t.match(await row(), { device: { name: 'Safari on iPhone' }, ip: '192.0.2.1', country: 'FR', createdAt: T }, 'created fields are set once');
+  await applyEvents(pool, opts, [{ t: 'c', s: id, u: 'alice', w: T, device: ['Other', 'X', 'Y', 'Z'], ip: '198.51.100.9', country: 'US',
+    x: 1, p: 1 }]);
+  t.match(await row(), { device: { name: 'Safari on iPhone' }, ip: '192.0.2.1', country: 'FR', createdAt: T },
+    'created fields are set once');
 
   // Out of order: activity and the end before the creation (two sinks, the c in the slower batch).
   const id2 = newSessionId('bob');
   await applyEvents(pool, opts, [{ t: 'e', s: id2, u: 'bob', w: T + 5000, y: 'cap' }]);
   await applyEvents(pool, opts, [{ t: 'a', s: id2, u: 'bob', w: T + 4000, a: T + 4000, p: T + 9000 }]);
   t.match((await readRows(pool, opts)).get(id2), { createdAt: null, endedAt: T + 5000, endReason: 'cap', lastActiveAt: T + 4000 });
-  await applyEvents(pool, opts, [{ t: 'c', s: id2, u: 'bob', w: T, device: [null, null, null, null], ip: null, country: null, x: T + 10_000, p: T + 6000 }]);
+  await applyEvents(pool, opts, [{ t: 'c', s: id2, u: 'bob', w: T, device: [null, null, null, null], ip: null, country: null, x: T + 10_000,
+    p: T + 6000 }]);
   t.same((await readRows(pool, opts)).get(id2), {
     id: id2, userId: 'bob', device: { name: null, browser: null, os: null, type: null }, ip: null, country: null,
     createdAt: T, lastActiveAt: T + 4000, expiresAt: T + 9000, endedAt: T + 5000, endReason: 'cap', rotations: 0,
@@ -141,7 +150,8 @@ t.test("the sweep's 'expired' is replaced by an explicit end arriving later, and
   const T = Date.UTC(2026, 2, 1, 12);
   const [a, b, c] = [newSessionId('u1'), newSessionId('u1'), newSessionId('u2')];
   for (const id of [a, b, c]) {
-    await applyEvents(pool, opts, [{ t: 'c', s: id, u: id === c ? 'u2' : 'u1', w: T, device: ['D', null, null, null], ip: null, country: null, x: T + 100_000, p: T + 10_000 }]);
+    await applyEvents(pool, opts, [{ t: 'c', s: id, u: id === c ? 'u2' : 'u1', w: T, device: ['D', null, null, null], ip: null,
+      country: null, x: T + 100_000, p: T + 10_000 }]);
   }
   await applyEvents(pool, opts, [{ t: 'e', s: c, u: 'u2', w: T + 5000, y: 'sign-out' }]);
   const r = await pool.query(sweepExpireSql(n), [[a, b, c], 'ts:']);
@@ -158,7 +168,8 @@ t.test("the sweep's 'expired' is replaced by an explicit end arriving later, and
   t.match((await readRows(pool, opts)).get(a), { endReason: 'revoked' }, 'and the sweep does not come back over it');
 });
 
-t.test('property: any shuffle, duplication and batching of the events gives the expected rows (sequential and concurrent batches)', async (t) => {
+t.test('property: any shuffle, duplication and batching of the events gives the expected rows (sequential and concurrent batches)',
+  async (t) => {
   const opts = await freshTable();
   const seed = Number(process.env.AUDIT_SEED ?? Date.now() % 1_000_000);
   t.comment(`seed ${seed} (AUDIT_SEED=${seed} to reproduce)`);
@@ -186,7 +197,8 @@ t.test('property: any shuffle, duplication and batching of the events gives the 
 
 t.test('parseEvent takes well-formed entries only, and cleans what PostgreSQL could not store', async (t) => {
   const id = newSessionId('u');
-  const ok = fieldsOf({ t: 'c', s: id, u: 'u', w: 1, device: ['N\0ame', null, null, null], ip: '1.2.3.4', country: '', x: 2, p: 3 } as AuditEvent);
+  const ok = fieldsOf({ t: 'c', s: id, u: 'u', w: 1, device: ['N\0ame', null, null, null], ip: '1.2.3.4', country: '', x: 2,
+    p: 3 } as AuditEvent);
   t.match(parseEvent(ok), { t: 'c', device: ['Name', null, null, null], country: null });
   for (const bad of [
     ['t', 'c', 's', id, 'u', 'u', 'w', '1'], // no x, p
@@ -210,7 +222,8 @@ t.test('history(): the window, the order, the limit, and bad queries', async (t)
   const from = T;
   const to = T + 10 * D;
   const ev = (id: string, u: string, created: number, expires: number, ended?: number): AuditEvent[] => {
-    const out: AuditEvent[] = [{ t: 'c', s: id, u, w: created, device: ['Dev', 'B', 'O', 'desktop'], ip: '10.0.0.1', country: 'DE', x: created + 30 * D, p: expires }];
+    const out: AuditEvent[] = [{ t: 'c', s: id, u, w: created, device: ['Dev', 'B', 'O', 'desktop'], ip: '10.0.0.1', country: 'DE',
+      x: created + 30 * D, p: expires }];
     if (ended !== undefined) out.push({ t: 'e', s: id, u, w: ended, y: 'sign-out' });
     return out;
   };
@@ -237,20 +250,23 @@ t.test('history(): the window, the order, the limit, and bad queries', async (t)
     ...ev(ids.other, 'dave', T + D, T + 2 * D),
   ]);
   const h = await auditHistory(pool, opts, 'carol', { from, to });
-  t.same(h.map((r) => r.id), [ids.createdAtTo, ids.inside, ids.endsAtFrom, ids.beforeEndedInside, ids.liveLong], 'the sessions live in [from, to], newest first');
+  t.same(h.map((r) => r.id), [ids.createdAtTo, ids.inside, ids.endsAtFrom, ids.beforeEndedInside, ids.liveLong],
+    'the sessions live in [from, to], newest first');
   t.same(h[1], {
     id: ids.inside, userId: 'carol', device: { name: 'Dev', browser: 'B', os: 'O', type: 'desktop' }, ip: '10.0.0.1', country: 'DE',
     createdAt: T + 2 * D, lastActiveAt: T + 2 * D, expiresAt: T + 9 * D, endedAt: T + 4 * D, endReason: 'sign-out', rotations: 0,
   }, 'the row shape: epoch ms numbers, nulls where unknown');
   t.same((await auditHistory(pool, opts, 'carol', { from, to, limit: 2 })).map((r) => r.id), [ids.createdAtTo, ids.inside], 'limit');
   t.equal((await auditHistory(pool, opts, 'carol')).length, 9 - 1, 'no bounds: every session of the user');
-  t.same((await auditHistory(pool, opts, 'carol', { from, to }, 30 * D)).map((r) => r.id), h.map((r) => r.id), 'the lifetime bound changes nothing when it holds');
+  t.same((await auditHistory(pool, opts, 'carol', { from, to }, 30 * D)).map((r) => r.id), h.map((r) => r.id),
+    'the lifetime bound changes nothing when it holds');
   t.same(await auditHistory(pool, opts, 'nobody'), [], 'an unknown user: nothing');
   // Same created_at: a stable order (id descending).
   const twins = [newSessionId('erin'), newSessionId('erin')].sort();
   for (const id of twins) await applyEvents(pool, opts, ev(id, 'erin', T, T + D));
   t.same((await auditHistory(pool, opts, 'erin')).map((r) => r.id), [...twins].reverse());
-  for (const q of [{ limit: 0 }, { limit: 1001 }, { limit: 1.5 }, { from: NaN }, { to: Infinity }, { from: 10, to: 5 }, { from: '1' as unknown as number }]) {
+  for (const q of [{ limit: 0 }, { limit: 1001 }, { limit: 1.5 }, { from: NaN }, { to: Infinity }, { from: 10, to: 5 },
+    { from: '1' as unknown as number }]) {
     await t.rejects(auditHistory(pool, opts, 'carol', q), { code: 'ERR_TIERED_SESSION_BAD_QUERY', statusCode: 400 }, JSON.stringify(q));
   }
   await t.rejects(auditHistory(pool, opts, ''), { code: 'ERR_TIERED_SESSION_BAD_QUERY' });
@@ -264,10 +280,13 @@ t.test('two realms (key prefixes) in one table: history, the sweep and retention
   const n = auditNames(base);
   const D = 86_400_000;
   const T = Date.UTC(2026, 3, 1);
-  const c = (id: string, u: string, w: number): AuditEvent => ({ t: 'c', s: id, u, w, device: ['Dev', null, null, null], ip: '10.0.0.1', country: null, x: w + 30 * D, p: w + D });
+  const c = (id: string, u: string, w: number): AuditEvent =>
+    ({ t: 'c', s: id, u, w, device: ['Dev', null, null, null], ip: '10.0.0.1', country: null, x: w + 30 * D, p: w + D });
   const ids = { shop: newSessionId('1'), admin: newSessionId('1'), shopOld: newSessionId('2'), adminOld: newSessionId('2') };
-  await applyEvents(pool, shop, [c(ids.shop, '1', T), c(ids.shopOld, '2', T - 200 * D), { t: 'e', s: ids.shopOld, u: '2', w: T - 199 * D, y: 'sign-out' }]);
-  await applyEvents(pool, admin, [c(ids.admin, '1', T), c(ids.adminOld, '2', T - 200 * D), { t: 'e', s: ids.adminOld, u: '2', w: T - 199 * D, y: 'sign-out' }]);
+  await applyEvents(pool, shop, [c(ids.shop, '1', T), c(ids.shopOld, '2', T - 200 * D),
+    { t: 'e', s: ids.shopOld, u: '2', w: T - 199 * D, y: 'sign-out' }]);
+  await applyEvents(pool, admin, [c(ids.admin, '1', T), c(ids.adminOld, '2', T - 200 * D),
+    { t: 'e', s: ids.adminOld, u: '2', w: T - 199 * D, y: 'sign-out' }]);
   t.same((await auditHistory(pool, shop, '1')).map((r) => r.id), [ids.shop], 'shop "1" sees its own session only');
   t.same((await auditHistory(pool, admin, '1')).map((r) => r.id), [ids.admin], 'admin "1" likewise');
   t.same((await auditHistory(pool, shop, '1', {}, 30 * D)).map((r) => r.id), [ids.shop], 'also with the lifetime bound');
@@ -280,13 +299,15 @@ t.test('two realms (key prefixes) in one table: history, the sweep and retention
   t.same([left.has(ids.shopOld), left.has(ids.adminOld)], [false, true], "and leaves admin's (admin's own retention decides)");
 });
 
-t.test('a table from before realms is migrated in place: the realm column, filled with the configured key prefix, and the indexes rebuilt with it', async (t) => {
+t.test('a table from before realms is migrated in place: the realm column, filled with the configured key prefix, and the indexes ' +
+  'rebuilt with it', async (t) => {
   const schema = await db.freshSchema();
   const opts = { schema, table: 'old_audit' };
   const n = auditNames(opts);
   // The DDL as it was before realms: the same without the realm column and index key.
   for (const stmt of ddl(n)) await pool.query(stmt.replace(/\n\s*--[^\n]*\n\s*--[^\n]*\n\s*realm[^\n]*/, '').replace('(realm, ', '('));
-  const cols = async () => (await pool.query("SELECT column_name, column_default, is_nullable FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'old_audit' AND column_name = 'realm'", [schema])).rows;
+  const cols = async () => (await pool.query("SELECT column_name, column_default, is_nullable FROM information_schema.columns WHERE " +
+    "table_schema = $1 AND table_name = 'old_audit' AND column_name = 'realm'", [schema])).rows;
   t.same(await cols(), [], 'the old table has no realm column');
   const old = newSessionId('1');
   await pool.query(`INSERT INTO ${n.table} (id, user_id, created_at, expires_at) VALUES ($1, '1', now(), now() + interval '1 day')`, [old]);
@@ -294,12 +315,14 @@ t.test('a table from before realms is migrated in place: the realm column, fille
   await migrate(pool, { ...opts, keyPrefix: prefix });
   await migrate(pool, { ...opts, keyPrefix: 'other:' }); // a second realm starting later: nothing changes
   t.same(await cols(), [{ column_name: 'realm', column_default: null, is_nullable: 'NO' }], 'realm: NOT NULL, no default left');
-  t.same((await pool.query(`SELECT id, realm FROM ${n.table}`)).rows, [{ id: old, realm: prefix }], 'the existing row belongs to the realm that migrated first');
+  t.same((await pool.query(`SELECT id, realm FROM ${n.table}`)).rows, [{ id: old, realm: prefix }],
+    'the existing row belongs to the realm that migrated first');
   t.same((await auditHistory(pool, { ...opts, keyPrefix: prefix }, '1')).map((r) => r.id), [old], 'and its history reads it');
   t.same(await auditHistory(pool, { ...opts, keyPrefix: 'other:' }, '1'), [], 'another realm does not');
   const defs = (await pool.query('SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = $1 ORDER BY indexname', [schema])).rows;
   t.equal(defs.length, 4);
-  for (const r of defs) if (r.indexname !== 'old_audit_pkey') t.match(r.indexdef, /USING btree \(realm, /, `${r.indexname}: rebuilt with the realm leading`);
+  for (const r of defs) if (r.indexname !== 'old_audit_pkey') t.match(r.indexdef, /USING btree \(realm, /,
+    `${r.indexname}: rebuilt with the realm leading`);
 });
 
 t.test('a pg.Pool is an AuditPool (types)', async (t) => {

@@ -13,7 +13,8 @@ import { applyEvents, type AuditEvent } from '../lib/core/audit/events.js';
 import { auditPrometheus } from '../lib/core/audit/metrics.js';
 import { BUCKETS } from '../lib/core/token.js';
 import {
-  emit, simulate, timeline, rng, readRows, diffRows, newSessionId, streamKey, recordingLogger, sinkOptions, type FlatSinkOptions, fieldsOf, bufferState, until,
+  emit, simulate, timeline, rng, readRows, diffRows, newSessionId, streamKey, recordingLogger, sinkOptions, type FlatSinkOptions, fieldsOf,
+    bufferState, until,
 } from './fixtures/audit-events.js';
 
 const db = await PostgresServer.start();
@@ -45,7 +46,8 @@ async function setup(t: Tap.Test, target: Target) {
 
 declare global { namespace Tap { type Test = import('tap').Test } }
 
-t.test('events from the streams reach the table as the merge says; acknowledged and deleted after commit; every key has a TTL', async (t) => {
+t.test('events from the streams reach the table as the merge says; acknowledged and deleted after commit; every key has a TTL',
+  async (t) => {
   await eachTarget(t, async (t, target) => {
     const { table, prefix, producer, make } = await setup(t, target);
     const sessions = simulate(rng(7), { sessions: 400, users: 60 });
@@ -73,7 +75,8 @@ t.test('events from the streams reach the table as the merge says; acknowledged 
     const again = events.filter((_, i) => i % 3 === 0);
     await emit(producer, prefix, again);
     await until('redelivered events drained', async () => (await bufferState(producer, prefix)).len === 0);
-    t.same(diffRows(await readRows(pool, table), sessions), { missing: [], extra: [], wrong: [] }, 'redelivered events change nothing (rotations not double-counted)');
+    t.same(diffRows(await readRows(pool, table), sessions), { missing: [], extra: [], wrong: [] },
+      'redelivered events change nothing (rotations not double-counted)');
     await until('lease taken', async () => sink.metrics.leaseHeld);
     await assertAllKeysExpire(t, target, prefix);
     const someStream = streamKey(prefix, sessions[0].id.slice(0, 3));
@@ -84,14 +87,17 @@ t.test('events from the streams reach the table as the merge says; acknowledged 
   }, only);
 });
 
-t.test('a malformed entry is acknowledged and dropped without blocking its stream; a stream that lost its group gets it back at 0', async (t) => {
+t.test('a malformed entry is acknowledged and dropped without blocking its stream; a stream that lost its group gets it back at 0',
+  async (t) => {
   await eachTarget(t, async (t, target) => {
     const { table, prefix, producer, make } = await setup(t, target);
     const sink = await make({ claimIdle: 300 });
     const id = newSessionId('mallory');
     const bucket = id.slice(0, 3);
-    const good: AuditEvent = { t: 'c', s: id, u: 'mallory', w: 1_700_000_000_000, device: ['D', null, null, null], ip: null, country: null, x: 1_700_000_100_000, p: 1_700_000_050_000 };
-    await emit(producer, prefix, [['t', 'c', 's', id, 'u', 'mallory'], good, ['t', 'e', 's', id, 'u', 'mallory', 'w', '1700000001000', 'y', 'nope']]);
+    const good: AuditEvent = { t: 'c', s: id, u: 'mallory', w: 1_700_000_000_000, device: ['D', null, null, null], ip: null, country: null,
+      x: 1_700_000_100_000, p: 1_700_000_050_000 };
+    await emit(producer, prefix, [['t', 'c', 's', id, 'u', 'mallory'], good,
+      ['t', 'e', 's', id, 'u', 'mallory', 'w', '1700000001000', 'y', 'nope']]);
     sink.start();
     await until('drained', async () => (await bufferState(producer, prefix)).len === 0);
     t.equal(sink.metrics.eventsInvalid, 2, 'two invalid entries counted');
@@ -109,7 +115,8 @@ t.test('a malformed entry is acknowledged and dropped without blocking its strea
   }, only);
 });
 
-t.test('two and three sinks consuming a burst of thousands of events for overlapping sessions: the table equals the expected rows', async (t) => {
+t.test('two and three sinks consuming a burst of thousands of events for overlapping sessions: the table equals the expected rows',
+  async (t) => {
   await eachTarget(t, async (t, target) => {
     for (const n of [2, 3]) {
       const { table, prefix, producer, make } = await setup(t, target);
@@ -122,16 +129,19 @@ t.test('two and three sinks consuming a burst of thousands of events for overlap
       for (let i = 0; i < events.length; i += 500) await emit(producer, prefix, events.slice(i, i + 500));
       await until('drained', async () => (await bufferState(producer, prefix)).len === 0, 60_000);
       const ms = Date.now() - t0;
-      t.same(diffRows(await readRows(pool, table), sessions), { missing: [], extra: [], wrong: [] }, `${n} sinks: ${sessions.length} rows exactly as expected`);
+      t.same(diffRows(await readRows(pool, table), sessions), { missing: [], extra: [], wrong: [] },
+        `${n} sinks: ${sessions.length} rows exactly as expected`);
       const applied = sinks.map((s) => s.metrics.eventsApplied);
       t.equal(applied.reduce((a, b) => a + b, 0), events.length, `every event applied once overall (${applied.join(' + ')})`);
       t.ok(applied.filter((x) => x > 0).length >= 2, 'the work was shared');
-      t.comment(`${n} sinks, ${target.name}: ${events.length} events emitted and applied in ${ms} ms (${Math.round(events.length / (ms / 1000))} events/s, producer included)`);
+      t.comment(`${n} sinks, ${target.name}: ${events.length} events emitted and applied in ${ms} ms ` +
+        `(${Math.round(events.length / (ms / 1000))} events/s, producer included)`);
     }
   }, only);
 });
 
-t.test('the sweep: a session whose key expired is recorded as expired at its expiry; a live one is extended; a revocation arriving later wins', async (t) => {
+t.test('the sweep: a session whose key expired is recorded as expired at its expiry; a live one is extended; a revocation arriving later ' +
+  'wins', async (t) => {
   await eachTarget(t, async (t, target) => {
     const { table, prefix, producer, make } = await setup(t, target);
     const sink = await make({ sweepGrace: 0 });
@@ -148,8 +158,10 @@ t.test('the sweep: a session whose key expired is recorded as expired at its exp
     await hash(ids.live, 'sam', 600_000);
     await hash(ids.future, 'tom', 600_000);
     // The table thinks all but `future` expire at now + 100 ms: for `live`, activity is still in the buffer.
-    const c = (id: string, u: string, p: number): AuditEvent => ({ t: 'c', s: id, u, w: now - 1000, device: ['D', null, null, null], ip: null, country: null, x: now + 86_400_000, p });
-    await applyEvents(pool, table, [c(ids.gone, 'sam', now + 100), c(ids.live, 'sam', now + 100), c(ids.revoked, 'tom', now + 100), c(ids.future, 'tom', now + 600_000)]);
+    const c = (id: string, u: string, p: number): AuditEvent =>
+      ({ t: 'c', s: id, u, w: now - 1000, device: ['D', null, null, null], ip: null, country: null, x: now + 86_400_000, p });
+    await applyEvents(pool, table, [c(ids.gone, 'sam', now + 100), c(ids.live, 'sam', now + 100), c(ids.revoked, 'tom', now + 100),
+      c(ids.future, 'tom', now + 600_000)]);
     await sleep(300);
     t.equal(await producer.exists(sessionKey(prefix, ids.gone)), 0, 'the short session expired in Redis');
     const swept = await sink.sweep();
@@ -159,7 +171,8 @@ t.test('the sweep: a session whose key expired is recorded as expired at its exp
     t.match(rows.get(ids.revoked), { endedAt: now + 100, endReason: 'expired' });
     const live = rows.get(ids.live)!;
     t.equal(live.endedAt, null, 'the live one is not ended');
-    t.ok(live.expiresAt! > now + 500_000 && live.expiresAt! <= Date.now() + 600_000, `extended to now + PTTL (${live.expiresAt! - now} ms)`);
+    t.ok(live.expiresAt! > now + 500_000 && live.expiresAt! <= Date.now() + 600_000,
+      `extended to now + PTTL (${live.expiresAt! - now} ms)`);
     t.match(rows.get(ids.future), { endedAt: null, expiresAt: now + 600_000 }, 'not due: untouched');
     // The revocation sat in the buffer while the sweep ran.
     await emit(producer, prefix, [{ t: 'e', s: ids.revoked, u: 'tom', w: now + 50, y: 'revoked' }]);
@@ -220,7 +233,8 @@ t.test('retention deletes only rows ended longer ago than the period, 1000 rows 
     const sink = await make({ pool: counting, retentionDays: 90 });
     t.equal(await sink.retain(), 2500, 'the 2500 rows ended 100 days ago');
     t.equal(deletes, 3, 'in three statements (1000, 1000, 500)');
-    const left = (await pool.query(`SELECT count(*) FILTER (WHERE ended_at IS NULL)::int AS live, count(*) FILTER (WHERE ended_at IS NOT NULL)::int AS ended FROM ${n.table}`)).rows[0];
+    const left = (await pool.query(`SELECT count(*) FILTER (WHERE ended_at IS NULL)::int AS live, count(*) FILTER (WHERE ended_at IS NOT ` +
+      `NULL)::int AS ended FROM ${n.table}`)).rows[0];
     t.same(left, { live: 200, ended: 300 }, 'the recently ended and the live rows stay');
     t.equal(await sink.retain(), 0, 'nothing more');
     t.equal(sink.metrics.retentionDeleted, 2500);
@@ -231,7 +245,8 @@ t.test('the cost of polling 256 streams, and the sink throughput', async (t) => 
   await eachTarget(t, async (t, target) => {
     const { prefix, producer, make, table } = await setup(t, target);
     // Every bucket's stream exists (a deployment with traffic everywhere) and is empty.
-    const seed = BUCKETS.map((b, i): AuditEvent => ({ t: 'r', s: `${b}${'A'.repeat(19)}${String(i).padStart(16, '0')}`, u: 'x', w: 1, n: 1 }));
+    const seed = BUCKETS.map((b, i): AuditEvent =>
+      ({ t: 'r', s: `${b}${'A'.repeat(19)}${String(i).padStart(16, '0')}`, u: 'x', w: 1, n: 1 }));
     await emit(producer, prefix, seed);
     const sink = await make();
     while (await sink.pollOnce());
@@ -264,7 +279,10 @@ t.test('the cost of polling 256 streams, and the sink throughput', async (t) => 
     // resolution, hence many rounds), and what the sink's process spent.
     const processUs = ((s1.cpu - s0.cpu) * 1e6) / rounds;
     t.equal(perRound, 256, 'one XREADGROUP per stream per round');
-    t.comment(`${target.name}: an idle round over 256 streams: ${ms.toFixed(2)} ms wall, ${(sinkUs / 1000).toFixed(2)} ms CPU in the sink's process; Redis: ${serverUs.toFixed(0)} µs in the command (${(serverUs / 256).toFixed(2)} µs per XREADGROUP), ~${processUs.toFixed(0)} µs of process CPU with I/O; at pollInterval 1 s: ~${(processUs / 10_000).toFixed(2)} % of one Redis core per sink instance`);
+    t.comment(`${target.name}: an idle round over 256 streams: ${ms.toFixed(2)} ms wall, ${(sinkUs / 1000).toFixed(2)} ms CPU in the ` +
+      `sink's process; Redis: ${serverUs.toFixed(0)} µs in the command (${(serverUs / 256).toFixed(2)} µs per XREADGROUP), ` +
+        `~${processUs.toFixed(0)} µs of process CPU with I/O; at pollInterval 1 s: ~${(processUs / 10_000).toFixed(2)} % of one Redis ` +
+          `core per sink instance`);
 
     // Throughput: 20 000 events buffered, one sink draining them.
     const sessions = simulate(rng(5), { sessions: 4000, users: 1000, userPrefix: 'tp-' });
@@ -275,12 +293,15 @@ t.test('the cost of polling 256 streams, and the sink throughput', async (t) => 
     await sink.pollOnce();
     const drainMs = Date.now() - t1;
     t.equal((await bufferState(producer, prefix)).len, 0);
-    t.comment(`${target.name}: one sink applied ${events.length} buffered events in ${drainMs} ms: ${Math.round(events.length / (drainMs / 1000))} events/s (batchSize 100 per stream)`);
-    t.same(diffRows(new Map([...(await readRows(pool, table))].filter(([id]) => !id.includes('AAAAAAAAAAAAAAAAAAA'))), sessions), { missing: [], extra: [], wrong: [] });
+    t.comment(`${target.name}: one sink applied ${events.length} buffered events in ${drainMs} ms: ` +
+      `${Math.round(events.length / (drainMs / 1000))} events/s (batchSize 100 per stream)`);
+    t.same(diffRows(new Map([...(await readRows(pool, table))].filter(([id]) => !id.includes('AAAAAAAAAAAAAAAAAAA'))), sessions),
+      { missing: [], extra: [], wrong: [] });
   }, only);
 });
 
-t.test('pending events trimmed from their stream before being applied are counted as lost, logged, and cleared from the group', async (t) => {
+t.test('pending events trimmed from their stream before being applied are counted as lost, logged, and cleared from the group',
+  async (t) => {
   await eachTarget(t, async (t, target) => {
     const schema = await db.freshSchema();
     const table = { schema, table: 'not_yet' };
@@ -305,7 +326,8 @@ t.test('pending events trimmed from their stream before being applied are counte
     t.equal(sink.metrics.eventsApplied, 0);
     t.equal(Number(((await producer.xpending(key, AUDIT_GROUP)) as [number])[0]), 0, 'no longer pending');
     t.equal(entries.filter((e) => /trimmed/.test(e.msg)).length, 1, 'logged');
-    t.equal(entries.filter((e) => /PostgreSQL unavailable/.test(e.msg)).length, 1, 'the missing table was reported as PostgreSQL being unavailable, with its reason');
+    t.equal(entries.filter((e) => /PostgreSQL unavailable/.test(e.msg)).length, 1,
+      'the missing table was reported as PostgreSQL being unavailable, with its reason');
     t.match(String((entries.find((e) => /PostgreSQL unavailable/.test(e.msg))!.obj as { err: Error }).err), /does not exist/);
   }, only);
 });

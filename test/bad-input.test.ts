@@ -39,7 +39,8 @@ async function signIn(app: TestApp, user: string): Promise<Signed> {
   return { token, id: r.json().id as string, secret: token.slice(token.indexOf('.') + 1) };
 }
 
-t.test('a real token has the documented shape, and the plugin takes a random token of that shape for a well-formed one (the tables below are built on both)', async (t) => {
+t.test('a real token has the documented shape, and the plugin takes a random token of that shape for a well-formed one (the tables below ' +
+  'are built on both)', async (t) => {
   await onSingle(t, async (t, target) => {
     const app = await makeApp(t, target.client(), { keyPrefix: target.prefix() });
     const { token, id, secret } = await signIn(app, 'shape');
@@ -150,7 +151,8 @@ t.test('well-formed but forged tokens are refused with 401 after at most one Red
     }
     const before = await target.commandCalls('hgetall');
     await me(uncached, `${COOKIE}=${randomToken()}`);
-    t.equal(await target.commandCalls('hgetall') - before, 1, 'control: an unknown well-formed token is looked up in Redis (the counter works)');
+    t.equal(await target.commandCalls('hgetall') - before, 1,
+      'control: an unknown well-formed token is looked up in Redis (the counter works)');
     t.equal((await me(cached, `${COOKIE}=${real.token}`)).statusCode, 200, 'the real session is unharmed');
   });
 });
@@ -294,7 +296,8 @@ t.test('hostile JSON bodies on POST /sessions/logout-everywhere answer 400, poll
   });
 });
 
-t.test('malformed and foreign ids on DELETE /sessions/:id answer a 4xx (404 for a well-formed id), never a 500, and never reach Redis', async (t) => {
+t.test('malformed and foreign ids on DELETE /sessions/:id answer a 4xx (404 for a well-formed id), never a 500, and never reach Redis',
+  async (t) => {
   await onSingle(t, async (t, target) => {
     const app = await makeApp(t, target.client(), { keyPrefix: target.prefix() });
     const mine = await signIn(app, 'deleter');

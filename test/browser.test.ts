@@ -10,10 +10,12 @@ import { CHROMIUM, CHROMIUM_ARGS, startDemo, waitForChromium, type Demo } from '
 const UA = {
   mac: 'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36',
   linux: 'Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0',
-  iphone: 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1',
+  iphone: 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 ' +
+    'Safari/604.1',
 };
 const XSS = '<img src=x onerror="window.__xss=1">';
-const HOSTILE_UA = `Mozilla/5.0 (X11; Linux x86_64) ${XSS}<script>window.__xss=2</script> AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36`;
+const HOSTILE_UA = `Mozilla/5.0 (X11; Linux x86_64) ${XSS}<script>window.__xss=2</script> AppleWebKit/537.36 (KHTML, like Gecko) ` +
+  `Chrome/131.0.0.0 Safari/537.36`;
 
 interface Device { text: string; name: string; current: boolean; hasButton: boolean }
 
@@ -164,7 +166,8 @@ test('"Sign out everywhere" ends the other browser\'s session: it shows the form
   await one.page.reload();
   await showsForm(one.page);
   t.equal(await one.page.locator('#devices li').count(), 0, 'no device list left on screen');
-  t.same(await one.context.cookies(demo!.url).then((cs) => cs.map((c) => c.name)), ['__Host-sid'], 'the stale cookie is still in the first browser');
+  t.same(await one.context.cookies(demo!.url).then((cs) => cs.map((c) => c.name)), ['__Host-sid'],
+    'the stale cookie is still in the first browser');
   t.equal(await meStatus(one.page), 401, 'and still refused');
 
   // An action on a stale page (a device sign-out) lands on the form as well.
@@ -215,7 +218,8 @@ test('a hostile User-Agent is shown as text: no element, no script', async (t) =
   t.match(list[1].text, '<script>window.__xss=3</script>');
   t.match(list[1].text, '<b>bold</b>');
   t.match(list[1].text, '<iframe src="/"></iframe>');
-  t.equal(await evil.page.locator('#devices img, #devices script, #devices svg, #devices b, #devices iframe, #devices u').count(), 0, 'no element was created from a value');
+  t.equal(await evil.page.locator('#devices img, #devices script, #devices svg, #devices b, #devices iframe, #devices u').count(), 0,
+    'no element was created from a value');
   t.equal(await evil.page.evaluate(() => window.__xss), undefined, 'no script ran');
   t.same(await evil.page.evaluate(() => window.__csp), [], 'nothing even tried to load');
   t.same(evil.errors, []);
@@ -303,7 +307,8 @@ const historyItems = (page: Page) => page.$$eval('#history li', (lis) => lis.map
 async function historyShows(page: Page, id: string, state: string): Promise<HistoryItem> {
   for (let attempt = 0; ; attempt++) {
     try {
-      await page.waitForFunction(([i, s]) => (document.querySelector(`#history li[data-id="${i}"]`) as HTMLElement | null)?.dataset.state === s,
+      await page.waitForFunction(([i, s]) =>
+        (document.querySelector(`#history li[data-id="${i}"]`) as HTMLElement | null)?.dataset.state === s,
         [id, state], { timeout: 3000 });
       return (await historyItems(page)).find((h) => h.id === id)!;
     } catch (err) {
@@ -313,7 +318,8 @@ async function historyShows(page: Page, id: string, state: string): Promise<Hist
   }
 }
 
-test('"Recent sign-ins on this account" lists the sessions, and shows a device signed out from another one as ended, with its reason', async (t) => {
+test('"Recent sign-ins on this account" lists the sessions, and shows a device signed out from another one as ended, with its reason',
+  async (t) => {
   const one = await newContext(t, UA.mac);
   const two = await newContext(t, UA.iphone);
   await signIn(one.page, 'alice', 'wonderland');
@@ -365,8 +371,10 @@ test('"Recent sign-ins on this account" lists the sessions, and shows a device s
     await route.fulfill({ response: real, json: body });
   });
   await two.page.reload();
-  await two.page.waitForFunction(() => [...document.querySelectorAll('#history li')].some((li) => li.textContent!.includes('Evil <img')), null, { timeout: 5000 });
-  t.equal(await two.page.locator('#history img, #history script, #history svg, #history b, #history iframe, #history u, #history i').count(), 0, 'no element from a value');
+  await two.page.waitForFunction(() => [...document.querySelectorAll('#history li')].some((li) => li.textContent!.includes('Evil <img')),
+    null, { timeout: 5000 });
+  t.equal(await two.page.locator('#history img, #history script, #history svg, #history b, #history iframe, #history u, #history ' +
+    'i').count(), 0, 'no element from a value');
   t.equal(await two.page.evaluate(() => window.__xss), undefined, 'no script ran');
 
   for (const [name, c] of [['one', one], ['two', two]] as const) {

@@ -8,7 +8,8 @@ import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
 import type { Redis, Cluster } from 'ioredis';
 import { RedisServer, RedisClass, ClusterClass, fastFail, sleep } from './fixtures/redis.js';
-import { eachAdapter, eachTarget, makeApp, signIn, me, tokenOf, cacheTrusted, eventually, COOKIE, type Target } from './fixtures/targets.js';
+import { eachAdapter, eachTarget, makeApp, signIn, me, tokenOf, cacheTrusted, eventually, COOKIE,
+  type Target } from './fixtures/targets.js';
 
 interface LogLine { level: string; msg: string }
 
@@ -56,7 +57,8 @@ let server: RedisServer | undefined;
 t.before(async () => { server = await RedisServer.start(); });
 // The fixture kills its redis-server when this process exits.
 
-t.test('a Redis user without pub/sub rights: the channel is refused once, backs off, shows in the metrics, and sign-in, /me and every revocation still work from Redis', async (t) => {
+t.test('a Redis user without pub/sub rights: the channel is refused once, backs off, shows in the metrics, and sign-in, /me and every ' +
+  'revocation still work from Redis', async (t) => {
   await eachAdapter(t, async (t) => {
     const admin = server!.admin();
     t.teardown(() => admin.disconnect());
@@ -70,7 +72,8 @@ t.test('a Redis user without pub/sub rights: the channel is refused once, backs 
     const app = await makeApp(t, client, { keyPrefix, maxSessionsPerUser: 2 }, { logs: lines });
     const channelErrors = () => lines.filter((l) => l.level === 'error' && /revocation channel/.test(l.msg));
 
-    t.equal((await eventually(async () => app.face.stats().channel, (s) => s === 'refused', 3000)), 'refused', 'stats().channel is "refused"');
+    t.equal((await eventually(async () => app.face.stats().channel, (s) => s === 'refused', 3000)), 'refused',
+      'stats().channel is "refused"');
     t.match(app.face.prometheus(), /^tiered_session_channel_state\{state="refused"\} 1$/m, 'the Prometheus gauge says refused');
     t.match(app.face.prometheus(), /^tiered_session_channel_state\{state="confirmed"\} 0$/m);
 
@@ -121,7 +124,8 @@ t.test('a Redis user without pub/sub rights: the channel is refused once, backs 
     await cacheTrusted(app, 15_000);
     t.equal(app.face.stats().channel, 'confirmed', 'once the ACL allows the channel it is confirmed');
     t.match(app.face.prometheus(), /^tiered_session_channel_state\{state="confirmed"\} 1$/m);
-    t.equal(lines.filter((l) => l.level === 'info' && /revocation channel confirmed/.test(l.msg)).length, 1, 'one info line for the confirmation');
+    t.equal(lines.filter((l) => l.level === 'info' && /revocation channel confirmed/.test(l.msg)).length, 1,
+      'one info line for the confirmation');
     t.equal(channelErrors().length, 1, 'and no further error line');
     const e = await signIn(app, 'erin');
     t.equal((await me(app, e.token)).statusCode, 200);
@@ -143,7 +147,8 @@ function clientAs(t: Test, target: Target, user: string): Redis | Cluster {
   return c;
 }
 
-t.test('with the minimal ACL (the key prefix, its channel, the listed commands) the whole lifecycle works and Redis denies nothing', async (t) => {
+t.test('with the minimal ACL (the key prefix, its channel, the listed commands) the whole lifecycle works and Redis denies nothing',
+  async (t) => {
   await eachTarget(t, async (t, target) => {
     const keyPrefix = target.prefix();
     const user = `app${randomBytes(3).toString('hex')}`;
@@ -167,7 +172,8 @@ t.test('with the minimal ACL (the key prefix, its channel, the listed commands) 
     const rot = await a.inject({ method: 'POST', url: '/rotate', cookies: { [COOKIE]: s3.token } });
     t.equal(rot.statusCode, 200, 'rotate');
     const s3new = tokenOf(rot)!;
-    t.equal((await eventually(() => me(b, s3.token), (r) => r.statusCode === 401)).statusCode, 401, 'the old token is refused on the other instance');
+    t.equal((await eventually(() => me(b, s3.token), (r) => r.statusCode === 401)).statusCode, 401,
+      'the old token is refused on the other instance');
     t.equal((await me(b, s3new)).statusCode, 200, 'the new one works there');
     const up = await a.inject({ method: 'POST', url: '/update', cookies: { [COOKIE]: s3new }, payload: { data: {} } });
     t.same([up.statusCode, up.json().data], [200, {}], 'updateSession (emptying the data)');
@@ -175,7 +181,8 @@ t.test('with the minimal ACL (the key prefix, its channel, the listed commands) 
     const list = await a.inject({ url: '/sessions', cookies: { [COOKIE]: s3new } });
     t.equal(list.statusCode, 200, 'the device list');
     const other = (list.json().sessions as { id: string; current: boolean }[]).find((x) => !x.current)!;
-    t.equal((await a.inject({ method: 'DELETE', url: `/sessions/${other.id}`, cookies: { [COOKIE]: s3new } })).statusCode, 204, 'revoke one device');
+    t.equal((await a.inject({ method: 'DELETE', url: `/sessions/${other.id}`, cookies: { [COOKIE]: s3new } })).statusCode, 204,
+      'revoke one device');
 
     const bob1 = await signIn(b, 'bob');
     const bob2 = await signIn(b, 'bob');
@@ -183,7 +190,8 @@ t.test('with the minimal ACL (the key prefix, its channel, the listed commands) 
     const all = await a.inject({ method: 'POST', url: '/sessions/logout-everywhere', cookies: { [COOKIE]: bob2.token } });
     t.same([all.statusCode, all.json()], [200, { revoked: 2 }], 'log out everywhere');
     for (const s of [bob1, bob2]) {
-      t.equal((await eventually(() => me(b, s.token), (r) => r.statusCode === 401)).statusCode, 401, 'bob is signed out on the other instance');
+      t.equal((await eventually(() => me(b, s.token), (r) => r.statusCode === 401)).statusCode, 401,
+        'bob is signed out on the other instance');
     }
     t.equal(await a.face.revokeAll('alice'), 1, 'revokeAll from outside a request');
     t.equal(await a.face.healthy(), true, 'healthy() (PING)');

@@ -91,7 +91,8 @@ t.teardown(() => {
   }
 });
 
-t.test('a sign-out on one instance makes another instance that had the session in its local cache answer 401 as soon as the revocation arrives', async (t) => {
+t.test('a sign-out on one instance makes another instance that had the session in its local cache answer 401 as soon as the revocation ' +
+  'arrives', async (t) => {
   await eachTarget(t, async (t, target) => {
     const { a, b } = await twoInstances(t, target);
     for (let i = 0; i < 5; i++) {
@@ -111,7 +112,8 @@ t.test('a sign-out on one instance makes another instance that had the session i
   });
 });
 
-t.test('logging a user out everywhere on one instance rejects every one of that user\'s sessions on the other instance and leaves another user\'s session alone', async (t) => {
+t.test('logging a user out everywhere on one instance rejects every one of that user\'s sessions on the other instance and leaves ' +
+  'another user\'s session alone', async (t) => {
   await eachTarget(t, async (t, target) => {
     const { a, b } = await twoInstances(t, target);
     const mine = [await signIn(a, 'bob'), await signIn(a, 'bob'), await signIn(b, 'bob')];
@@ -221,7 +223,8 @@ t.test('a session evicted by the per-user cap on one instance is dropped from th
   });
 });
 
-t.test('after every pub/sub connection is killed, a revocation published meanwhile is never served from the local cache: the cache is cleared and trust returns once the subscriber is back', async (t) => {
+t.test('after every pub/sub connection is killed, a revocation published meanwhile is never served from the local cache: the cache is ' +
+  'cleared and trust returns once the subscriber is back', async (t) => {
   await eachTarget(t, async (t, target) => {
     const { a, b } = await twoInstances(t, target);
     const s = await signIn(a, 'hank');
@@ -235,11 +238,13 @@ t.test('after every pub/sub connection is killed, a revocation published meanwhi
     for (const adm of admins) killed += Number(await adm.call('CLIENT', 'KILL', 'TYPE', 'pubsub'));
     t.ok(killed >= 2, `both subscribers were killed (${killed} pub/sub connections)`);
     // The revocation is published while the subscribers are (re)connecting: it may be lost.
-    t.equal((await a.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: s.token } })).statusCode, 204, 'A signs the session out');
+    t.equal((await a.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: s.token } })).statusCode, 204,
+      'A signs the session out');
 
     const ms = await poll(() => b.sessions.stats().l1Clears > clearsB && b.sessions.cacheTrusted, 3000 + SLACK_MS);
     record(target, 'pubsub kill → B cleared and trusted again', ms);
-    t.ok(Number.isFinite(ms), `B cleared its L1 and trusts the channel again (took ${fmt(ms)}; l1Clears ${clearsB} → ${b.sessions.stats().l1Clears}, cacheTrusted ${b.sessions.cacheTrusted})`);
+    t.ok(Number.isFinite(ms), `B cleared its L1 and trusts the channel again (took ${fmt(ms)}; l1Clears ${clearsB} → ` +
+      `${b.sessions.stats().l1Clears}, cacheTrusted ${b.sessions.cacheTrusted})`);
     for (let i = 0; i < 3; i++) {
       const { l1Hits } = b.sessions.stats();
       t.equal((await me(b, s.token)).statusCode, 401, `B rejects the revoked session (request ${i + 1})`);
@@ -259,7 +264,8 @@ t.test('after every pub/sub connection is killed, a revocation published meanwhi
   });
 });
 
-t.test('killing every subscriber connection of one instance makes that instance clear its local cache and re-confirm, without disturbing the other instance', async (t) => {
+t.test('killing every subscriber connection of one instance makes that instance clear its local cache and re-confirm, without disturbing ' +
+  'the other instance', async (t) => {
   await eachTarget(t, async (t, target) => {
     const { admins, a, b, beforeB } = await watchedPair(t, target);
     await sleep(300); // the second subscriber (Cluster) joins on its own
@@ -290,7 +296,8 @@ t.test('killing every subscriber connection of one instance makes that instance 
   });
 });
 
-t.test('only this subscriber\'s own, current heartbeat confirms the channel: another instance\'s heartbeats and replays of its own old ones prove nothing', async (t) => {
+t.test('only this subscriber\'s own, current heartbeat confirms the channel: another instance\'s heartbeats and replays of its own old ' +
+  'ones prove nothing', async (t) => {
   await eachTarget(t, async (t, target) => {
     const HB = 100;
     const keyPrefix = target.prefix();
@@ -351,7 +358,8 @@ t.test('only this subscriber\'s own, current heartbeat confirms the channel: ano
   });
 });
 
-t.test('on a Cluster one of an instance\'s two subscribers dying interrupts nothing: no cache clear, trust kept, revocations still arrive, and the subscriber is replaced', async (t) => {
+t.test('on a Cluster one of an instance\'s two subscribers dying interrupts nothing: no cache clear, trust kept, revocations still ' +
+  'arrive, and the subscriber is replaced', async (t) => {
   await eachTarget(t, async (t, target) => {
     const { admins, a, b, beforeB } = await watchedPair(t, target);
     await sleep(300);
@@ -381,17 +389,20 @@ t.test('on a Cluster one of an instance\'s two subscribers dying interrupts noth
   }, { only: ['cluster'] });
 });
 
-t.test('on a Cluster a revocation that both of an instance\'s subscribers hear is handled once: counted once and its latency observed once', async (t) => {
+t.test('on a Cluster a revocation that both of an instance\'s subscribers hear is handled once: counted once and its latency observed once',
+  async (t) => {
   await eachTarget(t, async (t, target) => {
     const { admins, a, b, beforeB } = await watchedPair(t, target);
-    const both = await poll(async () => (await pubsubIds(admins)).reduce((n, ids, i) => n + [...ids].filter((id) => !beforeB[i].has(id)).length, 0) === 2, 3000);
+    const both = await poll(async () =>
+      (await pubsubIds(admins)).reduce((n, ids, i) => n + [...ids].filter((id) => !beforeB[i].has(id)).length, 0) === 2, 3000);
     t.ok(Number.isFinite(both), `B has its two subscribers (${fmt(both)})`);
     await sleep(2 * 200); // a heartbeat round with both subscribed
     for (let i = 0; i < 3; i++) {
       const s = await signIn(a, `uma-${i}`);
       await warm(t, b, s.token, `session ${i} on B`);
       const before = b.sessions.stats();
-      t.equal((await a.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: s.token } })).statusCode, 204, 'A signs the session out');
+      t.equal((await a.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: s.token } })).statusCode, 204,
+        'A signs the session out');
       const ms = await received(b, before.revocationsReceived);
       t.ok(ms <= PROPAGATION_DEADLINE_MS, `B received the revocation (took ${fmt(ms)})`);
       // Long enough for the copy the other subscriber hears to arrive too.
@@ -404,7 +415,8 @@ t.test('on a Cluster a revocation that both of an instance\'s subscribers hear i
   }, { only: ['cluster'] });
 });
 
-t.test('a silently dead subscriber (its socket open, nothing delivered) is caught by the heartbeat: trust is withdrawn and the cache cleared within about two heartbeats, then trust returns', async (t) => {
+t.test('a silently dead subscriber (its socket open, nothing delivered) is caught by the heartbeat: trust is withdrawn and the cache ' +
+  'cleared within about two heartbeats, then trust returns', async (t) => {
   await eachTarget(t, async (t, target) => {
     const HB = 200;
     // The subscriber reads through a proxy that can hold everything back with the socket open
@@ -433,7 +445,8 @@ t.test('a silently dead subscriber (its socket open, nothing delivered) is caugh
   }, { only: ['single'] });
 });
 
-t.test('a paused server withdraws no trust: nothing can be published meanwhile, L1 hits keep serving, and a revocation queued during the pause arrives after it', async (t) => {
+t.test('a paused server withdraws no trust: nothing can be published meanwhile, L1 hits keep serving, and a revocation queued during the ' +
+  'pause arrives after it', async (t) => {
   await eachTarget(t, async (t, target) => {
     const HB = 100;
     const PAUSE = 800;
@@ -462,7 +475,8 @@ t.test('a paused server withdraws no trust: nothing can be published meanwhile, 
   });
 });
 
-t.test('a stopped server (SIGSTOP), whose sockets do not even close, withdraws no trust: no heartbeat can be published, the local cache keeps serving, misses answer 503, and everything flows after SIGCONT', async (t) => {
+t.test('a stopped server (SIGSTOP), whose sockets do not even close, withdraws no trust: no heartbeat can be published, the local cache ' +
+  'keeps serving, misses answer 503, and everything flows after SIGCONT', async (t) => {
   // A private single server this test may stop. Nothing can be published while it is stopped,
   // so nothing can be revoked through it either: the L1 may keep serving (its ttl bounds what
   // any partition could hide), and nothing was lost when it resumes.
@@ -555,7 +569,8 @@ t.test('a Redis read overtaken by an invalidation does not fill the local cache 
   });
 });
 
-t.test('while an instance\'s revocation channel is down, a request that misses leaves its local cache empty, so a session revoked elsewhere meanwhile is refused at once, during the outage and after trust returns', async (t) => {
+t.test('while an instance\'s revocation channel is down, a request that misses leaves its local cache empty, so a session revoked ' +
+  'elsewhere meanwhile is refused at once, during the outage and after trust returns', async (t) => {
   // A private server: the outage is made with an ACL change, which no shared server should get.
   // B connects as its own ACL user; disabling that user keeps B's authenticated main connection
   // up (B still reads Redis) while its subscriber, once cut, cannot log in again: only the
@@ -606,7 +621,8 @@ t.test('while an instance\'s revocation channel is down, a request that misses l
   await admin.call('ACL', 'SETUSER', 'watcher', 'on');
   const back = await poll(() => b.sessions.cacheTrusted, 5000);
   t.ok(Number.isFinite(back), `B trusts its channel again once its subscriber can log in (took ${fmt(back)})`);
-  t.equal((await me(b, after.token)).statusCode, 401, 'B refuses the other session revoked during the outage on the first request after trust returns');
+  t.equal((await me(b, after.token)).statusCode, 401,
+    'B refuses the other session revoked during the outage on the first request after trust returns');
 
   // And the channel delivers again.
   await warm(t, b, bystander.token, 'a live session on B after the outage');
@@ -617,7 +633,8 @@ t.test('while an instance\'s revocation channel is down, a request that misses l
   t.equal((await me(b, bystander.token)).statusCode, 401, 'and refuses the revoked session');
 });
 
-t.test('what Redis holds is no credential: a token built from a stored hash is refused, pre-warmed or not, whatever its length', async (t) => {
+t.test('what Redis holds is no credential: a token built from a stored hash is refused, pre-warmed or not, whatever its length',
+  async (t) => {
   await eachTarget(t, async (t, target) => {
     const keyPrefix = target.prefix();
     const a = await makeApp(t, target.client(), { keyPrefix, prewarm: 100 });
@@ -638,14 +655,17 @@ t.test('what Redis holds is no credential: a token built from a stored hash is r
     const noL1 = await makeApp(t, target.client(), { keyPrefix, localCache: false });
     t.equal(c.sessions.stats().l1Size, 1, 'pre-warm took the honest session only');
     for (const [label, app] of [['pre-warmed instance', c], ['instance without L1', noL1]] as const) {
-      t.equal((await me(app, `${tampered.id}.${fake}`)).statusCode, 401, `${label}: a token whose secret is the stored 43-character value is refused`);
-      t.equal((await me(app, `${honest.id}.${stored}${'A'.repeat(21)}`)).statusCode, 401, `${label}: a token padded from the stored hash is refused`);
+      t.equal((await me(app, `${tampered.id}.${fake}`)).statusCode, 401,
+        `${label}: a token whose secret is the stored 43-character value is refused`);
+      t.equal((await me(app, `${honest.id}.${stored}${'A'.repeat(21)}`)).statusCode, 401,
+        `${label}: a token padded from the stored hash is refused`);
       t.equal((await me(app, honest.token)).statusCode, 200, `${label}: the real token works`);
     }
   });
 });
 
-t.test('pre-warm fills a starting instance\'s local cache with recently active sessions, skips revoked ones and still checks the secret', async (t) => {
+t.test('pre-warm fills a starting instance\'s local cache with recently active sessions, skips revoked ones and still checks the secret',
+  async (t) => {
   await eachTarget(t, async (t, target) => {
     const keyPrefix = target.prefix();
     const a = await makeApp(t, target.client(), { keyPrefix, prewarm: 100 });
@@ -754,7 +774,8 @@ t.test('pre-warm does not fill an id invalidated while its reads are in flight',
     // Revoke in Redis without a broadcast: only an L1 entry could still serve the session.
     await reader.del(store.sessionKey(spoiled.id));
     const { l1Hits, l1Misses } = c.sessions.stats();
-    t.equal((await c.inject({ url: '/me', cookies: { [COOKIE]: spoiled.token } })).statusCode, 401, 'the invalidated session is refused on C');
+    t.equal((await c.inject({ url: '/me', cookies: { [COOKIE]: spoiled.token } })).statusCode, 401,
+      'the invalidated session is refused on C');
     t.equal(c.sessions.stats().l1Misses, l1Misses + 1, 'it was an L1 miss');
     t.equal((await c.inject({ url: '/me', cookies: { [COOKIE]: kept.token } })).statusCode, 200, 'the other session is served on C');
     t.equal(c.sessions.stats().l1Hits, l1Hits + 1, 'from the L1 pre-warm filled');

@@ -10,7 +10,8 @@ const BOUND_MS = 500;
 
 interface Sess { user: string; token: string; id: string }
 
-t.test('1,000 sessions on two instances under load while half are revoked (one by one, everywhere, by the cap): no revoked token is served after the bound, nothing of them is left in Redis, every survivor still works', async (t) => {
+t.test('1,000 sessions on two instances under load while half are revoked (one by one, everywhere, by the cap): no revoked token is ' +
+  'served after the bound, nothing of them is left in Redis, every survivor still works', async (t) => {
   await eachTarget(t, async (t, target) => {
     const { keyPrefix, a, b } = await twoInstances(t, target, { maxSessionsPerUser: PER_USER, localCache: { ttl: 5000 } });
 

@@ -5,14 +5,18 @@ import t from 'tap';
 import { isCrossSite, type CrossSiteFacts } from '../lib/core/cross-site.js';
 
 const allowed = new Set(['https://trusted.example']);
-const req = (over: Partial<CrossSiteFacts>): CrossSiteFacts => ({ method: 'POST', origin: undefined, secFetchSite: undefined, host: 'example.com', ...over });
+const req = (over: Partial<CrossSiteFacts>): CrossSiteFacts =>
+  ({ method: 'POST', origin: undefined, secFetchSite: undefined, host: 'example.com', ...over });
 
-t.test('Sec-Fetch-Site decides first: same-origin and none pass, cross-site and same-site are refused unless the Origin is listed', async (t) => {
+t.test('Sec-Fetch-Site decides first: same-origin and none pass, cross-site and same-site are refused unless the Origin is listed',
+  async (t) => {
   const cases: [Partial<CrossSiteFacts>, boolean, string][] = [
     [{ secFetchSite: 'same-origin' }, false, 'same-origin'],
     [{ secFetchSite: 'none' }, false, 'none (typed URL, bookmark)'],
-    [{ secFetchSite: 'same-origin', origin: 'https://elsewhere.example' }, false, 'same-origin even with an Origin the Host does not match (a proxy rewrote Host)'],
-    [{ secFetchSite: 'same-origin', origin: 'https://app.example.com', host: '10.0.0.5:3000' }, false, 'a TLS-terminating proxy without trustProxy'],
+    [{ secFetchSite: 'same-origin', origin: 'https://elsewhere.example' }, false,
+      'same-origin even with an Origin the Host does not match (a proxy rewrote Host)'],
+    [{ secFetchSite: 'same-origin', origin: 'https://app.example.com', host: '10.0.0.5:3000' }, false,
+      'a TLS-terminating proxy without trustProxy'],
     [{ secFetchSite: 'cross-site' }, true, 'cross-site'],
     [{ secFetchSite: 'same-site', origin: 'https://sub.example.com' }, true, 'same-site (a sibling subdomain is another origin)'],
     [{ secFetchSite: 'cross-site', origin: 'https://example.com' }, true, 'cross-site even when the Origin matches the Host'],

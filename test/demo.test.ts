@@ -24,7 +24,8 @@ async function demoOn(t: Test, env: Record<string, string>, script: string, wait
 /** Sign in as alice through the demo's own login; the session cookie as a Cookie header. */
 async function login(demo: Demo, headers: Record<string, string> = {}): Promise<{ status: number; cookie: string; body: string }> {
   const r = await fetch(`${demo.url}/login`, {
-    method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ username: 'alice', password: 'wonderland' }),
+    method: 'POST', headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify({ username: 'alice', password: 'wonderland' }),
   });
   const cookie = (r.headers.get('set-cookie') ?? '').split(';')[0];
   return { status: r.status, cookie, body: await r.text() };
@@ -53,7 +54,8 @@ let redis: RedisServer | undefined;
 t.before(async () => { redis = await RedisServer.start(); });
 
 for (const [framework, script] of SERVERS) {
-  t.test(`the ${framework} demo started while Redis is down listens, serves its public routes, reports itself unhealthy, and recovers without a restart`, async (t) => {
+  t.test(`the ${framework} demo started while Redis is down listens, serves its public routes, reports itself unhealthy, and recovers ` +
+    `without a restart`, async (t) => {
     const port = await freePort();
     const demo = await demoOn(t, { REDIS_URL: `redis://127.0.0.1:${port}` }, script, 'listening');
     for (const path of ['/', '/app.js', '/metrics']) {
@@ -73,7 +75,8 @@ for (const [framework, script] of SERVERS) {
     const refused = await login(demo);
     t.equal(refused.status, 503, 'a sign-in answers 503 (not 500, no cookie)');
     t.equal(refused.cookie, '');
-    t.match(await (await get(demo, '/metrics')).text(), /tiered_session_channel_state\{state="confirmed"\} 0/, 'the channel is not confirmed');
+    t.match(await (await get(demo, '/metrics')).text(), /tiered_session_channel_state\{state="confirmed"\} 0/,
+      'the channel is not confirmed');
 
     const server = await RedisServer.start([], { port });
     t.teardown(() => server.stop());
@@ -84,7 +87,8 @@ for (const [framework, script] of SERVERS) {
     t.equal((await get(demo, '/', ok.cookie)).status, 200);
   });
 
-  t.test(`the ${framework} demo reads the country only from the header COUNTRY_HEADER names, and its /metrics does not tell whether an id is cached`, async (t) => {
+  t.test(`the ${framework} demo reads the country only from the header COUNTRY_HEADER names, and its /metrics does not tell whether an ` +
+    `id is cached`, async (t) => {
     const plain = await demoOn(t, { REDIS_URL: redis!.url }, script);
     const behindCdn = await demoOn(t, { REDIS_URL: redis!.url, COUNTRY_HEADER: 'cf-ipcountry' }, script);
     for (const [demo, want, what] of [[plain, null, 'COUNTRY_HEADER unset'], [behindCdn, 'DE', 'COUNTRY_HEADER=cf-ipcountry']] as const) {
@@ -95,7 +99,8 @@ for (const [framework, script] of SERVERS) {
     }
 
     const demo = behindCdn;
-    t.ok(await until(async () => (await metric(demo, 'tiered_session_channel_state{state="confirmed"}')) === 1, 5000), 'the channel is confirmed');
+    t.ok(await until(async () => (await metric(demo, 'tiered_session_channel_state{state="confirmed"}')) === 1, 5000),
+      'the channel is confirmed');
     const s = await login(demo);
     const hits = await metric(demo, 'tiered_session_l1_hits_total');
     t.equal((await get(demo, '/me', s.cookie)).status, 200);
@@ -141,7 +146,8 @@ async function historyUntil(demo: Demo, cookie: string, ok: (s: HistoryEntry[]) 
 
 const isAlive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
 
-t.test('two demo instances (Fastify and Express) on one Redis and KEY_PREFIX share one private PostgreSQL: each shows what the other did; it stops once both have exited, even killed -9', async (t) => {
+t.test('two demo instances (Fastify and Express) on one Redis and KEY_PREFIX share one private PostgreSQL: each shows what the other ' +
+  'did; it stops once both have exited, even killed -9', async (t) => {
   // Their own temp dir: the private PostgreSQL's directory is found there (other demos of this
   // test run share another one).
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'demo-pg-'));
@@ -165,9 +171,11 @@ t.test('two demo instances (Fastify and Express) on one Redis and KEY_PREFIX sha
   t.equal(revoked.status, 204, 'the Express instance signs out the session made on the Fastify one');
   const again = await signIn(a);
   // The audit consumer applies the three changes in its own time: wait for all of them.
-  const seen = await historyUntil(a, again.cookie, (h) => h.some((e) => e.id === onA.id && e.endReason === 'revoked') && h.some((e) => e.id === again.id));
+  const seen = await historyUntil(a, again.cookie, (h) => h.some((e) => e.id === onA.id && e.endReason === 'revoked') &&
+    h.some((e) => e.id === again.id));
   t.same(seen.filter((e) => [onA.id, onB.id, again.id].includes(e.id)).map((e) => [e.id, e.endReason, e.current]),
-    [[again.id, null, true], [onB.id, null, false], [onA.id, 'revoked', false]], 'the Fastify instance shows all three, the revocation made on the other included');
+    [[again.id, null, true], [onB.id, null, false], [onA.id, 'revoked', false]],
+      'the Fastify instance shows all three, the revocation made on the other included');
   t.notMatch(a.logs() + b.logs(), /History is off/);
 
   await a.stop();
@@ -177,12 +185,14 @@ t.test('two demo instances (Fastify and Express) on one Redis and KEY_PREFIX sha
   t.ok((await historyUntil(b, onB.cookie, (h) => h.length >= 3)).length >= 3, 'whose history still answers');
 
   await b.kill();
-  t.ok(await until(async () => !existsSync(dir) && !isAlive(postmaster), 10_000), 'once the last one is gone (killed -9), PostgreSQL stops and its directory is removed');
+  t.ok(await until(async () => !existsSync(dir) && !isAlive(postmaster), 10_000),
+    'once the last one is gone (killed -9), PostgreSQL stops and its directory is removed');
   t.notOk(existsSync(`${dir}.lock`), 'and no lock is left behind');
 });
 
 for (const [framework, script] of SERVERS) {
-  t.test(`the ${framework} demo without PostgreSQL binaries runs without history, says so once on stderr, and GET /sessions/history answers 404`, async (t) => {
+  t.test(`the ${framework} demo without PostgreSQL binaries runs without history, says so once on stderr, and GET /sessions/history ` +
+    `answers 404`, async (t) => {
     const empty = mkdtempSync(path.join(os.tmpdir(), 'no-pg-bin-'));
     t.teardown(() => rmSync(empty, { recursive: true, force: true }));
     const demo = await demoOn(t, { REDIS_URL: redis!.url, PG_BIN: empty, DATABASE_URL: '' }, script);
@@ -209,12 +219,14 @@ t.test('DATABASE_URL turns the history on in both demos, on that database, with 
   const onA = await signIn(a, 'bob', 'builder');
   t.equal((await fetch(`${a.url}/logout`, { method: 'POST', headers: { cookie: onA.cookie } })).status, 204);
   const onB = await signIn(b, 'bob', 'builder');
-  const h = await historyUntil(b, onB.cookie, (x) => x.some((e) => e.id === onA.id && e.endReason === 'sign-out') && x.some((e) => e.id === onB.id));
+  const h = await historyUntil(b, onB.cookie, (x) => x.some((e) => e.id === onA.id && e.endReason === 'sign-out') &&
+    x.some((e) => e.id === onB.id));
   t.ok(h.some((e) => e.id === onB.id && e.current), 'the Express demo shows the sign-out made on the Fastify one, and its own session');
   t.equal((await get(b, '/sessions/history?days=7', onB.cookie)).status, 200);
   t.equal((await get(a, '/sessions/history?days=8', onB.cookie)).status, 400, '?days= beyond AUDIT_RETENTION_DAYS is refused');
   const pool = db.pool();
-  const rows = (await pool.query('SELECT id, end_reason FROM tiered_session_audit WHERE id = ANY($1) ORDER BY created_at', [[onA.id, onB.id]])).rows;
+  const rows = (await pool.query('SELECT id, end_reason FROM tiered_session_audit WHERE id = ANY($1) ORDER BY created_at',
+    [[onA.id, onB.id]])).rows;
   t.same(rows, [{ id: onA.id, end_reason: 'sign-out' }, { id: onB.id, end_reason: null }], 'the rows are in DATABASE_URL\'s database');
   t.notOk(existsSync(path.join(tmp, `tiered-session-demo-postgres-${process.getuid?.() ?? 0}`)), 'no private PostgreSQL was started');
 });

@@ -2,8 +2,7 @@ import t from 'tap';
 import { parseDevice, type DeviceInfo } from '../lib/core/device.js';
 
 // Control characters, bidi overrides and isolates, zero-width characters, line separators.
-// eslint-disable-next-line no-control-regex
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/;
+const UNSAFE = /[\p{Cc}\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/u;
 
 const CHROME_WINDOWS = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
 
@@ -52,12 +51,14 @@ const cases: Case[] = [
   },
   {
     what: 'Safari on iPhone (the model, not "iOS")',
-    ua: 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1',
+    ua: 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 ' +
+      'Safari/604.1',
     expect: mobile('Safari on iPhone', 'Safari', 'iOS'),
   },
   {
     what: 'Chrome on iPhone',
-    ua: 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/131.0.6778.73 Mobile/15E148 Safari/604.1',
+    ua: 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/131.0.6778.73 ' +
+      'Mobile/15E148 Safari/604.1',
     expect: mobile('Chrome 131 on iPhone', 'Chrome', 'iOS'),
   },
   {
@@ -77,7 +78,8 @@ const cases: Case[] = [
   },
   {
     what: 'Samsung Internet',
-    ua: 'Mozilla/5.0 (Linux; Android 14; SAMSUNG SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/26.0 Chrome/122.0.0.0 Mobile Safari/537.36',
+    ua: 'Mozilla/5.0 (Linux; Android 14; SAMSUNG SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/26.0 Chrome/122.0.0.0 ' +
+      'Mobile Safari/537.36',
     expect: mobile('Samsung Internet 26 on Android', 'Samsung Internet', 'Android'),
   },
   {
@@ -131,7 +133,8 @@ const cases: Case[] = [
   },
   {
     what: 'control and bidi characters inside the tokens',
-    ua: 'Mozilla/5.0 (Linux; Android 14; \u202eSM-S918B\u0000) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/1\u2066\u202e31.0.0.0\r\n Mobile Safari/537.36',
+    ua: 'Mozilla/5.0 (Linux; Android 14; \u202eSM-S918B\u0000) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/1\u2066\u202e31.0.0.0\r\n ' +
+      'Mobile Safari/537.36',
     expect: mobile('Chrome 1 on Android', 'Chrome', 'Android'),
   },
   {
@@ -178,7 +181,8 @@ t.test('parseDevice answers a thousand hostile 15 KB User-Agents quickly (no cat
 });
 
 t.test('a crawler that copies a phone\'s User-Agent is still a bot', async (t) => {
-  const d = parseDevice('Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.6778.69 Mobile Safari/537.36 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)');
+  const d = parseDevice('Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) ' +
+    'Chrome/131.0.6778.69 Mobile Safari/537.36 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)');
   t.equal(d.type, 'bot');
   t.equal(d.name, 'Googlebot');
 });

@@ -14,7 +14,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 function markdownFiles(): string[] {
   const docs = path.join(root, 'docs');
   const inDocs = existsSync(docs)
-    ? readdirSync(docs, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.md') && !f.startsWith('api')).map((f) => path.join('docs', f))
+    ? readdirSync(docs, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.md') && !f.startsWith('api')).map((f) =>
+      path.join('docs', f))
     : [];
   return ['README.md', 'benchmarks/README.md', ...inDocs];
 }
@@ -40,8 +41,9 @@ function anchorsOf(markdown: string): Set<string> {
 t.test('every export is documented: TypeDoc builds the API reference with no warning', async (t) => {
   const out = mkdtempSync(path.join(os.tmpdir(), 'tiered-session-api-'));
   t.teardown(() => rmSync(out, { recursive: true, force: true }));
-  const r = spawnSync(process.execPath, [path.join(root, 'node_modules/typedoc/bin/typedoc'), '--out', out], { cwd: root, encoding: 'utf8', timeout: 180_000 });
-  const text = `${r.stdout}\n${r.stderr}`.replace(/\x1b\[[0-9;]*m/g, '');
+  const r = spawnSync(process.execPath, [path.join(root, 'node_modules/typedoc/bin/typedoc'), '--out', out],
+    { cwd: root, encoding: 'utf8', timeout: 180_000 });
+  const text = `${r.stdout}\n${r.stderr}`.replace(/\p{Cc}\[[0-9;]*m/gu, '');
   t.equal(r.status, 0, `typedoc exits 0${r.status === 0 ? '' : `\n${text}`}`);
   t.notMatch(text, /\[warning\]/, 'no warning (an undocumented export, a type used but not exported, a broken {@link})');
   t.ok(existsSync(path.join(out, 'index.html')), 'the reference is written');
@@ -58,7 +60,8 @@ t.test('no link in the README or docs/ is broken (files and #anchors)', async (t
       if (/^(https?:|mailto:)/.test(href)) continue;
       links++;
       const [target, anchor] = href.split('#');
-      const resolved = target === '' ? path.join(root, file) : path.resolve(path.dirname(path.join(root, file)), decodeURIComponent(target));
+      const resolved = target === '' ? path.join(root, file) : path.resolve(path.dirname(path.join(root, file)),
+        decodeURIComponent(target));
       t.ok(existsSync(resolved), `${file}: ${href} points at a file that exists`);
       if (anchor !== undefined && anchor !== '' && resolved.endsWith('.md') && existsSync(resolved)) {
         t.ok(anchorsOf(readFileSync(resolved, 'utf8')).has(anchor), `${file}: ${href}: the heading exists`);

@@ -2,7 +2,8 @@
 // and what an L1 hit costs in Redis commands (nothing).
 import t from 'tap';
 import type { Redis } from 'ioredis';
-import { eachTarget, makeApp, cacheTrusted, type Target, me, signIn, inspector, assertAllKeysExpire, storedExpiry } from './fixtures/targets.js';
+import { eachTarget, makeApp, cacheTrusted, type Target, me, signIn, inspector, assertAllKeysExpire,
+  storedExpiry } from './fixtures/targets.js';
 import { ready, sleep } from './fixtures/redis.js';
 
 const IDLE = 60_000;
@@ -31,7 +32,8 @@ function diff(before: Map<string, number>, after: Map<string, number>, ignore: s
 /** Script calls (a touch is one script call per session). */
 const scriptCalls = async (target: Target) => (await target.commandCalls('evalsha')) + (await target.commandCalls('eval'));
 
-t.test('a session unused for idleTimeout is refused with 401 even while it sits in the local cache, and one used just before is not', async (t) => {
+t.test('a session unused for idleTimeout is refused with 401 even while it sits in the local cache, and one used just before is not',
+  async (t) => {
   await eachTarget(t, async (t, target) => {
     const prefix = target.prefix();
     const T0 = Date.now();
@@ -97,7 +99,8 @@ t.test('requests every less than idleTimeout keep a session alive, but never bey
   });
 });
 
-t.test('a session used regularly for far longer than idleTimeout stays alive, then expires idleTimeout after its last request', async (t) => {
+t.test('a session used regularly for far longer than idleTimeout stays alive, then expires idleTimeout after its last request',
+  async (t) => {
   await eachTarget(t, async (t, target) => {
     const prefix = target.prefix();
     const T0 = Date.now();
@@ -121,7 +124,8 @@ t.test('a session used regularly for far longer than idleTimeout stays alive, th
   });
 });
 
-t.test('Redis itself drops idle and absolutely expired sessions on the real clock, and an active one slides until its absolute deadline', async (t) => {
+t.test('Redis itself drops idle and absolutely expired sessions on the real clock, and an active one slides until its absolute deadline',
+  async (t) => {
   await eachTarget(t, async (t, target) => {
     const prefix = target.prefix();
     const opts = { keyPrefix: prefix, idleTimeout: 1000, absoluteTimeout: 1800, touchInterval: 100 };

@@ -18,7 +18,8 @@ type Express = typeof express5;
 const ADMIN = '__Host-admin';
 const SHOP = '__Host-shop';
 
-interface Res { statusCode: number; json(): any; headers: Record<string, unknown> }
+interface Res { statusCode: number; json(): { code?: string; id?: string; sessions: { id: string; current: boolean }[] };
+  headers: Record<string, unknown> }
 const send = (app: unknown, method: 'GET' | 'POST', url: string, cookie?: string): Promise<Res> => inject(app as never, {
   method, url, payload: method === 'POST' ? {} : undefined,
   headers: { 'sec-fetch-site': 'same-origin', ...(cookie ? { cookie } : {}) },
@@ -39,11 +40,13 @@ const eachExpress = (t: Test, fn: (t: Test, ex: Express, target: Target) => Prom
   eachTarget(t, (t, target) => fn(t, adapterInUse() === 'express5' ? express5 : express4 as unknown as Express, target),
     { only: ['single'], adapters: ['express5', 'express4'] });
 
-t.test('app.use("/admin", admin); app.use(shop): a shop cookie alone passes none of admin\'s guards or routes, and an admin cookie passes them', async (t) => {
+t.test('app.use("/admin", admin); app.use(shop): a shop cookie alone passes none of admin\'s guards or routes, and an admin cookie ' +
+  'passes them', async (t) => {
   await eachExpress(t, async (t, ex, target) => {
     const { client, prefix } = await redisTarget(target);
     const logs = recordingLogger();
-    const admin = tieredSession({ client, secret: TEST_SECRET, keyPrefix: `${prefix}admin:`, cookie: { name: ADMIN }, logger: logs.logger });
+    const admin = tieredSession({ client, secret: TEST_SECRET, keyPrefix: `${prefix}admin:`, cookie: { name: ADMIN },
+      logger: logs.logger });
     const shop = tieredSession({ client, secret: TEST_SECRET, keyPrefix: `${prefix}shop:`, cookie: { name: SHOP } });
     t.teardown(() => admin.close());
     t.teardown(() => shop.close());
@@ -74,7 +77,8 @@ t.test('app.use("/admin", admin); app.use(shop): a shop cookie alone passes none
       t.equal(r.statusCode, 401, `${what}: a shop cookie alone gets 401`);
       t.equal(r.json().code, 'ERR_TIERED_SESSION_NO_SESSION');
     }
-    t.equal((await send(app, 'GET', '/admin/panel', adminCookie)).statusCode, 200, 'an admin cookie passes requireSession (the shop middleware ran after it)');
+    t.equal((await send(app, 'GET', '/admin/panel', adminCookie)).statusCode, 200,
+      'an admin cookie passes requireSession (the shop middleware ran after it)');
     t.equal((await send(app, 'POST', '/admin/danger', adminCookie)).statusCode, 200, 'and requireRecentAuthentication');
     const list = await send(app, 'GET', '/admin/sessions', adminCookie);
     t.same(list.json().sessions.map((x: { id: string }) => x.id), [a.json().id], "the admin device list: admin's session, not shop's");
@@ -97,7 +101,8 @@ t.test('express-session mounted after the middleware: an anonymous request gets 
     const app = ex();
     app.use(sessions);
     app.use(expressSession({ secret: 'another-secret-for-express-session', resave: false, saveUninitialized: true }));
-    app.post('/login', (req: Request, res: Response, next: NextFunction) => { req.signIn('ann').then((s) => res.json({ id: s.id }), next); });
+    app.post('/login', (req: Request, res: Response,
+      next: NextFunction) => { req.signIn('ann').then((s) => res.json({ id: s.id }), next); });
     app.get('/private', sessions.requireSession, (_req: Request, res: Response) => { res.json({ ok: true }); });
     app.post('/sensitive', sessions.requireRecentAuthentication(60_000), (_req: Request, res: Response) => { res.json({ ok: true }); });
     app.use('/sessions', sessions.routes);

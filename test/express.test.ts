@@ -75,7 +75,8 @@ function drip(host: string, head: string, body: Buffer, size = 64, pauseMs = 2):
       if (raw.length - end - 4 < length) return;
       clearTimeout(timer);
       socket.destroy();
-      resolve({ status: Number(headers.split(' ')[1]), body: raw.subarray(end + 4, end + 4 + length).toString('utf8'), sent: sentAtAnswer });
+      resolve({ status: Number(headers.split(' ')[1]), body: raw.subarray(end + 4, end + 4 + length).toString('utf8'),
+        sent: sentAtAnswer });
     });
     socket.on('error', (err) => { if (!answered) { clearTimeout(timer); reject(err); } });
     socket.on('connect', async () => {
@@ -99,7 +100,8 @@ t.test('POST /sessions/logout-everywhere: a body over the 1 KB limit is refused 
     app.use(sessions);
     // No body parser before the routes: they read the body themselves.
     app.use('/sessions', sessions.routes);
-    app.post('/login', (req: Request, res: Response, next: NextFunction) => { req.signIn('pat').then((s) => res.json({ id: s.id }), next); });
+    app.post('/login', (req: Request, res: Response,
+      next: NextFunction) => { req.signIn('pat').then((s) => res.json({ id: s.id }), next); });
     app.get('/me', sessions.requireSession, (req: Request, res: Response) => { res.json({ id: req.session!.id }); });
     app.use(errors);
     const host = await listen(t, app);
@@ -139,9 +141,11 @@ t.test('the guards on a route mounted before app.use(sessions) refuse (401), nev
     const app = ex();
     // Mounted before the middleware: the session is never resolved for these routes.
     app.get('/early', sessions.requireSession, (_req: Request, res: Response) => { res.json({ ok: true }); });
-    app.post('/early-sensitive', sessions.requireRecentAuthentication(60_000), (_req: Request, res: Response) => { res.json({ ok: true }); });
+    app.post('/early-sensitive', sessions.requireRecentAuthentication(60_000),
+      (_req: Request, res: Response) => { res.json({ ok: true }); });
     app.use(sessions);
-    app.post('/login', (req: Request, res: Response, next: NextFunction) => { req.signIn('pat').then((s) => res.json({ id: s.id }), next); });
+    app.post('/login', (req: Request, res: Response,
+      next: NextFunction) => { req.signIn('pat').then((s) => res.json({ id: s.id }), next); });
     app.get('/me', sessions.requireSession, (req: Request, res: Response) => { res.json({ id: req.session!.id }); });
     app.use(errors);
     const host = await listen(t, app);
@@ -154,9 +158,12 @@ t.test('the guards on a route mounted before app.use(sessions) refuse (401), nev
     const login = await fetch(`http://${host}/login`, { method: 'POST' });
     const cookie = `${COOKIE}=${tokenOf({ headers: { 'set-cookie': login.headers.getSetCookie() } })!}`;
     t.equal((await fetch(`http://${host}/me`, { headers: { cookie } })).status, 200, 'the session works where the middleware ran');
-    t.same(await early(), { status: 401, body: { code: 'ERR_TIERED_SESSION_NO_SESSION' } }, 'anonymous, after requests went through the middleware');
-    t.same(await early(cookie), { status: 401, body: { code: 'ERR_TIERED_SESSION_NO_SESSION' } }, 'with a session cookie: not resolved there, so refused');
+    t.same(await early(), { status: 401, body: { code: 'ERR_TIERED_SESSION_NO_SESSION' } },
+      'anonymous, after requests went through the middleware');
+    t.same(await early(cookie), { status: 401, body: { code: 'ERR_TIERED_SESSION_NO_SESSION' } },
+      'with a session cookie: not resolved there, so refused');
     const s = await fetch(`http://${host}/early-sensitive`, { method: 'POST' });
-    t.same({ status: s.status, body: await s.json() }, { status: 401, body: { code: 'ERR_TIERED_SESSION_NO_SESSION' } }, 'requireRecentAuthentication likewise');
+    t.same({ status: s.status, body: await s.json() }, { status: 401, body: { code: 'ERR_TIERED_SESSION_NO_SESSION' } },
+      'requireRecentAuthentication likewise');
   });
 });

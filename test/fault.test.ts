@@ -27,7 +27,8 @@ for (const [name, fault] of cells) {
     const { topology, instances } = await startWithFirstCell(name, fault, cell, opts);
     t.teardown(() => topology.stop());
     const r = await runCell(topology, fault, cell, opts, instances);
-    t.comment(`${r.operations} operations, ${r.acknowledged} acknowledged revocations, ${r.late} late reads within the L1 ttl, ${r.unconfirmed} unconfirmed (${r.window?.note})`);
+    t.comment(`${r.operations} operations, ${r.acknowledged} acknowledged revocations, ${r.late} late reads within the L1 ttl, ` +
+      `${r.unconfirmed} unconfirmed (${r.window?.note})`);
     t.ok(r.acknowledged >= 150, `at least 150 acknowledged revocations (${r.acknowledged})`);
     t.same(r.violations.filter((v) => v.kind === 'undone'), [], 'no acknowledged revocation undone');
     t.same(r.violations.filter((v) => v.kind === 'lost'), [], 'no live session lost');

@@ -123,7 +123,8 @@ async function everyKeyExpires(t: Test, srv: Server, prefix: string, min = 1): P
   }
 }
 
-t.test('with Redis killed, a token not in the local cache and every sign-in answer 503 quickly: never 500, never anonymous', (t) => eachAdapter(t, async (t) => {
+t.test('with Redis killed, a token not in the local cache and every sign-in answer 503 quickly: never 500, never anonymous', (t) =>
+  eachAdapter(t, async (t) => {
   const s = await server(t);
   const keyPrefix = freshPrefix();
   const uncached = await makeApp(t, clientOf(t, s), { keyPrefix, localCache: false });
@@ -145,7 +146,8 @@ t.test('with Redis killed, a token not in the local cache and every sign-in answ
     ['default app, GET /me with a token it never cached', cached, () => me(cached, a.token), a.token],
     ['default app, GET /me with an unknown well-formed token', cached, () => me(cached, randomToken()), undefined],
     ['localCache:false app, GET /sessions', uncached, () => uncached.inject({ url: '/sessions', cookies: { [COOKIE]: a.token } }), a.token],
-    ['localCache:false app, sign-in', uncached, () => uncached.inject({ method: 'POST', url: '/login', payload: { user: 'ua' } }), undefined],
+    ['localCache:false app, sign-in', uncached, () => uncached.inject({ method: 'POST', url: '/login', payload: { user: 'ua' } }),
+      undefined],
     ['default app, sign-in', cached, () => cached.inject({ method: 'POST', url: '/login', payload: { user: 'ub' } }), undefined],
   ];
   // Three rounds over about a second: the client goes from "closed" to "reconnecting" and back.
@@ -163,7 +165,8 @@ t.test('with Redis killed, a token not in the local cache and every sign-in answ
   }
 }));
 
-t.test('after Redis restarts on the same port, the same app serves again, and tokens lost with the empty Redis are refused once it notices', (t) => eachAdapter(t, async (t) => {
+t.test('after Redis restarts on the same port, the same app serves again, and tokens lost with the empty Redis are refused once it notices',
+  (t) => eachAdapter(t, async (t) => {
   const s = await server(t);
   const keyPrefix = freshPrefix();
   const uncached = await makeApp(t, clientOf(t, s), { keyPrefix, localCache: false });
@@ -214,7 +217,8 @@ t.test('after Redis restarts on the same port, the same app serves again, and to
   await everyKeyExpires(t, s, keyPrefix);
 }));
 
-t.test('a restart the app barely sees (kill and immediate restart) still drops the local cache: the old token is refused', (t) => eachAdapter(t, async (t) => {
+t.test('a restart the app barely sees (kill and immediate restart) still drops the local cache: the old token is refused', (t) =>
+  eachAdapter(t, async (t) => {
   const s = await server(t);
   const keyPrefix = freshPrefix();
   const cached = await makeApp(t, clientOf(t, s), { keyPrefix, localCache: { ttl: 120_000 } });
@@ -235,7 +239,8 @@ t.test('a restart the app barely sees (kill and immediate restart) still drops t
   await everyKeyExpires(t, s, keyPrefix);
 }));
 
-t.test('with Redis paused (SIGSTOP) and a client without its own timeout, a lookup answers 503 within the plugin\'s commandTimeout, and serves again after SIGCONT', (t) => eachAdapter(t, async (t) => {
+t.test('with Redis paused (SIGSTOP) and a client without its own timeout, a lookup answers 503 within the plugin\'s commandTimeout, and ' +
+  'serves again after SIGCONT', (t) => eachAdapter(t, async (t) => {
   const s = await server(t);
   const admin = s.s.admin();
   const pid = Number(/process_id:(\d+)/.exec(await admin.info('server'))![1]);
@@ -294,7 +299,8 @@ async function stillOom(t: Test, admin: Redis, when: string): Promise<void> {
   await t.rejects(admin.set('probe', 'x'), { message: /OOM/ }, `Redis is out of memory ${when}`);
 }
 
-t.test('with Redis out of memory (noeviction): sign-in answers 503, existing sessions keep validating, revoke and revokeAll work', (t) => eachAdapter(t, async (t) => {
+t.test('with Redis out of memory (noeviction): sign-in answers 503, existing sessions keep validating, revoke and revokeAll work', (t) =>
+  eachAdapter(t, async (t) => {
   const s = await server(t, ['--maxmemory', '2mb']);
   const keyPrefix = freshPrefix();
   // touchInterval 0: every request also tries a last-active write, which OOM refuses.
@@ -319,7 +325,8 @@ t.test('with Redis out of memory (noeviction): sign-in answers 503, existing ses
     isUnavailable(t, r, ms, `${what}: sign-in under OOM`);
     t.equal(tokenOf(r), undefined, `${what}: no cookie is set`);
   }
-  t.equal((await admin.scan('0', 'MATCH', `${keyPrefix}*`, 'COUNT', 10_000))[1].length, keysBefore, 'the refused sign-ins left no key behind');
+  t.equal((await admin.scan('0', 'MATCH', `${keyPrefix}*`, 'COUNT', 10_000))[1].length, keysBefore,
+    'the refused sign-ins left no key behind');
 
   for (const [what, app, sess] of [
     ['default app, cached session', cached, s1],
@@ -369,7 +376,8 @@ t.test('with Redis out of memory (noeviction): sign-in answers 503, existing ses
   await everyKeyExpires(t, s, keyPrefix);
 }));
 
-t.test('while Redis is down for several seconds under a steady request loop, memory stays bounded and nothing is queued', (t) => eachAdapter(t, async (t) => {
+t.test('while Redis is down for several seconds under a steady request loop, memory stays bounded and nothing is queued', (t) =>
+  eachAdapter(t, async (t) => {
   const s = await server(t);
   const keyPrefix = freshPrefix();
   const fast = clientOf(t, s);
@@ -432,7 +440,8 @@ t.test('while Redis is down for several seconds under a steady request loop, mem
   await everyKeyExpires(t, s, keyPrefix);
 }));
 
-t.test('Redis killed under load on two instances: every answer is 200, 401 or a fast 503 (never a 500, never anonymous), and both recover after the restart', (t) => eachAdapter(t, async (t) => {
+t.test('Redis killed under load on two instances: every answer is 200, 401 or a fast 503 (never a 500, never anonymous), and both ' +
+  'recover after the restart', (t) => eachAdapter(t, async (t) => {
   const s = await server(t);
   const keyPrefix = freshPrefix();
   const a = await makeApp(t, clientOf(t, s), { keyPrefix, localCache: { ttl: 2000 } });
@@ -470,9 +479,11 @@ t.test('Redis killed under load on two instances: every answer is 200, 401 or a 
   phase = 'back';
   await s.restart();
   // The restarted Redis is empty: the old tokens are gone; new sign-ins must work on both.
-  t.ok(await until(async () => (await a.inject({ method: 'POST', url: '/login', payload: { user: 'after-a' } })).statusCode === 200, 10_000),
+  t.ok(await until(async () => (await a.inject({ method: 'POST', url: '/login', payload: { user: 'after-a' } })).statusCode === 200,
+    10_000),
     'instance A signs in again after the restart');
-  t.ok(await until(async () => (await b.inject({ method: 'POST', url: '/login', payload: { user: 'after-b' } })).statusCode === 200, 10_000),
+  t.ok(await until(async () => (await b.inject({ method: 'POST', url: '/login', payload: { user: 'after-b' } })).statusCode === 200,
+    10_000),
     'instance B signs in again after the restart');
   await sleep(500);
   stop = true;
@@ -483,6 +494,7 @@ t.test('Redis killed under load on two instances: every answer is 200, 401 or a 
   t.ok((seen.up.get(200) ?? 0) > 0, `requests were served before the kill (${JSON.stringify([...seen.up])})`);
   t.ok((seen.down.get(503) ?? 0) > 0, `requests answered 503 while Redis was down (${JSON.stringify([...seen.down])})`);
   t.same([...seen.down.keys()].filter((c) => c !== 200 && c !== 503), [], 'while down: only L1 hits (200) and 503');
-  t.same([...seen.back.keys()].filter((c) => c !== 200 && c !== 401 && c !== 503), [], 'after the restart: 200, 401 (data lost) or 503 until reconnected');
+  t.same([...seen.back.keys()].filter((c) => c !== 200 && c !== 401 && c !== 503), [],
+    'after the restart: 200, 401 (data lost) or 503 until reconnected');
   t.ok((seen.back.get(401) ?? 0) > 0, `after the restart the tokens lost with the data are refused (${JSON.stringify([...seen.back])})`);
 }));

@@ -15,7 +15,8 @@ const prefixes = (() => { let n = 0; return () => `fr${process.pid}x${n++}:`; })
 
 
 
-t.test('an instance reading a replica whose link is paused refuses a session revoked meanwhile: 401 within about a second and at every later check', async (t) => {
+t.test('an instance reading a replica whose link is paused refuses a session revoked meanwhile: 401 within about a second and at every ' +
+  'later check', async (t) => {
   const { primary, r2, link } = await primaryWithTwoReplicas(t);
 
   await eachAdapter(t, async (t) => {
@@ -25,7 +26,8 @@ t.test('an instance reading a replica whose link is paused refuses a session rev
     await cacheTrusted(a);
     await cacheTrusted(b, 10_000);
     const s = await signIn(a, 'dora');
-    t.equal(await eventually(async () => (await me(b, s.token)).statusCode, (c) => c === 200, 3000), 200, 'B serves the session (from R2, then its cache)');
+    t.equal(await eventually(async () => (await me(b, s.token)).statusCode, (c) => c === 200, 3000), 200,
+      'B serves the session (from R2, then its cache)');
 
     // A replica's first acknowledgement after its sync can take most of a second: one WAIT
     // here first, so the sign-out below is judged on R1, not on that first ack.
@@ -45,7 +47,8 @@ t.test('an instance reading a replica whose link is paused refuses a session rev
     link.resume();
     // Reads go back to R2 once heartbeats arrive through it again.
     const s2 = await signIn(a, 'dora');
-    t.equal(await eventually(async () => (await me(b, s2.token)).statusCode, (c) => c === 200, 5000), 200, 'a live session is served again after the link heals');
+    t.equal(await eventually(async () => (await me(b, s2.token)).statusCode, (c) => c === 200, 5000), 200,
+      'a live session is served again after the link heals');
   });
 });
 
@@ -74,7 +77,8 @@ t.test('a pre-warm from a lagging replica (Cluster, scaleReads) does not fill a 
   await pauseReplication(replica);
   t.teardown(() => resumeReplication(replica));
   t.equal((await a.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: s.token } })).statusCode, 204, 'signed out on the master');
-  t.equal(await withAdmin(replica.port, async (r) => { await r.readonly(); return r.exists(a.sessions.store.sessionKey(s.id)); }), 1, 'the paused replica still holds it');
+  t.equal(await withAdmin(replica.port, async (r) => { await r.readonly(); return r.exists(a.sessions.store.sessionKey(s.id)); }), 1,
+    'the paused replica still holds it');
 
   const c = await makeApp(t, client({ scaleReads: 'slave' }), options);
   await cacheTrusted(c, 10_000);

@@ -1,10 +1,12 @@
 // DESIGN section 3: one test per Redis invariant, on a single redis-server and on a Cluster.
 import t from 'tap';
-import { eachTarget, makeApp, tokenOf, cacheTrusted, me, signIn, inspector, assertAllKeysExpire, eventually, COOKIE, storedExpiry } from './fixtures/targets.js';
+import { eachTarget, makeApp, tokenOf, cacheTrusted, me, signIn, inspector, assertAllKeysExpire, eventually, COOKIE,
+  storedExpiry } from './fixtures/targets.js';
 import type { TestApp } from './fixtures/targets.js';
 
 
-t.test('invariant 1: every live session is in its user\'s index, through touches, rotation, updates and the cap, and log-out-everywhere misses none', async (t) => {
+t.test('invariant 1: every live session is in its user\'s index, through touches, rotation, updates and the cap, and log-out-everywhere ' +
+  'misses none', async (t) => {
   await eachTarget(t, async (t, target) => {
     const prefix = target.prefix();
     let clock = Date.now();
@@ -92,7 +94,8 @@ t.test('invariant 1: every live session is in its user\'s index, through touches
   });
 });
 
-t.test('invariant 1 holds when two instances\' clocks disagree by 100 ms: a touch keeps a live session in the index that a pruning instance dropped', async (t) => {
+t.test('invariant 1 holds when two instances\' clocks disagree by 100 ms: a touch keeps a live session in the index that a pruning ' +
+  'instance dropped', async (t) => {
   await eachTarget(t, async (t, target) => {
     const prefix = target.prefix();
     const T0 = Date.now();
@@ -126,21 +129,22 @@ t.test('invariant 1 holds when two instances\' clocks disagree by 100 ms: a touc
   });
 });
 
-t.test('invariant 2: a revoked session never comes back: a touch queued before the revoke and flushed after it does not recreate the key', async (t) => {
+t.test('invariant 2: a revoked session never comes back: a touch queued before the revoke and flushed after it does not recreate the key',
+  async (t) => {
   await eachTarget(t, async (t, target) => {
     const prefix = target.prefix();
     let clock = Date.now();
     const opts = { keyPrefix: prefix, now: () => clock, touchInterval: 1000, idleTimeout: 600_000 };
-    let other: TestApp | undefined;
+    const other: { app?: TestApp } = {};
     const a = await makeApp(t, target.client(), opts, {
       actions: {
         // The resolve has just queued a touch (an L1 hit past touchInterval); another instance
         // revokes the session before this instance's touch batch is written.
-        'revoke-elsewhere': async (c) => ({ ok: await other!.sessions.revoke(c.session!.id) }),
+        'revoke-elsewhere': async (c) => ({ ok: await other.app!.sessions.revoke(c.session!.id) }),
       },
     });
     const b = await makeApp(t, target.client(), opts);
-    other = b;
+    other.app = b;
     await cacheTrusted(a);
     await cacheTrusted(b);
     const insp = await inspector(target);
@@ -195,23 +199,23 @@ t.test('invariant 2: an expired session never comes back: a touch replayed after
 t.test('invariant 2: updating or rotating a session revoked in the meantime answers 404 and creates no key', async (t) => {
   await eachTarget(t, async (t, target) => {
     const prefix = target.prefix();
-    let other: TestApp | undefined;
+    const other: { app?: TestApp } = {};
     const a = await makeApp(t, target.client(), { keyPrefix: prefix }, {
       actions: {
         'revoke-then-update': async (c) => {
-          await other!.sessions.revoke(c.session!.id);
+          await other.app!.sessions.revoke(c.session!.id);
           await c.update({ after: 'revoke' } as object);
           return { ok: true };
         },
         'revoke-then-rotate': async (c) => {
-          await other!.sessions.revoke(c.session!.id);
+          await other.app!.sessions.revoke(c.session!.id);
           await c.rotate();
           return { ok: true };
         },
       },
     });
     const b = await makeApp(t, target.client(), { keyPrefix: prefix });
-    other = b;
+    other.app = b;
     await cacheTrusted(a);
     await cacheTrusted(b);
     const insp = await inspector(target);
@@ -236,9 +240,11 @@ t.test('invariant 3: the Redis TTL is min(idle, absolute) and sliding never pass
     let clock = T0;
     const idle = 60_000;
     const absolute = 150_000;
-    const app = await makeApp(t, target.client(), { keyPrefix: prefix, now: () => clock, idleTimeout: idle, absoluteTimeout: absolute, touchInterval: 5000 });
+    const app = await makeApp(t, target.client(),
+      { keyPrefix: prefix, now: () => clock, idleTimeout: idle, absoluteTimeout: absolute, touchInterval: 5000 });
     await cacheTrusted(app);
-    const noL1 = await makeApp(t, target.client(), { keyPrefix: prefix, now: () => clock, idleTimeout: idle, absoluteTimeout: absolute, touchInterval: 5000, localCache: false });
+    const noL1 = await makeApp(t, target.client(),
+      { keyPrefix: prefix, now: () => clock, idleTimeout: idle, absoluteTimeout: absolute, touchInterval: 5000, localCache: false });
     const insp = await inspector(target);
     const s = await signIn(app, 'uma');
     const key = app.sessions.store.sessionKey(s.id);
@@ -282,7 +288,8 @@ t.test('invariant 3: when the absolute timeout is shorter than the idle timeout,
     const prefix = target.prefix();
     const T0 = Date.now();
     let clock = T0;
-    const app = await makeApp(t, target.client(), { keyPrefix: prefix, now: () => clock, idleTimeout: 600_000, absoluteTimeout: 120_000, touchInterval: 1000 });
+    const app = await makeApp(t, target.client(),
+      { keyPrefix: prefix, now: () => clock, idleTimeout: 600_000, absoluteTimeout: 120_000, touchInterval: 1000 });
     await cacheTrusted(app);
     const insp = await inspector(target);
     const s = await signIn(app, 'vic');
@@ -339,7 +346,8 @@ t.test('invariant 4: no KEYS, FLUSHALL, FLUSHDB or SCAN is issued by the plugin 
     await a.inject({ method: 'DELETE', url: '/sessions/*', cookies: { [COOKIE]: last.token } });
     for (const user of users) await a.sessions.list(user);
     await a.sessions.revokeAll('*');
-    await b.inject({ method: 'POST', url: '/sessions/logout-everywhere', cookies: { [COOKIE]: last.token }, payload: { keepCurrent: true } });
+    await b.inject({ method: 'POST', url: '/sessions/logout-everywhere', cookies: { [COOKIE]: last.token },
+      payload: { keepCurrent: true } });
     await a.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: last.token } });
     // A third instance starting with pre-warm, then closing (flushes its touches).
     const c = await makeApp(t, target.client(), opts);

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import t from 'tap';
-import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target, me, signIn, assertAllKeysExpire, eachKey, eventually, COOKIE, inspector } from './fixtures/targets.js';
+import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target, me, signIn, assertAllKeysExpire, eachKey, eventually, COOKIE,
+  inspector } from './fixtures/targets.js';
 import type { TestApp } from './fixtures/targets.js';
 import type { ActionContext } from './fixtures/apps.js';
 import { RedisClass, ClusterClass, fastFail } from './fixtures/redis.js';
@@ -150,7 +151,8 @@ t.test('updateSession persists data that the next request sees, on this instance
   });
 });
 
-t.test('the default session cookie is __Host-sid, Secure, HttpOnly, SameSite=Lax, Path=/, has no Domain and a Max-Age of the absolute timeout', async (t) => {
+t.test('the default session cookie is __Host-sid, Secure, HttpOnly, SameSite=Lax, Path=/, has no Domain and a Max-Age of the absolute ' +
+  'timeout', async (t) => {
   await eachTarget(t, async (t, target) => {
     const prefix = target.prefix();
     const clock = 1_800_000_000_000;
@@ -211,16 +213,21 @@ t.test('the token never appears in a response body or a header other than Set-Co
     responses.push(await app.inject({ url: '/sessions', cookies: { [COOKIE]: token } }));
     responses.push(await app.inject({ method: 'DELETE', url: `/sessions/${encodeURIComponent(token)}`, cookies: { [COOKIE]: token } }));
     responses.push(await app.inject({ method: 'DELETE', url: `/sessions/${secret}`, cookies: { [COOKIE]: token } }));
-    responses.push(await app.inject({ method: 'POST', url: '/update', cookies: { [COOKIE]: token }, payload: { data: { big: 'x'.repeat(200) } } }));
-    responses.push(await app.inject({ method: 'POST', url: '/act/update-bad', payload: { kind: 'circular' }, cookies: { [COOKIE]: token } }));
-    responses.push(await app.inject({ method: 'POST', url: '/sessions/logout-everywhere', cookies: { [COOKIE]: token }, payload: '[1]', headers: { 'content-type': 'application/json' } }));
-    responses.push(await app.inject({ method: 'POST', url: '/sessions/logout-everywhere', cookies: { [COOKIE]: token }, headers: { 'sec-fetch-site': 'cross-site' } }));
+    responses.push(await app.inject({ method: 'POST', url: '/update', cookies: { [COOKIE]: token },
+      payload: { data: { big: 'x'.repeat(200) } } }));
+    responses.push(await app.inject({ method: 'POST', url: '/act/update-bad', payload: { kind: 'circular' },
+      cookies: { [COOKIE]: token } }));
+    responses.push(await app.inject({ method: 'POST', url: '/sessions/logout-everywhere', cookies: { [COOKIE]: token }, payload: '[1]',
+      headers: { 'content-type': 'application/json' } }));
+    responses.push(await app.inject({ method: 'POST', url: '/sessions/logout-everywhere', cookies: { [COOKIE]: token },
+      headers: { 'sec-fetch-site': 'cross-site' } }));
     const rot = await app.inject({ method: 'POST', url: '/rotate', cookies: { [COOKIE]: token } });
     responses.push(rot);
     const rotated = tokenOf(rot)!;
     responses.push(await me(app, token)); // 401 with the old token
     responses.push(await app.inject({ url: '/sessions', cookies: { [COOKIE]: rotated } }));
-    t.same(responses.map((r) => r.statusCode), [200, 200, 200, 200, 200, 200, 404, 404, 413, 500, 400, 403, 200, 401, 200], 'the expected answers');
+    t.same(responses.map((r) => r.statusCode), [200, 200, 200, 200, 200, 200, 404, 404, 413, 500, 400, 403, 200, 401, 200],
+      'the expected answers');
     for (const [i, r] of responses.entries()) {
       for (const s of [token, secret, rotated, rotated.slice(39), rawToken.slice(39)]) {
         t.notOk(r.body.includes(s), `response ${i}: body holds no token or secret`);
@@ -259,7 +266,8 @@ t.test('Redis holds nothing from which a cookie can be rebuilt: only sha256 of t
       const digest = createHash('sha256').update(tokens[i].slice(39)).digest('base64url').slice(0, 22);
       t.ok(all.includes(digest), `token ${i}: sha256(secret), base64url, first 22 chars, is stored`);
     }
-    t.notOk(all.includes(createHash('sha256').update(tokens[1].slice(39)).digest('base64url').slice(0, 22)), 'the rotated-away hash is gone');
+    t.notOk(all.includes(createHash('sha256').update(tokens[1].slice(39)).digest('base64url').slice(0, 22)),
+      'the rotated-away hash is gone');
     await assertAllKeysExpire(t, target, prefix);
   });
 });
@@ -316,11 +324,13 @@ t.test('session data larger than maxDataBytes is refused with 413 and nothing is
     const ok = await signIn(app, 'leo', exact);
     const stored = await (await inspector(target)).hget(app.sessions.store.sessionKey(ok.id), 'j');
     t.equal(Buffer.byteLength(stored ?? ''), 100, 'data of exactly maxDataBytes is accepted and stored whole (100 bytes in Redis)');
-    const over = await app.inject({ method: 'POST', url: '/update', cookies: { [COOKIE]: ok.token }, payload: { data: { s: `${exact.s}z` } } });
+    const over = await app.inject({ method: 'POST', url: '/update', cookies: { [COOKIE]: ok.token },
+      payload: { data: { s: `${exact.s}z` } } });
     t.equal(over.statusCode, 413);
     t.equal(over.json().code, 'ERR_TIERED_SESSION_DATA_TOO_LARGE');
     // Multi-byte characters count as bytes, not characters.
-    const wide = await app.inject({ method: 'POST', url: '/update', cookies: { [COOKIE]: ok.token }, payload: { data: { s: 'é'.repeat(60) } } });
+    const wide = await app.inject({ method: 'POST', url: '/update', cookies: { [COOKIE]: ok.token },
+      payload: { data: { s: 'é'.repeat(60) } } });
     t.equal(wide.statusCode, 413, 'the limit is in UTF-8 bytes');
     t.same((await me(app, ok.token)).json().data, exact, 'existing data unchanged');
     const fresh = await makeApp(t, target.client(), { keyPrefix: prefix, localCache: false });
@@ -329,7 +339,8 @@ t.test('session data larger than maxDataBytes is refused with 413 and nothing is
   });
 });
 
-t.test('session data that is not plain JSON (BigInt, Date, class instance, function, circular) is refused with a coded error and nothing is written', async (t) => {
+t.test('session data that is not plain JSON (BigInt, Date, class instance, function, circular) is refused with a coded error and nothing ' +
+  'is written', async (t) => {
   await eachTarget(t, async (t, target) => {
     const prefix = target.prefix();
     const app = await makeApp(t, target.client(), { keyPrefix: prefix }, extraRoutes);
@@ -362,7 +373,8 @@ t.test('a request without a cookie has request.session null and costs no Redis c
       t.equal(r.statusCode, 200);
       t.same(r.json(), { signedIn: false });
     }
-    t.same((await app.inject({ url: '/public', headers: { cookie: 'other=1; __Host-sid=nonsense' } })).json(), { signedIn: false }, 'a malformed cookie is no session');
+    t.same((await app.inject({ url: '/public', headers: { cookie: 'other=1; __Host-sid=nonsense' } })).json(), { signedIn: false },
+      'a malformed cookie is no session');
     t.equal((await app.inject({ url: '/me' })).statusCode, 401);
     const after = await target.commandCalls('hgetall') + await target.commandCalls('evalsha');
     t.equal(after - before, 0, 'no read and no script');
@@ -370,7 +382,8 @@ t.test('a request without a cookie has request.session null and costs no Redis c
 });
 
 
-t.test('a route with config.session false never resolves the cookie nor reads Redis, and signIn / signOut there still replace the carried session', async (t) => {
+t.test('a route with config.session false never resolves the cookie nor reads Redis, and signIn / signOut there still replace the ' +
+  'carried session', async (t) => {
   await eachTarget(t, async (t, target) => {
     const keyPrefix = target.prefix();
     // No L1: every resolve on a route with sessions would be an HGETALL.
@@ -382,7 +395,8 @@ t.test('a route with config.session false never resolves the cookie nor reads Re
       t.same(r.json(), { signedIn: false }, 'request.session is null on the opted-out route');
     }
     t.equal(await target.commandCalls('hgetall') - before, 0, 'ten requests with a valid cookie: no Redis read');
-    t.same((await app.inject({ url: '/public', cookies: { [COOKIE]: s.token } })).json(), { signedIn: true }, 'control: other routes resolve it');
+    t.same((await app.inject({ url: '/public', cookies: { [COOKIE]: s.token } })).json(), { signedIn: true },
+      'control: other routes resolve it');
     t.equal(await target.commandCalls('hgetall') - before, 1, 'control: and that costs the one read (the counter works)');
 
     // Sign-in on an opted-out route still revokes the session the browser carried (fixation).

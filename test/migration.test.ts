@@ -80,7 +80,8 @@ async function start(t: Test, file: string, extra: Record<string, string> = {}) 
     env: { ...env, PORT: String(port), HOST: '127.0.0.1', REDIS_URL: redis.url, SESSION_SECRET: OLD_SECRET, ...extra },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const app = { url: `http://127.0.0.1:${port}`, out: '', exited: new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code))), child };
+  const app = { url: `http://127.0.0.1:${port}`, out: '',
+    exited: new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code))), child };
   child.stdout!.on('data', (b: Buffer) => { app.out += b.toString(); });
   child.stderr!.on('data', (b: Buffer) => { app.out += b.toString(); });
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
@@ -99,8 +100,10 @@ const me = (url: string, cookie: string) => fetch(`${url}/me`, { headers: { cook
 
 const CASES = [
   // express-session signs `s:<sid>.<sig>`; @fastify/session `<sid>.<sig>`; both keep the sid in connect-redis under `sess:`.
-  { name: 'express-session + connect-redis', before: 'examples/migrating/express-before.mjs', after: 'examples/migrating/express.ts', cookie: 'connect.sid', prefix: 's:' },
-  { name: '@fastify/session + connect-redis', before: 'examples/migrating/fastify-before.mjs', after: 'examples/migrating/fastify.ts', cookie: 'sessionId', prefix: '' },
+  { name: 'express-session + connect-redis', before: 'examples/migrating/express-before.mjs', after: 'examples/migrating/express.ts',
+    cookie: 'connect.sid', prefix: 's:' },
+  { name: '@fastify/session + connect-redis', before: 'examples/migrating/fastify-before.mjs', after: 'examples/migrating/fastify.ts',
+    cookie: 'sessionId', prefix: '' },
 ] as const;
 
 if (!EXAMPLES) t.test('the example apps', { skip: 'dist/ is absent: `npm run build` first' }, async () => {});
@@ -146,19 +149,22 @@ for (const c of EXAMPLES ? CASES : []) {
     t.same([both.status, setCookies(both).has(NEW)], [200, false], 'with both cookies the new one wins (bob\'s old one is not taken over)');
     t.equal(await admin.exists(`sess:${sidOf(old.bob!)}`), 1, 'bob\'s old session is untouched');
     const again = await me(after.url, old.alice!);
-    t.same([again.status, pair(setCookies(again).get(NEW))], [200, fresh], 'the old cookie again (a request sent before the new cookie arrived) gets the same session');
+    t.same([again.status, pair(setCookies(again).get(NEW))], [200, fresh],
+      'the old cookie again (a request sent before the new cookie arrived) gets the same session');
     const out = await fetch(`${after.url}/logout`, { method: 'POST', headers: { cookie: fresh } });
     t.equal(out.status, 204, 'alice signs out');
     const replay = await me(after.url, old.alice!);
     t.same([replay.status, setCookies(replay).has(NEW)], [401, false], 'the old cookie then gets no session');
     const ended = await me(after.url, `${fresh}; ${old.bob!}`);
-    t.same([ended.status, setCookies(ended).has(NEW)], [401, false], 'a tiered-session cookie, even a signed-out one, wins over an old cookie');
+    t.same([ended.status, setCookies(ended).has(NEW)], [401, false],
+      'a tiered-session cookie, even a signed-out one, wins over an old cookie');
     t.equal(await admin.exists(`sess:${sidOf(old.bob!)}`), 1, 'bob\'s old session is still untouched');
 
     // Forged and unknown old cookies.
     const sid = 'unknown-session-id-0123456789';
     const signed = `${c.prefix}${sid}.${createHmac('sha256', OLD_SECRET).update(sid).digest('base64').replace(/=+$/, '')}`;
-    for (const [what, value] of [['forged', `${c.prefix}${sid}.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA`], ['unknown (validly signed)', signed], ['malformed', '%%%']]) {
+    for (const [what, value] of [['forged', `${c.prefix}${sid}.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA`],
+      ['unknown (validly signed)', signed], ['malformed', '%%%']]) {
       const res = await me(after.url, `${c.cookie}=${encodeURIComponent(value!)}`);
       t.same([res.status, setCookies(res).has(NEW)], [401, false], `a ${what} old cookie gets no session`);
     }
@@ -178,7 +184,8 @@ for (const c of EXAMPLES ? CASES : []) {
 
 // ---- side by side, in process -----------------------------------------------------------
 
-async function listen(t: Test, app: { listen: (port: number, host: string, cb: () => void) => unknown } | ReturnType<typeof Fastify>): Promise<string> {
+async function listen(t: Test, app: { listen: (port: number, host: string, cb: () => void) =>
+  unknown } | ReturnType<typeof Fastify>): Promise<string> {
   if ('inject' in app) {
     await app.listen({ port: 0, host: '127.0.0.1' });
     t.teardown(() => app.close());
@@ -235,7 +242,8 @@ async function expressSideBySide(t: Test, express: typeof express5, legacy?: Par
   app.get('/me', sessions.requireSession, (req: Request, res: Response) => {
     res.json({ userId: (req as unknown as { account: Session }).account.userId, old: oldOf(req)?.views ?? null });
   });
-  app.use((err: Error & { status?: number }, _req: Request, res: Response, _next: NextFunction) => { res.status(err.status ?? 500).json({ message: err.message }); });
+  app.use((err: Error & { status?: number }, _req: Request, res: Response,
+    _next: NextFunction) => { res.status(err.status ?? 500).json({ message: err.message }); });
   await sessions.ready();
   return { url: await listen(t, app), sessions };
 }
@@ -246,7 +254,9 @@ const oldOfFastify = (request: FastifyRequest) => (request as unknown as { sessi
 async function fastifySideBySide(t: Test, legacy?: Parameters<typeof fastifyTiered>[1]['legacy']) {
   const app = Fastify();
   await app.register(fastifyCookie);
-  await app.register(fastifySession, { store: await oldStore(t) as unknown as Record<string, unknown>, secret: OLD_SECRET, saveUninitialized: false, cookie: { secure: false } });
+  await app.register(fastifySession,
+    { store: await oldStore(t) as unknown as Record<string, unknown>, secret: OLD_SECRET, saveUninitialized: false,
+      cookie: { secure: false } });
   await app.register(fastifyTiered, {
     client: await tieredClient(t), secret: NEW_SECRET, keyPrefix: `m${Math.random().toString(36).slice(2, 8)}:`,
     requestProperty: 'account', ...(legacy === undefined ? {} : { legacy }),
@@ -299,9 +309,11 @@ for (const [adapter, make] of SIDE) {
   t.test(`${adapter}: a failing legacy callback answers as no session, never 500`, async (t) => {
     for (const [what, legacy, status] of [
       ['userId throws', { cookie: oldCookieName(adapter), userId: () => { throw new Error('old store down'); }, end: () => {} }, 401],
-      ['userId rejects', { cookie: oldCookieName(adapter), userId: async () => { throw new Error('old store down'); }, end: () => {} }, 401],
+      ['userId rejects', { cookie: oldCookieName(adapter), userId: async () => { throw new Error('old store down'); }, end: () => {} },
+        401],
       ['userId answers a number', { cookie: oldCookieName(adapter), userId: () => 42 as unknown as string, end: () => {} }, 401],
-      ['end throws (the user is signed in; the failure is logged)', { cookie: oldCookieName(adapter), userId: () => 'dave', end: () => { throw new Error('old store down'); } }, 200],
+      ['end throws (the user is signed in; the failure is logged)',
+        { cookie: oldCookieName(adapter), userId: () => 'dave', end: () => { throw new Error('old store down'); } }, 200],
     ] as const) {
       quiet.warned.length = 0;
       const { url } = await make(t, legacy as never);
@@ -326,7 +338,8 @@ t.test('a takeover racing on two instances makes one session', async (t) => {
   };
   const urls: string[] = [];
   for (let i = 0; i < 2; i++) {
-    const sessions = expressTiered({ client: await tieredClient(t), secret: NEW_SECRET, keyPrefix, requestProperty: 'account', logger: quiet, legacy });
+    const sessions = expressTiered({ client: await tieredClient(t), secret: NEW_SECRET, keyPrefix, requestProperty: 'account',
+      logger: quiet, legacy });
     t.teardown(() => sessions.close());
     await sessions.ready();
     const app = express5();
@@ -335,14 +348,16 @@ t.test('a takeover racing on two instances makes one session', async (t) => {
     app.use('/sessions', sessions.routes);
     app.post('/old-login', (req: Request, res: Response) => { oldOf(req).userId = 'frank'; res.json({}); });
     app.get('/me', sessions.requireSession, (_req: Request, res: Response) => { res.json({}); });
-    app.use((err: Error & { status?: number }, _req: Request, res: Response, _next: NextFunction) => { res.status(err.status ?? 500).json({ message: err.message }); });
+    app.use((err: Error & { status?: number }, _req: Request, res: Response,
+      _next: NextFunction) => { res.status(err.status ?? 500).json({ message: err.message }); });
     urls.push(await listen(t, app));
   }
   const old = pair(setCookies(await fetch(`${urls[0]}/old-login`, { method: 'POST' })).get('connect.sid'));
   const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => me(urls[i % 2]!, old)));
   const tokens = new Set(answers.map((r) => pair(setCookies(r).get(NEW))).filter((x) => x !== ''));
   t.equal(tokens.size, 1, `one new cookie across both instances (statuses ${answers.map((r) => r.status).join(' ')})`);
-  t.ok(answers.every((r) => r.status === (setCookies(r).has(NEW) ? 200 : 401)), 'a request the other instance won answers 401, without a cookie');
+  t.ok(answers.every((r) => r.status === (setCookies(r).has(NEW) ? 200 : 401)),
+    'a request the other instance won answers 401, without a cookie');
   const list = await fetch(`${urls[0]}/sessions`, { headers: { cookie: [...tokens][0]! } });
   t.equal(((await list.json()) as { sessions: unknown[] }).sessions.length, 1, 'frank has one session');
 });
@@ -367,10 +382,12 @@ t.test('options: requestProperty and legacy are checked, with coded errors namin
   ];
   for (const [name, extra] of bad) {
     t.throws(() => expressTiered({ client, secret: NEW_SECRET, ...extra } as never),
-      { code: 'ERR_TIERED_SESSION_INVALID_OPTION', message: new RegExp(`^Invalid option "${name.replace(/\./g, '\\.')}"`) }, `Express: ${JSON.stringify(extra).slice(0, 60)} names ${name}`);
+      { code: 'ERR_TIERED_SESSION_INVALID_OPTION', message: new RegExp(`^Invalid option "${name.replace(/\./g, '\\.')}"`) },
+        `Express: ${JSON.stringify(extra).slice(0, 60)} names ${name}`);
     const app = Fastify();
     await t.rejects(async () => { await app.register(fastifyTiered, { client, secret: NEW_SECRET, ...extra } as never).ready(); },
-      { code: 'ERR_TIERED_SESSION_INVALID_OPTION', message: new RegExp(`^Invalid option "${name.replace(/\./g, '\\.')}"`) }, `Fastify: names ${name}`);
+      { code: 'ERR_TIERED_SESSION_INVALID_OPTION', message: new RegExp(`^Invalid option "${name.replace(/\./g, '\\.')}"`) },
+        `Fastify: names ${name}`);
     await app.close();
   }
   // Without the renamed property, @fastify/session and tiered-session both claim request.session.

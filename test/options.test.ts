@@ -165,7 +165,8 @@ for (const v of ['', 'cf ipcountry', 'cf_ipcountry', 'cf-ipcountry:', 'x'.repeat
 // now.
 for (const v of [5, 'Date.now', {}]) rows.push(['now', { now: v }, `now ${show(v)}`]);
 
-t.test('every invalid option value makes ready() reject with ERR_TIERED_SESSION_INVALID_OPTION and a message naming the option', async (t) => {
+t.test('every invalid option value makes ready() reject with ERR_TIERED_SESSION_INVALID_OPTION and a message naming the option',
+  async (t) => {
   for (const [name, patch, why] of rows) {
     await t.test(`${why} is refused, naming "${name}"`, async (t) => {
       const client = unconnected(t);
@@ -230,7 +231,8 @@ t.test('the prefix rules of "__Host-" and "__Secure-" cookies are enforced', asy
   }
 });
 
-t.test('the cookie prefix rules also hold when the prefix is written in another case, as browsers match it case-insensitively', async (t) => {
+t.test('the cookie prefix rules also hold when the prefix is written in another case, as browsers match it case-insensitively',
+  async (t) => {
   // RFC 6265bis: a name that *case-insensitively* begins with "__Host-" / "__Secure-" is held to
   // the prefix rules by the browser, which silently drops such a cookie without Secure.
   for (const [cookie, why] of [
@@ -259,10 +261,12 @@ t.test('values at the edges of every range are accepted and kept as given', asyn
   const r = resolveOptions({ client, idleTimeout: 5000, touchInterval: 4999 });
   t.equal(r.touchInterval, 4999, 'touchInterval one below idleTimeout is accepted');
   t.same(resolveOptions({ client, localCache: {} }).localCache, { max: 10_000, ttl: 15_000 }, 'localCache {} means the default cache');
-  t.equal(resolveOptions({ client, countryHeader: 'CF-IPCountry' }).countryHeader, 'cf-ipcountry', 'the country header is matched in lower case');
+  t.equal(resolveOptions({ client, countryHeader: 'CF-IPCountry' }).countryHeader, 'cf-ipcountry',
+    'the country header is matched in lower case');
   t.same([...resolveOptions({ client, allowedOrigins: ['https://App.Example.com:8443'] }).allowedOrigins], ['https://app.example.com:8443'],
     'allowed origins are compared in lower case');
-  t.equal((await readyOutcome(t, { client, localCache: false, routes: { prefix: '/api/v1/devices' } })).err, undefined, 'a nested routes prefix is accepted');
+  t.equal((await readyOutcome(t, { client, localCache: false, routes: { prefix: '/api/v1/devices' } })).err, undefined,
+    'a nested routes prefix is accepted');
   const { err } = await readyOutcome(t, {
     client, keyPrefix: 'a', idleTimeout: 1000, absoluteTimeout: 1000, touchInterval: 0, maxSessionsPerUser: 0,
     commandTimeout: 10, heartbeatInterval: 50, maxDataBytes: 2, maxUserAgentLength: 16, prewarm: 0,
@@ -278,7 +282,8 @@ t.test('an option set to undefined means its default, exactly as if it were left
     'commandTimeout', 'heartbeatInterval', 'maxDataBytes', 'cookie', 'allowedOrigins', 'countryHeader',
     'maxUserAgentLength', 'prewarm', 'now', 'shortSession', 'confirmRevocations', 'readFrom', 'replicaLagTolerance', 'audit',
     'requestProperty']) all[k] = undefined;
-  const r = resolveOptions({ client, ...all, cookie: { name: undefined, secure: undefined, httpOnly: undefined, sameSite: undefined, path: undefined, domain: undefined } });
+  const r = resolveOptions({ client, ...all,
+    cookie: { name: undefined, secure: undefined, httpOnly: undefined, sameSite: undefined, path: undefined, domain: undefined } });
   t.same(r, resolveOptions({ client }), 'the resolved options equal those of { client } alone');
   const { now, warnings, client: c, allowedOrigins, capsByType, ...rest } = r;
   t.same([...allowedOrigins], [], 'no extra allowed origin');
@@ -329,7 +334,8 @@ t.test('null is not undefined: an option set to null is refused, never silently 
 interface LogLine { level: string; msg: string }
 
 /** The test app on the current adapter, with its log lines captured. */
-async function loggedApp(t: Test, client: Redis | Cluster, options: Partial<TieredSessionOptions>): Promise<{ app: TestApp; lines: LogLine[] }> {
+async function loggedApp(t: Test, client: Redis | Cluster,
+  options: Partial<TieredSessionOptions>): Promise<{ app: TestApp; lines: LogLine[] }> {
   const lines: LogLine[] = [];
   const app = await makeApp(t, client, options, { logs: lines });
   return { app, lines };
@@ -393,7 +399,8 @@ t.test('each weakening cookie override logs exactly one warning, once, and takes
   });
 });
 
-t.test('the default cookie is __Host-sid; Secure; HttpOnly; SameSite=Lax; Path=/; no Domain; Max-Age = the absolute lifetime', async (t) => {
+t.test('the default cookie is __Host-sid; Secure; HttpOnly; SameSite=Lax; Path=/; no Domain; Max-Age = the absolute lifetime',
+  async (t) => {
   await onSingle(t, async (t, target) => {
     const app = await makeApp(t, target.client(), { keyPrefix: target.prefix(), absoluteTimeout: 3 * DAY, idleTimeout: DAY });
     const login = await app.inject({ method: 'POST', url: '/login', payload: { user: 'd' } });
@@ -472,14 +479,16 @@ t.test('routes: { prefix: "/devices" } moves every device route there', async (t
     const c = await app.inject({ method: 'POST', url: '/login', payload: { user: 'dev' } });
     const cookies = { '__Host-sid': tokenOf(a)! };
     t.equal((await app.inject({ url: '/sessions', cookies })).statusCode, 404, 'GET /sessions is gone');
-    t.equal((await app.inject({ method: 'POST', url: '/sessions/logout-everywhere', cookies })).statusCode, 404, 'POST /sessions/logout-everywhere is gone');
+    t.equal((await app.inject({ method: 'POST', url: '/sessions/logout-everywhere', cookies })).statusCode, 404,
+      'POST /sessions/logout-everywhere is gone');
     const list = await app.inject({ url: '/devices', cookies });
     t.equal(list.statusCode, 200, 'GET /devices lists the sessions');
     t.equal(list.headers['cache-control'], 'no-store');
     const sessions = list.json().sessions as { id: string; current: boolean }[];
     t.equal(sessions.length, 3);
     t.same([sessions[0].id, sessions[0].current], [a.json().id, true], 'current first');
-    t.equal((await app.inject({ method: 'DELETE', url: `/devices/${b.json().id}`, cookies })).statusCode, 204, 'DELETE /devices/:id revokes one');
+    t.equal((await app.inject({ method: 'DELETE', url: `/devices/${b.json().id}`, cookies })).statusCode, 204,
+      'DELETE /devices/:id revokes one');
     t.equal((await app.inject({ url: '/me', cookies: { '__Host-sid': tokenOf(b)! } })).statusCode, 401, 'that device is signed out');
     const all = await app.inject({ method: 'POST', url: '/devices/logout-everywhere', cookies, payload: { keepCurrent: true } });
     t.equal(all.statusCode, 200, 'POST /devices/logout-everywhere works');
@@ -489,7 +498,8 @@ t.test('routes: { prefix: "/devices" } moves every device route there', async (t
   });
 });
 
-t.test('Fastify\'s standard register options: logLevel and logSerializers are accepted and logLevel applies to the plugin\'s own log lines; prefix is refused, pointing at routes.prefix', async (t) => {
+t.test('Fastify\'s standard register options: logLevel and logSerializers are accepted and logLevel applies to the plugin\'s own log ' +
+  'lines; prefix is refused, pointing at routes.prefix', async (t) => {
   await eachTarget(t, async (t, target) => {
     // A weakened cookie makes the plugin log one warning at start.
     const cookie = { httpOnly: false };

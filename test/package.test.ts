@@ -57,12 +57,16 @@ t.test('dist/ is built from the current sources', async (t) => {
     'dist/cjs is marked CommonJS inside the "type": "module" package');
 });
 
+/** A child's JSON report, read by path. */
+interface Json { readonly [key: string]: Json }
+
 const ROOT_EXPORTS = ['TieredSessionError', 'errors', 'migrateAuditTable', 'parseDevice'];
 
-t.test('an ESM `import` gets the ESM build: the Fastify plugin registers, the Express middleware serves, a bad option is a coded error', async (t) => {
+t.test('an ESM `import` gets the ESM build: the Fastify plugin registers, the Express middleware serves, a bad option is a coded error',
+  async (t) => {
   const { status, out, stderr } = runNode('test/fixtures/pkg/import.mjs');
   t.equal(status, 0, `node exits 0 ${stderr}`);
-  const o = out as Record<string, any>;
+  const o = out as Json;
   t.match(o.resolved, [/\/dist\/esm\/index\.js$/, /\/dist\/esm\/fastify\/index\.js$/, /\/dist\/esm\/express\/index\.js$/],
     'the root, /fastify and /express resolve through the "import" condition to dist/esm');
   t.same(o.fastify.default, 'function', 'the Fastify default export is the plugin');
@@ -72,16 +76,19 @@ t.test('an ESM `import` gets the ESM build: the Fastify plugin registers, the Ex
   t.same(o.root, ROOT_EXPORTS, 'the root exports only what both adapters share (types aside)');
   t.equal(o.errors, 'function', 'the errors namespace carries the error classes');
   t.equal(o.parseDevice, 'function', 'parseDevice is exported');
-  t.same(o.fastify.decorators, ['function', 'function', 'function'], 'registering decorates app.sessions, requireSession and refuseCrossSite');
+  t.same(o.fastify.decorators, ['function', 'function', 'function'],
+    'registering decorates app.sessions, requireSession and refuseCrossSite');
   t.equal(o.fastify.sessionsRoute, 401, 'the device routes are registered (401 without a session)');
   t.equal(o.fastify.badOption, 'ERR_TIERED_SESSION_INVALID_OPTION', 'a bad option fails ready() with the coded error');
   t.equal(o.fastify.badOptionIsPackageError, true, 'which is an instance of the exported error classes');
   t.same(o.express.api, ['function', 'function', 'function'], 'the middleware carries revokeAll, requireSession and refuseCrossSite');
   t.same(o.express.sessionsRoute, [401, 'ERR_TIERED_SESSION_NO_SESSION'], 'its routes answer 401 through the app\'s error handler');
   t.equal(o.express.badOption, 'ERR_TIERED_SESSION_INVALID_OPTION', 'a bad option throws the coded error when the middleware is created');
-  t.same(o.fastify.sessionsKeys, ['healthy', 'history', 'list', 'prometheus', 'revoke', 'revokeAll', 'stats'], 'app.sessions carries exactly the documented members');
+  t.same(o.fastify.sessionsKeys, ['healthy', 'history', 'list', 'prometheus', 'revoke', 'revokeAll', 'stats'],
+    'app.sessions carries exactly the documented members');
   t.same(o.fastify.sessionsHidden, [], 'and none of the machinery (store, resolve, create, invalidate, start, close)');
-  t.same(o.express.keys, ['close', 'healthy', 'history', 'list', 'prometheus', 'ready', 'refuseCrossSite', 'requireRecentAuthentication', 'requireSession', 'revoke', 'revokeAll', 'routes', 'stats'],
+  t.same(o.express.keys, ['close', 'healthy', 'history', 'list', 'prometheus', 'ready', 'refuseCrossSite', 'requireRecentAuthentication',
+    'requireSession', 'revoke', 'revokeAll', 'routes', 'stats'],
     'the Express middleware carries exactly the documented members');
   t.same(o.express.hidden, [], 'and none of the machinery');
 });
@@ -89,7 +96,7 @@ t.test('an ESM `import` gets the ESM build: the Fastify plugin registers, the Ex
 t.test('a CommonJS `require()` gets the CommonJS build: the plugin and the middleware factory are the modules themselves', async (t) => {
   const { status, out, stderr } = runNode('test/fixtures/pkg/require.cjs');
   t.equal(status, 0, `node exits 0 ${stderr}`);
-  const o = out as Record<string, any>;
+  const o = out as Json;
   t.match(o.resolved, [/\/dist\/cjs\/index\.js$/, /\/dist\/cjs\/cjs\/fastify\.js$/, /\/dist\/cjs\/cjs\/express\.js$/],
     'the root, /fastify and /express resolve through the "require" condition to dist/cjs');
   t.same(o.fastify, { module: 'function', default: true, named: true, decorators: ['function', 'function', 'function'], sessionsRoute: 401,
@@ -114,7 +121,8 @@ t.test('type declarations are emitted from the source for both builds, and every
     t.match(existsSync(middleware) ? readFileSync(middleware, 'utf8') : '', /namespace Express/,
       `dist/${build}/express/middleware.d.ts carries the Express type augmentation (req.session, req.signIn…)`);
   }
-  t.match(readFileSync(path.join(root, 'dist/cjs/cjs/fastify.d.ts'), 'utf8'), /export = plugin/, 'the CommonJS /fastify types say `export =`');
+  t.match(readFileSync(path.join(root, 'dist/cjs/cjs/fastify.d.ts'), 'utf8'), /export = plugin/,
+    'the CommonJS /fastify types say `export =`');
   const targets: string[] = [];
   const walk = (v: unknown) => {
     if (typeof v === 'string') targets.push(v);
@@ -134,10 +142,12 @@ t.test('`npm pack` from a clean checkout (no dist/) builds first and packs both 
     cpSync(path.join(root, f), path.join(dir, f), { recursive: true });
   }
   symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
-  const r = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts=false'], { cwd: dir, env: plainEnv(), encoding: 'utf8', timeout: 180_000 });
+  const r = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts=false'],
+    { cwd: dir, env: plainEnv(), encoding: 'utf8', timeout: 180_000 });
   t.equal(r.status, 0, `npm pack succeeds ${r.status === 0 ? '' : r.stderr}`);
   const files = (JSON.parse(r.stdout.slice(r.stdout.indexOf('['))) as { files: { path: string }[] }[])[0].files.map((f) => f.path);
-  for (const f of ['dist/esm/index.js', 'dist/esm/index.d.ts', 'dist/cjs/index.js', 'dist/cjs/package.json', 'dist/esm/fastify/index.js', 'dist/cjs/cjs/express.js']) {
+  for (const f of ['dist/esm/index.js', 'dist/esm/index.d.ts', 'dist/cjs/index.js', 'dist/cjs/package.json', 'dist/esm/fastify/index.js',
+    'dist/cjs/cjs/express.js']) {
     t.ok(files.includes(f), `the tarball holds ${f}`);
   }
 });

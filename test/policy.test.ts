@@ -11,7 +11,8 @@ import { SENSITIVE_MAX_AGE } from './fixtures/apps.js';
 const H = 3600_000;
 const UA = {
   desktop: 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36',
-  mobile: 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1',
+  mobile: 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 ' +
+    'Safari/604.1',
   tablet: 'Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1',
   bot: 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)',
   unknown: 'SomeTool',
@@ -30,7 +31,8 @@ async function login(app: TestApp, user: string, extra: { remember?: boolean; ua
 }
 
 const list = async (app: TestApp, token: string) =>
-  (await app.inject({ url: '/sessions', cookies: { [COOKIE]: token } })).json().sessions as { id: string; remembered: boolean; device: { type: string | null } }[];
+  (await app.inject({ url: '/sessions',
+    cookies: { [COOKIE]: token } })).json().sessions as { id: string; remembered: boolean; device: { type: string | null } }[];
 
 t.test('remember: false gives a browser-session cookie and the short lifetimes, enforced on L1 hits and in Redis TTLs alike', async (t) => {
   await eachTarget(t, async (t, target) => {
@@ -55,7 +57,8 @@ t.test('remember: false gives a browser-session cookie and the short lifetimes, 
 
     // Invariant 3 for both kinds: the key's TTL is min(idle, absolute) of its own kind.
     const pttl = async (id: string) => insp.pttl(app.sessions.store.sessionKey(id));
-    t.ok(await pttl(short.id) <= 2 * H && await pttl(short.id) > 2 * H - 5000, `the short session's key lives its short idle timeout (${await pttl(short.id)} ms)`);
+    t.ok(await pttl(short.id) <= 2 * H && await pttl(short.id) > 2 * H - 5000,
+      `the short session's key lives its short idle timeout (${await pttl(short.id)} ms)`);
     t.ok(await pttl(long.id) > 13 * 24 * H, 'the remembered one its long idle timeout');
     t.equal(await storedExpiry(app, insp, short.id), clock + 2 * H, 'the index scores the short expiry');
 
@@ -82,7 +85,8 @@ t.test('remember: false gives a browser-session cookie and the short lifetimes, 
       await app.sessions.flushTouches();
       if (i < 4) {
         t.equal(r.statusCode, 200, `active after ${i + 1} h: still valid`);
-        t.ok(await pttl(s2.id) <= Math.min(2 * H, 5 * H - (i + 1) * H) + 1000, `its TTL never passes the short absolute deadline (${await pttl(s2.id)} ms)`);
+        t.ok(await pttl(s2.id) <= Math.min(2 * H, 5 * H - (i + 1) * H) + 1000,
+          `its TTL never passes the short absolute deadline (${await pttl(s2.id)} ms)`);
       } else t.equal(r.statusCode, 401, `after ${i + 1} h, past the 5 h absolute lifetime, it is refused however active`);
     }
     t.equal((await me(noL1, s2.token)).statusCode, 401, 'Redis agrees');
@@ -104,7 +108,8 @@ t.test('a rotated short session keeps its browser-session cookie, and sign-in re
   }, { only: ['single'] });
 });
 
-t.test('caps per device type: past a type\'s cap its least recently active session goes; past the total, the least recently active of all', async (t) => {
+t.test('caps per device type: past a type\'s cap its least recently active session goes; past the total, the least recently active of all',
+  async (t) => {
   await eachTarget(t, async (t, target) => {
     let clock = Date.now();
     const app = await makeApp(t, target.client(), {
@@ -123,7 +128,7 @@ t.test('caps per device type: past a type\'s cap its least recently active sessi
     t.equal((await me(app, m2.token)).statusCode, 401, 'the third mobile sign-in evicted the least recently active mobile (m2)');
     t.equal((await me(app, m1.token)).statusCode, 200, 'the recently used mobile stays');
     t.equal((await me(app, d1.token)).statusCode, 200, 'the desktop is untouched');
-    let rows = await list(app, m3.token);
+    const rows = await list(app, m3.token);
     t.same(rows.filter((r) => r.device.type === 'mobile').length, 2, 'two mobiles: the cap');
 
     const b1 = await login(app, 'cap', { ua: UA.bot }); tick();
@@ -134,7 +139,8 @@ t.test('caps per device type: past a type\'s cap its least recently active sessi
     // m1, m3, d1, b2 = 4 live; an untyped session counts toward the total only.
     const u1 = await login(app, 'cap', { ua: UA.unknown }); tick();
     await app.sessions.flushTouches();
-    const full = (await app.inject({ url: '/sessions', cookies: { [COOKIE]: u1.token } })).json().sessions as { id: string; lastActiveAt: string }[];
+    const full = (await app.inject({ url: '/sessions',
+      cookies: { [COOKIE]: u1.token } })).json().sessions as { id: string; lastActiveAt: string }[];
     t.equal(full.length, 5, 'five live sessions: the total');
     const victim = [...full].sort((x, y) => Date.parse(x.lastActiveAt) - Date.parse(y.lastActiveAt))[0].id;
     const t1 = await login(app, 'cap', { ua: UA.tablet }); tick();
@@ -145,7 +151,8 @@ t.test('caps per device type: past a type\'s cap its least recently active sessi
   });
 });
 
-t.test('concurrent sign-ins of one device type on two instances leave exactly its cap, and every eviction leaves the other instance\'s cache', async (t) => {
+t.test('concurrent sign-ins of one device type on two instances leave exactly its cap, and every eviction leaves the other instance\'s ' +
+  'cache', async (t) => {
   await eachTarget(t, async (t, target) => {
     const { a, b } = await twoInstances(t, target, { maxSessionsPerUser: { total: 50, mobile: 3 }, localCache: { ttl: 60_000 } });
     const desk = await login(a, 'storm', { ua: UA.desktop });
@@ -168,7 +175,8 @@ t.test('concurrent sign-ins of one device type on two instances leave exactly it
   });
 });
 
-t.test('recent authentication: the guard answers 403 with a coded error once the sign-in is older than maxAge; a confirmation on one instance reaches the other', async (t) => {
+t.test('recent authentication: the guard answers 403 with a coded error once the sign-in is older than maxAge; a confirmation on one ' +
+  'instance reaches the other', async (t) => {
   await eachTarget(t, async (t, target) => {
     let clock = Date.now();
     const { a, b } = await twoInstances(t, target, { now: () => clock });
@@ -200,7 +208,8 @@ t.test('recent authentication: the guard answers 403 with a coded error once the
 
     t.equal((await a.inject({ method: 'POST', url: '/sensitive' })).statusCode, 401, 'without a session: 401');
     clock += SENSITIVE_MAX_AGE + 1;
-    t.equal((await a.inject({ method: 'POST', url: '/sessions/logout-everywhere', cookies, payload: { keepCurrent: true } })).statusCode, 200,
+    t.equal((await a.inject({ method: 'POST', url: '/sessions/logout-everywhere', cookies, payload: { keepCurrent: true } })).statusCode,
+      200,
       'log-out-everywhere is never gated');
     t.equal((await a.inject({ method: 'POST', url: '/logout', cookies })).statusCode, 204, 'signing out is never gated');
   });
@@ -209,7 +218,8 @@ t.test('recent authentication: the guard answers 403 with a coded error once the
 t.test('a sign-in past a type\'s cap and at the total evicts only the type\'s oldest: the total counts what is left', async (t) => {
   await eachTarget(t, async (t, target) => {
     let clock = Date.now();
-    const app = await makeApp(t, target.client(), { keyPrefix: target.prefix(), now: () => clock, maxSessionsPerUser: { total: 3, mobile: 1 } });
+    const app = await makeApp(t, target.client(),
+      { keyPrefix: target.prefix(), now: () => clock, maxSessionsPerUser: { total: 3, mobile: 1 } });
     const m1 = await login(app, 'both', { ua: UA.mobile }); clock += 10_000;
     const d1 = await login(app, 'both', { ua: UA.desktop }); clock += 10_000;
     const d2 = await login(app, 'both', { ua: UA.desktop }); clock += 10_000;
@@ -218,7 +228,8 @@ t.test('a sign-in past a type\'s cap and at the total evicts only the type\'s ol
     t.equal((await me(app, m1.token)).statusCode, 401, 'the older mobile is evicted (the type\'s cap)');
     t.equal((await me(app, d1.token)).statusCode, 200, 'the oldest desktop stays: after the mobile eviction the total is not reached');
     t.equal((await me(app, d2.token)).statusCode, 200, 'the other desktop stays');
-    t.same((await list(app, m2.token)).map((r) => r.id).sort(), [m2.id, d1.id, d2.id].sort(), 'three live: the new mobile and both desktops');
+    t.same((await list(app, m2.token)).map((r) => r.id).sort(), [m2.id, d1.id, d2.id].sort(),
+      'three live: the new mobile and both desktops');
   });
 });
 

@@ -38,7 +38,8 @@ async function startExample(t: Test, file: string, redisUrl: string) {
     env: { ...env, PORT: String(port), HOST: '127.0.0.1', REDIS_URL: redisUrl, SESSION_SECRET: 'quick-start-secret-of-at-least-32-chars' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const app = { url: `http://127.0.0.1:${port}`, child, out: '', exited: new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code))) };
+  const app = { url: `http://127.0.0.1:${port}`, child, out: '',
+    exited: new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code))) };
   child.stdout!.on('data', (b: Buffer) => { app.out += b.toString(); });
   child.stderr!.on('data', (b: Buffer) => { app.out += b.toString(); });
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
@@ -54,7 +55,9 @@ for (const file of ['examples/quick-start/fastify.ts', 'examples/quick-start/exp
   t.test(`${file}: SIGTERM while Redis is down still exits 0`, async (t) => {
     const own = await RedisServer.start();
     const app = await startExample(t, file, own.url);
-    const login = await fetch(`${app.url}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'alice', password: 'wonderland' }) });
+    const login = await fetch(`${app.url}/login`,
+      { method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: 'alice', password: 'wonderland' }) });
     t.equal(login.status, 200, 'signed in while Redis is up');
     const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0];
     t.equal((await fetch(`${app.url}/me`, { headers: { cookie } })).status, 200, 'a request queues a touch');
@@ -68,18 +71,22 @@ for (const file of ['examples/quick-start/fastify.ts', 'examples/quick-start/exp
   t.test(`${file} runs as written: sign in, /me, the device list, sign out, and SIGTERM exits 0`, async (t) => {
     const { url, child, exited, ...app } = await startExample(t, file, redis!.url);
 
-    const bad = await fetch(`${url}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'alice', password: 'nope' }) });
+    const bad = await fetch(`${url}/login`,
+      { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'alice', password: 'nope' }) });
     t.equal(bad.status, 401, 'a wrong password is refused by the app\'s own check');
     const cross = await fetch(`${url}/login`, {
       method: 'POST', headers: { 'content-type': 'application/json', origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' },
       body: JSON.stringify({ username: 'alice', password: 'wonderland' }),
     });
     t.equal(cross.status, 403, 'a cross-site login is refused');
-    const login = await fetch(`${url}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'alice', password: 'wonderland' }) });
+    const login = await fetch(`${url}/login`,
+      { method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: 'alice', password: 'wonderland' }) });
     t.equal(login.status, 200, 'login answers 200');
     t.same(await login.json(), { userId: 'alice' });
     const setCookie = login.headers.get('set-cookie') ?? '';
-    t.match(setCookie, /^__Host-sid=[A-Za-z0-9_-]{38}\.[A-Za-z0-9_-]{43}; Max-Age=\d+; Path=\/; HttpOnly; Secure; SameSite=Lax$/, 'with the session cookie');
+    t.match(setCookie, /^__Host-sid=[A-Za-z0-9_-]{38}\.[A-Za-z0-9_-]{43}; Max-Age=\d+; Path=\/; HttpOnly; Secure; SameSite=Lax$/,
+      'with the session cookie');
     const cookie = setCookie.split(';')[0];
 
     const me = await fetch(`${url}/me`, { headers: { cookie } });

@@ -21,7 +21,8 @@ type Realm = (typeof REALMS)[number];
 const cookieOf = (realm: Realm) => `__Host-${realm}`;
 
 interface Call { method?: 'GET' | 'POST'; url: string; cookie?: [string, string]; body?: object }
-type Send = (c: Call) => Promise<{ statusCode: number; json(): any; headers: Record<string, unknown> }>;
+type Send = (c: Call) => Promise<{ statusCode: number; json(): { code?: string; id?: string; sessions: { id: string; current: boolean }[] };
+  headers: Record<string, unknown> }>;
 
 async function fastifyApp(t: Test, client: Redis | Cluster, prefix: string): Promise<Send> {
   const app = Fastify();
@@ -84,17 +85,20 @@ t.test('two registrations in one process keep their realms apart (own cookie, ow
       t.notOk(tokenOf(res, cookieOf(realm === 'admin' ? 'shop' : 'admin')), `${realm}: the other realm's cookie is not set`);
       tokens[realm] = token!;
     }
-    t.ok((await target.keys(`${prefix}admin:`)).length > 0 && (await target.keys(`${prefix}shop:`)).length > 0, 'each realm writes under its own key prefix');
+    t.ok((await target.keys(`${prefix}admin:`)).length > 0 && (await target.keys(`${prefix}shop:`)).length > 0,
+      'each realm writes under its own key prefix');
 
     for (const realm of REALMS) {
       const other: Realm = realm === 'admin' ? 'shop' : 'admin';
-      t.equal((await send({ url: `/${realm}/me`, cookie: [cookieOf(realm), tokens[realm]] })).statusCode, 200, `${realm}: its own token is accepted`);
+      t.equal((await send({ url: `/${realm}/me`, cookie: [cookieOf(realm), tokens[realm]] })).statusCode, 200,
+        `${realm}: its own token is accepted`);
       t.equal((await send({ url: `/${realm}/me`, cookie: [cookieOf(realm), tokens[other]] })).statusCode, 401,
         `${realm}: the ${other} token under ${realm}'s cookie name is no session`);
       t.equal((await send({ url: `/${realm}/me`, cookie: [cookieOf(other), tokens[other]] })).statusCode, 401,
         `${realm}: the ${other} cookie is not read`);
       const list = await send({ url: `/${realm}/sessions`, cookie: [cookieOf(realm), tokens[realm]] });
-      t.same(list.json().sessions.map((s: { current: boolean }) => s.current), [true], `${realm}: the device list holds its own session only`);
+      t.same(list.json().sessions.map((s: { current: boolean }) => s.current), [true],
+        `${realm}: the device list holds its own session only`);
     }
 
     const out = await send({ method: 'POST', url: '/shop/sessions/logout-everywhere', cookie: [cookieOf('shop'), tokens.shop], body: {} });

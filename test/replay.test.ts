@@ -54,7 +54,8 @@ t.test('a sign-out confirmed by one replica stays signed out after a failover to
 
     // The failover: R2 (which never got the sign-out) becomes the primary the app reaches.
     await withAdmin(r2.port, (r) => r.replicaof('NO', 'ONE'));
-    t.equal(await withAdmin(r2.port, (r) => r.exists(a.sessions.store.sessionKey(s.id))), 1, 'the new primary holds the signed-out session');
+    t.equal(await withAdmin(r2.port, (r) => r.exists(a.sessions.store.sessionKey(s.id))), 1,
+      'the new primary holds the signed-out session');
     door.move(r2.port);
     await keepingAlive(primary.stop());
 

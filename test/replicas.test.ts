@@ -18,7 +18,8 @@ t.teardown(async () => { await cluster?.stop(); });
 const prefixes = (() => { let n = 0; return () => `rc${process.pid}x${n++}:`; })();
 
 /** An app on a fresh cluster client, its channel confirmed. */
-async function app(t: Test, options: Record<string, unknown> = {}, clientOptions: Parameters<ReplicatedCluster['client']>[0] = {}): Promise<TestApp> {
+async function app(t: Test, options: Record<string, unknown> = {},
+  clientOptions: Parameters<ReplicatedCluster['client']>[0] = {}): Promise<TestApp> {
   const client: Cluster = cluster.client(clientOptions);
   t.teardown(() => client.disconnect());
   const a = await makeApp(t, client, { keyPrefix: prefixes(), ...options });
@@ -26,7 +27,8 @@ async function app(t: Test, options: Record<string, unknown> = {}, clientOptions
   return a;
 }
 
-t.test('a revocation that answered success is still in force after its master is killed and the replica promoted, run many times; without WAIT it comes back', async (t) => {
+t.test('a revocation that answered success is still in force after its master is killed and the replica promoted, run many times; ' +
+  'without WAIT it comes back', async (t) => {
   // confirmRevocations defaults to 'auto': on, because this cluster has replicas.
   const keyPrefix = prefixes();
   const a = await app(t, { keyPrefix });
@@ -63,8 +65,10 @@ t.test('a revocation that answered success is still in force after its master is
     await resumeReplication(replica);
     await keepingAlive(cluster.restart(master));
     const after = await eventually(async () => (await me(judge, s.token)).statusCode, (c) => c !== 503, 10_000);
-    if (out.statusCode === 204) t.equal(after, 401, `round ${i} (${lagging ? 'replica lagging' : 'healthy'}): told "signed out", and still signed out after the failover`);
-    else t.ok(after === 200 || after === 401, `round ${i}: the user was not told anything; the session is ${after === 200 ? 'back' : 'gone'}`);
+    if (out.statusCode === 204) t.equal(after, 401,
+      `round ${i} (${lagging ? 'replica lagging' : 'healthy'}): told "signed out", and still signed out after the failover`);
+    else t.ok(after === 200 || after === 401,
+      `round ${i}: the user was not told anything; the session is ${after === 200 ? 'back' : 'gone'}`);
   }
   t.ok(told >= 3, `healthy rounds answered success (${told}; ${retried} inconclusive attempts tried again)`);
   t.ok(refused >= 3, `rounds with a held-back replica answered 503 instead (${refused})`);
@@ -78,7 +82,8 @@ t.test('a revocation that answered success is still in force after its master is
   const [replica] = await cluster.replicasOf(master);
   await waitForSync(replica);
   await pauseReplication(replica);
-  t.equal((await loose.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: s.token } })).statusCode, 204, 'without WAIT: "signed out" at once');
+  t.equal((await loose.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: s.token } })).statusCode, 204,
+    'without WAIT: "signed out" at once');
   await cluster.killMaster(master);
   await cluster.waitForPromotion(master);
   await resumeReplication(replica);
@@ -92,7 +97,10 @@ t.test('a revocation that answered success is still in force after its master is
 // slot (CLUSTERDOWN) from the moment the dead master is marked failed until its replica is
 // promoted (about a second here), and a miss in any slot can answer 503 then (measured with a
 // bare client: 1 timed-out read of 1,180 with `yes`, 0 of 1,880 with `no`).
-for (const fullCoverage of ['no', 'yes'] as const) t.test(`a master killed under load (cluster-require-full-coverage ${fullCoverage}): ${fullCoverage === 'no' ? 'other slots never notice' : 'other slots answer 200 or 503'}, the dead slots answer only L1 hits or 503 (never 500, never 401 for a live session), and recover after the promotion`, async (t) => {
+for (const fullCoverage of ['no',
+  'yes'] as const) t.test(`a master killed under load (cluster-require-full-coverage ${fullCoverage}): ${fullCoverage === 'no' ? 'other ' +
+    'slots never notice' : 'other slots answer 200 or 503'}, the dead slots answer only L1 hits or 503 (never 500, never 401 for a live ` +
+      `session), and recover after the promotion`, async (t) => {
   for (const n of cluster.nodes) await withAdmin(n.port, (a) => a.config('SET', 'cluster-require-full-coverage', fullCoverage));
   const keyPrefix = prefixes();
   const cached = await app(t, { keyPrefix, localCache: { ttl: 60_000 } });
@@ -126,7 +134,8 @@ for (const fullCoverage of ['no', 'yes'] as const) t.test(`a master killed under
         if (!dead.has(s.id)) { count(seen.other, c1); count(seen.other, c2); continue; }
         count(seen.deadCached, c1);
         count(seen.deadUncached, c2);
-        if (c2 === 200 && Number.isFinite(promotedAt) && !Number.isFinite(firstUncached200)) firstUncached200 = performance.now() - killedAt;
+        if (c2 === 200 && Number.isFinite(promotedAt) &&
+          !Number.isFinite(firstUncached200)) firstUncached200 = performance.now() - killedAt;
       }
       await sleep(5);
     }
@@ -142,17 +151,22 @@ for (const fullCoverage of ['no', 'yes'] as const) t.test(`a master killed under
 
   const show = (m: Map<number, number>) => JSON.stringify(Object.fromEntries(m));
   if (fullCoverage === 'no') t.same([...seen.other.keys()], [200], `sessions on the other masters: only 200 (${show(seen.other)})`);
-  else t.same([...seen.other.keys()].filter((c) => c !== 200 && c !== 503), [], `sessions on the other masters: 200, or 503 while the cluster is down (${show(seen.other)})`);
-  t.same([...seen.deadCached.keys()].filter((c) => c !== 200 && c !== 503), [], `dead slots on the caching instance: 200 (L1) or 503 (${show(seen.deadCached)})`);
+  else t.same([...seen.other.keys()].filter((c) => c !== 200 && c !== 503), [],
+    `sessions on the other masters: 200, or 503 while the cluster is down (${show(seen.other)})`);
+  t.same([...seen.deadCached.keys()].filter((c) => c !== 200 && c !== 503), [],
+    `dead slots on the caching instance: 200 (L1) or 503 (${show(seen.deadCached)})`);
   t.ok((seen.deadCached.get(200) ?? 0) > 0, 'L1 hits kept serving the dead master\'s sessions');
-  t.same([...seen.deadUncached.keys()].filter((c) => c !== 200 && c !== 503), [], `dead slots without L1: 503 until promoted, then 200 (${show(seen.deadUncached)})`);
+  t.same([...seen.deadUncached.keys()].filter((c) => c !== 200 && c !== 503), [],
+    `dead slots without L1: 503 until promoted, then 200 (${show(seen.deadUncached)})`);
   t.ok(Number.isFinite(firstUncached200), 'the dead slots serve from Redis again without a restart');
-  t.comment(`failover: promotion observed after ${promotedAt.toFixed(0)} ms; first Redis read of a dead-slot session after ${firstUncached200.toFixed(0)} ms (the package's share ${(firstUncached200 - promotedAt).toFixed(0)} ms)`);
+  t.comment(`failover: promotion observed after ${promotedAt.toFixed(0)} ms; first Redis read of a dead-slot session after ` +
+    `${firstUncached200.toFixed(0)} ms (the package's share ${(firstUncached200 - promotedAt).toFixed(0)} ms)`);
   for (const s of sessions) t.equal((await me(uncached, s.token)).statusCode, 200, 'every session is valid after the failover');
   t.equal(cached.sessions.cacheTrusted, true, 'the caching instance\'s channel is (still) confirmed');
 });
 
-t.test('a replica that lags never lets a revoked or rotated session back in: ids the instance heard about are read from the primary', async (t) => {
+t.test('a replica that lags never lets a revoked or rotated session back in: ids the instance heard about are read from the primary',
+  async (t) => {
   const keyPrefix = prefixes();
   const a = await app(t, { keyPrefix, confirmRevocations: false });
   // B reads sessions from replicas (scaleReads), as a read-heavy deployment does.
@@ -167,7 +181,8 @@ t.test('a replica that lags never lets a revoked or rotated session back in: ids
   await pauseReplication(replica);
   try {
     const before = b.sessions.stats().revocationsReceived;
-    t.equal((await a.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: s.token } })).statusCode, 204, 'A signs s out (on the primary)');
+    t.equal((await a.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: s.token } })).statusCode, 204,
+      'A signs s out (on the primary)');
     const rot = await a.inject({ method: 'POST', url: '/rotate', cookies: { [COOKIE]: r.token } });
     const rotated = tokenOf(rot) ?? '';
     await eventually(async () => b.sessions.stats().revocationsReceived, (n) => n >= before + 2, 2000);
@@ -187,7 +202,8 @@ t.test('a replica that lags never lets a revoked or rotated session back in: ids
   }
 });
 
-t.test('after a failover, revocations on the moved slots follow the redirect: the instance\'s stale slot map does not turn every sign-out there into a 503', async (t) => {
+t.test('after a failover, revocations on the moved slots follow the redirect: the instance\'s stale slot map does not turn every ' +
+  'sign-out there into a 503', async (t) => {
   // The instance never reads these sessions from Redis again (L1 hits), so nothing but the
   // revocations themselves meets the stale map. A revocation is pipelined with its WAIT, and
   // ioredis follows a pipeline's redirect only when every command in it was redirected alike:

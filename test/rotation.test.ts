@@ -66,14 +66,18 @@ t.test('rotating through three secrets over two instances: every session stays i
     const all = [a1, b1, a2, b2, a3, b3];
     for (const [name, app] of [['A', a], ['B', b]] as const) {
       t.same(await alive(app, all), ids(all), `${name}: the sessions of every age work`);
-      for (const s of [a1, b3]) t.same(await list(app, s), ids(all), `${name}: the list from a session of ${s === a1 ? 's1' : 's3'} holds all six`);
+      for (const s of [a1, b3]) t.same(await list(app, s), ids(all),
+        `${name}: the list from a session of ${s === a1 ? 's1' : 's3'} holds all six`);
     }
 
     // Revoke one: an s1 session from an s3 session on B, and an s3 session from an s1 session on A.
-    t.equal((await b.inject({ method: 'DELETE', url: `/sessions/${a1.id}`, cookies: { [COOKIE]: b3.token } })).statusCode, 204, 'B revokes an s1 session from an s3 one');
-    t.equal((await a.inject({ method: 'DELETE', url: `/sessions/${b3.id}`, cookies: { [COOKIE]: b1.token } })).statusCode, 204, 'A revokes an s3 session from an s1 one');
+    t.equal((await b.inject({ method: 'DELETE', url: `/sessions/${a1.id}`, cookies: { [COOKIE]: b3.token } })).statusCode, 204,
+      'B revokes an s1 session from an s3 one');
+    t.equal((await a.inject({ method: 'DELETE', url: `/sessions/${b3.id}`, cookies: { [COOKIE]: b1.token } })).statusCode, 204,
+      'A revokes an s3 session from an s1 one');
     // A foreign id under an older tag is still refused (the owner check holds for every listed tag).
-    t.equal((await a.inject({ method: 'DELETE', url: `/sessions/${bo1.id}`, cookies: { [COOKIE]: a3.token } })).statusCode, 404, 'another user\'s s1 session is not ana\'s to revoke');
+    t.equal((await a.inject({ method: 'DELETE', url: `/sessions/${bo1.id}`, cookies: { [COOKIE]: a3.token } })).statusCode, 404,
+      'another user\'s s1 session is not ana\'s to revoke');
     const left = [b1, a2, b2, a3];
     for (const app of [a, b]) t.same(await alive(app, [a1, b3, ...left]), ids(left), 'both revoked sessions end on both instances');
 
@@ -101,7 +105,8 @@ t.test('rotating through three secrets over two instances: every session stays i
       t.same(await list(app, bo2), [bo2.id], 'and the list no longer holds it');
     }
     const bo3 = await signIn(a, 'bo');
-    t.same((await b.inject({ method: 'POST', url: '/sessions/logout-everywhere', cookies: { [COOKIE]: bo3.token } })).json(), { revoked: 2 },
+    t.same((await b.inject({ method: 'POST', url: '/sessions/logout-everywhere', cookies: { [COOKIE]: bo3.token } })).json(),
+      { revoked: 2 },
       'log out everywhere counts the sessions of the listed secrets');
   });
 });

@@ -7,12 +7,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { parseDevice } from '../lib/index.js';
 import { BUCKETS } from '../lib/core/token.js';
-import { eachTarget, eachAdapter, makeApp, signIn, me, cacheTrusted, tokenOf, twoInstances, inspector, COOKIE } from './fixtures/targets.js';
+import { eachTarget, eachAdapter, makeApp, signIn, me, cacheTrusted, tokenOf, twoInstances, inspector,
+  COOKIE } from './fixtures/targets.js';
 import { RedisServer, RedisClass, fastFail, sleep } from './fixtures/redis.js';
 import { DelayProxy } from './fixtures/proxy.js';
 import type { ActionContext } from './fixtures/apps.js';
 
-t.test('a user id that is not well-formed UTF-16 is refused, and never shares sessions with the id its UTF-8 encoding looks like', async (t) => {
+t.test('a user id that is not well-formed UTF-16 is refused, and never shares sessions with the id its UTF-8 encoding looks like',
+  async (t) => {
   await eachTarget(t, async (t, target) => {
     const app = await makeApp(t, target.client(), { keyPrefix: target.prefix() });
     await cacheTrusted(app);
@@ -37,7 +39,8 @@ t.test('a user id that is not well-formed UTF-16 is refused, and never shares se
   });
 });
 
-t.test('behind a trusted proxy the client IP is stored only when it is an IP address: 12 KB of forwarded markup is stored as null', async (t) => {
+t.test('behind a trusted proxy the client IP is stored only when it is an IP address: 12 KB of forwarded markup is stored as null',
+  async (t) => {
   await eachTarget(t, async (t, target) => {
     const app = await makeApp(t, target.client(), { keyPrefix: target.prefix() }, { trustProxy: true });
     // Markup, bidi overrides and zero-width characters, as the UTF-8 bytes a header carries.
@@ -74,7 +77,8 @@ function unknownToken(): string {
   return `${randomBytes(29).toString('base64url').slice(0, 38)}.${randomBytes(32).toString('base64url')}`;
 }
 
-t.test('a wrong secret for a cached id is answered like an unknown id: 401 after one Redis read, counted as a local-cache miss', async (t) => {
+t.test('a wrong secret for a cached id is answered like an unknown id: 401 after one Redis read, counted as a local-cache miss',
+  async (t) => {
   await eachTarget(t, async (t, target) => {
     const app = await makeApp(t, target.client(), { keyPrefix: target.prefix() });
     await cacheTrusted(app);
@@ -88,7 +92,8 @@ t.test('a wrong secret for a cached id is answered like an unknown id: 401 after
       const reads = await target.commandCalls('hgetall');
       const misses = app.face.stats().l1Misses;
       const r = await me(app, token);
-      return { status: r.statusCode, body: r.body, reads: await target.commandCalls('hgetall') - reads, misses: app.face.stats().l1Misses - misses };
+      return { status: r.statusCode, body: r.body, reads: await target.commandCalls('hgetall') - reads,
+        misses: app.face.stats().l1Misses - misses };
     };
     const wrongSecret = await probe(`${s.id}.${randomBytes(32).toString('base64url')}`);
     const unknown = await probe(unknownToken());
@@ -99,7 +104,8 @@ t.test('a wrong secret for a cached id is answered like an unknown id: 401 after
   });
 });
 
-t.test('after a rotation whose broadcast has not arrived, an instance holding the old token in its cache accepts the new token at once and then refuses the old one', async (t) => {
+t.test('after a rotation whose broadcast has not arrived, an instance holding the old token in its cache accepts the new token at once ' +
+  'and then refuses the old one', async (t) => {
   await eachTarget(t, async (t, target) => {
     const { a, b } = await twoInstances(t, target);
     const s = await signIn(a, 'rot');
@@ -154,12 +160,14 @@ t.test('parsing an adversarial User-Agent takes time linear in its length: 8192 
     median(make, 2048); // warm-up
     const small = median(make, 2048);
     const large = median(make, 8192);
-    t.ok(large < 8 * small, `${what}: 8192 chars took ${large.toFixed(2)} ms, 2048 took ${small.toFixed(2)} ms (ratio ${(large / small).toFixed(1)}, linear ≈ 4, quadratic ≈ 16)`);
+    t.ok(large < 8 * small, `${what}: 8192 chars took ${large.toFixed(2)} ms, 2048 took ${small.toFixed(2)} ms (ratio ` +
+      `${(large / small).toFixed(1)}, linear ≈ 4, quadratic ≈ 16)`);
     t.equal(parseDevice(make(8192, 0), 8192).type, 'bot', 'and the User-Agent is still recognised as a bot');
   }
 });
 
-t.test('a sign-in that answered 503 because its command timed out after it was sent leaves no phantom session: not in the device list, not counted toward the cap, and the sessions its cap eviction removed come back', async (t) => {
+t.test('a sign-in that answered 503 because its command timed out after it was sent leaves no phantom session: not in the device list, ' +
+  'not counted toward the cap, and the sessions its cap eviction removed come back', async (t) => {
   const server = await RedisServer.start();
   await eachAdapter(t, async (t) => {
     const admin = server.admin();
@@ -209,8 +217,10 @@ t.test('a sign-in that answered 503 because its command timed out after it was s
   });
 });
 
-t.test('session.data is frozen all the way down: a nested write in a handler throws, and later requests on that instance see the original value', async (t) => {
-  const attempts: Record<string, (data: any) => void> = {
+t.test('session.data is frozen all the way down: a nested write in a handler throws, and later requests on that instance see the ' +
+  'original value', async (t) => {
+  interface Nested { prefs: { theme: string; more: { deep: number }; added?: boolean }; roles: string[] }
+  const attempts: Record<string, (data: Nested) => void> = {
     'a nested property': (d) => { d.prefs.theme = 'evil'; },
     'a nested array': (d) => { d.roles.push('admin'); },
     'an object inside an array': (d) => { d.roles[0] = 'admin'; },
@@ -220,7 +230,7 @@ t.test('session.data is frozen all the way down: a nested write in a handler thr
   const actions = {
     mutate: async (c: ActionContext) => {
       try {
-        attempts[c.body.what as string](c.session!.data);
+        attempts[c.body.what as string](c.session!.data as unknown as Nested);
         return { threw: false };
       } catch (err) {
         return { threw: err instanceof TypeError };
@@ -244,7 +254,8 @@ t.test('session.data is frozen all the way down: a nested write in a handler thr
   });
 });
 
-t.test('a sign-in racing a log-out-everywhere of the same user on another instance does not fill the local cache with the revoked session', async (t) => {
+t.test('a sign-in racing a log-out-everywhere of the same user on another instance does not fill the local cache with the revoked session',
+  async (t) => {
   // Deterministic order through a latency proxy in front of instance A: A's create reaches
   // Redis and lands; B then logs the user out everywhere (deleting the new session too); the
   // broadcast reaches A before the create's reply does. A's sign-in answers 200 with a token
@@ -289,7 +300,8 @@ t.test('a sign-in racing a log-out-everywhere of the same user on another instan
 /** Redis Cluster's key slot (the `cluster-key-slot` package that ioredis routes with; it ships no types). */
 const keySlot = createRequire(import.meta.url)('cluster-key-slot') as (key: string) => number;
 
-t.test('a session id does not reveal its owner: its user part is keyed by the secret, yet all of a user\'s keys share one slot', async (t) => {
+t.test('a session id does not reveal its owner: its user part is keyed by the secret, yet all of a user\'s keys share one slot',
+  async (t) => {
   await eachTarget(t, async (t, target) => {
     const keyPrefix = target.prefix();
     const one = await makeApp(t, target.client(), { keyPrefix, secret: 'first-secret-of-at-least-32-characters!!' });
@@ -300,7 +312,8 @@ t.test('a session id does not reveal its owner: its user part is keyed by the se
     t.equal(a2.id.slice(0, 22), tag, 'one secret: every session of the user carries the same tag');
     t.not(b1.id.slice(0, 22), tag, 'another secret gives the same user another tag');
     const sha = (s: string) => createHash('sha256').update(s).digest('base64url').slice(0, 22);
-    for (const [what, guess] of [['sha256(prefix \\0 userId)', sha(`${keyPrefix}\0${u}`)], ['sha256(prefix + userId)', sha(`${keyPrefix}${u}`)], ['sha256(userId)', sha(u)]]) {
+    for (const [what, guess] of [['sha256(prefix \\0 userId)', sha(`${keyPrefix}\0${u}`)],
+      ['sha256(prefix + userId)', sha(`${keyPrefix}${u}`)], ['sha256(userId)', sha(u)]]) {
       t.not(tag, guess, `the tag is not ${what} (what anyone could compute from a guessed user id)`);
       t.not(tag.slice(3), guess.slice(0, 19), `nor is its user part ${what}`);
     }

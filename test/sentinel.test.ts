@@ -12,7 +12,8 @@ import { makeApp, cacheTrusted, signIn, me, eventually, COOKIE } from './fixture
 
 const prefixes = (() => { let n = 0; return () => `st${process.pid}x${n++}:`; })();
 
-t.test('under Sentinel: a confirmed sign-out survives the master\'s death; cached sessions keep being served during the failover, misses answer 503, and everything recovers with the subscribers following the new master', async (t) => {
+t.test('under Sentinel: a confirmed sign-out survives the master\'s death; cached sessions keep being served during the failover, misses ' +
+  'answer 503, and everything recovers with the subscribers following the new master', async (t) => {
   const set = await SentinelSet.start();
   t.teardown(() => keepingAlive(set.stop()));
   const keyPrefix = prefixes();
@@ -28,7 +29,8 @@ t.test('under Sentinel: a confirmed sign-out survives the master\'s death; cache
   const kept = await signIn(a, 'sam');
   const fresh = await signIn(a, 'sam');
   t.equal((await me(b, kept.token)).statusCode, 200, 'B caches a session');
-  t.equal((await a.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: gone.token } })).statusCode, 204, 'A signs one out, confirmed by a replica');
+  t.equal((await a.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: gone.token } })).statusCode, 204,
+    'A signs one out, confirmed by a replica');
   await eventually(async () => (await me(b, gone.token)).statusCode, (c) => c === 401, 1000);
 
   const old = await set.killMaster();
@@ -56,9 +58,11 @@ t.test('under Sentinel: a confirmed sign-out survives the master\'s death; cache
   // Sentinel kills every pub/sub client of the nodes it reconfigures at the promotion, so both
   // subscribers drop at once then and the local cache is cleared (messages may have been lost);
   // until that moment the dead master's sessions are served from it.
-  t.same([...codes.cached.keys()].filter((c) => c !== 200 && c !== 503), [], `the session cached on B answered 200 or 503, never 401 or 500 (${show(codes.cached)})`);
+  t.same([...codes.cached.keys()].filter((c) => c !== 200 && c !== 503), [],
+    `the session cached on B answered 200 or 503, never 401 or 500 (${show(codes.cached)})`);
   t.ok((codes.cached.get(200) ?? 0) > 0, 'and was served from L1 while the master was dead');
-  t.same([...codes.miss.keys()].filter((c) => c !== 200 && c !== 503), [], `a session read from Redis answered 503 until the failover, then 200: never 401, never 500 (${show(codes.miss)})`);
+  t.same([...codes.miss.keys()].filter((c) => c !== 200 && c !== 503), [],
+    `a session read from Redis answered 503 until the failover, then 200: never 401, never 500 (${show(codes.miss)})`);
   t.ok(Number.isFinite(recoveredAt), 'reads recover without a restart');
   t.comment(`Sentinel failover seen after ${failoverMs.toFixed(0)} ms; first Redis read served after ${recoveredAt.toFixed(0)} ms`);
 
@@ -67,15 +71,18 @@ t.test('under Sentinel: a confirmed sign-out survives the master\'s death; cache
   // The subscribers followed: a revocation on the new master reaches B's cache.
   await eventually(async () => b.sessions.cacheTrusted && a.sessions.cacheTrusted, (v) => v, 10_000);
   const before = b.sessions.stats().revocationsReceived;
-  const out = await eventually(async () => (await a.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: kept.token } })).statusCode,
+  const out = await eventually(async () =>
+    (await a.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: kept.token } })).statusCode,
     (c) => c === 204, 10_000);
-  t.equal(out, 204, 'A signs the cached session out after the failover (a replica confirms again once the old master rejoins or the other replica syncs)');
+  t.equal(out, 204, 'A signs the cached session out after the failover (a replica confirms again once the old master rejoins or the ' +
+    'other replica syncs)');
   await eventually(async () => b.sessions.stats().revocationsReceived, (n) => n > before, 2000);
   t.equal((await me(b, kept.token)).statusCode, 401, 'B, which had it cached, refuses it: its subscriber follows the new master');
   await keepingAlive(set.restart(old));
 });
 
-t.test('the region recipe: an instance far from the primary reads its local replica and hears revocations from it; a revocation in either region is honoured in the other within the replication delay', async (t) => {
+t.test('the region recipe: an instance far from the primary reads its local replica and hears revocations from it; a revocation in ' +
+  'either region is honoured in the other within the replication delay', async (t) => {
   const DELAY = 50;
   const primary = await RedisServer.start();
   t.teardown(() => keepingAlive(primary.stop()));
@@ -111,11 +118,13 @@ t.test('the region recipe: an instance far from the primary reads its local repl
   const t0 = performance.now();
   t.equal((await me(farNoL1, s.token)).statusCode, 200);
   const readMs = performance.now() - t0;
-  t.ok(readMs < 2 * DELAY, `a far-region read is served by the local replica (${readMs.toFixed(1)} ms, a primary round trip is ≥ ${2 * DELAY} ms)`);
+  t.ok(readMs < 2 * DELAY, `a far-region read is served by the local replica (${readMs.toFixed(1)} ms, a primary round trip is ≥ ` +
+    `${2 * DELAY} ms)`);
 
   // Writes go to the primary.
   const f = await signIn(far, 'reg');
-  t.equal((await me(near, f.token)).statusCode, 200, 'a sign-in in the far region is valid in the near one at once (it was written to the primary)');
+  t.equal((await me(near, f.token)).statusCode, 200,
+    'a sign-in in the far region is valid in the near one at once (it was written to the primary)');
 
   // Near revokes → far honours it within the replication delay plus the broadcast.
   t.equal((await me(far, s.token)).statusCode, 200, 'the far instance caches s');

@@ -26,10 +26,12 @@ function openssl(...args: string[]): void {
 
 /** A CA, and a server certificate it signed for 127.0.0.1 and localhost. */
 function makeCertificates(): { ca: Buffer } {
-  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=tiered-session test CA', '-keyout', 'ca.key', '-out', 'ca.crt');
+  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=tiered-session test CA', '-keyout', 'ca.key', '-out',
+    'ca.crt');
   openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', 'server.key', '-out', 'server.csr');
   writeFileSync(path.join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1', '-extfile', 'san.ext', '-out', 'server.crt');
+  openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1', '-extfile', 'san.ext',
+    '-out', 'server.crt');
   return { ca: readFileSync(path.join(dir, 'ca.crt')) };
 }
 
@@ -73,7 +75,8 @@ t.before(async () => {
       ports.push(await startTlsServer(ca, ['--cluster-enabled', 'yes', '--tls-cluster', 'yes', '--cluster-node-timeout', '5000',
         '--cluster-config-file', `nodes-${i}.conf`]));
     }
-    const r = spawnSync('redis-cli', ['--tls', '--cacert', path.join(dir, 'ca.crt'), '--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`),
+    const r = spawnSync('redis-cli',
+      ['--tls', '--cacert', path.join(dir, 'ca.crt'), '--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`),
       '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8', timeout: 30_000 });
     if (r.status !== 0) throw new Error(`redis-cli --cluster create: ${r.stdout}${r.stderr}`);
     for (const until = Date.now() + 20_000; ;) {
@@ -107,7 +110,8 @@ function tlsClient(t: Test, kind: 'single' | 'cluster'): Redis | Cluster {
 }
 
 for (const kind of ['single', 'cluster'] as const) {
-  t.test(`over TLS (${kind === 'single' ? 'a single redis-server' : 'a 3-master cluster'}), the subscriber keeps TLS: the channel is confirmed and a revocation reaches the other instance`, async (t) => {
+  t.test(`over TLS (${kind === 'single' ? 'a single redis-server' : 'a 3-master cluster'}), the subscriber keeps TLS: the channel is ` +
+    `confirmed and a revocation reaches the other instance`, async (t) => {
     if (kind === 'cluster' && clusterPorts === undefined) {
       t.fail(`the TLS cluster could not be set up: ${clusterWhyNot}`);
       return;

@@ -43,7 +43,8 @@ async function scenario(t: Test, target: Target, app: TestApp, user: string, rev
 
 const sameOrigin = { 'sec-fetch-site': 'same-origin' };
 
-t.test('log out everywhere is not undone by the undo of a sign-in that timed out: the session the late sign-in evicted stays revoked', async (t) => {
+t.test('log out everywhere is not undone by the undo of a sign-in that timed out: the session the late sign-in evicted stays revoked',
+  async (t) => {
   await eachTarget(t, async (t, target) => {
     const app = await makeApp(t, target.client(), { keyPrefix: target.prefix(), maxSessionsPerUser: 2, commandTimeout: COMMAND_TIMEOUT });
     for (let round = 1; round <= ROUNDS; round++) {
@@ -61,14 +62,17 @@ t.test('log out everywhere is not undone by the undo of a sign-in that timed out
   }, { adapters: ['fastify', 'express5'] });
 });
 
-t.test("a sign-out with the evicted session's own cookie is not undone either (resolved from the local cache, or found by its token)", async (t) => {
+t.test("a sign-out with the evicted session's own cookie is not undone either (resolved from the local cache, or found by its token)",
+  async (t) => {
   await eachTarget(t, async (t, target) => {
     for (const localCache of [undefined, false] as const) {
-      const app = await makeApp(t, target.client(), { keyPrefix: target.prefix(), maxSessionsPerUser: 2, commandTimeout: COMMAND_TIMEOUT, localCache });
+      const app = await makeApp(t, target.client(),
+        { keyPrefix: target.prefix(), maxSessionsPerUser: 2, commandTimeout: COMMAND_TIMEOUT, localCache });
       for (let round = 1; round <= ROUNDS; round++) {
         const user = `undo-out-${round}`;
         const { s1, s2, status } = await scenario(t, target, app, user,
-          (s1) => app.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: s1.token }, headers: sameOrigin }).then((r) => r.statusCode));
+          (s1) => app.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: s1.token }, headers: sameOrigin }).then((r) =>
+            r.statusCode));
         t.equal(status, 204, `${localCache === false ? 'no local cache' : 'local cache'}, round ${round}: S1 signs out`);
         await sleep(2500);
         t.equal((await me(app, s1.token)).statusCode, 401, 'S1 stays signed out');
@@ -78,7 +82,8 @@ t.test("a sign-out with the evicted session's own cookie is not undone either (r
   }, { adapters: ['fastify'] });
 });
 
-t.test('a later sign-in\'s cap eviction is not undone either: the undo of the timed-out sign-in brings back nothing over the cap', async (t) => {
+t.test('a later sign-in\'s cap eviction is not undone either: the undo of the timed-out sign-in brings back nothing over the cap',
+  async (t) => {
   await eachTarget(t, async (t, target) => {
     const app = await makeApp(t, target.client(), { keyPrefix: target.prefix(), maxSessionsPerUser: 2, commandTimeout: COMMAND_TIMEOUT });
     for (let round = 1; round <= ROUNDS; round++) {
@@ -98,7 +103,8 @@ t.test('a later sign-in\'s cap eviction is not undone either: the undo of the ti
   }, { adapters: ['fastify'] });
 });
 
-t.test('a sign-out by token is checked against the secret on the primary: a token with a live session\'s id and another secret ends nothing', async (t) => {
+t.test('a sign-out by token is checked against the secret on the primary: a token with a live session\'s id and another secret ends ' +
+  'nothing', async (t) => {
   await eachTarget(t, async (t, target) => {
     const app = await makeApp(t, target.client(), { keyPrefix: target.prefix(), localCache: false });
     const s = await signIn(app, 'forged');

@@ -97,7 +97,9 @@ function speak(port: number, close: () => Promise<void>, probe: () => object, on
 }
 
 /** Fastify: listen on a free loopback port and speak the IPC protocol until told to stop. */
-export async function serve(app: FastifyInstance, probe: () => object = () => ({}), onClose: () => Promise<void> = async () => {}): Promise<void> {
+export async function serve(
+  app: FastifyInstance, probe: () => object = () => ({}), onClose: () => Promise<void> = async () => {},
+): Promise<void> {
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as AddressInfo;
   speak(port, () => app.close(), probe, onClose);
@@ -107,7 +109,9 @@ export async function serve(app: FastifyInstance, probe: () => object = () => ({
  * Express (or any request listener): a node:http server on a free loopback port, the same IPC
  * protocol. Keep-alive connections are closed on stop, as Fastify's close does.
  */
-export async function serveHttp(handler: RequestListener, probe: () => object = () => ({}), onClose: () => Promise<void> = async () => {}): Promise<void> {
+export async function serveHttp(
+  handler: RequestListener, probe: () => object = () => ({}), onClose: () => Promise<void> = async () => {},
+): Promise<void> {
   const server = createServer(handler);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -62,7 +62,8 @@ export async function stopChild(child: ChildProcess, ms = 10_000): Promise<void>
 }
 
 /** Run a script to completion; resolves with the last { type: 'result' } message it sent (if any). */
-export async function runScript(script: string, env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Promise<{ code: number | null; result: Message | undefined }> {
+export async function runScript(script: string, env: NodeJS.ProcessEnv,
+  nodeArgs: string[] = []): Promise<{ code: number | null; result: Message | undefined }> {
   const child = forkTs(script, env, nodeArgs);
   let result: Message | undefined;
   child.on('message', (m: Message) => { if (m && m.type === 'result') result = m; });

@@ -55,7 +55,8 @@ export async function redisTarget(options: { forcePrivate?: boolean; args?: stri
     };
   }
   if (spawnSync('redis-server', ['--version']).error) {
-    console.error('redis-server was not found on PATH. Install it (Debian/Ubuntu: apt-get install -y redis-server; macOS: brew install redis), or set REDIS_URL.');
+    console.error('redis-server was not found on PATH. Install it (Debian/Ubuntu: apt-get install -y redis-server; macOS: brew install ' +
+      'redis), or set REDIS_URL.');
     process.exit(1);
   }
   const port = await freePort();

@@ -61,12 +61,14 @@ export async function wrk(base: string, req: WrkRequest, connections: number, se
   try {
     const out = await new Promise<string>((resolve, reject) => {
       execFile('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', '-s', file, base + req.path],
-        { maxBuffer: 1 << 20 }, (err, stdout, stderr) => (err ? reject(new Error(`wrk failed: ${err.message} ${stderr}`)) : resolve(stdout)));
+        { maxBuffer: 1 << 20 }, (err, stdout, stderr) =>
+          (err ? reject(new Error(`wrk failed: ${err.message} ${stderr}`)) : resolve(stdout)));
     });
     const m = /RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) ([\d.]+) ([\d.]+)/.exec(out);
     if (m === null) throw new Error(`wrk printed no result:\n${out}`);
     const [requests, durationUs, connect, read, write, status, timeout, p50, p99] = m.slice(1).map(Number);
-    return { requests, seconds: durationUs / 1e6, p50: p50 / 1000, p99: p99 / 1000, non2xx: status, errors: connect + read + write + timeout };
+    return { requests, seconds: durationUs / 1e6, p50: p50 / 1000, p99: p99 / 1000, non2xx: status,
+      errors: connect + read + write + timeout };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -57,13 +57,15 @@ app.post('/logout', sessions.refuseCrossSite, route(async (req, res) => {
 
 app.get('/me', sessions.requireSession, route(async (req, res) => {
   const s = req.session!;
-  res.set('cache-control', 'no-store').json({ userId: s.userId, sessionId: s.id, displayName: await names.get(s.userId), remembered: s.remembered });
+  res.set('cache-control', 'no-store').json({ userId: s.userId, sessionId: s.id, displayName: await names.get(s.userId),
+    remembered: s.remembered });
 }));
 
 // A sensitive action: allowed only within RECENT_AUTH_MS of the sign-in or of a password
 // confirmation. The page answers a 403 …_REAUTHENTICATION_REQUIRED with a password prompt.
 const json = express.json({ limit: '2kb' });
-app.post('/account/display-name', sessions.refuseCrossSite, sessions.requireRecentAuthentication(RECENT_AUTH_MS), json, route(async (req, res) => {
+app.post('/account/display-name', sessions.refuseCrossSite, sessions.requireRecentAuthentication(RECENT_AUTH_MS), json,
+  route(async (req, res) => {
   const name = displayNameOf(req.body);
   if (name === undefined) {
     res.status(400).json(BAD_DISPLAY_NAME);

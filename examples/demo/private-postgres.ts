@@ -61,7 +61,8 @@ const readPid = (file: string): number | undefined => {
 };
 
 /** `cmd args` as the `postgres` user when we are root. */
-const asPostgres = (cmd: string, args: string[]): [string, string[]] => (isRoot ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args]);
+const asPostgres = (cmd: string, args: string[]): [string, string[]] =>
+  (isRoot ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args]);
 
 /** Take the lock (mkdir is atomic); a lock whose holder is dead is broken. Answers the release. */
 async function lock(dir: string): Promise<() => void> {
@@ -157,7 +158,8 @@ async function startServer(dir: string, bin: string): Promise<number> {
   if (isRoot) {
     const id = (flag: string) => Number(spawnSync('id', [flag, 'postgres'], { encoding: 'utf8' }).stdout.trim());
     const [uid, gid] = [id('-u'), id('-g')];
-    if (!Number.isInteger(uid) || !Number.isInteger(gid) || uid <= 0) throw new Error('running as root, and there is no `postgres` user to run PostgreSQL as');
+    if (!Number.isInteger(uid) || !Number.isInteger(gid) ||
+      uid <= 0) throw new Error('running as root, and there is no `postgres` user to run PostgreSQL as');
     fs.chownSync(dir, uid, gid);
   }
   const data = path.join(dir, 'data');

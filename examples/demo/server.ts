@@ -39,7 +39,8 @@ const loginSchema = {
             id: { type: 'string' },
             device: {
               type: 'object',
-              properties: { name: { type: 'string' }, browser: { type: ['string', 'null'] }, os: { type: ['string', 'null'] }, type: { type: ['string', 'null'] } },
+              properties: { name: { type: 'string' }, browser: { type: ['string', 'null'] }, os: { type: ['string', 'null'] },
+                type: { type: ['string', 'null'] } },
             },
           },
         },
@@ -68,7 +69,8 @@ app.get('/me', { preHandler: app.requireSession }, async (request, reply) => {
 
 // A sensitive action: allowed only within RECENT_AUTH_MS of the sign-in or of a password
 // confirmation. The page answers a 403 …_REAUTHENTICATION_REQUIRED with a password prompt.
-app.post('/account/display-name', { preHandler: [app.refuseCrossSite, app.requireRecentAuthentication(RECENT_AUTH_MS)] }, async (request, reply) => {
+app.post('/account/display-name', { preHandler: [app.refuseCrossSite, app.requireRecentAuthentication(RECENT_AUTH_MS)] },
+  async (request, reply) => {
   const name = displayNameOf(request.body);
   if (name === undefined) return reply.code(400).send(BAD_DISPLAY_NAME);
   await names.set(request.session!.userId, name);

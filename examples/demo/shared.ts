@@ -94,7 +94,8 @@ export async function auditOptions(redisTarget: string): Promise<AuditOptions | 
     const { pool, schema } = await privatePostgres(bin, schemaFor(redisTarget, KEY_PREFIX));
     return { pool, schema, ...tuning };
   } catch (err) {
-    console.error(`History is off: the private PostgreSQL could not be started (${(err as Error).message}). Set DATABASE_URL to use another one.`);
+    console.error(`History is off: the private PostgreSQL could not be started (${(err as Error).message}). Set DATABASE_URL to use ` +
+      `another one.`);
     return undefined;
   }
 }
@@ -159,8 +160,9 @@ export function displayNameOf(body: unknown): string | undefined {
   const v = typeof body === 'object' && body !== null ? (body as Record<string, unknown>).displayName : undefined;
   if (typeof v !== 'string') return undefined;
   const name = v.trim();
-  // eslint-disable-next-line no-control-regex
-  return name.length >= 1 && name.length <= 40 && !/[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/.test(name) ? name : undefined;
+  // No control (\p{Cc}), bidi, zero-width or separator characters.
+  const unsafe = /[\p{Cc}\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/u;
+  return name.length >= 1 && name.length <= 40 && !unsafe.test(name) ? name : undefined;
 }
 
 /** The password of a confirmation prompt, or undefined. */
@@ -181,15 +183,18 @@ export function profiles(client: Redis | Cluster) {
   };
 }
 
-export const BAD_DISPLAY_NAME = { statusCode: 400, code: 'DEMO_BAD_DISPLAY_NAME', error: 'Bad Request', message: 'A display name is 1-40 characters of text' };
+export const BAD_DISPLAY_NAME = { statusCode: 400, code: 'DEMO_BAD_DISPLAY_NAME', error: 'Bad Request',
+  message: 'A display name is 1-40 characters of text' };
 export const WRONG_PASSWORD = { statusCode: 401, code: 'DEMO_WRONG_PASSWORD', error: 'Unauthorized', message: 'Wrong password' };
 
-export const BAD_CREDENTIALS = { statusCode: 401, code: 'DEMO_BAD_CREDENTIALS', error: 'Unauthorized', message: 'Wrong username or password' };
+export const BAD_CREDENTIALS = { statusCode: 401, code: 'DEMO_BAD_CREDENTIALS', error: 'Unauthorized',
+  message: 'Wrong username or password' };
 export const BAD_BODY = { statusCode: 400, code: 'DEMO_BAD_BODY', error: 'Bad Request', message: 'Expected { username, password }' };
 
 export const PAGE = readFileSync(new URL('./public/index.html', import.meta.url), 'utf8');
 export const SCRIPT = readFileSync(new URL('./public/app.js', import.meta.url), 'utf8');
-export const CSP = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+export const CSP = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self'; form-action " +
+  "'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /** The routes that never need a session: they answer while Redis is down. */
 export const PUBLIC_PATHS = new Set(['/', '/app.js', '/healthz', '/metrics']);

@@ -23,7 +23,8 @@ const USERS = { alice: 'wonderland', bob: 'builder' };
 
 app.post('/login', express.json(), (req, res, next) => {
   const { username, password } = req.body ?? {};
-  if (!Object.hasOwn(USERS, username) || USERS[username] !== password) return res.status(401).json({ message: 'Wrong username or password' });
+  if (!Object.hasOwn(USERS, username) ||
+    USERS[username] !== password) return res.status(401).json({ message: 'Wrong username or password' });
   req.session.regenerate((err) => {
     if (err) return next(err);
     req.session.userId = username;

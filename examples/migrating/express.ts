@@ -11,7 +11,6 @@ import type { Session } from 'tiered-session';
 import tieredSession from 'tiered-session/express';
 
 declare global {
-  // eslint-disable-next-line @typescript-eslint/no-namespace
   namespace Express {
     interface Request {
       /** tiered-session's session (`requestProperty: 'account'`). */

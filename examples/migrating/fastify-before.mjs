@@ -24,7 +24,8 @@ const USERS = { alice: 'wonderland', bob: 'builder' };
 
 app.post('/login', async (request, reply) => {
   const { username, password } = request.body ?? {};
-  if (!Object.hasOwn(USERS, username) || USERS[username] !== password) return reply.code(401).send({ message: 'Wrong username or password' });
+  if (!Object.hasOwn(USERS, username) ||
+    USERS[username] !== password) return reply.code(401).send({ message: 'Wrong username or password' });
   await request.session.regenerate();
   request.session.set('userId', username);
   return { userId: username };

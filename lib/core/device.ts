@@ -14,9 +14,8 @@ export interface DeviceInfo {
 
 const FIELD_MAX = 40;
 const NAME_MAX = 80;
-// C0/C1 controls, bidi overrides and isolates, zero-width characters, line/paragraph separators.
-// eslint-disable-next-line no-control-regex
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+// C0/C1 controls (\p{Cc}), bidi overrides and isolates, zero-width characters, line/paragraph separators.
+const UNSAFE = /[\p{Cc}\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/ug;
 const BOT = /bot|crawl|spider|slurp|headless|curl|wget|python-requests|httpclient|go-http-client|okhttp/i;
 const DESKTOP_OS = new Set(['Windows', 'macOS', 'Linux', 'Ubuntu', 'Debian', 'Fedora', 'ChromeOS', 'FreeBSD']);
 // What names a bot or tool: "Googlebot/2.1" → Googlebot; else the leading product, "curl/8.4.0" → curl.

@@ -89,7 +89,8 @@ export const ERR_BAD_USER_ID = define('ERR_TIERED_SESSION_BAD_USER_ID', 500, (wh
 
 /** 403: the route needs a recent authentication; sign in again or re-authenticate. */
 export const ERR_REAUTHENTICATION_REQUIRED = define('ERR_TIERED_SESSION_REAUTHENTICATION_REQUIRED', 403,
-  (maxAgeMs: number) => `Confirm your credentials again: this action needs an authentication within the last ${maxAgeMs} ms (maxAge ${maxAgeMs})`);
+  (maxAgeMs: number) => `Confirm your credentials again: this action needs an authentication within the last ${maxAgeMs} ms (maxAge ` +
+    `${maxAgeMs})`);
 
 /** 503: the revocation was applied on the primary but no replica confirmed it in time. */
 export const ERR_NOT_CONFIRMED = define('ERR_TIERED_SESSION_NOT_CONFIRMED', 503,

@@ -2,7 +2,8 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { setCookieLine } from './cookie.js';
 import { isCrossSite } from './cross-site.js';
 import { parseDevice, type DeviceInfo } from './device.js';
-import { ERR_BAD_BODY, ERR_BAD_QUERY, ERR_INVALID_ARGUMENT, ERR_NO_SESSION, ERR_NOT_FOUND, ERR_REAUTHENTICATION_REQUIRED } from './errors.js';
+import { ERR_BAD_BODY, ERR_BAD_QUERY, ERR_INVALID_ARGUMENT, ERR_NO_SESSION, ERR_NOT_FOUND,
+  ERR_REAUTHENTICATION_REQUIRED } from './errors.js';
 import { describe } from './validate.js';
 import type { SessionManager } from './manager.js';
 import type { ResolvedOptions } from './options.js';
@@ -146,8 +147,10 @@ export class SessionFlows {
    * ends here, whoever it belonged to (fixation). `current` is the session the adapter resolved,
    * or undefined when it did not resolve one (a route that opted out): then the cookie is read now.
    */
-  async signIn(r: RequestFacts, current: Session | null | undefined, userId: string, options: SignInOptions = {}): Promise<{ session: SignedIn; setCookie: string }> {
-    if (typeof options !== 'object' || options === null) throw new ERR_INVALID_ARGUMENT('signIn', `expected an options object, got ${describe(options)}`);
+  async signIn(r: RequestFacts, current: Session | null | undefined, userId: string,
+    options: SignInOptions = {}): Promise<{ session: SignedIn; setCookie: string }> {
+    if (typeof options !== 'object' || options === null) throw new ERR_INVALID_ARGUMENT('signIn',
+      `expected an options object, got ${describe(options)}`);
     if (options.remember !== undefined && typeof options.remember !== 'boolean') {
       throw new ERR_INVALID_ARGUMENT('signIn', `option "remember" must be a boolean, got ${describe(options.remember)}`);
     }

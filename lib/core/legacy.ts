@@ -50,11 +50,14 @@ export function resolveLegacy<Req>(v: unknown): ResolvedLegacy<Req> | undefined 
   if (!isPlainObject(v)) throw fail('legacy', `expected { cookie, userId, end }, got ${describe(v)}`);
   for (const k of Object.keys(v)) if (k !== 'cookie' && k !== 'userId' && k !== 'end') throw fail(`legacy.${k}`, 'unknown option');
   const c = typeof v.cookie === 'string' ? { name: v.cookie } : v.cookie;
-  if (!isPlainObject(c)) throw fail('legacy.cookie', `expected the old cookie's name (e.g. "connect.sid") or { name, path, domain }, got ${describe(v.cookie)}`);
+  if (!isPlainObject(c)) throw fail('legacy.cookie',
+    `expected the old cookie's name (e.g. "connect.sid") or { name, path, domain }, got ${describe(v.cookie)}`);
   for (const k of Object.keys(c)) if (k !== 'name' && k !== 'path' && k !== 'domain') throw fail(`legacy.cookie.${k}`, 'unknown option');
   const { name, path = '/', domain } = c as { name: unknown; path?: unknown; domain?: unknown };
-  if (typeof name !== 'string' || !COOKIE_NAME.test(name)) throw fail('legacy.cookie.name', `expected a cookie name, got ${describe(name)}`);
-  if (typeof path !== 'string' || !/^\/[\x21-\x3a\x3c-\x7e]*$/.test(path)) throw fail('legacy.cookie.path', `expected a path starting with "/", got ${describe(path)}`);
+  if (typeof name !== 'string' || !COOKIE_NAME.test(name)) throw fail('legacy.cookie.name',
+    `expected a cookie name, got ${describe(name)}`);
+  if (typeof path !== 'string' || !/^\/[\x21-\x3a\x3c-\x7e]*$/.test(path)) throw fail('legacy.cookie.path',
+    `expected a path starting with "/", got ${describe(path)}`);
   if (domain !== undefined && (typeof domain !== 'string' || !/^[A-Za-z0-9.-]{1,253}$/.test(domain))) {
     throw fail('legacy.cookie.domain', `expected a host name, got ${describe(domain)}`);
   }
@@ -107,7 +110,8 @@ export class LegacyTakeover<Req> {
    * held no session of ours, the takeover (its cookie lines through `setCookie`). `done` as the
    * framework's hook callback.
    */
-  resolveInto(r: RequestFacts, req: Req, into: { session: Session | null }, setCookie: (line: string) => void, done: (err?: Error) => void): void {
+  resolveInto(r: RequestFacts, req: Req, into: { session: Session | null }, setCookie: (line: string) => void, done: (err?: Error) =>
+    void): void {
     this.#flows.resolveInto(r.headers.cookie, into, (err?: Error) => {
       const t = err === undefined && into.session === null ? this.run(r, req) : null;
       if (t === null) return done(err);

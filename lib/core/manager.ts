@@ -176,7 +176,8 @@ export class SessionManager {
         await migrate(a.pool, { schema: a.schema, table: a.table, keyPrefix: this.#o.keyPrefix });
         break;
       } catch (err) {
-        if (attempt === 0) this.#log.error({ err }, 'tiered-session: audit table could not be created (retrying); events wait in Redis meanwhile');
+        if (attempt === 0) this.#log.error({ err },
+          'tiered-session: audit table could not be created (retrying); events wait in Redis meanwhile');
         await sleep(Math.min(1000 * 2 ** attempt, 30_000));
       }
     }
@@ -240,7 +241,8 @@ export class SessionManager {
     const id = s.slice(at, at + ID_LENGTH);
     const now = this.#hotNow();
     const e = this.#l1.get(id, this.#hotNow === coarseNow ? now : coarseNow());
-    if (e !== undefined && (e.proof.length === SECRET_LENGTH ? secretMatchesAt(e.proof, s, at) : provePrewarmed(e, s.slice(at + ID_LENGTH + 1, at + TOKEN_LENGTH)))) {
+    if (e !== undefined && (e.proof.length === SECRET_LENGTH ? secretMatchesAt(e.proof, s, at) : provePrewarmed(e,
+      s.slice(at + ID_LENGTH + 1, at + TOKEN_LENGTH)))) {
       const since = now - CLOCK_BASE - e.touched;
       if (since < (e.session.remembered ? this.#o.idleTimeout : this.#o.shortSession.idleTimeout) && now < e.session.absoluteExpiresAt) {
         this.metrics.l1Hits++;
@@ -341,7 +343,8 @@ export class SessionManager {
         const now = this.#o.now();
         rows.forEach((s, k) => {
           const id = batch[k];
-          if (s === null || now >= s.absoluteAt || now >= s.expiresAt || this.#l1.get(id, coarseNow()) !== undefined || !this.#tagListed(id, s.userId)
+          if (s === null || now >= s.absoluteAt || now >= s.expiresAt || this.#l1.get(id, coarseNow()) !== undefined ||
+            !this.#tagListed(id, s.userId)
             || this.#replay.lost(id, s.rotations)) return;
           if (this.#l1.fill(id, tickets[k], entryOf(this.#sessionOf(id, s), s, s.secretHash))) filled++;
         });
@@ -415,12 +418,15 @@ export class SessionManager {
 
   #channelState(state: ChannelState, reason: string, err: unknown): void {
     this.metrics.channelState = state;
-    if (state === 'confirmed') this.#log.info({ channel: this.#store.channel }, `tiered-session: revocation channel confirmed; local cache on (${reason})`);
+    if (state === 'confirmed') this.#log.info({ channel: this.#store.channel },
+      `tiered-session: revocation channel confirmed; local cache on (${reason})`);
     else if (state === 'refused') {
       this.#log.error({ err, channel: this.#store.channel },
         `tiered-session: Redis refused the revocation channel (${reason}); the local cache stays off and every request reads Redis. ` +
-        `Grant the Redis user SUBSCRIBE and PUBLISH on the channel (ACL: &${this.#store.channel} +subscribe +publish); see the README's Redis ACL.`);
-    } else this.#log.warn({ err, channel: this.#store.channel }, `tiered-session: revocation channel down (${reason}); local cache cleared and off until it is confirmed again`);
+        `Grant the Redis user SUBSCRIBE and PUBLISH on the channel (ACL: &${this.#store.channel} +subscribe +publish); see the README's ` +
+          `Redis ACL.`);
+    } else this.#log.warn({ err, channel: this.#store.channel },
+      `tiered-session: revocation channel down (${reason}); local cache cleared and off until it is confirmed again`);
   }
 
   // ---- writes ----------------------------------------------------------------------------
@@ -434,7 +440,9 @@ export class SessionManager {
     // share one Redis user.
     if (!isWellFormed(userId)) throw new ERR_BAD_USER_ID('the string is not well-formed UTF-16 (it has a lone surrogate)');
     // PostgreSQL text cannot hold NUL: the audit row would name another user ("a\0b" as "ab").
-    if (this.#o.audit !== undefined && userId.includes('\0')) throw new ERR_BAD_USER_ID('with audit on, it must not contain NUL (PostgreSQL text cannot hold it)');
+    if (this.#o.audit !== undefined && userId.includes('\0')) {
+      throw new ERR_BAD_USER_ID('with audit on, it must not contain NUL (PostgreSQL text cannot hold it)');
+    }
     const dat = input.data === undefined ? '' : serialiseData(input.data, this.#o.maxDataBytes);
     const now = this.#o.now();
     const tag = this.tagOf(userId);
@@ -457,7 +465,9 @@ export class SessionManager {
       this.metrics.redisWrites++;
       let evicted: string[] = [];
       // Sessions under a rotated secret's tag count toward the caps too (another slot: evicted first).
-      if (this.#o.secrets.length > 1 && (caps.total > 0 || caps.typeCap > 0)) ({ caps, evicted } = await this.#capOlderTags(userId, tag, now, caps));
+      if (this.#o.secrets.length > 1 && (caps.total > 0 || caps.typeCap > 0)) {
+        ({ caps, evicted } = await this.#capOlderTags(userId, tag, now, caps));
+      }
       try {
         evicted = evicted.concat(await this.#store.create(tag, random, now, ttl, caps, record));
       } catch (err) {
@@ -481,7 +491,8 @@ export class SessionManager {
       if (this.#o.prewarm > 0) this.#noteRecent([{ publicId: id, now }]);
       // The key `<prefix>{bucket}user random`, then each field present: a one-letter name and its value.
       let size = this.#o.keyPrefix.length + 2 + ID_LENGTH;
-      for (const v of [userId, record.secretHash, String(now), String(now), String(absoluteAt), record.device, record.ip, record.country, dat, remembered ? '' : '0']) {
+      for (const v of [userId, record.secretHash, String(now), String(now), String(absoluteAt), record.device, record.ip, record.country,
+        dat, remembered ? '' : '0']) {
         if (v !== '') size += 1 + v.length;
       }
       this.metrics.sessionSize.observe(size);
@@ -544,7 +555,8 @@ export class SessionManager {
         if (!this.#unacknowledged) {
           this.#unacknowledged = true;
           this.#log.warn({ replicas: this.#store.acknowledgedBy?.replicas, timeout: this.#store.acknowledgedBy?.timeout },
-            'tiered-session: a revocation was applied on the primary but no replica confirmed it in time; it answers 503 (a failover could undo it)');
+            'tiered-session: a revocation was applied on the primary but no replica confirmed it in time; it answers 503 (a failover ' +
+              'could undo it)');
         }
       }
       throw err;
@@ -583,7 +595,8 @@ export class SessionManager {
     const publicId = token.slice(0, ID_LENGTH);
     const secretHash = hashSecret(token.slice(ID_LENGTH + 1));
     try {
-      return this.#noted(publicId, await this.#write(() => this.#store.revoke(publicId, '', preciseNow(), reason, this.#o.now(), secretHash)));
+      return this.#noted(publicId, await this.#write(() =>
+        this.#store.revoke(publicId, '', preciseNow(), reason, this.#o.now(), secretHash)));
     } finally {
       this.#l1.invalidate([publicId]);
     }
@@ -659,7 +672,8 @@ export class SessionManager {
     let rows;
     try {
       const tags = this.tagsOf(userId);
-      rows = tags.length === 1 ? await this.#store.list(tags[0], this.#o.now()) : (await Promise.all(tags.map((tag) => this.#store.list(tag, this.#o.now())))).flat();
+      rows = tags.length === 1 ? await this.#store.list(tags[0],
+        this.#o.now()) : (await Promise.all(tags.map((tag) => this.#store.list(tag, this.#o.now())))).flat();
     } catch (err) {
       this.metrics.redisErrors++;
       throw err;

@@ -144,12 +144,14 @@ export class Metrics {
     counter('tiered_session_unconfirmed_revocations_total', 'Revocations no replica confirmed in time (answered 503).', this.unconfirmed);
     counter('tiered_session_l1_clears_total', 'Times the local cache was cleared because the channel was interrupted.', l1Clears);
     gauge('tiered_session_l1_entries', 'Entries in the local cache.', l1Size);
-    out.push('# HELP tiered_session_channel_state The revocation channel (1 on the current state): the local cache serves only while confirmed.',
+    out.push('# HELP tiered_session_channel_state The revocation channel (1 on the current state): the local cache serves only while ' +
+      'confirmed.',
       '# TYPE tiered_session_channel_state gauge');
     for (const st of ['connecting', 'confirmed', 'down', 'refused', 'off'] as const) {
       out.push(`tiered_session_channel_state{state="${st}"} ${st === this.channelState ? 1 : 0}`);
     }
-    out.push('# HELP tiered_session_replica_acknowledgement Whether revocations wait for a replica (1 on the current state; unknown waits).',
+    out.push('# HELP tiered_session_replica_acknowledgement Whether revocations wait for a replica (1 on the current state; unknown ' +
+      'waits).',
       '# TYPE tiered_session_replica_acknowledgement gauge');
     for (const st of ['on', 'off', 'unknown'] as const) {
       out.push(`tiered_session_replica_acknowledgement{state="${st}"} ${st === this.acknowledgement ? 1 : 0}`);

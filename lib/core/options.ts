@@ -243,7 +243,8 @@ function resolveSecrets(v: unknown): readonly string[] {
   const hint = 'at least 32 characters (e.g. `openssl rand -base64 32`)';
   const one = (x: unknown, name: string): string => {
     if (typeof x !== 'string' || x.length < 32) {
-      throw fail(name, `expected a string of ${hint}, got ${x === undefined ? 'nothing' : typeof x === 'string' ? `${x.length} characters` : describe(x)}`);
+      throw fail(name, `expected a string of ${hint}, got ${x === undefined ? 'nothing' : typeof x === 'string' ? `${x.length} ` +
+        `characters` : describe(x)}`);
     }
     return x;
   };
@@ -258,7 +259,7 @@ function resolveSecrets(v: unknown): readonly string[] {
 }
 
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const PREFIX = /^[A-Za-z0-9_:.\-]{1,64}$/;
+const PREFIX = /^[A-Za-z0-9_:.-]{1,64}$/;
 const ORIGIN = /^https?:\/\/[^/\s]+$/;
 const HEADER = /^[a-z0-9-]{1,64}$/;
 
@@ -314,7 +315,8 @@ export function resolveOptions(opts: unknown, adapterKeys: ReadonlySet<string> =
   const shortSession = resolveShort(o.shortSession, idleTimeout, absoluteTimeout, touchInterval);
   const commandTimeout = int('commandTimeout', o.commandTimeout, D.commandTimeout.value, 10, 60_000);
   const confirmRevocations = resolveConfirm(o.confirmRevocations, commandTimeout);
-  if (o.readFrom !== undefined && !isRedisClient(o.readFrom)) throw fail('readFrom', 'expected an ioredis Redis or Cluster client (on a replica)');
+  if (o.readFrom !== undefined && !isRedisClient(o.readFrom)) throw fail('readFrom',
+    'expected an ioredis Redis or Cluster client (on a replica)');
   const now = orDefault(o.now, D.now.value);
   if (typeof now !== 'function') throw fail('now', `expected a function returning epoch ms, got ${describe(now)}`);
   const requestProperty = resolveRequestProperty(o.requestProperty);
@@ -368,7 +370,8 @@ function resolveRequestProperty(v: unknown): string {
   return name;
 }
 
-const AUDIT_KEYS = new Set(['pool', 'schema', 'table', 'migrate', 'retentionDays', 'sweepInterval', 'activityInterval', 'bufferEvents', 'pollInterval', 'consume']);
+const AUDIT_KEYS = new Set(['pool', 'schema', 'table', 'migrate', 'retentionDays', 'sweepInterval', 'activityInterval', 'bufferEvents',
+  'pollInterval', 'consume']);
 
 export function resolveAudit(v: unknown): ResolvedAudit | undefined {
   if (v === undefined) return undefined;
@@ -431,7 +434,8 @@ function resolveCaps(v: unknown): { total: number; capsByType: ReadonlyMap<strin
   let total = D['maxSessionsPerUser.total'].value;
   for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
     if (k === 'total') total = int('maxSessionsPerUser.total', x, D['maxSessionsPerUser.total'].value, 0, 100_000);
-    else if (!DEVICE_TYPE.test(k)) throw fail(`maxSessionsPerUser.${k}`, 'expected "total" or a device type such as "mobile", "desktop", "bot"');
+    else if (!DEVICE_TYPE.test(k)) throw fail(`maxSessionsPerUser.${k}`,
+      'expected "total" or a device type such as "mobile", "desktop", "bot"');
     else if (x !== undefined) caps.set(k, int(`maxSessionsPerUser.${k}`, x, 1, 1, 100_000));
   }
   return { total, capsByType: caps };
@@ -442,10 +446,13 @@ function resolveShort(v: unknown, idle: number, absolute: number, touchInterval:
   const o = (v ?? {}) as Record<string, unknown>;
   for (const k of Object.keys(o)) if (k !== 'idleTimeout' && k !== 'absoluteTimeout') throw fail(`shortSession.${k}`, 'unknown option');
   const shortIdle = int('shortSession.idleTimeout', o.idleTimeout, Math.min(D['shortSession.idleTimeout'].value, idle), 1000);
-  const shortAbsolute = int('shortSession.absoluteTimeout', o.absoluteTimeout, Math.min(D['shortSession.absoluteTimeout'].value, absolute), 1000);
+  const shortAbsolute = int('shortSession.absoluteTimeout', o.absoluteTimeout, Math.min(D['shortSession.absoluteTimeout'].value, absolute),
+    1000);
   if (shortIdle > idle) throw fail('shortSession.idleTimeout', `must not be longer than idleTimeout (${idle} ms), got ${shortIdle}`);
-  if (shortAbsolute > absolute) throw fail('shortSession.absoluteTimeout', `must not be longer than absoluteTimeout (${absolute} ms), got ${shortAbsolute}`);
-  if (touchInterval >= shortIdle) throw fail('touchInterval', `must be shorter than shortSession.idleTimeout (${shortIdle} ms), got ${touchInterval}`);
+  if (shortAbsolute > absolute) throw fail('shortSession.absoluteTimeout',
+    `must not be longer than absoluteTimeout (${absolute} ms), got ${shortAbsolute}`);
+  if (touchInterval >= shortIdle) throw fail('touchInterval',
+    `must be shorter than shortSession.idleTimeout (${shortIdle} ms), got ${touchInterval}`);
   return Object.freeze({ idleTimeout: shortIdle, absoluteTimeout: shortAbsolute });
 }
 

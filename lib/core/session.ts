@@ -10,7 +10,6 @@ import type { DeviceInfo } from './device.js';
  * }
  * ```
  */
-// eslint-disable-next-line @typescript-eslint/no-empty-interface
 export interface SessionData {}
 
 /** The session a request resolved to. Immutable (deeply): change data with the adapter's `updateSession()`. */
@@ -67,7 +66,8 @@ export function serialiseData(data: unknown, maxBytes: number): string {
     if (Array.isArray(v)) { v.forEach((x, i) => check(x, `${path}[${i}]`, depth + 1)); return; }
     if (typeof v === 'object') {
       const proto = Object.getPrototypeOf(v);
-      if (proto !== Object.prototype && proto !== null) throw new ERR_DATA_NOT_SERIALIZABLE(`${path} is a ${proto?.constructor?.name ?? 'non-plain object'}`);
+      if (proto !== Object.prototype && proto !== null) throw new ERR_DATA_NOT_SERIALIZABLE(`${path} is a ${proto?.constructor?.name ??
+        'non-plain object'}`);
       for (const k of Object.keys(v)) {
         if (k === '__proto__') throw new ERR_DATA_NOT_SERIALIZABLE(`${path} has a "__proto__" key`);
         check((v as Record<string, unknown>)[k], `${path}.${k}`, depth + 1);

@@ -45,7 +45,6 @@ export interface TieredSessionMiddleware extends RequestHandler, Sessions {
 }
 
 declare global {
-  // eslint-disable-next-line @typescript-eslint/no-namespace
   namespace Express {
     interface Request {
       /** The resolved session, or null (set by the tiered-session middleware). */
@@ -108,7 +107,8 @@ class Owner {
     if (this.#warned) return;
     this.#warned = true;
     this.log.warn({ keyPrefix: this.keyPrefix },
-      `tiered-session: req.session was replaced by ${by}, after the tiered-session middleware (keyPrefix ${JSON.stringify(this.keyPrefix)}) resolved it. ` +
+      `tiered-session: req.session was replaced by ${by}, after the tiered-session middleware (keyPrefix ` +
+        `${JSON.stringify(this.keyPrefix)}) resolved it. ` +
       'Its guards and routes keep acting on the session it resolved; route handlers that read req.session get the other value. ' +
       'Mount one session middleware per path (said once)');
   }
@@ -238,7 +238,8 @@ export function tieredSession(options: ExpressSessionOptions): TieredSessionMidd
       seen = proto;
     }
     const before = slots.get(req);
-    if (before !== undefined && before.owner !== owner) before.owner.overwritten(`a second tiered-session middleware (keyPrefix ${JSON.stringify(o.keyPrefix)})`);
+    if (before !== undefined && before.owner !== owner) before.owner.overwritten(`a second tiered-session middleware (keyPrefix ` +
+      `${JSON.stringify(o.keyPrefix)})`);
     if (skip !== undefined && (skip as (req: Request) => boolean)(req)) {
       slots.set(req, new Slot(owner, true, before));
       return next();

@@ -97,7 +97,8 @@ export function deviceRoutes(flows: SessionFlows, slotOf: (req: Request) => OwnS
     };
     if ((path === '/' || path === '') && (m === 'GET' || m === 'HEAD')) guarded(false, (own) => list(res, own));
     else if (path === '/logout-everywhere' && m === 'POST') guarded(true, (own) => everywhere(req, res, own));
-    else if (path === '/history' && (m === 'GET' || m === 'HEAD')) guarded(false, (own) => history(res, own, q === -1 ? '' : url.slice(q + 1)));
+    else if (path === '/history' && (m === 'GET' || m === 'HEAD')) guarded(false, (own) =>
+      history(res, own, q === -1 ? '' : url.slice(q + 1)));
     else if (m === 'DELETE' && /^\/[^/]+$/.test(path)) guarded(true, (own) => revoke(res, own, path.slice(1)));
     else next();
   };

@@ -104,12 +104,14 @@ async function tieredSessionPlugin(fastify: FastifyInstance, options: FastifySes
   const o = resolveOptions(options, FASTIFY_KEYS);
   const raw = options as unknown as Record<string, unknown>;
   if (raw.prefix !== undefined) {
-    throw fail('prefix', 'the plugin is not encapsulated (its decorators serve the whole app), so a register prefix would not move its routes; use routes: { prefix } instead');
+    throw fail('prefix', 'the plugin is not encapsulated (its decorators serve the whole app), so a register prefix would not move its ' +
+      'routes; use routes: { prefix } instead');
   }
   const routes = resolveRoutes(raw.routes);
   const legacy = resolveLegacy<FastifyRequest>(raw.legacy);
   if (fastify.hasRequestDecorator(o.requestProperty)) {
-    throw fail('requestProperty', `request.${o.requestProperty} is already decorated (by @fastify/session?); give tiered-session another name, such as requestProperty: 'account'`);
+    throw fail('requestProperty', `request.${o.requestProperty} is already decorated (by @fastify/session?); give tiered-session another ` +
+      `name, such as requestProperty: 'account'`);
   }
   const log = loggerOf(fastify, raw.logLevel);
   const manager = new SessionManager(o, log);
@@ -138,7 +140,8 @@ async function tieredSessionPlugin(fastify: FastifyInstance, options: FastifySes
   fastify.addHook('onRoute', (route: RouteOptions) => {
     if ((route.config as { session?: boolean } | undefined)?.session === false) return;
     const own = route.onRequest;
-    route.onRequest = own === undefined ? [resolveSession] : [resolveSession as onRequestHookHandler, ...(Array.isArray(own) ? own : [own])];
+    route.onRequest = own === undefined ? [resolveSession] : [resolveSession as onRequestHookHandler,
+      ...(Array.isArray(own) ? own : [own])];
   });
 
   /** The request's session; undefined when the route opted out (the flows then read the cookie). */
@@ -148,7 +151,8 @@ async function tieredSessionPlugin(fastify: FastifyInstance, options: FastifySes
   fastify.decorate('requireSession', function requireSession(request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) {
     done(get(request).session === null ? new ERR_NO_SESSION() : undefined);
   });
-  fastify.decorate('refuseCrossSite', function refuseCrossSite(request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) {
+  fastify.decorate('refuseCrossSite',
+    function refuseCrossSite(request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) {
     done(flows.isCrossSite(facts(request)) ? new ERR_CROSS_SITE() : undefined);
   });
 

@@ -25,11 +25,13 @@ export function sessionRoutes(fastify: FastifyInstance, prefix: string, flows: S
 
   // `${prefix}` and `${prefix}/` both list, as a prefixed child plugin's '/' route would.
   for (const url of [prefix, at('/')]) {
-    fastify.get(url, { onRequest, errorHandler, schema: { response: { 200: LIST_SCHEMA } }, preHandler: fastify.requireSession }, async (request) =>
+    fastify.get(url, { onRequest, errorHandler, schema: { response: { 200: LIST_SCHEMA } }, preHandler: fastify.requireSession },
+      async (request) =>
       flows.list(holder(request).session!));
   }
 
-  fastify.get<{ Querystring: { days?: string } }>(at('/history'), { onRequest, errorHandler, schema: { response: { 200: HISTORY_SCHEMA } }, preHandler: fastify.requireSession },
+  fastify.get<{ Querystring: { days?: string } }>(at('/history'),
+    { onRequest, errorHandler, schema: { response: { 200: HISTORY_SCHEMA } }, preHandler: fastify.requireSession },
     async (request) => flows.history(holder(request).session!, request.query.days));
 
   fastify.delete<{ Params: { id: string } }>(
@@ -47,7 +49,8 @@ export function sessionRoutes(fastify: FastifyInstance, prefix: string, flows: S
 
   fastify.post(
     at('/logout-everywhere'),
-    { onRequest, errorHandler, schema: { response: { 200: EVERYWHERE_SCHEMA } }, preHandler: [fastify.requireSession, fastify.refuseCrossSite] },
+    { onRequest, errorHandler, schema: { response: { 200: EVERYWHERE_SCHEMA } },
+      preHandler: [fastify.requireSession, fastify.refuseCrossSite] },
     async (request, reply) => {
       const { body, setCookie } = await flows.everywhere(holder(request).session!, request.body);
       if (setCookie !== undefined) {

@@ -24,7 +24,8 @@ const sessionsOf = (required: readonly string[], properties: Record<string, unkn
   properties: {
     sessions: {
       type: 'array',
-      items: { type: 'object', required: ['id', 'current', 'device', 'ip', 'country', ...required], properties: { ...entryProperties, ...properties } },
+      items: { type: 'object', required: ['id', 'current', 'device', 'ip', 'country', ...required],
+        properties: { ...entryProperties, ...properties } },
     },
   },
 });

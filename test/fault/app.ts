@@ -69,7 +69,8 @@ if (config.adapter === 'fastify') {
   app.post<{ Body: { user: string } }>('/login', async (request, reply) => ({ id: (await reply.signIn(request.body.user)).id }));
   app.post('/logout', async (_request, reply) => { await reply.signOut(); reply.code(204).send(); });
   app.post('/rotate', { preHandler: app.requireSession }, async (_request, reply) => ({ id: (await reply.rotateSession()).id }));
-  app.post('/reauth', { preHandler: app.requireSession }, async (_request, reply) => { await reply.confirmAuthentication(); reply.code(204).send(); });
+  app.post('/reauth', { preHandler: app.requireSession },
+    async (_request, reply) => { await reply.confirmAuthentication(); reply.code(204).send(); });
   app.get('/me', { preHandler: app.requireSession }, async (request) => ({ id: request.session!.id }));
   await app.listen({ port: 0, host: '127.0.0.1' });
   port = (app.server.address() as { port: number }).port;

@@ -92,7 +92,8 @@ export function cellInstances(topology: Pick<Topology, 'endpoint'>, fault: Fault
  * clients connect to a cluster whose replicas have not replicated yet, as after a fresh start or
  * a full restart); elsewhere the instances start when the cell runs.
  */
-export async function startWithFirstCell(name: TopologyName, fault: FaultName, cellIndex: number, opts: CellOptions): Promise<{ topology: Topology; instances: Instance[] | undefined }> {
+export async function startWithFirstCell(name: TopologyName, fault: FaultName, cellIndex: number,
+  opts: CellOptions): Promise<{ topology: Topology; instances: Instance[] | undefined }> {
   if (name !== 'cluster') return { topology: await startTopology(name), instances: undefined };
   let instances: Instance[] | undefined;
   const topology = await Cluster.start(async (endpoint) => {
@@ -106,7 +107,8 @@ export async function startWithFirstCell(name: TopologyName, fault: FaultName, c
  * Run one cell. `instances` (from {@link cellInstances}) may have been started already, e.g.
  * together with a fresh cluster; otherwise they are started here.
  */
-export async function runCell(topology: Topology, fault: FaultName, cellIndex: number, opts: CellOptions, instances = cellInstances(topology, fault, cellIndex, opts)): Promise<CellResult> {
+export async function runCell(topology: Topology, fault: FaultName, cellIndex: number, opts: CellOptions,
+  instances = cellInstances(topology, fault, cellIndex, opts)): Promise<CellResult> {
   const log = opts.log ?? (() => {});
   const users: User[] = Array.from({ length: opts.users ?? 40 }, (_, i) => ({ name: `u${cellIndex}-${i}`, toks: [], busy: false }));
   const cap = CAP;
@@ -120,7 +122,8 @@ export async function runCell(topology: Topology, fault: FaultName, cellIndex: n
   let gen = 0;
   let lastAck = 0;
 
-  const call = async (inst: Instance, method: string, path: string, token?: string, body?: object): Promise<Answer & { sent: number; at: number }> => {
+  const call = async (inst: Instance, method: string, path: string, token?: string,
+    body?: object): Promise<Answer & { sent: number; at: number }> => {
     const sent = Date.now();
     const a = await inst.request(method, path, token, body);
     res.operations++;
@@ -128,7 +131,8 @@ export async function runCell(topology: Topology, fault: FaultName, cellIndex: n
     return { ...a, sent, at: Date.now() };
   };
   const newTok = (user: User, id: string, token: string, at: number, by: string): Tok => {
-    const t: Tok = { label: `${id.slice(-8)}#${++gen}`, user: user.name, id, token, createdAt: at, createdBy: by, state: 'live', ackAt: 0, ackInst: -1, ackBy: '' };
+    const t: Tok = { label: `${id.slice(-8)}#${++gen}`, user: user.name, id, token, createdAt: at, createdBy: by, state: 'live', ackAt: 0,
+      ackInst: -1, ackBy: '' };
     user.toks.push(t);
     all.push(t);
     return t;
@@ -146,7 +150,8 @@ export async function runCell(topology: Topology, fault: FaultName, cellIndex: n
   const observe = (t: Tok, inst: Instance, sent: number, status: number, final = false) => {
     if (t.state !== 'revoked' || !ok(status) || sent <= t.ackAt) return;
     if (final || inst.index === t.ackInst || sent > t.ackAt + L1_TTL_MS) {
-      res.violations.push({ kind: 'undone', session: t.label, user: t.user, by: t.ackBy, at: t.ackAt, instance: instances[t.ackInst].name, readAt: sent, readInstance: inst.name, status });
+      res.violations.push({ kind: 'undone', session: t.label, user: t.user, by: t.ackBy, at: t.ackAt, instance: instances[t.ackInst].name,
+        readAt: sent, readInstance: inst.name, status });
     } else {
       res.late++;
     }
@@ -243,8 +248,10 @@ export async function runCell(topology: Topology, fault: FaultName, cellIndex: n
         observe(t, inst, x!.sent, x!.status, true);
         if (t.state === 'live' && x!.status === 401) {
           const w = res.window;
-          if (w && w.failover && t.createdAt >= w.start - 2000 && t.createdAt <= w.healed && t.createdBy.startsWith('sign-in')) res.excusedLost++;
-          else res.violations.push({ kind: 'lost', session: t.label, user: t.user, by: t.createdBy, at: t.createdAt, instance: '', readAt: x!.sent, readInstance: inst.name, status: x!.status });
+          if (w && w.failover && t.createdAt >= w.start - 2000 && t.createdAt <= w.healed &&
+            t.createdBy.startsWith('sign-in')) res.excusedLost++;
+          else res.violations.push({ kind: 'lost', session: t.label, user: t.user, by: t.createdBy, at: t.createdAt, instance: '',
+            readAt: x!.sent, readInstance: inst.name, status: x!.status });
         }
       }
     };

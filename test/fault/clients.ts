@@ -15,7 +15,8 @@ export async function clients(): Promise<ClientFactory> {
   const { failFast } = readme;
   return {
     redisClient: (url) => new R(url, failFast),
-    clusterClient: (nodes) => new C(nodes, { redisOptions: failFast, enableOfflineQueue: false, clusterRetryStrategy: failFast.retryStrategy }),
+    clusterClient: (nodes) => new C(nodes,
+      { redisOptions: failFast, enableOfflineQueue: false, clusterRetryStrategy: failFast.retryStrategy }),
     sentinelClient: (sentinels, name) => new R({ sentinels, name, ...failFast, sentinelRetryStrategy: failFast.retryStrategy }),
   };
 }

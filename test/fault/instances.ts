@@ -34,7 +34,8 @@ export class Instance {
     this.config = config;
   }
 
-  get name(): string { return `${this.index}:${this.config.adapter}${this.config.endpoint.kind === 'single' && this.config.endpoint.readFromUrl ? '+readFrom' : ''}`; }
+  get name(): string { return `${this.index}:${this.config.adapter}${this.config.endpoint.kind === 'single' &&
+    this.config.endpoint.readFromUrl ? '+readFrom' : ''}`; }
   get up(): boolean { return this.#proc !== undefined; }
 
   async start(timeoutMs = 60_000): Promise<void> {

@@ -53,7 +53,8 @@ try {
           const r = await runCell(topology, fault, cellIndex++, opts, early);
           early = undefined;
           results.push(r);
-          log(`  ${name} × ${fault}: ${r.operations} operations, ${r.acknowledged} acknowledged, ${r.violations.length} violations (${r.seconds} s)`);
+          log(`  ${name} × ${fault}: ${r.operations} operations, ${r.acknowledged} acknowledged, ${r.violations.length} violations ` +
+            `(${r.seconds} s)`);
           for (const v of r.violations.slice(0, 10)) log(`    ${v.kind}: ${JSON.stringify(v)}`);
         } catch (err) {
           failed.push(`${name} × ${fault}: ${(err as Error).stack ?? err}`);
@@ -78,7 +79,8 @@ const pad = (s: string | number, n: number) => String(s).padEnd(n);
 const rows = results.map((r) => [r.topology, r.fault, r.operations, r.acknowledged, r.violations.filter((v) => v.kind === 'undone').length,
   r.violations.filter((v) => v.kind === 'lost').length, r.late, r.unconfirmed, r.excusedLost, r.serverErrors]);
 const head = ['topology', 'fault', 'operations', 'acknowledged', 'undone', 'lost', 'late', 'unconfirmed', 'lost (allowed)', '5xx≠503'];
-console.log(`\nfault check${control ? ' (CONTROL: confirmRevocations false)' : ''}, ${new Date().toISOString().slice(0, 10)}, ${Math.round((Date.now() - began) / 1000)} s`);
+console.log(`\nfault check${control ? ' (CONTROL: confirmRevocations false)' : ''}, ${new Date().toISOString().slice(0,
+  10)}, ${Math.round((Date.now() - began) / 1000)} s`);
 console.log(head.map((h, i) => pad(h, i < 2 ? 14 : 16)).join(' '));
 for (const r of rows) console.log(r.map((c, i) => pad(c, i < 2 ? 14 : 16)).join(' '));
 for (const t of topologies) {
@@ -88,7 +90,8 @@ for (const t of topologies) {
 }
 if (skipped.length) console.log(`not applicable: ${skipped.join(', ')}`);
 for (const f of failed) console.log(`FAILED TO RUN: ${f}`);
-if (jsonFile) writeFileSync(jsonFile, JSON.stringify({ date: new Date().toISOString(), control, seconds, results, skipped, failed }, null, 2));
+if (jsonFile) writeFileSync(jsonFile,
+  JSON.stringify({ date: new Date().toISOString(), control, seconds, results, skipped, failed }, null, 2));
 const violations = results.reduce((n, r) => n + r.violations.length, 0);
 // The control must find what it plants; the real run must find nothing.
 process.exit(failed.length > 0 ? 1 : control ? (violations > 0 ? 0 : 1) : (violations > 0 ? 1 : 0));

@@ -108,7 +108,8 @@ async function cutLinks(ports: number[], ms: number): Promise<void> {
 export class Single implements Topology {
   readonly name = 'single' as const;
   readonly faults = [...REDIS_FAULTS, 'slow-link'] as const;
-  private constructor(readonly primary: RedisServer, readonly replica: RedisServer, readonly front: DelayProxy, readonly link: DelayProxy) {}
+  private constructor(readonly primary: RedisServer, readonly replica: RedisServer, readonly front: DelayProxy,
+    readonly link: DelayProxy) {}
 
   static async start(): Promise<Single> {
     const primary = await RedisServer.start([...FAST_SYNC]);
@@ -145,11 +146,13 @@ export class Single implements Topology {
         args.push('--replicaof', '127.0.0.1', String(this.replica.port));
         await this.primary.restart();
         args.splice(args.indexOf('--replicaof'), 3);
-        await until('old primary synced from the promoted replica', 20_000, async () => (await info(this.primary.port, 'replication')).master_link_status === 'up');
+        await until('old primary synced from the promoted replica', 20_000, async () =>
+          (await info(this.primary.port, 'replication')).master_link_status === 'up');
         await withAdmin(this.primary.port, (r) => r.replicaof('NO', 'ONE'));
         await withAdmin(this.replica.port, (r) => r.replicaof('127.0.0.1', this.link.port));
         await this.settle();
-        return { start, healed: Date.now(), failover: true, note: 'replica SIGSTOP and its link cut, 2 s, primary SIGKILL, replica promoted, primary back from it' };
+        return { start, healed: Date.now(), failover: true,
+          note: 'replica SIGSTOP and its link cut, 2 s, primary SIGKILL, replica promoted, primary back from it' };
       }
       case 'replica-stop':
         await freeze(this.replica, 3000);
@@ -215,7 +218,8 @@ export class Sentinel implements Topology {
         }
         await this.set.waitForFailover(30_000);
         await this.set.restart(old, 30_000);
-        return { start, healed: Date.now(), failover: true, note: 'a replica SIGSTOP, replica links cut, 2 s, master SIGKILL, failover, old master back as replica' };
+        return { start, healed: Date.now(), failover: true,
+          note: 'a replica SIGSTOP, replica links cut, 2 s, master SIGKILL, failover, old master back as replica' };
       }
       case 'replica-stop':
         await freeze(replica, 3000);
@@ -289,7 +293,8 @@ export class Cluster implements Topology {
         }
         await this.cluster.waitForPromotion(master, 30_000);
         await this.cluster.restart(master, 30_000);
-        return { start, healed: Date.now(), failover: true, note: `replica ${replica.port} SIGSTOP and links cut, 2 s, its master ${master.port} SIGKILL, promotion, old master back` };
+        return { start, healed: Date.now(), failover: true,
+          note: `replica ${replica.port} SIGSTOP and links cut, 2 s, its master ${master.port} SIGKILL, promotion, old master back` };
       }
       case 'replica-stop':
         await freeze(replica, 3000);

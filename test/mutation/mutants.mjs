@@ -77,7 +77,8 @@ export const MUTANTS = [
   },
   {
     id: 'total-cap-ignores-type-evictions',
-    description: "The create script counts sessions toward the total before the type cap's evictions: a sign-in past both caps also evicts a session of another type.",
+    description: "The create script counts sessions toward the total before the type cap's evictions: a sign-in past both caps also " +
+      "evicts a session of another type.",
     file: 'lib/core/store/scripts.ts',
     find: '  local left = #live - #evicted',
     replace: '  local left = #live',
@@ -85,10 +86,13 @@ export const MUTANTS = [
   },
   {
     id: 'revoke-publish-not-pcall',
-    description: 'The revoke script publishes with redis.call: a Redis user refused the channel fails the script after its DEL (a 503 for a revocation that was made).',
+    description: 'The revoke script publishes with redis.call: a Redis user refused the channel fails the script after its DEL (a 503 ' +
+      'for a revocation that was made).',
     file: 'lib/core/store/scripts.ts',
-    find: "  redis.pcall('PUBLISH', ARGV[4], ARGV[5] .. '|' .. ARGV[2])\n  audit_after('t', 'e', 's', ARGV[2], 'u', u, 'w', ms(ARGV[7]), 'y', ARGV[6])",
-    replace: "  redis.call('PUBLISH', ARGV[4], ARGV[5] .. '|' .. ARGV[2])\n  audit_after('t', 'e', 's', ARGV[2], 'u', u, 'w', ms(ARGV[7]), 'y', ARGV[6])",
+    find: "  redis.pcall('PUBLISH', ARGV[4], ARGV[5] .. '|' .. ARGV[2])\n  audit_after('t', 'e', 's', ARGV[2], 'u', u, 'w', ms(ARGV[7]), " +
+      "'y', ARGV[6])",
+    replace: "  redis.call('PUBLISH', ARGV[4], ARGV[5] .. '|' .. ARGV[2])\n  audit_after('t', 'e', 's', ARGV[2], 'u', u, 'w', " +
+      "ms(ARGV[7]), 'y', ARGV[6])",
     tests: ['test/channel-acl.test.ts'],
   },
 
@@ -103,7 +107,8 @@ export const MUTANTS = [
   },
   {
     id: 'authenticated-at-from-last-active',
-    description: 'A session read from Redis that was never confirmed takes its last activity, not its sign-in, as authenticatedAt: with localCache: false activity lifts the recent-authentication check.',
+    description: 'A session read from Redis that was never confirmed takes its last activity, not its sign-in, as authenticatedAt: with ' +
+      'localCache: false activity lifts the recent-authentication check.',
     file: 'lib/core/store/redis-store.ts',
     find: '    authenticatedAt: h.t === undefined ? createdAt : Number(h.t),',
     replace: '    authenticatedAt: h.t === undefined ? lastActiveAt : Number(h.t),',
@@ -127,7 +132,8 @@ export const MUTANTS = [
   },
   {
     id: 'wait-redirect-not-followed',
-    description: 'A revocation pipelined with WAIT that lands on a node no longer serving its key (a stale slot map after a failover) reports the MOVED instead of following it: every revocation there answers 503.',
+    description: 'A revocation pipelined with WAIT that lands on a node no longer serving its key (a stale slot map after a failover) ' +
+      'reports the MOVED instead of following it: every revocation there answers 503.',
     file: 'lib/core/store/redis-store.ts',
     find: '    if (!isRedirect(res[0]?.[0])) {\n',
     replace: '    if (true) {\n',
@@ -136,7 +142,8 @@ export const MUTANTS = [
 
   {
     id: 'scale-reads-primary-read-hgetall',
-    description: 'With scaleReads on a Cluster, a read meant for the primary (an id just heard revoked) is a plain HGETALL, which ioredis sends to a replica: a lagging replica lets the revoked session back in.',
+    description: 'With scaleReads on a Cluster, a read meant for the primary (an id just heard revoked) is a plain HGETALL, which ' +
+      'ioredis sends to a replica: a lagging replica lets the revoked session back in.',
     file: 'lib/core/store/redis-store.ts',
     find: "    else h = pairsToObject(await this.#run('read', () => this.#scripted.tieredSessionRead(key)) as string[]);",
     replace: "    else h = await this.#run('HGETALL', () => this.#client.hgetall(key));",
@@ -154,7 +161,8 @@ export const MUTANTS = [
   },
   {
     id: 'wrong-secret-refused-from-l1',
-    description: 'A wrong secret for a cached id is refused from L1 again (no Redis read): the timing tells the id is cached, and a rotation not yet broadcast is refused.',
+    description: 'A wrong secret for a cached id is refused from L1 again (no Redis read): the timing tells the id is cached, and a ' +
+      'rotation not yet broadcast is refused.',
     file: 'lib/core/manager.ts',
     find: '      this.#l1.delete(id);\n    }\n',
     replace: '      this.#l1.delete(id);\n    } else if (e !== undefined) return null;\n',
@@ -178,7 +186,8 @@ export const MUTANTS = [
   },
   {
     id: 'short-idle-checked-against-absolute',
-    description: "An L1 hit measures a remember: false session's idleness against the short absolute timeout instead of the short idle one.",
+    description: "An L1 hit measures a remember: false session's idleness against the short absolute timeout instead of the short idle " +
+      "one.",
     file: 'lib/core/manager.ts',
     find: 'this.#o.idleTimeout : this.#o.shortSession.idleTimeout) && ',
     replace: 'this.#o.idleTimeout : this.#o.shortSession.absoluteTimeout) && ',
@@ -218,7 +227,8 @@ export const MUTANTS = [
   },
   {
     id: 'release-drops-newer-ticket',
-    description: "Releasing a ticket an invalidation voided drops whatever ticket the id has now: a newer reader's, which a revocation during its read then cannot void.",
+    description: "Releasing a ticket an invalidation voided drops whatever ticket the id has now: a newer reader's, which a revocation " +
+      "during its read then cannot void.",
     file: 'lib/core/local-cache.ts',
     find: '    if (--t.holders === 0 && this.#tickets.get(id) === t) this.#tickets.delete(id);',
     replace: '    if (--t.holders === 0) this.#tickets.delete(id);',
@@ -267,13 +277,15 @@ export const MUTANTS = [
     id: 'revoke-keeps-own-l1',
     description: 'revoke() does not drop the id from its own L1 (it waits for its own broadcast).',
     file: 'lib/core/manager.ts',
-    find: '      // Applied or maybe applied (an unacknowledged or timed-out revoke): this instance forgets it either way.\n      this.#l1.invalidate([publicId]);\n',
+    find: '      // Applied or maybe applied (an unacknowledged or timed-out revoke): this instance forgets it either way.\n      ' +
+      'this.#l1.invalidate([publicId]);\n',
     replace: '      // Applied or maybe applied (an unacknowledged or timed-out revoke): this instance forgets it either way.\n',
     tests: ['test/lifecycle.test.ts', 'test/routes.test.ts'],
   },
   {
     id: 'cap-eviction-not-confirmed',
-    description: "A sign-in's cap eviction is confirmed with WAIT only when it evicted more than one session: with maxSessionsPerUser: 1 and a lagging replica the sign-in answers 200 while the evicted session lives on the replica.",
+    description: "A sign-in's cap eviction is confirmed with WAIT only when it evicted more than one session: with maxSessionsPerUser: 1 " +
+      "and a lagging replica the sign-in answers 200 while the evicted session lives on the replica.",
     file: 'lib/core/manager.ts',
     find: '      if (evicted.length > 0) {',
     replace: '      if (evicted.length > 1) {',
@@ -307,7 +319,8 @@ export const MUTANTS = [
   // ---- the revocation channel --------------------------------------------------------------------
   {
     id: 'heartbeat-failure-no-interrupt',
-    description: 'A heartbeat Redis confirmed publishing that no subscriber heard is taken for one that could not be published: no trust withdrawn, L1 kept.',
+    description: 'A heartbeat Redis confirmed publishing that no subscriber heard is taken for one that could not be published: no trust ' +
+      'withdrawn, L1 kept.',
     file: 'lib/core/store/channel.ts',
     find: "if (r.outcome === 'unpublished') {",
     replace: "if (r.outcome !== 'heard') {",
@@ -358,7 +371,8 @@ export const MUTANTS = [
   // ---- the audit trail -----------------------------------------------------------------------------
   {
     id: 'audit-apply-not-awaited',
-    description: 'The sink does not wait for its PostgreSQL transaction before acknowledging the batch: events are deleted from the buffer before (or without) landing, and a failed batch is lost.',
+    description: 'The sink does not wait for its PostgreSQL transaction before acknowledging the batch: events are deleted from the ' +
+      'buffer before (or without) landing, and a failed batch is lost.',
     file: 'lib/core/audit/consumer.ts',
     find: '        await this.c.writer.apply(mergeEvents(events), events.length);',
     replace: '        this.c.writer.apply(mergeEvents(events), events.length);',
@@ -366,7 +380,8 @@ export const MUTANTS = [
   },
   {
     id: 'audit-reap-ignores-pending',
-    description: 'The reap script removes a consumer that still has pending entries (its own at close, or an idle one): the entries it had not applied leave the group and never land.',
+    description: 'The reap script removes a consumer that still has pending entries (its own at close, or an idle one): the entries it ' +
+      'had not applied leave the group and never land.',
     file: 'lib/core/audit/streams.ts',
     find: "  if f['pending'] == 0 and (mine or stale) then",
     replace: '  if mine or stale then',
@@ -374,7 +389,8 @@ export const MUTANTS = [
   },
   {
     id: 'audit-history-bound-from-to',
-    description: "history()'s lifetime bound counts back from the window's end instead of its start: sessions created before to − maxLifetime but live in the window are left out (all of them without a `to`).",
+    description: "history()'s lifetime bound counts back from the window's end instead of its start: sessions created before to − " +
+      "maxLifetime but live in the window are left out (all of them without a `to`).",
     file: 'lib/core/audit/sql.ts',
     find: '  if (bound) params.push((params[1] as number) - maxLifetime);',
     replace: '  if (bound) params.push((params[2] as number) - maxLifetime);',
@@ -394,7 +410,8 @@ export const MUTANTS = [
   // ---- the Express adapter -------------------------------------------------------------------------
   {
     id: 'express-body-limit-per-chunk',
-    description: 'The device routes\' own body reader checks each chunk against the 1 KB limit, not the total: a large body dripped in small packets is read whole and acted on.',
+    description: 'The device routes\' own body reader checks each chunk against the 1 KB limit, not the total: a large body dripped in ' +
+      'small packets is read whole and acted on.',
     file: 'lib/express/routes.ts',
     find: '      if (size > BODY_LIMIT) {',
     replace: '      if (c.length > BODY_LIMIT) {',
@@ -402,7 +419,8 @@ export const MUTANTS = [
   },
   {
     id: 'express-guard-before-middleware',
-    description: 'The guards\' session lookup answers undefined, not null, where the middleware did not run: on a route mounted before app.use(sessions) an anonymous request passes requireSession.',
+    description: 'The guards\' session lookup answers undefined, not null, where the middleware did not run: on a route mounted before ' +
+      'app.use(sessions) an anonymous request passes requireSession.',
     file: 'lib/express/middleware.ts',
     find: 'return this.slotOf(req)?.session ?? null;',
     replace: 'return this.slotOf(req)?.session as Session | null;',
@@ -492,7 +510,8 @@ export const MUTANTS = [
   },
   {
     id: 'ack-from-client-pool',
-    description: "confirmRevocations 'auto' on a Cluster counts the replicas in the client's pool (filled from CLUSTER SLOTS, which leaves out a replica that has not replicated yet) instead of the masters' CLUSTER NODES.",
+    description: "confirmRevocations 'auto' on a Cluster counts the replicas in the client's pool (filled from CLUSTER SLOTS, which " +
+      "leaves out a replica that has not replicated yet) instead of the masters' CLUSTER NODES.",
     file: 'lib/core/store/acknowledgement.ts',
     find: 'const shards = [...masters].filter((id) => this.#replicated.has(id)).length;',
     replace: "const shards = cluster.nodes('slave').length;",
@@ -500,7 +519,8 @@ export const MUTANTS = [
   },
   {
     id: 'ack-connected-slaves-only',
-    description: "confirmRevocations 'auto' on a single primary looks at connected_slaves only: a replica whose link just dropped turns confirmation off.",
+    description: "confirmRevocations 'auto' on a single primary looks at connected_slaves only: a replica whose link just dropped turns " +
+      "confirmation off.",
     file: 'lib/core/store/acknowledgement.ts',
     find: "if (replicas > 0 || field(info, 'repl_backlog_active') === '1' || field(info, 'role') === 'slave') this.#seen = true;",
     replace: 'if (replicas > 0) this.#seen = true;',
@@ -508,7 +528,8 @@ export const MUTANTS = [
   },
   {
     id: 'replica-read-while-stale',
-    description: 'Session reads go to the readFrom replica whether or not heartbeats arrive through it (only recently invalidated ids read the primary).',
+    description: 'Session reads go to the readFrom replica whether or not heartbeats arrive through it (only recently invalidated ids ' +
+      'read the primary).',
     file: 'lib/core/manager.ts',
     find: 'return this.#l1.recentlyInvalidated(id) || (this.#fresh !== undefined && !this.#fresh.fresh);',
     replace: 'return this.#l1.recentlyInvalidated(id);',
@@ -597,7 +618,8 @@ export const MUTANTS = [
   },
   {
     id: 'cap-eviction-keeps-undo-stashes',
-    description: "A sign-in's cap eviction leaves the undo stashes of an earlier timed-out sign-in: its undo brings a session back over the cap.",
+    description: "A sign-in's cap eviction leaves the undo stashes of an earlier timed-out sign-in: its undo brings a session back over " +
+      "the cap.",
     file: 'lib/core/store/scripts.ts',
     find: '  if #evicted > 0 then drop_stashes(KEYS[2], base) end\n',
     replace: '',
@@ -750,7 +772,8 @@ export const MUTANTS = [
   // ---- revocations applied again after a failover -----------------------------------------------
   {
     id: 'replay-never-runs',
-    description: 'A revocation confirmed by one replica and lost in a failover to another is never applied again: the session lives on the new primary.',
+    description: 'A revocation confirmed by one replica and lost in a failover to another is never applied again: the session lives on ' +
+      'the new primary.',
     file: 'lib/core/replay.ts',
     find: '    if (this.#closed || this.#kept.size === 0) return;',
     replace: '    return;',

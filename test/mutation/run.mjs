@@ -51,7 +51,8 @@ if (SCRATCH === ROOT || SCRATCH.startsWith(ROOT + path.sep)) {
 }
 
 if (opts.help) {
-  console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 20).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
+  console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 20).map((l) =>
+    l.replace(/^\/\/ ?/, '')).join('\n'));
   process.exit(0);
 }
 
@@ -109,7 +110,8 @@ for (const m of opts.check ? MUTANTS : selected) {
 }
 if (opts.check) {
   if (broken.length) {
-    console.error(`mutation table: ${broken.length} stale ${broken.length === 1 ? 'entry' : 'entries'} of ${MUTANTS.length} (re-point them at the code, test/mutation/mutants.mjs):\n  ${broken.join('\n  ')}`);
+    console.error(`mutation table: ${broken.length} stale ${broken.length === 1 ? 'entry' : 'entries'} of ${MUTANTS.length} (re-point ` +
+      `them at the code, test/mutation/mutants.mjs):\n  ${broken.join('\n  ')}`);
     process.exit(1);
   }
   console.log(`mutation table: all ${MUTANTS.length} entries match the code`);
@@ -221,7 +223,8 @@ async function worker(dir) {
     const killed = r.code !== 0;
     const row = { id: m.id, killed, code: r.code, seconds: r.seconds, failed: r.failed, targets: targets(m), tests: testsOf(m) };
     results.push(row);
-    console.log(`${killed ? 'killed  ' : 'SURVIVED'} ${pad(m.id, 40)} ${pad(`${r.seconds} s`, 7)} ${killed ? (r.failed[0] ?? `exit ${r.code}`).slice(0, 100) : `(${r.log})`}`);
+    console.log(`${killed ? 'killed  ' : 'SURVIVED'} ${pad(m.id, 40)} ${pad(`${r.seconds} s`, 7)} ${killed ? (r.failed[0] ??
+      `exit ${r.code}`).slice(0, 100) : `(${r.log})`}`);
   }
 }
 await Promise.all(workers.map(worker));
@@ -234,7 +237,9 @@ console.log('\n| mutant | result | targets | test files | first failing test |')
 console.log('|---|---|---|---|---|');
 for (const r of results) {
   const first = r.killed ? (r.failed[0] ?? `exit ${r.code}`).replaceAll('|', '\\|') : '';
-  console.log(`| ${r.id} | ${r.killed ? 'killed' : '**survived**'} | ${r.targets} | ${r.tests.map((f) => path.basename(f)).join(', ')} | ${first} |`);
+  console.log(`| ${r.id} | ${r.killed ? 'killed' : '**survived**'} | ${r.targets} | ${r.tests.map((f) =>
+    path.basename(f)).join(', ')} | ${first} |`);
 }
-console.log(`\nkilled ${killed} of ${results.length} (${((100 * killed) / results.length).toFixed(0)} %), ${started.toISOString().slice(0, 10)}, ${Math.round((Date.now() - started.getTime()) / 60000)} min`);
+console.log(`\nkilled ${killed} of ${results.length} (${((100 * killed) / results.length).toFixed(0)} %), ${started.toISOString().slice(0,
+  10)}, ${Math.round((Date.now() - started.getTime()) / 60000)} min`);
 process.exit(killed === results.length ? 0 : 1);

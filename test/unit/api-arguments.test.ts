@@ -22,7 +22,7 @@ t.test('signIn refuses options that are not an object, or a remember that is not
   // A manager that fails the test if reached: the arguments are checked first.
   const manager = new Proxy({}, { get: () => { throw new Error('the manager was reached'); } }) as SessionManager;
   const flows = new SessionFlows(resolveOptions({ client, secret: 'x'.repeat(32) }), manager);
-  const facts = { method: 'POST', headers: {} };
+  const facts = { method: 'POST', headers: {}, ip: undefined };
   for (const options of [null, 'remember', 7, { remember: 'no' }, { remember: 1 }]) {
     const err = await flows.signIn(facts, null, 'alice', options as never).then(() => undefined, (e: unknown) => e);
     t.ok(err instanceof TieredSessionError && err instanceof ERR_INVALID_ARGUMENT, `${JSON.stringify(options)}: a TieredSessionError`);

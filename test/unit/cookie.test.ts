@@ -69,9 +69,12 @@ const COOKIE: ResolvedCookie = { name: 'sid', secure: true, httpOnly: true, same
 t.test('setCookieLine: attributes and Max-Age', async (t) => {
   t.equal(setCookieLine(COOKIE, 'v', null), 'sid=v; Path=/; HttpOnly; Secure; SameSite=Lax', 'a browser-session cookie: no Max-Age');
   t.equal(setCookieLine(COOKIE, 'v', 90_999), 'sid=v; Max-Age=90; Path=/; HttpOnly; Secure; SameSite=Lax', 'whole seconds, rounded down');
-  t.equal(setCookieLine(COOKIE, '', 0), 'sid=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/; HttpOnly; Secure; SameSite=Lax', 'cleared');
-  t.equal(setCookieLine(COOKIE, '', -5000), 'sid=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/; HttpOnly; Secure; SameSite=Lax', 'negative: cleared');
-  t.equal(setCookieLine(COOKIE, 'v', 999), 'sid=v; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/; HttpOnly; Secure; SameSite=Lax', 'under a second: cleared');
+  t.equal(setCookieLine(COOKIE, '', 0), 'sid=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/; HttpOnly; Secure; SameSite=Lax',
+    'cleared');
+  t.equal(setCookieLine(COOKIE, '', -5000),
+    'sid=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/; HttpOnly; Secure; SameSite=Lax', 'negative: cleared');
+  t.equal(setCookieLine(COOKIE, 'v', 999),
+    'sid=v; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/; HttpOnly; Secure; SameSite=Lax', 'under a second: cleared');
   t.equal(
     setCookieLine({ name: '__Host-s', secure: false, httpOnly: false, sameSite: 'strict', path: '/app', domain: 'example.com' }, 'v', null),
     '__Host-s=v; Path=/app; Domain=example.com; SameSite=Strict',

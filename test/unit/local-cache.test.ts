@@ -7,7 +7,8 @@ import type { Session } from '../../lib/core/session.js';
 
 const ID = 'A'.repeat(38);
 const OTHER = 'B'.repeat(38);
-const entry = (userId = 'alice'): Entry => ({ session: { id: ID, userId } as unknown as Session, proof: 's'.repeat(43), touched: 0, filled: 0 });
+const entry = (userId = 'alice'): Entry =>
+  ({ session: { id: ID, userId } as unknown as Session, proof: 's'.repeat(43), touched: 0, filled: 0 });
 const cache = (trusted = () => true, tolerance = 0) => new LocalCache({ max: 100, ttl: 60_000 }, trusted, tolerance);
 const get = (l1: LocalCache, id = ID) => l1.get(id, coarseNow());
 

@@ -100,7 +100,8 @@ t.test('the resolver fills in the table\'s values', async (t) => {
   t.same(r.localCache, { max: v('localCache.max'), ttl: v('localCache.ttl') });
   t.equal(r.maxSessionsPerUser, v('maxSessionsPerUser'));
   t.same(r.shortSession, { idleTimeout: v('shortSession.idleTimeout'), absoluteTimeout: v('shortSession.absoluteTimeout') });
-  t.same(r.confirmRevocations, { mode: v('confirmRevocations'), replicas: v('confirmRevocations.replicas'), timeout: v('confirmRevocations.timeout') });
+  t.same(r.confirmRevocations, { mode: v('confirmRevocations'), replicas: v('confirmRevocations.replicas'),
+    timeout: v('confirmRevocations.timeout') });
   t.equal(r.replicaLagTolerance, v('replicaLagTolerance'));
   t.equal(r.commandTimeout, v('commandTimeout'));
   t.equal(r.heartbeatInterval, v('heartbeatInterval'));
@@ -120,7 +121,8 @@ t.test('the resolver fills in the table\'s values', async (t) => {
   t.same({ schema: a.schema, table: a.table ?? v('audit.table'), migrate: a.migrate, retentionDays: a.retentionDays }, {
     schema: v('audit.schema'), table: v('audit.table'), migrate: v('audit.migrate'), retentionDays: v('audit.retentionDays'),
   });
-  t.same({ sweepInterval: a.sweepInterval, activityInterval: a.activityInterval, bufferEvents: a.bufferEvents, pollInterval: a.pollInterval, consume: a.consume }, {
+  t.same({ sweepInterval: a.sweepInterval, activityInterval: a.activityInterval, bufferEvents: a.bufferEvents, pollInterval: a.pollInterval,
+    consume: a.consume }, {
     sweepInterval: v('audit.sweepInterval'), activityInterval: v('audit.activityInterval'), bufferEvents: v('audit.bufferEvents'),
     pollInterval: v('audit.pollInterval'), consume: v('audit.consume'),
   });

@@ -136,7 +136,8 @@ export class AuditConsumer {
     const absent = streams.all.filter((s) => s.absent);
     let again = false;
     const claims = await streams.perSlot('XAUTOCLAIM', present, (p, st) => {
-      (p as unknown as Loose).xautoclaim(st.key, AUDIT_GROUP, this.s.name, this.s.claimIdle, st.claimCursor, 'COUNT', this.s.batchSize, 'JUSTID');
+      (p as unknown as Loose).xautoclaim(st.key, AUDIT_GROUP, this.s.name, this.s.claimIdle, st.claimCursor, 'COUNT', this.s.batchSize,
+        'JUSTID');
     });
     for (const [st, [err, reply]] of claims) {
       if (err) { if (isNoGroup(err)) st.absent = true; continue; }
@@ -146,7 +147,8 @@ export class AuditConsumer {
       if (claimed.length > 0) {
         st.cursor = '0';
         this.c.metrics.eventsClaimed += claimed.length;
-        this.c.log.info({ stream: st.key, entries: claimed.length }, 'tiered-session: audit sink: took over entries left pending by a stopped consumer');
+        this.c.log.info({ stream: st.key, entries: claimed.length },
+          'tiered-session: audit sink: took over entries left pending by a stopped consumer');
       }
       if (deleted && deleted.length > 0) {
         this.c.metrics.eventsLost += deleted.length;

@@ -9,11 +9,13 @@
 //   r: n the session's rotation count after this rotation (1, 2, …)
 //   e: y reason: sign-out | revoked | everywhere | cap | replaced
 import { isPublicId } from '../token.js';
-import { DEFAULT_REALM, auditNames, upsertSql, upsertParams, type AuditPool, type AuditTableOptions, type ExplicitEndReason, type SessionDelta } from './sql.js';
+import { DEFAULT_REALM, auditNames, upsertSql, upsertParams, type AuditPool, type AuditTableOptions, type ExplicitEndReason,
+  type SessionDelta } from './sql.js';
 
 
 export type AuditEvent =
-  | { t: 'c'; s: string; u: string; w: number; device: [string | null, string | null, string | null, string | null]; ip: string | null; country: string | null; x: number; p: number }
+  | { t: 'c'; s: string; u: string; w: number; device: [string | null, string | null, string | null,
+    string | null]; ip: string | null; country: string | null; x: number; p: number }
   | { t: 'a'; s: string; u: string; w: number; a: number; p: number }
   | { t: 'r'; s: string; u: string; w: number; n: number }
   | { t: 'e'; s: string; u: string; w: number; y: ExplicitEndReason };

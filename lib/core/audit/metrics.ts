@@ -101,9 +101,12 @@ export function auditPrometheus(s: AuditMetricsSnapshot): string {
   metric('gauge', 'tiered_session_audit_lag_seconds', 'Age of the oldest audit event not yet in PostgreSQL.', s.lagSeconds);
   metric('gauge', 'tiered_session_audit_lease_held', 'Whether this instance holds the sweep and retention lease.', s.leaseHeld);
   metric('counter', 'tiered_session_audit_events_applied_total', 'Audit events written to PostgreSQL and acknowledged.', s.eventsApplied);
-  metric('counter', 'tiered_session_audit_events_invalid_total', 'Stream entries that were not well-formed events (dropped).', s.eventsInvalid);
-  metric('counter', 'tiered_session_audit_events_lost_total', 'Pending events trimmed from a stream by its cap before they were applied.', s.eventsLost);
-  metric('counter', 'tiered_session_audit_events_claimed_total', 'Events taken over from a consumer that stopped (XAUTOCLAIM).', s.eventsClaimed);
+  metric('counter', 'tiered_session_audit_events_invalid_total', 'Stream entries that were not well-formed events (dropped).',
+    s.eventsInvalid);
+  metric('counter', 'tiered_session_audit_events_lost_total', 'Pending events trimmed from a stream by its cap before they were applied.',
+    s.eventsLost);
+  metric('counter', 'tiered_session_audit_events_claimed_total', 'Events taken over from a consumer that stopped (XAUTOCLAIM).',
+    s.eventsClaimed);
   metric('counter', 'tiered_session_audit_batches_total', 'Batches committed to PostgreSQL.', s.batches);
   metric('counter', 'tiered_session_audit_batch_failures_total', 'Batches that failed and were left pending for a retry.', s.batchFailures);
   metric('counter', 'tiered_session_audit_sweeps_total', 'Expiry sweeps run by this instance.', s.sweeps);

@@ -127,7 +127,8 @@ export class AuditSink {
       pool: a.pool, names: this.names, prefix: o.keyPrefix, postgresTimeout: x.postgresTimeout, beforeCommit: x.beforeCommit,
     });
     const stages = { ...c, streams: this.#streams, writer };
-    this.#consumer = new AuditConsumer(stages, { name: this.consumer, batchSize: x.batchSize, claimIdle: x.claimIdle, afterCommit: x.afterCommit });
+    this.#consumer = new AuditConsumer(stages,
+      { name: this.consumer, batchSize: x.batchSize, claimIdle: x.claimIdle, afterCommit: x.afterCommit });
     this.#maintenance = new AuditMaintenance(stages, {
       name: this.consumer, prefix: o.keyPrefix, names: this.names, sweepInterval: a.sweepInterval, sweepGrace: x.sweepGrace,
       retentionDays: a.retentionDays, reapIdle: Math.max(3_600_000, 10 * x.claimIdle),

@@ -92,11 +92,13 @@ export interface AuditNames {
 export function auditNames({ schema, table = DEFAULT_TABLE }: AuditTableOptions = {}): AuditNames {
   if (schema !== undefined) {
     if (typeof schema !== 'string' || !IDENT.test(schema) || schema.length > 63) {
-      throw new ERR_INVALID_OPTION('schema', 'expected an SQL identifier: a letter or underscore, then letters, digits or underscores, at most 63 characters');
+      throw new ERR_INVALID_OPTION('schema',
+        'expected an SQL identifier: a letter or underscore, then letters, digits or underscores, at most 63 characters');
     }
   }
   if (typeof table !== 'string' || !IDENT.test(table) || table.length > 48) {
-    throw new ERR_INVALID_OPTION('table', 'expected an SQL identifier: a letter or underscore, then letters, digits or underscores, at most 48 characters');
+    throw new ERR_INVALID_OPTION('table',
+      'expected an SQL identifier: a letter or underscore, then letters, digits or underscores, at most 48 characters');
   }
   const raw = { historyIndex: `${table}_user_created`, sweepIndex: `${table}_live_expiry`, retentionIndex: `${table}_ended` };
   const q = (n: string) => (schema === undefined ? quote(n) : `${quote(schema)}.${quote(n)}`);
@@ -191,7 +193,8 @@ export async function migrate(pool: AuditPool, options: AuditTableOptions = {}):
     if (old.rows.length > 0) {
       // A DEFAULT cannot be a parameter: format(%L) quotes the literal inside PostgreSQL. The
       // default fills the existing rows (no rewrite) and is dropped: every insert names its realm.
-      const add = await c.query(`SELECT format('ALTER TABLE %s ADD COLUMN realm text COLLATE "C" NOT NULL DEFAULT %L', $1::text, $2::text) AS q`, [n.table, realm]);
+      const add = await c.query(`SELECT format('ALTER TABLE %s ADD COLUMN realm text COLLATE "C" NOT NULL DEFAULT %L', $1::text, ` +
+        `$2::text) AS q`, [n.table, realm]);
       await c.query(String(add.rows[0].q));
       await c.query(`ALTER TABLE ${n.table} ALTER COLUMN realm DROP DEFAULT`);
       for (const idx of [n.historyIndex, n.sweepIndex, n.retentionIndex]) await c.query(`DROP INDEX IF EXISTS ${n.inSchema(idx)}`);

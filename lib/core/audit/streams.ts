@@ -138,7 +138,8 @@ export class AuditStreams {
    * ioredis requires a pipeline's keys to share a node). The whole call is bounded by
    * commandTimeout; a pipeline that fails or times out answers its error for each of its items.
    */
-  async perSlot<T extends { slot: number }>(what: string, items: T[], add: (p: ChainableCommander, item: T) => void): Promise<Map<T, Reply>>;
+  async perSlot<T extends { slot: number }>(
+    what: string, items: T[], add: (p: ChainableCommander, item: T) => void): Promise<Map<T, Reply>>;
   async perSlot<T extends { slot: number }>(
     what: string, items: T[], add: (p: ChainableCommander, item: T) => void, per: number): Promise<Map<T, Reply[]>>;
   async perSlot<T extends { slot: number }>(
@@ -184,7 +185,8 @@ export class AuditStreams {
 
   /** Take the sweep lease, or keep it if `holder` has it: answers whether `holder` holds it now. */
   async lease(holder: string, ttl: number): Promise<boolean> {
-    const got = await this.call('lease', () => this.#loose.tieredSessionAuditLease(auditLeaseKey(this.#prefix), holder, ttl) as Promise<number>);
+    const got = await this.call('lease', () =>
+      this.#loose.tieredSessionAuditLease(auditLeaseKey(this.#prefix), holder, ttl) as Promise<number>);
     return got === 1;
   }
 

@@ -90,7 +90,8 @@ export class Acknowledgement {
   }
 
   async #readCluster(cluster: Cluster): Promise<{ next: AcknowledgementState; detail: Record<string, unknown> }> {
-    const views = await Promise.all(cluster.nodes('master').map((n) => this.#bounded(n, (r) => r.cluster('NODES') as Promise<string>).catch(() => undefined)));
+    const views = await Promise.all(cluster.nodes('master').map((n) =>
+      this.#bounded(n, (r) => r.cluster('NODES') as Promise<string>).catch(() => undefined)));
     const answered = views.filter((v): v is string => typeof v === 'string');
     if (answered.length === 0) throw new Error('no master answered CLUSTER NODES');
     const masters = new Set<string>();

@@ -192,7 +192,8 @@ export class RevocationChannel {
       const p = this.#pending;
       if (p !== undefined && msg.length === HEARTBEAT.length + p.token.length && msg.endsWith(p.token)) {
         s.heard = p.token;
-        if (s.placement.kind === 'duplicate' && s.placement.of === this.#readFrom) this.#events.onReplicaProof?.(performance.now() - p.sentAt);
+        if (s.placement.kind === 'duplicate' &&
+          s.placement.of === this.#readFrom) this.#events.onReplicaProof?.(performance.now() - p.sentAt);
         p.heard();
       }
       return;

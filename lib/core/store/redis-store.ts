@@ -160,7 +160,8 @@ export class RedisStore {
     this.isCluster = (client as Cluster).isCluster === true;
     for (const [name, numberOfKeys, lua] of SCRIPTS) {
       if (typeof (client as unknown as Scripted)[name] !== 'function') client.defineCommand(name, { numberOfKeys, lua });
-      if (readFrom !== undefined && typeof (readFrom as unknown as Scripted)[name] !== 'function') readFrom.defineCommand(name, { numberOfKeys, lua });
+      if (readFrom !== undefined && typeof (readFrom as unknown as Scripted)[name] !== 'function') readFrom.defineCommand(name,
+        { numberOfKeys, lua });
     }
     this.#scripted = client as unknown as Scripted;
   }
@@ -293,7 +294,8 @@ export class RedisStore {
    * Create a session. `caps`: the user's total cap and the cap of the new session's device type
    * (0 = none). Returns the public ids the caps evicted.
    */
-  async create(tag: string, random: string, now: number, ttl: number, caps: { total: number; type: string; typeCap: number }, record: NewRecord): Promise<string[]> {
+  async create(tag: string, random: string, now: number, ttl: number, caps: { total: number; type: string; typeCap: number },
+    record: NewRecord): Promise<string[]> {
     const base = this.base(tag);
     return (await this.#run('create', () => this.#scripted.tieredSessionCreate(
       `${base}${random}`, this.indexKey(tag), random, now, ttl, caps.total, caps.typeCap, caps.type, this.channel, tag, base,
@@ -308,7 +310,8 @@ export class RedisStore {
    * app's clock, which the audit trail records (default `now`). With `secretHash`, only the
    * session that secret opens (a revocation by token), checked on the primary.
    */
-  async revoke(publicId: string, owner: string, now: number, reason: ExplicitEndReason = 'revoked', at = now, secretHash = '', acknowledge = true): Promise<boolean> {
+  async revoke(publicId: string, owner: string, now: number, reason: ExplicitEndReason = 'revoked', at = now, secretHash = '',
+    acknowledge = true): Promise<boolean> {
     const tag = publicId.slice(0, TAG_LENGTH);
     const n = await this.#revoking('revoke', 'tieredSessionRevoke', [
       this.sessionKey(publicId), this.indexKey(tag), publicId.slice(TAG_LENGTH), publicId, owner, this.channel, now, reason, at,
@@ -346,7 +349,8 @@ export class RedisStore {
   }
 
   async list(tag: string, now: number): Promise<{ publicId: string; session: StoredSession }[]> {
-    const rows = (await this.#run('list', () => this.#scripted.tieredSessionList(this.indexKey(tag), this.base(tag), now))) as [string, string[]][];
+    const rows = (await this.#run('list', () => this.#scripted.tieredSessionList(this.indexKey(tag), this.base(tag), now))) as [string,
+      string[]][];
     const out: { publicId: string; session: StoredSession }[] = [];
     for (const [random, pairs] of rows) {
       const s = decodeSession(pairsToObject(pairs), this.#idles);
@@ -420,7 +424,8 @@ export class RedisStore {
   async #readMany(publicIds: string[], reader: RedisClient): Promise<(StoredSession | null)[]> {
     if (publicIds.length === 0) return [];
     if ((reader as Cluster).isCluster) {
-      return this.#run('HGETALL', () => Promise.all(publicIds.map((id) => reader.hgetall(this.sessionKey(id)).then((h) => decodeSession(h, this.#idles)))), reader);
+      return this.#run('HGETALL', () =>
+        Promise.all(publicIds.map((id) => reader.hgetall(this.sessionKey(id)).then((h) => decodeSession(h, this.#idles)))), reader);
     }
     const p = reader.pipeline();
     for (const id of publicIds) p.hgetall(this.sessionKey(id));

@@ -300,7 +300,8 @@ return n
 
 /**
  * uncreate: KEYS[1] session, KEYS[2] index. ARGV: random, publicId, channel, now (the
- * broadcast's send time), base, at (the app's clock, for the audit), then the audit arguments. Undoes a create whose caller gave up (it timed out after sending): the
+ * broadcast's send time), base, at (the app's clock, for the audit), then the audit arguments. Undoes a create whose caller gave up (it
+ * timed out after sending): the
  * session goes (broadcast, audit 'revoked'), and sessions its cap eviction removed come back
  * from the stash with the expiry they had left, unless they exist again. Returns 1 when the
  * session existed.
