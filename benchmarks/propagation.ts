@@ -191,7 +191,7 @@ async function main(): Promise<void> {
       '',
       table(['samples', 'min', 'p50', 'p90', 'p99', 'max', 'mean', 'target p99'], [[
         fmt(latencies.length), ms(q(0)), ms(q(0.5)), ms(q(0.9)), ms(q(0.99)), ms(sorted.at(-1) ?? NaN), ms(mean),
-          '≤ 5 ms (DESIGN: p50 < 0.5, p99 < 3)',
+          '≤ 5 ms (docs/design.md: p50 < 0.5, p99 < 3)',
       ]]),
       '',
       `- no drop reported within 1 s: ${missed}; drops of an id that was not in B's L1: ${notCached}`,

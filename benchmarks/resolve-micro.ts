@@ -5,7 +5,7 @@
 // `managerOf(app.sessions)`), for a Cookie header holding only the session cookie and for a busy
 // one; with a full isTokenShape() scan first, to price that check; and its parts on their own
 // (the cookie scan, the L1 lookup, the clock), so a change to any of them shows where it lands.
-// For scale: the loop itself, the two ways of hashing the secret that DESIGN.md section 1 weighs
+// For scale: the loop itself, the two ways of hashing the secret that docs/design.md's budget weighs
 // (the hot path must not need either), and the User-Agent parse that only sign-in pays.
 //
 // Settings: --iterations / BENCH_ITERATIONS (per case, default 5,000,000), REDIS_URL.

@@ -1,4 +1,4 @@
-// Issue 14, end to end: the audit trail through the real apps (Fastify, Express 5, Express 4) on
+// End to end: the audit trail through the real apps (Fastify, Express 5, Express 4) on
 // both Redis targets and a private PostgreSQL. Every end reason a real flow produces lands in the
 // table once, with the device, ip, country and times of the session; rotations are counted and
 // data updates keep the row; activity moves last_active_at at most once per activityInterval;

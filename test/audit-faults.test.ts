@@ -1,4 +1,4 @@
-// Issue 14, the audit sink under faults: PostgreSQL killed under a stream of events and brought
+// The audit sink under faults: PostgreSQL killed under a stream of events and brought
 // back (every event lands exactly once, one log line each way, the buffer rises and drains); a
 // sink SIGKILLed in the middle of a batch (before COMMIT, and after COMMIT before XACK: another
 // sink claims the entries, nothing missing, nothing doubled); Redis killed or cut off (no crash,

@@ -1,4 +1,4 @@
-// Issue 14, the PostgreSQL side of the audit trail: migrate(), the names it accepts, the plans of
+// The PostgreSQL side of the audit trail: migrate(), the names it accepts, the plans of
 // its queries at a realistic size, the merge (every event type; duplicates and reordering give
 // the same row), and history()'s window semantics. Real PostgreSQL (test/fixtures/postgres.ts).
 import t from 'tap';

@@ -1,4 +1,4 @@
-// Issue 14, the audit sink against real Redis (a single server and a 3-master Cluster) and a real
+// The audit sink against real Redis (a single server and a 3-master Cluster) and a real
 // PostgreSQL: events written to the bucket streams as the scripts will write them reach the table
 // exactly as the merge says; entries are acknowledged and deleted only after COMMIT; several sinks
 // share the work without a duplicate or a lost row; the sweep and retention; the polling cost.

@@ -1,4 +1,4 @@
-// Cross-instance coherence of the local cache (DESIGN.md section 5) and its metrics (section 8).
+// Cross-instance coherence of the local cache and its metrics (docs/design.md: Coherence, Metrics).
 // Two (or three) Fastify apps in one process, each with its own ioredis client, one key prefix:
 // what one instance revokes, rotates, updates or evicts must leave the other's L1.
 import t from 'tap';

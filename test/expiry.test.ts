@@ -1,4 +1,4 @@
-// DESIGN section 4: idle and absolute expiry (on L1 hits and in Redis), sliding, throttled touches,
+// Idle and absolute expiry (docs/design.md: Expiry) (on L1 hits and in Redis), sliding, throttled touches,
 // and what an L1 hit costs in Redis commands (nothing).
 import t from 'tap';
 import type { Redis } from 'ioredis';

@@ -1,4 +1,4 @@
-// DESIGN section 3: one test per Redis invariant, on a single redis-server and on a Cluster.
+// One test per Redis invariant (docs/design.md), on a single redis-server and on a Cluster.
 import t from 'tap';
 import { eachTarget, makeApp, tokenOf, cacheTrusted, me, signIn, inspector, assertAllKeysExpire, eventually, COOKIE,
   storedExpiry } from './fixtures/targets.js';

@@ -1,7 +1,7 @@
 // wrk (C, one thread) as the load generator: `--loadgen wrk` / BENCH_LOADGEN=wrk. autocannon is a
 // Node process that needs about a core of its own at these rates, so on a 2-core machine it caps
 // the fastest servers; wrk needs a fraction of that, which leaves the server a whole core and
-// makes the ratios between servers sharper (DESIGN section 1's budget was measured with wrk).
+// makes the ratios between servers sharper (docs/design.md's budget is measured with wrk).
 import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

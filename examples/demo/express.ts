@@ -1,5 +1,5 @@
 // The demo on Express: the same page and the same HTTP contract as server.ts, from the Express
-// middleware. Environment: DESIGN section 7 (see shared.ts). It listens even while Redis is down.
+// middleware. Environment: docs/design.md (see shared.ts). It listens even while Redis is down.
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { STATUS_CODES } from 'node:http';
 import tieredSession from '../../lib/express/index.js';

@@ -1,5 +1,5 @@
 // The demo on Fastify: the package used exactly as the README teaches, plus a small page.
-// Environment: DESIGN section 7 (see shared.ts). With no Redis configured it starts a private
+// Environment: docs/design.md (see shared.ts). With no Redis configured it starts a private
 // redis-server from PATH. It listens even while Redis is down (/healthz answers 503).
 import Fastify from 'fastify';
 import tieredSession from '../../lib/fastify/index.js';

@@ -1,4 +1,4 @@
-// What both demo servers share: the environment (DESIGN section 7), the Redis client, the
+// What both demo servers share: the environment (docs/design.md), the Redis client, the
 // demo's users and their credential check, the sign-in body rule, and the page. Each server
 // (server.ts on Fastify, express.ts on Express) only wires these to its framework.
 import { readFileSync } from 'node:fs';

@@ -67,9 +67,9 @@ declare global {
  * What the middleware knows of one request: the flows of the middleware that resolved it, its
  * session, and whether it was skipped (its cookie not read). Kept beside the request, not on it:
  * Express re-parents every request onto the app's prototype (`Object.setPrototypeOf`), and V8
- * then builds a new hidden class for each property added to it, which costs 2-4 µs per property
- * per request (measured on Node 20); a WeakMap entry costs ~0.15 µs. `req.session` is an
- * accessor on the app's request prototype that reads the slot.
+ * then builds a new hidden class for each property added to it, which costs far more per
+ * request than a WeakMap entry (benchmarks/README.md). `req.session` is an accessor on the app's
+ * request prototype that reads the slot.
  */
 class Slot {
   session: Session | null = null;
