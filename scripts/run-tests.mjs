@@ -15,7 +15,7 @@ import { sep } from 'node:path';
 // Files that never use an ioredis client of the suite's choosing (pure functions, the built
 // package, the demos and examples, which import ioredis 5 themselves), and every unit test
 // (test/unit/: one module each, no Redis).
-const NOT_REDIS = new Set(['cross-site', 'device', 'package', 'types', 'browser', 'quick-start', 'demo', 'docs']);
+const NOT_REDIS = new Set(['package', 'types', 'browser', 'quick-start', 'demo', 'docs']);
 const redisFiles = readdirSync(new URL('../test/', import.meta.url), { recursive: true })
   .map((f) => f.split(sep).join('/'))
   .filter((f) => f.endsWith('.test.ts') && !f.startsWith('unit/') && !f.includes('fixtures/') &&

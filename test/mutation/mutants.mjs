@@ -498,7 +498,7 @@ export const MUTANTS = [
     file: 'lib/core/cross-site.ts',
     find: "if (origin === undefined || origin === '') return false;",
     replace: "if (origin === undefined || origin === '' || origin === 'null') return false;",
-    tests: ['test/cross-site.test.ts', 'test/routes.test.ts'],
+    tests: ['test/unit/cross-site.test.ts', 'test/routes.test.ts'],
   },
   {
     id: 'sec-fetch-site-ignored',
@@ -506,7 +506,7 @@ export const MUTANTS = [
     file: 'lib/core/cross-site.ts',
     find: "  if (site !== undefined && site !== '') return origin === undefined || !allowed.has(origin.toLowerCase());\n",
     replace: '',
-    tests: ['test/cross-site.test.ts', 'test/routes.test.ts'],
+    tests: ['test/unit/cross-site.test.ts', 'test/routes.test.ts'],
   },
   {
     id: 'ack-from-client-pool',

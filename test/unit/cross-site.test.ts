@@ -2,7 +2,7 @@
 // net/http.CrossOriginProtection decides it. Both adapters feed it the same facts; the routes
 // tests drive it over HTTP on each.
 import t from 'tap';
-import { isCrossSite, type CrossSiteFacts } from '../lib/core/cross-site.js';
+import { isCrossSite, type CrossSiteFacts } from '../../lib/core/cross-site.js';
 
 const allowed = new Set(['https://trusted.example']);
 const req = (over: Partial<CrossSiteFacts>): CrossSiteFacts =>

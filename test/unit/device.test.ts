@@ -1,5 +1,5 @@
 import t from 'tap';
-import { parseDevice, type DeviceInfo } from '../lib/core/device.js';
+import { parseDevice, type DeviceInfo } from '../../lib/core/device.js';
 
 // Control characters, bidi overrides and isolates, zero-width characters, line separators.
 const UNSAFE = /[\p{Cc}\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/u;
