@@ -124,7 +124,7 @@ export class SessionManager {
         options.client, options.readFrom, this.#store.channel, options.heartbeatInterval,
         (msg) => this.#store.publish(msg),
         {
-          onRevoked: (ids, sentAt) => this.#received(ids, sentAt),
+          onRevoked: (ids, sentAt, change) => this.#received(ids, sentAt, change),
           onInterrupted: () => { this.#l1.clear(); this.#replay.interrupted(); },
           onState: (state, reason, err) => this.#channelState(state, reason, err),
           onReplicaProof: (lagMs) => this.#fresh?.proven(lagMs),
@@ -414,8 +414,9 @@ export class SessionManager {
   /** Drop ids from L1 and void any fill of them that is in flight. */
   invalidate(ids: Iterable<string>): void { this.#l1.invalidate(ids); }
 
-  #received(ids: string[], sentAt: number): void {
+  #received(ids: string[], sentAt: number, change: 'ended' | number | undefined): void {
     this.#l1.invalidate(ids);
+    if (change !== undefined) this.#replay.heard(ids, change);
     this.metrics.revocationsReceived += ids.length;
     if (Number.isFinite(sentAt)) this.metrics.revocationLatency.observe(Math.max(0, preciseNow() - sentAt) / 1000);
   }

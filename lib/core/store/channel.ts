@@ -10,8 +10,12 @@ import type { RedisClient } from '../options.js';
 export type ChannelState = 'connecting' | 'confirmed' | 'down' | 'refused';
 
 export interface ChannelEvents {
-  /** Ids revoked elsewhere (or here); `sentAt` is the publisher's epoch ms. */
-  onRevoked(ids: string[], sentAt: number): void;
+  /**
+   * Ids changed elsewhere (or here): every cached copy goes. `sentAt` is the publisher's epoch
+   * ms; `change` what happened when the message says: 'ended' (a revocation that is never
+   * undone), or the session's rotation count after a rotation.
+   */
+  onRevoked(ids: string[], sentAt: number, change: 'ended' | number | undefined): void;
   /** The channel may have lost messages: every cached entry must go. */
   onInterrupted(reason: string): void;
   /** The state changed (called once per change, never per request). */
@@ -205,7 +209,11 @@ export class RevocationChannel {
       this.#seen.add(msg);
       if (this.#seen.size > 4096) this.#seen.delete(this.#seen.values().next().value!);
     }
-    this.#events.onRevoked(msg.slice(bar + 1).split(','), Number(msg.slice(0, bar)));
+    // `<sentAt>|`, `<sentAt>!|` (ended) or `<sentAt>r<n>|` (the nth rotation): lib/core/store/scripts.ts.
+    const r = msg.lastIndexOf('r', bar);
+    const ended = msg.charCodeAt(bar - 1) === 33;
+    const sentAt = Number(msg.slice(0, ended ? bar - 1 : r > 0 ? r : bar));
+    this.#events.onRevoked(msg.slice(bar + 1).split(','), sentAt, ended ? 'ended' : r > 0 ? Number(msg.slice(r + 1, bar)) : undefined);
   }
 
   /** A subscriber's socket closed: when it was the last one open, trust goes (messages may be lost). */

@@ -20,7 +20,11 @@
 // purpose: a session is a small listpack, and a few bytes move it across an allocator class.
 // Times are epoch milliseconds passed in by the caller (scripts stay deterministic).
 // A revocation is published from the same script that deletes, as `<sentAt>|<id>,<id>…`, so
-// no crash or timeout can separate the delete from its broadcast. The PUBLISH is a pcall: a
+// no crash or timeout can separate the delete from its broadcast. What the change was rides
+// after the time: `<sentAt>!` a revocation (never undone: a sign-out, revoke one, log out
+// everywhere), `<sentAt>r<n>` the session's nth rotation; nothing else marked (a cap eviction a
+// timed-out sign-in may still undo, an update, a confirmation). A reader that knows no marker
+// reads a time that is not a number, and still drops the ids. The PUBLISH is a pcall: a
 // Redis user refused the channel by its ACL would otherwise fail the script after its writes
 // (scripts are not rolled back), answering 503 for a change that was made. Such a user's
 // channel is refused too, so its local cache is off and nothing needs the broadcast.
@@ -239,7 +243,7 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 -- this revocation was answered.
 drop_stashes(KEYS[2], base)
 if n == 1 then
-  redis.pcall('PUBLISH', ARGV[4], ARGV[5] .. '|' .. ARGV[2])
+  redis.pcall('PUBLISH', ARGV[4], ARGV[5] .. '!|' .. ARGV[2])
   audit_after('t', 'e', 's', ARGV[2], 'u', u, 'w', ms(ARGV[7]), 'y', ARGV[6])
 end
 return n
@@ -267,7 +271,7 @@ for _, id in ipairs(ids) do
     redis.call('ZREM', KEYS[1], id)
   end
 end
-if #revoked > 0 then redis.pcall('PUBLISH', ARGV[5], ARGV[6] .. '|' .. table.concat(revoked, ',')) end
+if #revoked > 0 then redis.pcall('PUBLISH', ARGV[5], ARGV[6] .. '!|' .. table.concat(revoked, ',')) end
 return revoked
 `;
 
@@ -291,7 +295,7 @@ if ARGV[1] == 'h' then
   redis.call('HSET', KEYS[1], 'n', n)
 end
 if ARGV[2] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
-redis.pcall('PUBLISH', ARGV[4], ARGV[5] .. '|' .. ARGV[3])
+redis.pcall('PUBLISH', ARGV[4], ARGV[5] .. (ARGV[1] == 'h' and 'r' .. n or '') .. '|' .. ARGV[3])
 if ARGV[1] == 'h' then
   audit_after('t', 'r', 's', ARGV[3], 'u', redis.call('HGET', KEYS[1], 'u'), 'w', ms(ARGV[6]), 'n', tostring(n))
 end
