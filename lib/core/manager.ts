@@ -8,7 +8,7 @@ import { Metrics, type StatsSnapshot } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
 import { decodeDevice, encodeDevice, parseData, serialiseData, type Session, type SessionData, type SessionInfo } from './session.js';
 import { RedisStore, isUnknownOutcome, type NewRecord, type StoredSession } from './store/redis-store.js';
-import { RevocationChannel, type ChannelState } from './store/channel.js';
+import { RevocationChannel, type ChannelState, type Change } from './store/channel.js';
 import { Acknowledgement, type AcknowledgementState } from './store/acknowledgement.js';
 import { Freshness } from './store/freshness.js';
 import { TouchQueue, type Touch } from './touch-queue.js';
@@ -414,7 +414,7 @@ export class SessionManager {
   /** Drop ids from L1 and void any fill of them that is in flight. */
   invalidate(ids: Iterable<string>): void { this.#l1.invalidate(ids); }
 
-  #received(ids: string[], sentAt: number, change: 'ended' | number | undefined): void {
+  #received(ids: string[], sentAt: number, change: Change | undefined): void {
     this.#l1.invalidate(ids);
     if (change !== undefined) this.#replay.heard(ids, change);
     this.metrics.revocationsReceived += ids.length;

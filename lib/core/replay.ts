@@ -1,4 +1,5 @@
 import type { Logger } from './log.js';
+import type { Change } from './store/channel.js';
 
 /** How long a revocation is kept for a replay: longer than a failover and its aftermath. */
 const WINDOW_MS = 60_000;
@@ -67,8 +68,15 @@ export class RevocationReplay {
     this.#keep(id, { at: now, own: true, count, secretHash }, now);
   }
 
-  /** Heard on the channel: ids revoked (`'ended'`), or a session's `count`th rotation. */
-  heard(ids: string[], change: 'ended' | number, now = Date.now()): void {
+  /**
+   * Heard on the channel: ids ended, a session's `count`th rotation, or ids a timed-out
+   * sign-in's undo restored (their eviction was never acknowledged: forgotten).
+   */
+  heard(ids: string[], change: Change, now = Date.now()): void {
+    if (change === 'restored') {
+      for (const id of ids) if (this.#kept.get(id)?.own === false) this.#kept.delete(id);
+      return;
+    }
     const count = change === 'ended' ? 0 : change;
     for (const id of ids) this.#keep(id, { at: now, own: false, count }, now);
   }

@@ -802,4 +802,12 @@ export const MUTANTS = [
     tests: ['test/replay.test.ts'],
     env: { TS_TARGETS: 'single' },
   },
+  {
+    id: 'restored-not-told',
+    description: 'A timed-out sign-in\'s undo brings evicted sessions back without saying so: instances that heard the eviction refuse them and end them again.',
+    file: 'lib/core/store/scripts.ts',
+    find: "if #back > 0 then redis.pcall('PUBLISH', ARGV[3], ARGV[4] .. '+|' .. table.concat(back, ',')) end\n",
+    replace: '',
+    tests: ['test/replicas.test.ts'],
+  },
 ];

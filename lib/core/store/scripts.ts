@@ -21,10 +21,11 @@
 // Times are epoch milliseconds passed in by the caller (scripts stay deterministic).
 // A revocation is published from the same script that deletes, as `<sentAt>|<id>,<id>…`, so
 // no crash or timeout can separate the delete from its broadcast. What the change was rides
-// after the time: `<sentAt>!` a revocation (never undone: a sign-out, revoke one, log out
-// everywhere), `<sentAt>r<n>` the session's nth rotation; nothing else marked (a cap eviction a
-// timed-out sign-in may still undo, an update, a confirmation). A reader that knows no marker
-// reads a time that is not a number, and still drops the ids. The PUBLISH is a pcall: a
+// after the time: `<sentAt>!` sessions ended (a sign-out, revoke one, log out everywhere, a cap
+// eviction), `<sentAt>r<n>` the session's nth rotation, `<sentAt>+` sessions a timed-out
+// sign-in's undo brought back from its cap eviction; unmarked, anything else (an update, a
+// confirmation). A reader that knows no marker reads a time that is not a number, and still
+// drops the ids. The PUBLISH is a pcall: a
 // Redis user refused the channel by its ACL would otherwise fail the script after its writes
 // (scripts are not rolled back), answering 503 for a change that was made. Such a user's
 // channel is refused too, so its local cache is off and nothing needs the broadcast.
@@ -173,7 +174,7 @@ redis.call('ZADD', KEYS[2], exp, rnd)
 -- An index that had no member did not exist, so it has no TTL to compare with (a user's first
 -- session: most sign-ins).
 if card == 0 then redis.call('PEXPIRE', KEYS[2], ttl) else extend_index(KEYS[2], ttl) end
-if #evicted > 0 then redis.pcall('PUBLISH', channel, ARGV[2] .. '|' .. table.concat(evicted, ',')) end
+if #evicted > 0 then redis.pcall('PUBLISH', channel, ARGV[2] .. '!|' .. table.concat(evicted, ',')) end
 return evicted
 `;
 
@@ -315,16 +316,21 @@ local n = redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 local stash = KEYS[1] .. 'z'
 local s = redis.call('LRANGE', stash, 0, -1)
+local tag = string.sub(ARGV[2], 1, #ARGV[2] - #ARGV[1])
+local back = {}
 for i = 1, #s, 5 do
   local k = ARGV[5] .. s[i]
   if redis.call('EXISTS', k) == 0 then
     redis.call('RESTORE', k, tonumber(s[i + 2]), s[i + 1])
     redis.call('ZADD', KEYS[2], s[i + 3], s[i])
+    back[#back + 1] = tag .. s[i]
   end
 end
 redis.call('DEL', stash)
+-- The sessions back were told ended (the eviction's broadcast): now they are not.
+if #back > 0 then redis.pcall('PUBLISH', ARGV[3], ARGV[4] .. '+|' .. table.concat(back, ',')) end
 if n == 1 then
-  redis.pcall('PUBLISH', ARGV[3], ARGV[4] .. '|' .. ARGV[2])
+  redis.pcall('PUBLISH', ARGV[3], ARGV[4] .. '!|' .. ARGV[2])
   audit_after('t', 'e', 's', ARGV[2], 'u', u, 'w', ms(ARGV[6]), 'y', 'revoked')
 end
 return n
