@@ -13,7 +13,9 @@ export type { AuditSessionRow, HistoryQuery, AuditPool, AuditPoolClient, AuditQu
 export type { TieredSessionErrorClass } from './core/errors.js';
 export type { StatsSnapshot, Quantiles, RedisOperation } from './core/metrics.js';
 export type { TelemetryOptions } from './core/options.js';
-export type { OpenTelemetryProviders, OtelTracerProvider, OtelMeterProvider } from './core/observe/otel.js';
+export type {
+  OpenTelemetryProviders, OtelTracerProvider, OtelMeterProvider, OtelTracer, OtelMeter, OtelHistogram, OtelSpan, OtelObservable, OtelBatchResult,
+} from './core/observe/otel.js';
 export type { PromRegistry, PrometheusSource } from './core/observe/prom-client.js';
 /** Register the package's metrics in a prom-client registry (the app's, or prom-client's default). */
 export { registerPromClient } from './core/observe/prom-client.js';

@@ -34,9 +34,14 @@ export class Histogram {
   }
 }
 
-/** The Redis operations timed per call (`tiered_session_redis_operation_seconds{operation}`). */
-export const REDIS_OPERATIONS = ['read', 'create', 'touch', 'update', 'revoke', 'revoke_all', 'list', 'wait'] as const;
-export type RedisOperation = typeof REDIS_OPERATIONS[number];
+/**
+ * A Redis operation timed per call (`tiered_session_redis_operation_seconds{operation}`): a read
+ * (a miss, a pre-warm batch), a sign-in, a touch batch, an update, a revocation, a log out
+ * everywhere, a device list, the WAIT after a sign-in that evicted.
+ */
+export type RedisOperation = 'read' | 'create' | 'touch' | 'update' | 'revoke' | 'revoke_all' | 'list' | 'wait';
+/** Every RedisOperation, in the order the exposition lists them. */
+export const REDIS_OPERATIONS: readonly RedisOperation[] = ['read', 'create', 'touch', 'update', 'revoke', 'revoke_all', 'list', 'wait'];
 
 /** `n` buckets from `first`, each twice the last (rounded to 6 significant digits). */
 export const doubling = (first: number, n: number): number[] =>

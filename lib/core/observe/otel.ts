@@ -4,17 +4,21 @@
 
 /** A span, as far as the package uses one. */
 export interface OtelSpan {
+  /** Mark the span failed (code 2, ERROR). */
   setStatus(status: { code: number }): unknown;
+  /** End the span. */
   end(): void;
 }
 
 /** The members of an OpenTelemetry `Tracer` the package calls. */
 export interface OtelTracer {
+  /** Start a span (kind 2, CLIENT). */
   startSpan(name: string, options?: { kind?: number; attributes?: Record<string, string> }): OtelSpan;
 }
 
 /** An OpenTelemetry `TracerProvider` (`@opentelemetry/sdk-trace-base`'s, or the global one). */
 export interface OtelTracerProvider {
+  /** The tracer of the package (`tiered-session`). */
   getTracer(name: string, version?: string): OtelTracer;
 }
 
@@ -23,27 +27,42 @@ export type OtelObservable = object;
 
 /** What a batch callback observes into. */
 export interface OtelBatchResult {
+  /** One value of an observable instrument, with its attributes. */
   observe(instrument: OtelObservable, value: number, attributes?: Record<string, string>): void;
+}
+
+/** An OpenTelemetry histogram instrument. */
+export interface OtelHistogram {
+  /** Record one value, with its attributes. */
+  record(value: number, attributes?: Record<string, string>): void;
 }
 
 /** The members of an OpenTelemetry `Meter` the package calls. */
 export interface OtelMeter {
+  /** A histogram instrument, with its bucket boundaries as advice. */
   createHistogram(name: string, options?: { description?: string; unit?: string; advice?: { explicitBucketBoundaries?: number[] } }):
-    { record(value: number, attributes?: Record<string, string>): void };
+    OtelHistogram;
+  /** An observable counter (a counter's total, read when the meter collects). */
   createObservableCounter(name: string, options?: { description?: string; unit?: string }): OtelObservable;
+  /** An observable gauge. */
   createObservableGauge(name: string, options?: { description?: string; unit?: string }): OtelObservable;
+  /** Read the observable instruments when the meter collects. */
   addBatchObservableCallback(callback: (result: OtelBatchResult) => void, observables: OtelObservable[]): void;
+  /** Stop reading them (the app's close). */
   removeBatchObservableCallback(callback: (result: OtelBatchResult) => void, observables: OtelObservable[]): void;
 }
 
 /** An OpenTelemetry `MeterProvider` (`@opentelemetry/sdk-metrics`'s, or the global one). */
 export interface OtelMeterProvider {
+  /** The meter of the package (`tiered-session`). */
   getMeter(name: string, version?: string): OtelMeter;
 }
 
 /** The providers to use; a missing one is not used. */
 export interface OpenTelemetryProviders {
+  /** Spans for the Redis calls. */
   tracerProvider?: OtelTracerProvider;
+  /** The metrics. */
   meterProvider?: OtelMeterProvider;
 }
 

@@ -3,12 +3,15 @@ import { parseExposition, type ParsedFamily } from './exposition.js';
 
 /** A prom-client `Registry`, as far as the package uses one. */
 export interface PromRegistry {
+  /** Add a metric (prom-client refuses a name it has). */
   registerMetric(metric: never): void;
+  /** Remove a metric by name. */
   removeSingleMetric(name: string): void;
 }
 
 /** What registerPromClient() reads: `app.sessions` (Fastify) or the Express middleware. */
 export interface PrometheusSource {
+  /** The Prometheus text of the package's metrics. */
   prometheus(): string;
 }
 
