@@ -70,6 +70,9 @@ t.test('Redis latency per operation, the sampled resolve, hit ratio and amplific
     const gauges = families(app.face.prometheus());
     t.ok(r.l1HitRatio > 0.5 && r.l1HitRatio < 1, `hit ratio ${r.l1HitRatio}`);
     t.ok(r.l2Amplification > 0 && r.l2Amplification < 0.5, `L2 amplification ${r.l2Amplification}`);
+    // Within its first minute the window reaches back to the start: the totals divided.
+    t.equal(r.l1HitRatio, r.l1Hits / (r.l1Hits + r.l1Misses), 'hits per resolved request');
+    t.equal(r.l2Amplification, r.redisReads / (r.l1Hits + r.l1Misses), 'Redis reads per resolved request');
     t.equal(gauges.get('tiered_session_l1_hit_ratio')?.samples[0].value, r.l1HitRatio, 'the gauge says the same');
     t.equal(gauges.get('tiered_session_l2_amplification')?.samples[0].value, r.l2Amplification, 'and the amplification gauge');
   });
