@@ -57,7 +57,7 @@ t.test('dist/ is built from the current sources', async (t) => {
     'dist/cjs is marked CommonJS inside the "type": "module" package');
 });
 
-const ROOT_EXPORTS = ['TieredSessionError', 'errors', 'migrateAuditTable', 'parseDevice'];
+const ROOT_EXPORTS = ['TieredSessionError', 'errors', 'migrateAuditTable', 'parseDevice', 'registerPromClient'];
 
 t.test('an ESM `import` gets the ESM build: the Fastify plugin registers, the Express middleware serves, a bad option is a coded error', async (t) => {
   const { status, out, stderr } = runNode('test/fixtures/pkg/import.mjs');

@@ -14,6 +14,7 @@ import { Freshness } from './store/freshness.js';
 import { TouchQueue, type Touch } from './touch-queue.js';
 import { RevocationReplay } from './replay.js';
 import { AuditSink } from './audit/sink.js';
+import { Telemetry } from './observe/telemetry.js';
 import { migrate } from './audit/sql.js';
 import { auditPrometheus } from './audit/metrics.js';
 import type { AuditSessionRow, HistoryQuery } from './audit/sql.js';
@@ -75,6 +76,7 @@ export class SessionManager {
   /** The audit trail's consumer (every instance consumes; one at a time sweeps). */
   readonly #audit: AuditSink | undefined;
   readonly metrics = new Metrics();
+  readonly #telemetry: Telemetry;
 
   constructor(options: ResolvedOptions, log: Logger) {
     this.#o = options;
@@ -105,6 +107,8 @@ export class SessionManager {
       this.#ack = new Acknowledgement(options.client, options.commandTimeout, (state, detail) => this.#acknowledgement(state, detail));
       this.#store.acknowledgement = this.#ack;
     }
+    this.#telemetry = new Telemetry(this.metrics, options.telemetry, () => this.prometheus());
+    this.#store.observer = this.#telemetry;
     this.metrics.acknowledgement = confirm.mode === 'off' ? 'off' : confirm.mode === 'on' ? 'on' : 'unknown';
     // Where reads may come from a lagging replica, invalidated ids are remembered for the
     // tolerated lag and read from the primary meanwhile.
@@ -143,6 +147,7 @@ export class SessionManager {
   get localCache(): LocalCache { return this.#l1; }
 
   async start(): Promise<void> {
+    await this.#telemetry.start();
     const c = this.#o.client;
     // A client made with `lazyConnect: true` waits for its first command; the fast-fail path
     // never sends one while the client is not ready, so without this it would never connect.
@@ -199,6 +204,7 @@ export class SessionManager {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#telemetry.close();
     this.#ack?.stop();
     this.#replay.close();
     if (this.#onReady !== undefined) this.#o.client.off('ready', this.#onReady);

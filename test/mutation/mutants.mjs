@@ -810,4 +810,32 @@ export const MUTANTS = [
     replace: '',
     tests: ['test/replicas.test.ts'],
   },
+  // ---- what an operator sees ----------------------------------------------------------------------
+  {
+    id: 'redis-timing-success-dropped',
+    description: 'A Redis call that succeeds is not timed: the per-operation histograms only see failures.',
+    file: 'lib/core/store/redis-store.ts',
+    find: '      settled?.();',
+    replace: '',
+    tests: ['test/observability.test.ts'],
+    env: { TS_TARGETS: 'single' },
+  },
+  {
+    id: 'resolve-sampling-never',
+    description: 'The sampling countdown is read but never decremented: no resolve is ever timed.',
+    file: 'lib/core/flows.ts',
+    find: '    if (--this.#metrics.countdown === 0) return this.#timed(header, at);',
+    replace: '    if (this.#metrics.countdown === 0) return this.#timed(header, at);',
+    tests: ['test/observability.test.ts'],
+    env: { TS_TARGETS: 'single' },
+  },
+  {
+    id: 'amplification-counts-hits',
+    description: 'The L2 amplification divides Redis reads by L1 hits instead of resolved requests.',
+    file: 'lib/core/metrics.ts',
+    find: '      amplification: resolved === 0 ? NaN : (cur.reads - base.reads) / resolved,',
+    replace: '      amplification: resolved === 0 ? NaN : (cur.reads - base.reads) / (cur.hits - base.hits),',
+    tests: ['test/observability.test.ts'],
+    env: { TS_TARGETS: 'single' },
+  },
 ];
