@@ -25,6 +25,7 @@ import tieredSession, { parseDevice, type DeviceInfo } from 'tiered-session/fast
 import type { SessionManager } from '../dist/esm/core/manager.js';
 import { managerOf } from '../dist/esm/core/sessions.js';
 import { readCookie, TOKEN_LENGTH } from '../dist/esm/core/token.js';
+import { Histogram, Metrics, OPERATION_BUCKETS, RESOLVE_BUCKETS } from '../dist/esm/core/metrics.js';
 import { fastFail, redisTarget, redisVersion, sleep, usedMemory, type RedisTarget } from './support/redis.js';
 import { counts, num } from './support/settings.js';
 import { fmt, machineLine, table } from './support/stats.js';
@@ -190,6 +191,36 @@ async function l1Floor(n: number): Promise<number> {
   return bytes / n;
 }
 
+/** Heap bytes of one object `make()` builds, each given 100 observations: 10,000 of them measured after a full GC. */
+async function heapEach(make: () => { observe(v: number): void }): Promise<number> {
+  const n = 10_000;
+  await fullGc();
+  const h0 = heap();
+  const keep: unknown[] = [];
+  for (let i = 0; i < n; i++) {
+    const h = make();
+    for (let k = 0; k < 100; k++) h.observe((k % 20) * 1e-4);
+    keep.push(h);
+  }
+  await fullGc();
+  const bytes = heap().heapUsed - h0.heapUsed;
+  if (keep.length !== n) throw new Error('unreachable');
+  return bytes / n;
+}
+
+/** The metrics' memory: one histogram of each kind, and the whole Metrics object of a registration. */
+async function metricsMemory(): Promise<string[][]> {
+  return [
+    [`a Redis operation histogram (${OPERATION_BUCKETS.length} buckets; 8 per registration)`,
+      fmt(await heapEach(() => new Histogram(OPERATION_BUCKETS)), 0)],
+    [`the sampled resolve histogram (${RESOLVE_BUCKETS.length} buckets)`, fmt(await heapEach(() => new Histogram(RESOLVE_BUCKETS)), 0)],
+    ['all the counters, gauges and histograms of one registration (`Metrics`)', fmt(await heapEach(() => {
+      const m = new Metrics();
+      return { observe: (v: number) => m.redisOperations.read.observe(v) };
+    }), 0)],
+  ];
+}
+
 const flat = (s: string) => Buffer.from(s, 'latin1').toString('latin1');
 const BUSY = '_ga=GA1.1.1387295719.1731651234; _ga_ABCDEF1234=GS1.1.1731651234.3.1.1731652345.0.0.0; theme=dark; ' +
   'consent=%7B%22analytics%22%3Atrue%2C%22ads%22%3Afalse%7D; lang=en-GB; _fbp=fb.1.1731651234567.123456789';
@@ -293,6 +324,8 @@ async function main(): Promise<void> {
   ];
   for (const r of l1Rows) console.log(`  ${r[0]}: ${r[2]} B heap + ${r[3]} B preallocated per slot`);
   await redis.stop();
+  const metricRows = await metricsMemory();
+  for (const r of metricRows) console.log(`  ${r[0]}: ${r[1]} B`);
 
   const markdown = [
     `### Memory per session (memory.ts): private Redis ${version}`,
@@ -311,9 +344,25 @@ async function main(): Promise<void> {
     '',
     table(['L1 filled by', 'entries', 'heap B/entry', 'preallocated B/slot', 'total B/entry', '≤ 200 B'], l1Rows),
     '',
+    'Metrics: heapUsed growth per object after a full GC (10,000 of each, 100 observations each; the bucket bounds are shared):',
+    '',
+    table(['metrics object', 'heap B'], metricRows),
+    '',
   ].join('\n');
   console.log('\n' + markdown);
-  if (process.send) process.send({ type: 'result', markdown });
+  // The chart of benchmarks/README.md (benchmarks/charts.ts): B/session per Redis row, then L1.
+  const chart = {
+    memory: {
+      rows: [
+        ...redisRows.map((r) => ({ label: `Redis, ${r[0]} sessions, ${r[1]} per user`, bytes: Number(r[4].replace(/,/g, '')),
+          strong: r[1] === '1' })),
+        ...['L1 entry, resolved (session cookie only)', 'L1 entry, resolved (7 cookies)', 'L1 entry, created by sign-in']
+          .map((label, i) => ({ label, bytes: Number(l1Rows[i][4].replace(/,/g, '')) })),
+      ],
+      target: { bytes: 400, label: '400 B target (Redis)' },
+    },
+  };
+  if (process.send) process.send({ type: 'result', markdown, chart });
 }
 
 await main();

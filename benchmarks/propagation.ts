@@ -205,7 +205,16 @@ async function main(): Promise<void> {
       '',
     ].join('\n');
     console.log(markdown);
-    if (process.send) process.send({ type: 'result', markdown });
+    // The chart of benchmarks/README.md (benchmarks/charts.ts).
+    const chart = {
+      revocation: {
+        samples: latencies.length,
+        quantiles: [['p50', 0.5], ['p90', 0.9], ['p99', 0.99], ['p99.9', 0.999]].map(([label, p]) =>
+          ({ label: label as string, ms: q(p as number) }))
+          .concat([{ label: 'max', ms: sorted.at(-1) ?? NaN }]),
+      },
+    };
+    if (process.send) process.send({ type: 'result', markdown, chart });
   } finally {
     await stopChild(child);
     await app.close();

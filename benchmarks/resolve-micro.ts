@@ -81,10 +81,17 @@ function pathWithShape(header: string): void {
   if (r !== null && !(r instanceof Promise)) sink++;
 }
 
-const cases: [string, () => void][] = [
+/** A case: its name, the operation, and what to set before its batches (the sampling). */
+const cases: [string, () => void, (() => void)?][] = [
   ['empty loop (overhead included in every row)', () => { sink++; }],
   ['resolveInto(header), Cookie: only the session cookie', () => resolveIntoPath(onlyCookie)],
-  [`resolveInto(header), Cookie: 7 cookies, ${busyCookie.length} bytes`, () => resolveIntoPath(busyCookie)],
+  // The metrics' cost: the default times one resolve in 64 (a countdown on every request).
+  ['resolveInto(header), session cookie only, telemetry: false (no countdown, nothing timed)', () => resolveIntoPath(onlyCookie), () =>
+    manager.metrics.sampleResolves(0)],
+  ['resolveInto(header), session cookie only, every resolve timed (sampleEvery: 1)', () => resolveIntoPath(onlyCookie), () =>
+    manager.metrics.sampleResolves(1)],
+  [`resolveInto(header), Cookie: 7 cookies, ${busyCookie.length} bytes`, () => resolveIntoPath(busyCookie), () =>
+    manager.metrics.sampleResolves(64)],
   ['readCookie + full isTokenShape() + resolve, session cookie only', () => pathWithShape(onlyCookie)],
   ['part: manager.resolve(token), L1 hit (one token string)',
     () => { const r = manager.resolve(token); if (r !== null && !(r instanceof Promise)) sink++; }],
@@ -115,7 +122,8 @@ function run(fn: () => void, n: number): number {
 
 const rows: string[][] = [];
 const perBatch = Math.max(1, Math.floor(ITERATIONS / BATCHES));
-for (const [name, fn] of cases) {
+for (const [name, fn, setup] of cases) {
+  setup?.();
   const hashing = name.startsWith('for scale');
   const n = hashing ? Math.max(1, Math.floor(perBatch / 50)) : perBatch; // hashing and parsing are far slower
   run(fn, n); // warm up (JIT)

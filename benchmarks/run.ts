@@ -25,6 +25,8 @@ import { callsDelta, commandCalls, redisCpuSeconds, redisTarget, redisVersion, s
 import { childEnv, list, num, raw } from './support/settings.js';
 import { wrk, wrkAvailable } from './support/wrk.js';
 import { MicroHistogram, fmt, machineLine, median, table } from './support/stats.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { chartFiles, type ChartInput } from './charts.js';
 
 const DURATION = num('duration', 10, 1);
 const WARMUP = num('warmup', 3, 0);
@@ -71,6 +73,8 @@ const SCENARIOS: Scenario[] = [
     sessions: 'per-connection', baseline: 'bare' },
   { key: 'fsession-no-rolling', label: `${FASTIFY_SESSION}, rolling: false`, script: 'benchmarks/servers/fastify-session.ts',
     env: { BENCH_ROLLING: '0' }, kind: 'get', sessions: 'per-connection', baseline: 'bare' },
+  { key: 'tiered-no-telemetry', label: 'tiered-session/fastify, L1 hit, telemetry: false (metrics off)',
+    script: 'benchmarks/servers/tiered.ts', env: { BENCH_TELEMETRY: '0' }, kind: 'get', sessions: 'shared', baseline: 'bare' },
   { key: 'naive', label: 'naive preHandler, one ioredis GET', script: 'benchmarks/servers/naive.ts', kind: 'get',
     sessions: 'per-connection', baseline: 'bare' },
   // The audit trail on (a private PostgreSQL; the sink polls the 256 streams every second).
@@ -81,6 +85,9 @@ const SCENARIOS: Scenario[] = [
     sessions: 'none', baseline: 'express-bare' },
   { key: 'express-tiered', label: 'tiered-session/express, L1 hit', script: 'benchmarks/servers/express-tiered.ts', kind: 'get',
     sessions: 'shared', baseline: 'express-bare' },
+  { key: 'express-tiered-no-telemetry', label: 'tiered-session/express, L1 hit, telemetry: false (metrics off)',
+    script: 'benchmarks/servers/express-tiered.ts', env: { BENCH_TELEMETRY: '0' }, kind: 'get', sessions: 'shared',
+      baseline: 'express-bare' },
   { key: 'express-tiered-no-l1', label: 'tiered-session/express, localCache: false', script: 'benchmarks/servers/express-tiered.ts',
     env: { BENCH_LOCAL_CACHE: '0' }, kind: 'get', sessions: 'per-connection', baseline: 'express-bare' },
   { key: 'express-session', label: 'express-session + connect-redis 9 (defaults)', script: 'benchmarks/servers/express-session.ts',
@@ -105,6 +112,9 @@ const SCENARIOS: Scenario[] = [
  * ratio), printed under the tables when both were measured.
  */
 const COMPARISONS: [string, string][] = [
+  // The metrics' cost on the L1 hit: timings on (the default) over off, in the same round.
+  ['tiered', 'tiered-no-telemetry'],
+  ['express-tiered', 'express-tiered-no-telemetry'],
   ['tiered-audit', 'tiered'],
   ['tiered-login-audit', 'tiered-login'],
   ['tiered-login-audit-consuming', 'tiered-login'],
@@ -383,10 +393,48 @@ function httpReport(scenarios: Scenario[], results: Map<string, Measurement[]>, 
   return out.join('\n');
 }
 
+// ---- charts --------------------------------------------------------------------------------
+
+/** GET /hello per framework, from the medians over rounds (only a framework whose bare server ran). */
+function httpChart(scenarios: Scenario[], results: Map<string, Measurement[]>): ChartInput['http'] {
+  const out: NonNullable<ChartInput['http']> = [];
+  for (const [framework, bare] of [['Fastify', 'bare'], ['Express', 'express-bare']] as const) {
+    const base = results.get(bare);
+    if (base === undefined || base.length === 0) continue;
+    const servers = scenarios.filter((sc) => sc.kind === 'get' && sc.baseline === bare).map((sc) => {
+      const ms = results.get(sc.key) ?? [];
+      return {
+        label: sc.label,
+        rps: median(ms.map((m) => m.rps)),
+        ratio: median(ms.map((m, i) => m.rps / (base[i]?.rps ?? NaN))),
+        strong: sc.key === 'tiered' || sc.key === 'express-tiered',
+      };
+    });
+    out.push({ framework, servers });
+  }
+  return out;
+}
+
+/**
+ * Write the charts of this run beside benchmarks/README.md: after a full run (no --only or
+ * --skip), or any run with BENCH_CHARTS=1; never with BENCH_CHARTS=0.
+ */
+function writeCharts(input: ChartInput): void {
+  const setting = process.env.BENCH_CHARTS;
+  if (setting === '0' || (setting !== '1' && (ONLY !== undefined || SKIP.length > 0))) return;
+  const dir = new URL('./charts/', import.meta.url);
+  mkdirSync(dir, { recursive: true });
+  for (const [file, svg] of chartFiles(input)) {
+    writeFileSync(new URL(file, dir), svg);
+    console.log(`chart: benchmarks/charts/${file}`);
+  }
+}
+
 // ---- main ----------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
   const sections: string[] = [];
+  const charts: ChartInput = {};
   const header = [
     '## tiered-session benchmarks',
     '',
@@ -422,6 +470,7 @@ async function main(): Promise<void> {
     await redis.stop();
     await postgres?.stop();
     sections.push(httpReport(scenarios, results, 'get'), httpReport(scenarios, results, 'login'));
+    charts.http = httpChart(scenarios, results);
   } else {
     console.log(header.join('\n') + '\n');
   }
@@ -438,7 +487,9 @@ async function main(): Promise<void> {
     const { code, result } = await runScript(script, childEnv(), nodeArgs);
     if (code !== 0 || result === undefined) sections.push(`### ${script}\n\nFAILED (exit code ${code})\n`);
     else sections.push(String(result.markdown));
+    if (result?.chart !== undefined) Object.assign(charts, result.chart);
   }
+  writeCharts(charts);
 
   console.log('\n\n' + [header.join('\n'), '', ...sections.filter(Boolean)].join('\n'));
 }

@@ -11,7 +11,15 @@ export type {
 } from './core/options.js';
 export type { AuditSessionRow, HistoryQuery, AuditPool, AuditPoolClient, AuditQueryResult, AuditTableOptions } from './core/audit/sql.js';
 export type { TieredSessionErrorClass } from './core/errors.js';
-export type { StatsSnapshot } from './core/metrics.js';
+export type { StatsSnapshot, Quantiles, RedisOperation } from './core/metrics.js';
+export type { TelemetryOptions } from './core/options.js';
+export type {
+  OpenTelemetryProviders, OtelTracerProvider, OtelMeterProvider, OtelTracer, OtelMeter, OtelHistogram, OtelSpan, OtelObservable,
+    OtelBatchResult,
+} from './core/observe/otel.js';
+export type { PromRegistry, PrometheusSource } from './core/observe/prom-client.js';
+/** Register the package's metrics in a prom-client registry (the app's, or prom-client's default). */
+export { registerPromClient } from './core/observe/prom-client.js';
 export { parseDevice } from './core/device.js';
 export { TieredSessionError } from './core/errors.js';
 /** Create the audit table and its indexes (idempotent); `audit.migrate` does it at start by default. */

@@ -318,6 +318,26 @@ async function historyShows(page: Page, id: string, state: string): Promise<Hist
   }
 }
 
+test('the operations strip shows the L1 hit rate (with its sparkline), the revocation p99 and the sessions in L1 as numbers', async (t) => {
+  const one = await newContext(t, UA.mac);
+  const signedIn = () => one.page.locator('#account').waitFor({ state: 'visible', timeout: 5000 });
+  await signIn(one.page, 'bob', 'builder');
+  await signedIn();
+  // A sign-out is a revocation: the instance hears its own broadcast, so the p99 has a value.
+  t.equal(await one.page.evaluate(async () => (await fetch('/logout', { method: 'POST' })).status), 204);
+  await signIn(one.page, 'bob', 'builder');
+  await signedIn();
+  const text = (id: string) => one.page.evaluate((x) => document.getElementById(x)!.textContent ?? '', id);
+  await one.page.waitForFunction(() => /^\d+(\.\d+)? ms$/.test(document.getElementById('ops-revocation')!.textContent ?? ''), undefined,
+    { timeout: 8000 });
+  t.match(await text('ops-hit'), /^\d{1,3}\.\d %$/, 'the hit rate is a percentage');
+  t.match(await text('ops-revocation'), /^\d+(\.\d+)? ms$/, 'the revocation p99 in ms');
+  t.match(await text('ops-l1'), /^\d+$/, 'the sessions in L1, a count');
+  t.match(await one.page.getAttribute('#ops-spark polyline', 'points'), /^\d+(\.\d+)?,\d+(\.\d+)?/, 'the sparkline has points');
+  t.same(await one.page.evaluate(() => window.__csp), [], 'no CSP violation');
+  t.same(one.errors, [], 'no page error');
+});
+
 test('"Recent sign-ins on this account" lists the sessions, and shows a device signed out from another one as ended, with its reason',
   async (t) => {
   const one = await newContext(t, UA.mac);

@@ -12,6 +12,9 @@ import path from 'node:path';
 import { RedisServer, freePort, sleep } from './fixtures/redis.js';
 import { PostgresServer } from './fixtures/postgres.js';
 import { startDemo, type Demo } from './fixtures/browser/demo.js';
+import { dashboardExpressions, missingFrom, promqlMetricNames } from './fixtures/promql.js';
+
+const DASHBOARD = 'examples/observability/grafana-dashboard.json';
 
 const SERVERS: [string, string][] = [['Fastify', 'examples/demo/server.ts'], ['Express', 'examples/demo/express.ts']];
 
@@ -87,10 +90,26 @@ for (const [framework, script] of SERVERS) {
     t.equal((await get(demo, '/', ok.cookie)).status, 200);
   });
 
-  t.test(`the ${framework} demo reads the country only from the header COUNTRY_HEADER names, and its /metrics does not tell whether an ` +
-    `id is cached`, async (t) => {
+  t.test(`the ${framework} demo reads the country only from the header COUNTRY_HEADER names, its /metrics does not tell whether an id is ` +
+    `cached, and it exports every metric the Grafana dashboard reads`, async (t) => {
     const plain = await demoOn(t, { REDIS_URL: redis!.url }, script);
     const behindCdn = await demoOn(t, { REDIS_URL: redis!.url, COUNTRY_HEADER: 'cf-ipcountry' }, script);
+
+    const live = await (await get(plain, '/metrics')).text();
+    const exprs = dashboardExpressions(DASHBOARD);
+    t.ok(exprs.length >= 20, `${exprs.length} PromQL expressions in the dashboard`);
+    const used = new Set(exprs.flatMap((e) => promqlMetricNames(e)));
+    for (const name of ['tiered_session_redis_operation_seconds_bucket', 'tiered_session_l2_amplification',
+      'tiered_session_audit_lag_seconds',
+      'tiered_session_unconfirmed_revocations_total', 'tiered_session_channel_state', 'tiered_session_revocation_latency_seconds_bucket']) {
+      t.ok(used.has(name), `the dashboard reads ${name}`);
+    }
+    t.same(missingFrom(live, used), [], `every metric the dashboard reads is on the live /metrics (${used.size} names)`);
+    t.same(missingFrom(live, promqlMetricNames('sum(rate(tiered_session_nope_total[5m])) / tiered_session_l1_entries_bucket')),
+      ['tiered_session_nope_total', 'tiered_session_l1_entries_bucket'], 'a name it does not export is caught');
+    const ops = await (await get(plain, '/ops')).json() as Record<string, unknown>;
+    t.same(Object.keys(ops).sort(), ['channel', 'hitRatio', 'l1Entries', 'l2Amplification', 'revocationP99Ms'],
+      'GET /ops: aggregates only');
     for (const [demo, want, what] of [[plain, null, 'COUNTRY_HEADER unset'], [behindCdn, 'DE', 'COUNTRY_HEADER=cf-ipcountry']] as const) {
       const s = await login(demo, { 'cf-ipcountry': 'DE' });
       t.equal(s.status, 200);

@@ -281,7 +281,7 @@ t.test('an option set to undefined means its default, exactly as if it were left
   for (const k of ['keyPrefix', 'idleTimeout', 'absoluteTimeout', 'touchInterval', 'localCache', 'maxSessionsPerUser',
     'commandTimeout', 'heartbeatInterval', 'maxDataBytes', 'cookie', 'allowedOrigins', 'countryHeader',
     'maxUserAgentLength', 'prewarm', 'now', 'shortSession', 'confirmRevocations', 'readFrom', 'replicaLagTolerance', 'audit',
-    'requestProperty']) all[k] = undefined;
+    'requestProperty', 'telemetry']) all[k] = undefined;
   const r = resolveOptions({ client, ...all,
     cookie: { name: undefined, secure: undefined, httpOnly: undefined, sameSite: undefined, path: undefined, domain: undefined } });
   t.same(r, resolveOptions({ client }), 'the resolved options equal those of { client } alone');
@@ -299,6 +299,7 @@ t.test('an option set to undefined means its default, exactly as if it were left
     shortSession: { idleTimeout: 12 * 3600_000, absoluteTimeout: DAY },
     confirmRevocations: { mode: 'auto', replicas: 1, timeout: 500 }, readFrom: undefined, replicaLagTolerance: 10_000, audit: undefined,
     requestProperty: 'session',
+    telemetry: { sampleEvery: 64, redisTimings: true, openTelemetry: 'auto' },
     cookie: { name: '__Host-sid', secure: true, httpOnly: true, sameSite: 'lax', path: '/', domain: undefined },
   }, 'the defaults are the documented ones');
 

@@ -60,7 +60,7 @@ t.test('dist/ is built from the current sources', async (t) => {
 /** A child's JSON report, read by path. */
 interface Json { readonly [key: string]: Json }
 
-const ROOT_EXPORTS = ['TieredSessionError', 'errors', 'migrateAuditTable', 'parseDevice'];
+const ROOT_EXPORTS = ['TieredSessionError', 'errors', 'migrateAuditTable', 'parseDevice', 'registerPromClient'];
 
 t.test('an ESM `import` gets the ESM build: the Fastify plugin registers, the Express middleware serves, a bad option is a coded error',
   async (t) => {

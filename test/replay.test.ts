@@ -128,3 +128,36 @@ t.test('a replayed rotation never overwrites a later one', async (t) => {
     t.equal((await me(a, tokenOf(first) ?? '')).statusCode, 401, 'the token A made is still refused');
   });
 });
+
+t.test('an instance that heard a revocation or a rotation refuses what a failover lost, without the instance that made it', async (t) => {
+  await eachAdapter(t, async (t) => {
+    const { primary, r2, link } = await primaryWithTwoReplicas(t);
+    // A never reaches the new primary (it cannot apply anything again); B follows the failover.
+    const doorA = await frontDoor(t, primary.port);
+    const doorB = await frontDoor(t, primary.port);
+    const keyPrefix = prefixes();
+    const a = await makeApp(t, readmeClient(t, doorA.port), { keyPrefix });
+    const b = await makeApp(t, readmeClient(t, doorB.port), { keyPrefix });
+    await cacheTrusted(a);
+    await cacheTrusted(b);
+    const s = await signIn(a, 'ivan');
+    const r = await signIn(a, 'judy');
+    await withAdmin(primary.port, async (x) => { await x.set(`${keyPrefix}warm`, '1', 'PX', 10_000); await x.wait(2, 5000); }, 6000);
+    link.pause();
+    t.teardown(() => link.resume());
+    t.equal((await a.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: s.token } })).statusCode, 204, 'signed out on A');
+    t.equal((await a.inject({ method: 'POST', url: '/rotate', cookies: { [COOKIE]: r.token } })).statusCode, 200, 'rotated on A');
+    t.equal(await eventually(async () => (await me(b, s.token)).statusCode, (c) => c === 401, 2000), 401, 'B refuses the signed-out token');
+    t.equal((await me(b, r.token)).statusCode, 401, 'and the rotated-away one');
+
+    await withAdmin(r2.port, (x) => x.replicaof('NO', 'ONE'));
+    doorB.move(r2.port);
+    await keepingAlive(primary.stop());
+
+    const first = await eventually(async () => (await me(b, s.token)).statusCode, (c) => c !== 503, 8000);
+    t.equal(first, 401, 'B refuses the signed-out token the new primary still holds');
+    t.equal((await me(b, r.token)).statusCode, 401, 'and the token the lost rotation ended');
+    const exists = () => withAdmin(r2.port, (x) => x.exists(b.sessions.store.sessionKey(s.id)));
+    t.equal(await eventually(exists, (n) => n === 0, 8000), 0, 'B applied the revocation again');
+  });
+});

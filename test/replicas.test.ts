@@ -263,6 +263,9 @@ t.test('a sign-in whose cap eviction no replica confirms answers 503, not succes
   t.equal(tokenOf(out), undefined, 'and no session cookie');
   t.equal(await eventually(async () => (await me(judge, first.token)).statusCode, (c) => c === 200, 10_000), 200,
     'the sign-in is undone: the evicted session is back');
+  t.equal(await eventually(async () => (await me(a, first.token)).statusCode, (c) => c === 200, 5000), 200,
+    'and the instance that heard its eviction serves it again');
+  t.equal((await me(judge, first.token)).statusCode, 200, 'still back (nobody revoked it again)');
 
   await waitForSync(replica);
   const second = await signIn(a, 'capped');

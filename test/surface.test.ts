@@ -41,8 +41,8 @@ t.test('app.sessions (Fastify) and the Express middleware expose exactly the doc
   });
 });
 
-t.test('the package root exports exactly TieredSessionError, errors, migrateAuditTable and parseDevice', async (t) => {
-  t.same(Object.keys(root).sort(), ['TieredSessionError', 'errors', 'migrateAuditTable', 'parseDevice']);
+t.test('the package root exports exactly TieredSessionError, errors, migrateAuditTable, parseDevice and registerPromClient', async (t) => {
+  t.same(Object.keys(root).sort(), ['TieredSessionError', 'errors', 'migrateAuditTable', 'parseDevice', 'registerPromClient']);
   t.equal(typeof root.parseDevice, 'function');
   t.ok(new root.errors.ERR_NO_SESSION() instanceof root.TieredSessionError, 'the error classes share the exported base class');
 });

@@ -10,6 +10,9 @@ import { env, SECRET, serveHttp, untilTrusted, whenReady } from './common.js';
 import { createExpressApp, hello, loginBody } from './express-common.js';
 
 const localCache = process.env.BENCH_LOCAL_CACHE === '0' ? false : undefined;
+// BENCH_TELEMETRY=0: `telemetry: false` (no sampled resolve timing, no Redis timings): the
+// metrics-on / metrics-off A/B of the L1 hit.
+const telemetry = process.env.BENCH_TELEMETRY === '0' ? false : undefined;
 const client = new Redis(env('BENCH_REDIS_URL'), fastFail);
 client.on('error', () => {});
 await whenReady(client);
@@ -25,6 +28,7 @@ const sessions = tieredSession({
   keyPrefix: env('BENCH_PREFIX'),
   cookie: { name: 'sid', secure: false },
   localCache,
+  telemetry,
 });
 
 const app = createExpressApp();

@@ -10,6 +10,9 @@ import { fastFail } from '../support/redis.js';
 import { createApp, env, helloSchema, loginSchema, SECRET, serve, untilTrusted, whenReady, type LoginBody } from './common.js';
 
 const localCache = process.env.BENCH_LOCAL_CACHE === '0' ? false : undefined;
+// BENCH_TELEMETRY=0: `telemetry: false` (no sampled resolve timing, no Redis timings): the
+// metrics-on / metrics-off A/B of the L1 hit.
+const telemetry = process.env.BENCH_TELEMETRY === '0' ? false : undefined;
 // BENCH_DATABASE_URL: the audit trail on (events through the Redis buffer to PostgreSQL);
 // BENCH_AUDIT_CONSUME=0: this server only appends to the buffer (a worker would consume).
 const pool = process.env.BENCH_DATABASE_URL ? new pg.Pool({ connectionString: process.env.BENCH_DATABASE_URL }) : undefined;
@@ -25,6 +28,7 @@ await app.register(tieredSession, {
   keyPrefix: env('BENCH_PREFIX'),
   cookie: { name: 'sid', secure: false },
   localCache,
+  telemetry,
   ...(pool ? { audit: { pool, consume: process.env.BENCH_AUDIT_CONSUME !== '0' } } : {}),
 });
 

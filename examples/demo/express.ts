@@ -5,7 +5,7 @@ import { STATUS_CODES } from 'node:http';
 import tieredSession from '../../lib/express/index.js';
 import {
   BAD_BODY, BAD_CREDENTIALS, BAD_DISPLAY_NAME, CSP, HOST, LOG_LEVEL, PAGE, PORT, PUBLIC_PATHS, RECENT_AUTH_MS, SCRIPT, WRONG_PASSWORD,
-  auditOptions, checkPassword, displayNameOf, loginBody, onShutdown, passwordOf, profiles, redisClient, sessionOptions,
+  auditOptions, checkPassword, displayNameOf, loginBody, onShutdown, operations, passwordOf, profiles, redisClient, sessionOptions,
 } from './shared.js';
 
 const redis = await redisClient();
@@ -89,6 +89,11 @@ app.post('/account/confirm-password', sessions.refuseCrossSite, sessions.require
 // internal port or behind authentication (README: "Metrics").
 app.get('/metrics', (_req, res) => {
   res.type('text/plain; version=0.0.4').send(sessions.prometheus());
+});
+
+// The page's operations strip: aggregates only (no id, no token).
+app.get('/ops', (_req, res) => {
+  res.set('cache-control', 'no-store').json(operations(sessions.stats()));
 });
 
 app.get('/healthz', route(async (_req, res) => {

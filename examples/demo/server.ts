@@ -5,7 +5,7 @@ import Fastify from 'fastify';
 import tieredSession from '../../lib/fastify/index.js';
 import {
   BAD_CREDENTIALS, BAD_DISPLAY_NAME, CSP, HOST, LOG_LEVEL, LOGIN_BODY_SCHEMA, PAGE, PORT, RECENT_AUTH_MS, SCRIPT, WRONG_PASSWORD,
-  auditOptions, checkPassword, displayNameOf, onShutdown, passwordOf, profiles, redisClient, sessionOptions, type LoginBody,
+  auditOptions, checkPassword, displayNameOf, onShutdown, operations, passwordOf, profiles, redisClient, sessionOptions, type LoginBody,
 } from './shared.js';
 
 const redis = await redisClient();
@@ -89,6 +89,12 @@ app.post('/account/confirm-password', { preHandler: [app.refuseCrossSite, app.re
 app.get('/metrics', pub, async (_request, reply) => {
   reply.type('text/plain; version=0.0.4');
   return app.sessions.prometheus();
+});
+
+// The page's operations strip: aggregates only (no id, no token).
+app.get('/ops', pub, async (_request, reply) => {
+  reply.header('cache-control', 'no-store');
+  return operations(app.sessions.stats());
 });
 
 app.get('/healthz', pub, async (_request, reply) => {

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Redis, Cluster } from 'ioredis';
 import pg from 'pg';
-import type { AuditOptions } from '../../lib/index.js';
+import type { AuditOptions, StatsSnapshot } from '../../lib/index.js';
 import { startPrivateRedis } from './private-redis.js';
 import { clusterClient, redisClient as singleClient } from '../redis-client.js';
 import { postgresBinDir, privatePostgres, schemaFor } from './private-postgres.js';
@@ -197,7 +197,23 @@ export const CSP = "default-src 'none'; script-src 'self'; connect-src 'self'; s
   "'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /** The routes that never need a session: they answer while Redis is down. */
-export const PUBLIC_PATHS = new Set(['/', '/app.js', '/healthz', '/metrics']);
+export const PUBLIC_PATHS = new Set(['/', '/app.js', '/healthz', '/metrics', '/ops']);
+
+const finiteOrNull = (v: number) => (Number.isFinite(v) ? v : null);
+
+/**
+ * The page's operations strip (GET /ops): a few aggregates of `stats()`, null where there is
+ * nothing to measure yet. No id, no token: the same numbers /metrics serves.
+ */
+export function operations(s: StatsSnapshot) {
+  return {
+    hitRatio: finiteOrNull(s.l1HitRatio),
+    l2Amplification: finiteOrNull(s.l2Amplification),
+    revocationP99Ms: finiteOrNull(s.revocationLatency.p99 * 1000),
+    l1Entries: s.l1Size,
+    channel: s.channel,
+  };
+}
 
 /** SIGTERM / SIGINT: close the app (flushes writes, closes the subscriber), then the client. */
 export function onShutdown(close: () => Promise<void>, redis: { stop(): void }): void {

@@ -67,6 +67,10 @@ export const DEFAULTS = Object.freeze({
   'audit.consume': row(true, 'true'),
   'now': row(Date.now, 'Date.now', '`Date.now`'),
   'requestProperty': row('session', "'session'", "`'session'`"),
+  'telemetry': row(undefined, "{ sampleEvery: 64, redisTimings: true, openTelemetry: 'auto' }", "`64`, `true`, `'auto'`"),
+  'telemetry.sampleEvery': row(64, '64'),
+  'telemetry.redisTimings': row(true, 'true'),
+  'telemetry.openTelemetry': row('auto' as const, "'auto'"),
   'legacy': row(undefined, '', 'off'),
 });
 

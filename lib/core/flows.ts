@@ -6,6 +6,7 @@ import { ERR_BAD_BODY, ERR_BAD_QUERY, ERR_INVALID_ARGUMENT, ERR_NO_SESSION, ERR_
   ERR_REAUTHENTICATION_REQUIRED } from './errors.js';
 import { describe } from './validate.js';
 import type { SessionManager } from './manager.js';
+import type { Metrics } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
 import type { Session, SessionData } from './session.js';
 import { readCookie, tokenAt } from './token.js';
@@ -71,10 +72,13 @@ export class SessionFlows {
   readonly manager: SessionManager;
   readonly #o: ResolvedOptions;
   readonly cookieName: string;
+  /** The manager's counters (the sampling countdown lives there). */
+  readonly #metrics: Metrics;
 
   constructor(o: ResolvedOptions, manager: SessionManager) {
     this.#o = o;
     this.manager = manager;
+    this.#metrics = manager.metrics;
     this.cookieName = o.cookie.name;
   }
 
@@ -94,10 +98,26 @@ export class SessionFlows {
   resolveHeader(header: string): Session | null | Promise<Session | null> {
     const at = tokenAt(header, this.cookieName);
     if (at < 0) return null;
+    // One resolve in `sampleEvery` is timed: the others pay a decrement, and read no clock.
+    if (--this.#metrics.countdown === 0) return this.#timed(header, at);
     const r = this.manager.resolveAt(header, at);
     if (r === null) return null;
     if (!(r instanceof Promise)) return r.session;
     return r.then(sessionOfEntry);
+  }
+
+  /** resolveHeader() of a sampled request: its duration goes to `tiered_session_resolve_seconds`. */
+  #timed(header: string, at: number): Session | null | Promise<Session | null> {
+    const m = this.#metrics;
+    m.countdown = m.sampleEvery;
+    const t0 = performance.now();
+    const r = this.manager.resolveAt(header, at);
+    if (!(r instanceof Promise)) {
+      m.resolveTime.observe((performance.now() - t0) / 1000);
+      return r === null ? null : r.session;
+    }
+    const took = () => m.resolveTime.observe((performance.now() - t0) / 1000);
+    return r.then((e) => { took(); return sessionOfEntry(e); }, (err: unknown) => { took(); throw err; });
   }
 
   /**

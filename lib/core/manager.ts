@@ -8,12 +8,13 @@ import { Metrics, type StatsSnapshot } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
 import { decodeDevice, encodeDevice, parseData, serialiseData, type Session, type SessionData, type SessionInfo } from './session.js';
 import { RedisStore, isUnknownOutcome, type NewRecord, type StoredSession } from './store/redis-store.js';
-import { RevocationChannel, type ChannelState } from './store/channel.js';
+import { RevocationChannel, type ChannelState, type Change } from './store/channel.js';
 import { Acknowledgement, type AcknowledgementState } from './store/acknowledgement.js';
 import { Freshness } from './store/freshness.js';
 import { TouchQueue, type Touch } from './touch-queue.js';
 import { RevocationReplay } from './replay.js';
 import { auditSinkOf, type AuditSink } from './audit/sink.js';
+import { Telemetry } from './observe/telemetry.js';
 import { migrate } from './audit/sql.js';
 import { auditPrometheus } from './audit/metrics.js';
 import type { AuditSessionRow, ExplicitEndReason, HistoryQuery } from './audit/sql.js';
@@ -74,6 +75,7 @@ export class SessionManager {
   /** The audit trail's consumer (every instance consumes; one at a time sweeps). */
   readonly #audit: AuditSink | undefined;
   readonly metrics = new Metrics();
+  readonly #telemetry: Telemetry;
 
   constructor(options: ResolvedOptions, log: Logger) {
     this.#o = options;
@@ -98,6 +100,8 @@ export class SessionManager {
       this.#ack = new Acknowledgement(options.client, options.commandTimeout, (state, detail) => this.#acknowledgement(state, detail));
       this.#store.acknowledgement = this.#ack;
     }
+    this.#telemetry = new Telemetry(this.metrics, options.telemetry, () => this.prometheus());
+    this.#store.observer = this.#telemetry;
     this.metrics.acknowledgement = ack.mode === 'off' ? 'off' : ack.mode === 'on' ? 'on' : 'unknown';
     // Where reads may come from a lagging replica, invalidated ids are remembered for the
     // tolerated lag and read from the primary meanwhile.
@@ -117,7 +121,7 @@ export class SessionManager {
         options.client, options.readFrom, this.#store.channel, options.heartbeatInterval,
         (msg) => this.#store.publish(msg),
         {
-          onRevoked: (ids, sentAt) => this.#received(ids, sentAt),
+          onRevoked: (ids, sentAt, change) => this.#received(ids, sentAt, change),
           onInterrupted: () => { this.#l1.clear(); this.#replay.interrupted(); },
           onState: (state, reason, err) => this.#channelState(state, reason, err),
           onReplicaProof: (lagMs) => this.#fresh?.proven(lagMs),
@@ -136,6 +140,7 @@ export class SessionManager {
   get localCache(): LocalCache { return this.#l1; }
 
   async start(): Promise<void> {
+    await this.#telemetry.start();
     const c = this.#o.client;
     // A client made with `lazyConnect: true` waits for its first command; the fast-fail path
     // never sends one while the client is not ready, so without this it would never connect.
@@ -193,6 +198,7 @@ export class SessionManager {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#telemetry.close();
     this.#ack?.stop();
     this.#replay.close();
     if (this.#onReady !== undefined) this.#o.client.off('ready', this.#onReady);
@@ -410,8 +416,9 @@ export class SessionManager {
   /** Drop ids from L1 and void any fill of them that is in flight. */
   invalidate(ids: Iterable<string>): void { this.#l1.invalidate(ids); }
 
-  #received(ids: string[], sentAt: number): void {
+  #received(ids: string[], sentAt: number, change: Change | undefined): void {
     this.#l1.invalidate(ids);
+    if (change !== undefined) this.#replay.heard(ids, change);
     this.metrics.revocationsReceived += ids.length;
     if (Number.isFinite(sentAt)) this.metrics.revocationLatency.observe(Math.max(0, preciseNow() - sentAt) / 1000);
   }

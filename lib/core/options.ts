@@ -1,8 +1,10 @@
 import { IncomingMessage } from 'node:http';
 import type { Redis, Cluster } from 'ioredis';
 import { DEFAULTS as D } from './defaults.js';
-import { describe, fail, int, isPlainObject, isRedisClient, orDefault } from './validate.js';
+import { bool, describe, fail, int, isPlainObject, isRedisClient, orDefault } from './validate.js';
 import { auditNames, type AuditPool } from './audit/sql.js';
+import type { OpenTelemetryProviders } from './observe/otel.js';
+import type { ResolvedTelemetry } from './observe/telemetry.js';
 
 /** A duration in milliseconds. */
 export type Milliseconds = number;
@@ -93,6 +95,24 @@ export interface LocalCacheOptions {
   ttl?: Milliseconds;
 }
 
+/** What is timed beside the counters, and OpenTelemetry (docs/operations.md, *Metrics*). */
+export interface TelemetryOptions {
+  /**
+   * Time one session resolve in this many requests (`tiered_session_resolve_seconds`), chosen by
+   * a counter: the others read no clock. 0 times none. @default 64
+   */
+  sampleEvery?: number;
+  /** Time each Redis call by operation (`tiered_session_redis_operation_seconds`). @default true */
+  redisTimings?: boolean;
+  /**
+   * OpenTelemetry: spans for the Redis calls (the operation, never a key or token) and the
+   * metrics through a meter. `'auto'`: the global providers of `@opentelemetry/api` when it is
+   * installed (register the SDK's meter provider before the app starts), nothing when it is
+   * not; `false`: never; or the providers to use. @default 'auto'
+   */
+  openTelemetry?: 'auto' | false | OpenTelemetryProviders;
+}
+
 /** Options shared by the Fastify plugin and the Express middleware. */
 export interface TieredSessionOptions {
   /**
@@ -166,6 +186,11 @@ export interface TieredSessionOptions {
   maxUserAgentLength?: number;
   /** Fill the local cache at start with up to this many recently active sessions. @default 0 */
   prewarm?: number;
+  /**
+   * Timings and OpenTelemetry; `false` turns off the timings (counters and gauges stay) and
+   * OpenTelemetry. @default { sampleEvery: 64, redisTimings: true, openTelemetry: 'auto' }
+   */
+  telemetry?: TelemetryOptions | false;
   /** The clock, in epoch milliseconds. Tests inject one; leave it alone otherwise. @default Date.now */
   now?: () => number;
   /**
@@ -227,6 +252,7 @@ export interface ResolvedOptions {
   readonly prewarm: number;
   readonly now: () => number;
   readonly requestProperty: string;
+  readonly telemetry: ResolvedTelemetry;
   /** Cookie overrides that weaken the defaults, to warn about once at start. */
   readonly warnings: readonly string[];
 }
@@ -235,7 +261,7 @@ const KNOWN = new Set([
   'client', 'secret', 'keyPrefix', 'idleTimeout', 'absoluteTimeout', 'touchInterval', 'localCache', 'maxSessionsPerUser', 'shortSession',
   'confirmRevocations', 'readFrom', 'replicaLagTolerance', 'audit',
   'commandTimeout', 'heartbeatInterval', 'maxDataBytes', 'cookie', 'allowedOrigins', 'countryHeader',
-  'maxUserAgentLength', 'prewarm', 'now', 'requestProperty',
+  'maxUserAgentLength', 'prewarm', 'now', 'requestProperty', 'telemetry',
 ]);
 
 /** One secret or a non-empty list of distinct ones, each of at least 32 characters. */
@@ -262,6 +288,36 @@ const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const PREFIX = /^[A-Za-z0-9_:.-]{1,64}$/;
 const ORIGIN = /^https?:\/\/[^/\s]+$/;
 const HEADER = /^[a-z0-9-]{1,64}$/;
+
+
+function resolveTelemetry(v: unknown): ResolvedTelemetry {
+  if (v === false) return Object.freeze({ sampleEvery: 0, redisTimings: false, openTelemetry: false });
+  if (v !== undefined && !isPlainObject(v)) throw fail('telemetry',
+    `expected false or { sampleEvery, redisTimings, openTelemetry }, got ${describe(v)}`);
+  const t = v ?? {};
+  for (const k of Object.keys(t)) if (!['sampleEvery', 'redisTimings', 'openTelemetry'].includes(k)) throw fail(`telemetry.${k}`,
+    'unknown option');
+  const ot = orDefault(t.openTelemetry, D['telemetry.openTelemetry'].value);
+  let openTelemetry: ResolvedTelemetry['openTelemetry'];
+  if (ot === 'auto' || ot === false) openTelemetry = ot;
+  else if (isPlainObject(ot)) {
+    for (const k of Object.keys(ot)) {
+      if (k !== 'tracerProvider' && k !== 'meterProvider') throw fail(`telemetry.openTelemetry.${k}`, 'unknown option');
+    }
+    const has = (x: unknown, m: string) => x === undefined ||
+      (typeof x === 'object' && x !== null && typeof (x as Record<string, unknown>)[m] === 'function');
+    if (!has(ot.tracerProvider, 'getTracer')) throw fail('telemetry.openTelemetry.tracerProvider',
+      'expected an OpenTelemetry TracerProvider (with getTracer)');
+    if (!has(ot.meterProvider, 'getMeter')) throw fail('telemetry.openTelemetry.meterProvider',
+      'expected an OpenTelemetry MeterProvider (with getMeter)');
+    openTelemetry = Object.freeze({ ...(ot as OpenTelemetryProviders) });
+  } else throw fail('telemetry.openTelemetry', `expected 'auto', false or { tracerProvider, meterProvider }, got ${describe(ot)}`);
+  return Object.freeze({
+    sampleEvery: int('telemetry.sampleEvery', t.sampleEvery, D['telemetry.sampleEvery'].value, 0, 1_000_000),
+    redisTimings: bool('telemetry.redisTimings', t.redisTimings, D['telemetry.redisTimings'].value),
+    openTelemetry,
+  });
+}
 
 /**
  * Validate every shared option, apply defaults, and return a frozen object. Throws a coded error
@@ -346,6 +402,7 @@ export function resolveOptions(opts: unknown, adapterKeys: ReadonlySet<string> =
     prewarm: int('prewarm', o.prewarm, D.prewarm.value, 0, 1_000_000),
     now,
     requestProperty,
+    telemetry: resolveTelemetry(o.telemetry),
     warnings: Object.freeze(warnings),
   });
 }

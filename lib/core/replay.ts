@@ -1,4 +1,5 @@
 import type { Logger } from './log.js';
+import type { Change } from './store/channel.js';
 
 /** How long a revocation is kept for a replay: longer than a failover and its aftermath. */
 const WINDOW_MS = 60_000;
@@ -16,27 +17,32 @@ export interface ReplayTarget {
   rotate(publicId: string, secretHash: string, count: number): Promise<unknown>;
 }
 
-/** A kept change: a revocation, or the latest rotation this instance made of a live session. */
-type Kept = { at: number; rotation?: { secretHash: string; count: number } };
+/**
+ * A kept change: a revocation (`count` 0), or the latest rotation of a live session (its count;
+ * `secretHash` when this instance made it). `own`: this instance answered it.
+ */
+type Kept = { at: number; own: boolean; count: number; secretHash?: string };
 
 /**
- * Revocations and rotations this instance made in the last minute, applied again after the
- * connection to Redis was interrupted (the revocation channel lost a subscriber, or the client
- * reconnected), and once more a few seconds after that.
+ * The last minute's revocations and rotations, so that Redis losing one cannot bring a session
+ * back.
  *
  * Why: Redis replication is asynchronous, and WAIT does not make it consistent. Under Sentinel a
- * primary stalled long enough to be failed over can come back, accept a revocation, have it
- * confirmed by a replica that has not been moved to the new primary yet, and then be demoted:
- * the revocation is gone with it, and the session lives again on the new primary (the fault
- * check's Sentinel × stall cell found it). Sentinel kills the demoted node's clients, which
- * interrupts the channel and makes the client reconnect; the instance that answered the
- * revocation then applies it again, on the new primary. The pass a few seconds later covers a
- * demotion that comes after the first pass, while the client still reached the old primary.
- * A revocation is idempotent and a session id is never reused, so applying one again can only
- * end a session a user was told had ended. A rotation (the old token ends) is applied again
- * only where the session's rotation count shows it lost: never over a later rotation, by this
- * instance or another. (Ids heard from other instances are not kept: the channel carries
- * changes without their content.)
+ * primary stalled long enough to be failed over can come back, go on taking writes (clients
+ * still connected to it) and have them confirmed by a replica not yet moved to the new primary,
+ * until Sentinel demotes it, seconds later: everything written there meanwhile is gone, and the
+ * sessions it ended live again on the new primary (the fault check's Sentinel × stall cell).
+ *
+ * What is kept: the changes this instance answered (revocations, and rotations with their new
+ * secret hash), and the ones it heard on the channel (revocations, and rotation counts). A
+ * session Redis answers without a kept change is refused (`lost`), whoever asks; the change
+ * is applied again at once: every kept revocation can be (it is final, and idempotent), a
+ * rotation only by the instance that made it (it alone knows the secret). After the connection
+ * to Redis was interrupted (the channel lost a subscriber, or the client reconnected: Sentinel
+ * kills a demoted node's clients) this instance's own changes are applied again, and once more
+ * a few seconds later. A rotation applies only where the session's rotation count shows it
+ * lost, never over a later one. A session id is never reused, so none of this can end a
+ * session a user was not told had ended.
  */
 export class RevocationReplay {
   /** id → what was done and when (ms); insertion order is time order. */
@@ -54,27 +60,41 @@ export class RevocationReplay {
 
   /** Ids this instance revoked now (answered as revoked). */
   note(ids: Iterable<string>, now = Date.now()): void {
-    for (const id of ids) this.#keep(id, { at: now }, now);
+    for (const id of ids) this.#keep(id, { at: now, own: true, count: 0 }, now);
   }
 
   /** This instance gave a session a new secret (answered as rotated): the `count`th rotation. */
   noteRotation(id: string, secretHash: string, count: number, now = Date.now()): void {
-    this.#keep(id, { at: now, rotation: { secretHash, count } }, now);
+    this.#keep(id, { at: now, own: true, count, secretHash }, now);
   }
 
   /**
-   * Whether a session as Redis just answered it lacks a change this instance made in the window:
-   * it was revoked here, or rotated here past `rotations`. Such a change was lost (a failover
-   * to a replica that never had it) and is applied again at once; the caller must not accept it.
+   * Heard on the channel: ids ended, a session's `count`th rotation, or ids a timed-out
+   * sign-in's undo restored (their eviction was never acknowledged: forgotten).
+   */
+  heard(ids: string[], change: Change, now = Date.now()): void {
+    if (change === 'restored') {
+      for (const id of ids) if (this.#kept.get(id)?.own === false) this.#kept.delete(id);
+      return;
+    }
+    const count = change === 'ended' ? 0 : change;
+    for (const id of ids) this.#keep(id, { at: now, own: false, count }, now);
+  }
+
+  /**
+   * Whether a session as Redis just answered it lacks a kept change: it was revoked, or rotated
+   * past `rotations`. Such a change was lost (a failover to a replica that never had it): it is
+   * applied again at once, and the caller must not accept the session.
    */
   lost(id: string, rotations: number): boolean {
     const k = this.#kept.get(id);
-    if (k === undefined || (k.rotation !== undefined && rotations >= k.rotation.count)) return false;
-    this.interrupted();
+    if (k === undefined || (k.count > 0 && rotations >= k.count)) return false;
+    if (k.own) this.interrupted();
+    else if (k.count === 0) this.#target.revoke(id).catch(() => { /* the next reader tries again */ });
     return true;
   }
 
-  /** The connection was interrupted: apply the window's changes again (once Redis answers). */
+  /** The connection was interrupted: apply this instance's changes again (once Redis answers). */
   interrupted(): void {
     if (this.#closed || this.#kept.size === 0) return;
     if (this.#running !== undefined) {
@@ -87,7 +107,13 @@ export class RevocationReplay {
   close(): void { this.#closed = true; }
 
   #keep(id: string, kept: Kept, now: number): void {
-    this.#kept.delete(id);
+    const had = this.#kept.get(id);
+    if (had !== undefined) {
+      // A revocation outlives any rotation; a later rotation replaces an earlier one; what this
+      // instance did stays its own when it hears its own broadcast.
+      if (kept.count === had.count ? had.own || !kept.own : had.count === 0 || (kept.count !== 0 && kept.count < had.count)) return;
+      this.#kept.delete(id);
+    }
     this.#kept.set(id, kept);
     this.#prune(now);
   }
@@ -99,20 +125,25 @@ export class RevocationReplay {
     }
   }
 
-  #apply(id: string, kept: Kept): Promise<unknown> {
-    const r = kept.rotation;
-    return r === undefined ? this.#target.revoke(id) : this.#target.rotate(id, r.secretHash, r.count);
+  #apply(id: string, k: Kept): Promise<unknown> {
+    return k.secretHash === undefined ? this.#target.revoke(id) : this.#target.rotate(id, k.secretHash, k.count);
   }
 
-  /** One pass over the window, the newest first; false when some change could not be applied. */
+  /** One pass over this instance's own changes, the newest first; false when one could not be applied. */
   async #pass(): Promise<boolean> {
     this.#prune(Date.now());
-    const kept = [...this.#kept].reverse();
+    const kept = [...this.#kept].filter(([, k]) => k.own).reverse();
     let failed = false;
+    let restored = 0;
     for (let i = 0; i < kept.length && !this.#closed && !this.#again; i += 64) {
       const out = await Promise.allSettled(kept.slice(i, i + 64).map(([id, k]) => this.#apply(id, k)));
-      if (out.some((o) => o.status === 'rejected')) failed = true;
+      for (const o of out) {
+        if (o.status === 'rejected') failed = true;
+        else if (o.value === true || (typeof o.value === 'number' && o.value > 0)) restored++;
+      }
     }
+    // Something took effect: Redis had lost it (a failover to a replica that never received it).
+    if (restored > 0) this.#log.warn({ restored, of: kept.length }, 'tiered-session: revocations lost by Redis were applied again');
     if (failed) this.#log.debug({ of: kept.length }, 'tiered-session: applying recent revocations again failed; retrying');
     return !failed;
   }

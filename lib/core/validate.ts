@@ -23,6 +23,12 @@ export function describe(v: unknown): string {
   return Array.isArray(v) ? 'an array' : typeof v;
 }
 
+export function bool(name: string, v: unknown, dflt: boolean): boolean {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'boolean') throw fail(name, `expected true or false, got ${describe(v)}`);
+  return v;
+}
+
 /** `undefined` alone means "use the default"; `null` and every other value are validated as given. */
 export function orDefault<T>(v: T | undefined, dflt: T): T {
   return v === undefined ? dflt : v;

@@ -8,6 +8,7 @@ import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import type { Redis, Cluster } from 'ioredis';
 import pg from 'pg';
+import { appendFileSync } from 'node:fs';
 import { tieredSession as fastifyPlugin } from '../../lib/fastify/index.js';
 import { tieredSession as expressMiddleware } from '../../lib/express/index.js';
 import type { TieredSessionOptions } from '../../lib/index.js';
@@ -46,6 +47,21 @@ if (ep.kind === 'single') {
 }
 client.on('error', () => {});
 readFrom?.on('error', () => {});
+// FAULT_TRACE=<dir>: this instance's client events and the package's warnings, one line each,
+// in <dir>/<pid>.log (for reading a violation's story; never set in the check itself).
+const trace = process.env.FAULT_TRACE
+  ? (line: string) => appendFileSync(`${process.env.FAULT_TRACE}/${process.pid}-${config.adapter}.log`, `${Date.now()} ${line}\n`)
+  : undefined;
+if (trace) {
+  const where = () => { const s = (client as Redis).stream; return s ? `${s.remotePort}` : '?'; };
+  for (const ev of ['ready', 'close', 'reconnecting', 'end']) client.on(ev, () => trace(`client ${ev} ${where()}`));
+}
+const traceLogger = trace && {
+  debug: (o: object, m: string) => trace(`debug ${m} ${JSON.stringify(o)}`),
+  info: (o: object, m: string) => trace(`info ${m} ${JSON.stringify(o)}`),
+  warn: (o: object, m: string) => trace(`warn ${m} ${JSON.stringify(o)}`),
+  error: (o: object, m: string) => trace(`error ${m} ${JSON.stringify(o)}`),
+};
 let pool: pg.Pool | undefined;
 if (config.auditUrl) {
   pool = new pg.Pool({ connectionString: config.auditUrl });
@@ -64,7 +80,7 @@ const options: TieredSessionOptions = {
 
 let port: number;
 if (config.adapter === 'fastify') {
-  const app = Fastify();
+  const app = Fastify(trace ? { logger: { level: 'info', file: `${process.env.FAULT_TRACE}/${process.pid}-fastify.pino` } } : {});
   await app.register(fastifyPlugin, options);
   app.post<{ Body: { user: string } }>('/login', async (request, reply) => ({ id: (await reply.signIn(request.body.user)).id }));
   app.post('/logout', async (_request, reply) => { await reply.signOut(); reply.code(204).send(); });
@@ -75,7 +91,7 @@ if (config.adapter === 'fastify') {
   await app.listen({ port: 0, host: '127.0.0.1' });
   port = (app.server.address() as { port: number }).port;
 } else {
-  const sessions = expressMiddleware(options);
+  const sessions = expressMiddleware(traceLogger ? { ...options, logger: traceLogger } : options);
   const app = express();
   app.use(sessions);
   app.use('/sessions', sessions.routes);

@@ -47,7 +47,7 @@ export const MUTANTS = [
     id: 'revoke-all-no-publish',
     description: 'Log-out-everywhere deletes the sessions but publishes no revocation.',
     file: 'lib/core/store/scripts.ts',
-    find: "if #revoked > 0 then redis.pcall('PUBLISH', ARGV[5], ARGV[6] .. '|' .. table.concat(revoked, ',')) end\n",
+    find: "if #revoked > 0 then redis.pcall('PUBLISH', ARGV[5], ARGV[6] .. '!|' .. table.concat(revoked, ',')) end\n",
     replace: '',
     tests: ['test/coherence.test.ts'],
   },
@@ -89,9 +89,9 @@ export const MUTANTS = [
     description: 'The revoke script publishes with redis.call: a Redis user refused the channel fails the script after its DEL (a 503 ' +
       'for a revocation that was made).',
     file: 'lib/core/store/scripts.ts',
-    find: "  redis.pcall('PUBLISH', ARGV[4], ARGV[5] .. '|' .. ARGV[2])\n  audit_after('t', 'e', 's', ARGV[2], 'u', u, 'w', ms(ARGV[7]), " +
-      "'y', ARGV[6])",
-    replace: "  redis.call('PUBLISH', ARGV[4], ARGV[5] .. '|' .. ARGV[2])\n  audit_after('t', 'e', 's', ARGV[2], 'u', u, 'w', " +
+    find: "  redis.pcall('PUBLISH', ARGV[4], ARGV[5] .. '!|' .. ARGV[2])\n  audit_after('t', 'e', 's', ARGV[2], 'u', u, 'w', " +
+      "ms(ARGV[7]), 'y', ARGV[6])",
+    replace: "  redis.call('PUBLISH', ARGV[4], ARGV[5] .. '!|' .. ARGV[2])\n  audit_after('t', 'e', 's', ARGV[2], 'u', u, 'w', " +
       "ms(ARGV[7]), 'y', ARGV[6])",
     tests: ['test/channel-acl.test.ts'],
   },
@@ -814,6 +814,52 @@ export const MUTANTS = [
     find: '      if (this.#replay.lost(id, s.rotations)) return null;',
     replace: '',
     tests: ['test/replay.test.ts'],
+    env: { TS_TARGETS: 'single' },
+  },
+  {
+    id: 'heard-revocations-forgotten',
+    description: 'Revocations heard on the channel are not kept: after a failover lost one, another instance serves the session.',
+    file: 'lib/core/manager.ts',
+    find: '    if (change !== undefined) this.#replay.heard(ids, change);',
+    replace: '',
+    tests: ['test/replay.test.ts'],
+    env: { TS_TARGETS: 'single' },
+  },
+  {
+    id: 'restored-not-told',
+    description: 'A timed-out sign-in\'s undo brings evicted sessions back without saying so: instances that heard the eviction refuse ' +
+      'them and end them again.',
+    file: 'lib/core/store/scripts.ts',
+    find: "if #back > 0 then redis.pcall('PUBLISH', ARGV[3], ARGV[4] .. '+|' .. table.concat(back, ',')) end\n",
+    replace: '',
+    tests: ['test/replicas.test.ts'],
+  },
+  // ---- what an operator sees ----------------------------------------------------------------------
+  {
+    id: 'redis-timing-success-dropped',
+    description: 'A Redis call that succeeds is not timed: the per-operation histograms only see failures.',
+    file: 'lib/core/store/redis-store.ts',
+    find: '      settled?.();',
+    replace: '',
+    tests: ['test/observability.test.ts'],
+    env: { TS_TARGETS: 'single' },
+  },
+  {
+    id: 'resolve-sampling-never',
+    description: 'The sampling countdown is read but never decremented: no resolve is ever timed.',
+    file: 'lib/core/flows.ts',
+    find: '    if (--this.#metrics.countdown === 0) return this.#timed(header, at);',
+    replace: '    if (this.#metrics.countdown === 0) return this.#timed(header, at);',
+    tests: ['test/observability.test.ts'],
+    env: { TS_TARGETS: 'single' },
+  },
+  {
+    id: 'amplification-counts-hits',
+    description: 'The L2 amplification divides Redis reads by L1 hits instead of resolved requests.',
+    file: 'lib/core/metrics.ts',
+    find: '      amplification: resolved === 0 ? NaN : (cur.reads - base.reads) / resolved,',
+    replace: '      amplification: resolved === 0 ? NaN : (cur.reads - base.reads) / (cur.hits - base.hits),',
+    tests: ['test/observability.test.ts'],
     env: { TS_TARGETS: 'single' },
   },
 ];

@@ -32,7 +32,7 @@ function tsdocDefaults(): Map<string, string> {
   const owners: Record<string, string> = {
     TieredSessionOptions: '', FastifySessionOptions: '', ExpressSessionOptions: '', LocalCacheOptions: 'localCache.',
     ShortSessionOptions: 'shortSession.', CookieOptions: 'cookie.', ConfirmOptions: 'confirmRevocations.', AuditOptions: 'audit.',
-    SessionCaps: 'maxSessionsPerUser.',
+    SessionCaps: 'maxSessionsPerUser.', TelemetryOptions: 'telemetry.',
   };
   const out = new Map<string, string>();
   for (const file of ['lib/core/options.ts', 'lib/fastify/plugin.ts', 'lib/express/middleware.ts']) {
@@ -117,6 +117,9 @@ t.test('the resolver fills in the table\'s values', async (t) => {
   t.equal(r.now, v('now'));
   t.equal(r.requestProperty, v('requestProperty'));
   t.equal(r.readFrom, v('readFrom'));
+  t.same(r.telemetry, {
+    sampleEvery: v('telemetry.sampleEvery'), redisTimings: v('telemetry.redisTimings'), openTelemetry: v('telemetry.openTelemetry'),
+  });
   const a = r.audit!;
   t.same({ schema: a.schema, table: a.table ?? v('audit.table'), migrate: a.migrate, retentionDays: a.retentionDays }, {
     schema: v('audit.schema'), table: v('audit.table'), migrate: v('audit.migrate'), retentionDays: v('audit.retentionDays'),

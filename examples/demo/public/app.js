@@ -254,5 +254,35 @@
     else failed(res, 'Confirming your password');
   });
 
+  // The operations strip: GET /ops every 2 s (aggregates of this instance), the hit rate drawn
+  // as a sparkline of its last 40 readings. Numbers only, written as text and SVG attributes.
+  const hitRates = [];
+  const spark = $('ops-spark').querySelector('polyline');
+  function drawSpark() {
+    const n = hitRates.length;
+    spark.setAttribute('points', hitRates.map((v, i) =>
+      `${n === 1 ? 120 : (i * 120 / (n - 1)).toFixed(1)},${(22 - v * 20).toFixed(1)}`).join(' '));
+  }
+  async function operations() {
+    try {
+      const res = await api('GET', '/ops');
+      if (res.status !== 200 || res.data === null) return;
+      const o = res.data;
+      if (typeof o.hitRatio === 'number') {
+        $('ops-hit').textContent = `${(o.hitRatio * 100).toFixed(1)} %`;
+        hitRates.push(Math.min(1, Math.max(0, o.hitRatio)));
+        if (hitRates.length > 40) hitRates.shift();
+        drawSpark();
+      }
+      if (typeof o.revocationP99Ms === 'number') {
+        const p99 = o.revocationP99Ms;
+        $('ops-revocation').textContent = `${p99 < 1 ? p99.toFixed(2) : p99.toFixed(0)} ms`;
+      }
+      if (typeof o.l1Entries === 'number') $('ops-l1').textContent = String(o.l1Entries);
+    } catch { /* the strip waits for the next reading */ }
+  }
+  operations();
+  setInterval(operations, 2000);
+
   refresh().catch((err) => say(`Could not reach the server: ${err.message}`, true));
 })();

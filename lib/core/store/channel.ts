@@ -9,9 +9,19 @@ import type { RedisClient } from '../options.js';
  */
 export type ChannelState = 'connecting' | 'confirmed' | 'down' | 'refused';
 
+/**
+ * What a broadcast says happened: 'ended' (sessions revoked), 'restored' (sessions a timed-out
+ * sign-in's undo brought back from its cap eviction), or the session's rotation count after a
+ * rotation.
+ */
+export type Change = 'ended' | 'restored' | number;
+
 export interface ChannelEvents {
-  /** Ids revoked elsewhere (or here); `sentAt` is the publisher's epoch ms. */
-  onRevoked(ids: string[], sentAt: number): void;
+  /**
+   * Ids changed elsewhere (or here): every cached copy goes. `sentAt` is the publisher's epoch
+   * ms; `change` what happened when the message says.
+   */
+  onRevoked(ids: string[], sentAt: number, change: Change | undefined): void;
   /** The channel may have lost messages: every cached entry must go. */
   onInterrupted(reason: string): void;
   /** The state changed (called once per change, never per request). */
@@ -206,7 +216,13 @@ export class RevocationChannel {
       this.#seen.add(msg);
       if (this.#seen.size > 4096) this.#seen.delete(this.#seen.values().next().value!);
     }
-    this.#events.onRevoked(msg.slice(bar + 1).split(','), Number(msg.slice(0, bar)));
+    // `<sentAt>|`, `<sentAt>!|` ended, `<sentAt>+|` restored, `<sentAt>r<n>|` the nth rotation
+    // (lib/core/store/scripts.ts).
+    const mark = msg.charCodeAt(bar - 1);
+    const r = msg.lastIndexOf('r', bar);
+    const change: Change | undefined = mark === 33 ? 'ended' : mark === 43 ? 'restored' : r > 0 ? Number(msg.slice(r + 1, bar)) : undefined;
+    const sentAt = Number(msg.slice(0, change === undefined ? bar : typeof change === 'number' ? r : bar - 1));
+    this.#events.onRevoked(msg.slice(bar + 1).split(','), sentAt, change);
   }
 
   /** A subscriber's socket closed: when it was the last one open, trust goes (messages may be lost). */

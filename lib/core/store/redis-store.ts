@@ -52,6 +52,11 @@ type Cmd = (...args: (string | number)[]) => Promise<unknown>;
 /** How many replicas must acknowledge a change, within how many ms (WAIT's arguments). */
 export interface AckRequirement { readonly replicas: number; readonly timeout: number }
 
+/** Told of each Redis call as it starts; what it answers is called when the call settles (with the failure, if any). */
+export interface RedisObserver {
+  begin(what: string): ((err?: unknown) => void) | undefined;
+}
+
 /** A Cluster's redirection: the command went to a node that does not serve its key, and did not run. */
 const isRedirect = (err: unknown): boolean => err instanceof Error && /^(MOVED|ASK) /.test(err.message);
 
@@ -145,6 +150,8 @@ export class RedisStore {
   readonly #idles: Idles;
   readonly channel: string;
   readonly isCluster: boolean;
+  /** Times the calls (metrics, spans); set by the manager. */
+  observer: RedisObserver | undefined;
 
   constructor(client: RedisClient, prefix: string, commandTimeout: number, idles: Idles, readFrom?: RedisClient,
     audit?: { cap: number; ttl: number; activity: number }) {
@@ -190,9 +197,13 @@ export class RedisStore {
    */
   async #run<T>(what: string, fn: () => Promise<T>, client: RedisClient = this.#client): Promise<T> {
     if (client.status !== 'ready') throw new ERR_UNAVAILABLE({ cause: new Error(`redis client is ${client.status}`) });
+    const settled = this.observer?.begin(what);
     try {
-      return await withTimeout(fn(), this.#timeout, what);
+      const out = await withTimeout(fn(), this.#timeout, what);
+      settled?.();
+      return out;
     } catch (err) {
+      settled?.(err);
       const e = new ERR_UNAVAILABLE({ cause: err });
       // A reply that is an error (NOPERM, OOM, a script error) is a known outcome: nothing was written.
       if (!(err instanceof Error && err.name === 'ReplyError')) Object.defineProperty(e, kUnknownOutcome, { value: true });

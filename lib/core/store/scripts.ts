@@ -20,7 +20,12 @@
 // purpose: a session is a small listpack, and a few bytes move it across an allocator class.
 // Times are epoch milliseconds passed in by the caller (scripts stay deterministic).
 // A revocation is published from the same script that deletes, as `<sentAt>|<id>,<id>…`, so
-// no crash or timeout can separate the delete from its broadcast. The PUBLISH is a pcall: a
+// no crash or timeout can separate the delete from its broadcast. What the change was rides
+// after the time: `<sentAt>!` sessions ended (a sign-out, revoke one, log out everywhere, a cap
+// eviction), `<sentAt>r<n>` the session's nth rotation, `<sentAt>+` sessions a timed-out
+// sign-in's undo brought back from its cap eviction; unmarked, anything else (an update, a
+// confirmation). A reader that knows no marker reads a time that is not a number, and still
+// drops the ids. The PUBLISH is a pcall: a
 // Redis user refused the channel by its ACL would otherwise fail the script after its writes
 // (scripts are not rolled back), answering 503 for a change that was made. Such a user's
 // channel is refused too, so its local cache is off and nothing needs the broadcast.
@@ -169,7 +174,7 @@ redis.call('ZADD', KEYS[2], exp, rnd)
 -- An index that had no member did not exist, so it has no TTL to compare with (a user's first
 -- session: most sign-ins).
 if card == 0 then redis.call('PEXPIRE', KEYS[2], ttl) else extend_index(KEYS[2], ttl) end
-if #evicted > 0 then redis.pcall('PUBLISH', channel, ARGV[2] .. '|' .. table.concat(evicted, ',')) end
+if #evicted > 0 then redis.pcall('PUBLISH', channel, ARGV[2] .. '!|' .. table.concat(evicted, ',')) end
 return evicted
 `;
 
@@ -239,7 +244,7 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 -- this revocation was answered.
 drop_stashes(KEYS[2], base)
 if n == 1 then
-  redis.pcall('PUBLISH', ARGV[4], ARGV[5] .. '|' .. ARGV[2])
+  redis.pcall('PUBLISH', ARGV[4], ARGV[5] .. '!|' .. ARGV[2])
   audit_after('t', 'e', 's', ARGV[2], 'u', u, 'w', ms(ARGV[7]), 'y', ARGV[6])
 end
 return n
@@ -267,7 +272,7 @@ for _, id in ipairs(ids) do
     redis.call('ZREM', KEYS[1], id)
   end
 end
-if #revoked > 0 then redis.pcall('PUBLISH', ARGV[5], ARGV[6] .. '|' .. table.concat(revoked, ',')) end
+if #revoked > 0 then redis.pcall('PUBLISH', ARGV[5], ARGV[6] .. '!|' .. table.concat(revoked, ',')) end
 return revoked
 `;
 
@@ -291,7 +296,7 @@ if ARGV[1] == 'h' then
   redis.call('HSET', KEYS[1], 'n', n)
 end
 if ARGV[2] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
-redis.pcall('PUBLISH', ARGV[4], ARGV[5] .. '|' .. ARGV[3])
+redis.pcall('PUBLISH', ARGV[4], ARGV[5] .. (ARGV[1] == 'h' and 'r' .. n or '') .. '|' .. ARGV[3])
 if ARGV[1] == 'h' then
   audit_after('t', 'r', 's', ARGV[3], 'u', redis.call('HGET', KEYS[1], 'u'), 'w', ms(ARGV[6]), 'n', tostring(n))
 end
@@ -312,16 +317,21 @@ local n = redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 local stash = KEYS[1] .. 'z'
 local s = redis.call('LRANGE', stash, 0, -1)
+local tag = string.sub(ARGV[2], 1, #ARGV[2] - #ARGV[1])
+local back = {}
 for i = 1, #s, 5 do
   local k = ARGV[5] .. s[i]
   if redis.call('EXISTS', k) == 0 then
     redis.call('RESTORE', k, tonumber(s[i + 2]), s[i + 1])
     redis.call('ZADD', KEYS[2], s[i + 3], s[i])
+    back[#back + 1] = tag .. s[i]
   end
 end
 redis.call('DEL', stash)
+-- The sessions back were told ended (the eviction's broadcast): now they are not.
+if #back > 0 then redis.pcall('PUBLISH', ARGV[3], ARGV[4] .. '+|' .. table.concat(back, ',')) end
 if n == 1 then
-  redis.pcall('PUBLISH', ARGV[3], ARGV[4] .. '|' .. ARGV[2])
+  redis.pcall('PUBLISH', ARGV[3], ARGV[4] .. '!|' .. ARGV[2])
   audit_after('t', 'e', 's', ARGV[2], 'u', u, 'w', ms(ARGV[6]), 'y', 'revoked')
 end
 return n
