@@ -5,6 +5,7 @@ import { parseDevice, type DeviceInfo } from './device.js';
 import { ERR_BAD_BODY, ERR_BAD_QUERY, ERR_INVALID_ARGUMENT, ERR_NO_SESSION, ERR_NOT_FOUND,
   ERR_REAUTHENTICATION_REQUIRED } from './errors.js';
 import { describe } from './validate.js';
+import type { Resolving } from './resolving.js';
 import type { SessionManager } from './manager.js';
 import type { Metrics } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
@@ -70,6 +71,8 @@ export interface ListedSession {
  */
 export class SessionFlows {
   readonly manager: SessionManager;
+  /** The manager's reads: the hot path calls them directly. */
+  readonly #resolving: Resolving;
   readonly #o: ResolvedOptions;
   readonly cookieName: string;
   /** The manager's counters (the sampling countdown lives there). */
@@ -78,6 +81,7 @@ export class SessionFlows {
   constructor(o: ResolvedOptions, manager: SessionManager) {
     this.#o = o;
     this.manager = manager;
+    this.#resolving = manager.resolving;
     this.#metrics = manager.metrics;
     this.cookieName = o.cookie.name;
   }
@@ -100,7 +104,7 @@ export class SessionFlows {
     if (at < 0) return null;
     // One resolve in `sampleEvery` is timed: the others pay a decrement, and read no clock.
     if (--this.#metrics.countdown === 0) return this.#timed(header, at);
-    const r = this.manager.resolveAt(header, at);
+    const r = this.#resolving.resolveAt(header, at);
     if (r === null) return null;
     if (!(r instanceof Promise)) return r.session;
     return r.then(sessionOfEntry);
@@ -111,7 +115,7 @@ export class SessionFlows {
     const m = this.#metrics;
     m.countdown = m.sampleEvery;
     const t0 = performance.now();
-    const r = this.manager.resolveAt(header, at);
+    const r = this.#resolving.resolveAt(header, at);
     if (!(r instanceof Promise)) {
       m.resolveTime.observe((performance.now() - t0) / 1000);
       return r === null ? null : r.session;

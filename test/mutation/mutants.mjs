@@ -154,7 +154,7 @@ export const MUTANTS = [
   {
     id: 'l1-any-secret',
     description: 'An L1 hit accepts any secret for a cached public id.',
-    file: 'lib/core/manager.ts',
+    file: 'lib/core/resolving.ts',
     find: '(e.proof.length === SECRET_LENGTH ? secretMatchesAt(e.proof, s, at) : provePrewarmed(',
     replace: '(e.proof.length === SECRET_LENGTH ? true : provePrewarmed(',
     tests: ['test/bad-input.test.ts', 'test/coherence.test.ts', 'test/security.test.ts'],
@@ -163,7 +163,7 @@ export const MUTANTS = [
     id: 'wrong-secret-refused-from-l1',
     description: 'A wrong secret for a cached id is refused from L1 again (no Redis read): the timing tells the id is cached, and a ' +
       'rotation not yet broadcast is refused.',
-    file: 'lib/core/manager.ts',
+    file: 'lib/core/resolving.ts',
     find: '      this.#l1.delete(id);\n    }\n',
     replace: '      this.#l1.delete(id);\n    } else if (e !== undefined) return null;\n',
     tests: ['test/security.test.ts'],
@@ -171,7 +171,7 @@ export const MUTANTS = [
   {
     id: 'l1-ignores-absolute-deadline',
     description: 'An L1 hit checks the idle deadline only, not the absolute one.',
-    file: 'lib/core/manager.ts',
+    file: 'lib/core/resolving.ts',
     find: ' && now < e.session.absoluteExpiresAt) {',
     replace: ') {',
     tests: ['test/expiry.test.ts', 'test/invariants.test.ts'],
@@ -179,7 +179,7 @@ export const MUTANTS = [
   {
     id: 'short-idle-ignored-on-l1-hit',
     description: 'An L1 hit applies the long idle timeout to every session, a remember: false one included.',
-    file: 'lib/core/manager.ts',
+    file: 'lib/core/resolving.ts',
     find: 'if (since < (e.session.remembered ? this.#o.idleTimeout : this.#o.shortSession.idleTimeout) && ',
     replace: 'if (since < this.#o.idleTimeout && ',
     tests: ['test/policy.test.ts'],
@@ -188,7 +188,7 @@ export const MUTANTS = [
     id: 'short-idle-checked-against-absolute',
     description: "An L1 hit measures a remember: false session's idleness against the short absolute timeout instead of the short idle " +
       "one.",
-    file: 'lib/core/manager.ts',
+    file: 'lib/core/resolving.ts',
     find: 'this.#o.idleTimeout : this.#o.shortSession.idleTimeout) && ',
     replace: 'this.#o.idleTimeout : this.#o.shortSession.absoluteTimeout) && ',
     tests: ['test/policy.test.ts'],
@@ -196,7 +196,7 @@ export const MUTANTS = [
   {
     id: 'touch-on-every-hit',
     description: 'Every L1 hit queues a last-active write, whatever the touchInterval.',
-    file: 'lib/core/manager.ts',
+    file: 'lib/core/resolving.ts',
     find: 'if (since >= this.#o.touchInterval) this.#touch(e, now);',
     replace: 'this.#touch(e, now);',
     tests: ['test/expiry.test.ts'],
@@ -237,7 +237,7 @@ export const MUTANTS = [
   {
     id: 'prewarm-ticket-after-read',
     description: "Pre-warm takes its tickets after its reads come back, so an invalidation that arrived during them voids nothing.",
-    file: 'lib/core/manager.ts',
+    file: 'lib/core/resolving.ts',
     find: [
       '      const tickets: Ticket[] = batch.map((id) => this.#l1.hold(id));',
       '      try {',
@@ -260,7 +260,7 @@ export const MUTANTS = [
   {
     id: 'recently-invalidated-ignored',
     description: 'A miss reads an id this instance just heard revoked from a (possibly lagging) replica, not the primary.',
-    file: 'lib/core/manager.ts',
+    file: 'lib/core/resolving.ts',
     find: 'return this.#l1.recentlyInvalidated(id) || (this.#fresh !== undefined && !this.#fresh.fresh);',
     replace: 'return this.#fresh !== undefined && !this.#fresh.fresh;',
     tests: ['test/replicas.test.ts'],
@@ -276,7 +276,7 @@ export const MUTANTS = [
   {
     id: 'revoke-keeps-own-l1',
     description: 'revoke() does not drop the id from its own L1 (it waits for its own broadcast).',
-    file: 'lib/core/manager.ts',
+    file: 'lib/core/writing.ts',
     find: '      // Applied or maybe applied (an unacknowledged or timed-out revoke): this instance forgets it either way.\n      ' +
       'this.#l1.invalidate([publicId]);\n',
     replace: '      // Applied or maybe applied (an unacknowledged or timed-out revoke): this instance forgets it either way.\n',
@@ -286,7 +286,7 @@ export const MUTANTS = [
     id: 'cap-eviction-not-confirmed',
     description: "A sign-in's cap eviction is confirmed with WAIT only when it evicted more than one session: with maxSessionsPerUser: 1 " +
       "and a lagging replica the sign-in answers 200 while the evicted session lives on the replica.",
-    file: 'lib/core/manager.ts',
+    file: 'lib/core/writing.ts',
     find: '      if (evicted.length > 0) {',
     replace: '      if (evicted.length > 1) {',
     tests: ['test/replicas.test.ts'],
@@ -294,7 +294,7 @@ export const MUTANTS = [
   {
     id: 'lone-surrogate-accepted',
     description: 'create() accepts a user id with a lone surrogate (it shares a Redis user with its U+FFFD look-alike).',
-    file: 'lib/core/manager.ts',
+    file: 'lib/core/writing.ts',
     find: "    if (!isWellFormed(userId)) throw new ERR_BAD_USER_ID('the string is not well-formed UTF-16 (it has a lone surrogate)');\n",
     replace: '',
     tests: ['test/security.test.ts'],
@@ -302,7 +302,7 @@ export const MUTANTS = [
   {
     id: 'ip-stored-unchecked',
     description: 'create() stores whatever the framework gave as the client IP, not only an IP address.',
-    file: 'lib/core/manager.ts',
+    file: 'lib/core/writing.ts',
     find: "const ip = typeof input.ip === 'string' && isIP(input.ip) !== 0 ? input.ip : '';",
     replace: "const ip = typeof input.ip === 'string' ? input.ip : '';",
     tests: ['test/security.test.ts'],
@@ -310,7 +310,7 @@ export const MUTANTS = [
   {
     id: 'timed-out-create-not-cleaned',
     description: 'A sign-in whose create timed out after it was sent is not cleaned up: the late-landing session stays as a phantom.',
-    file: 'lib/core/manager.ts',
+    file: 'lib/core/writing.ts',
     find: '        if (isUnknownOutcome(err)) this.#orphan(id);\n',
     replace: '',
     tests: ['test/security.test.ts'],
@@ -530,7 +530,7 @@ export const MUTANTS = [
     id: 'replica-read-while-stale',
     description: 'Session reads go to the readFrom replica whether or not heartbeats arrive through it (only recently invalidated ids ' +
       'read the primary).',
-    file: 'lib/core/manager.ts',
+    file: 'lib/core/resolving.ts',
     find: 'return this.#l1.recentlyInvalidated(id) || (this.#fresh !== undefined && !this.#fresh.fresh);',
     replace: 'return this.#l1.recentlyInvalidated(id);',
     tests: ['test/freshness.test.ts'],
@@ -538,7 +538,7 @@ export const MUTANTS = [
   {
     id: 'prewarm-without-guard',
     description: 'Pre-warm reads every id from the reader (a replica), without the guard of ordinary replica reads.',
-    file: 'lib/core/manager.ts',
+    file: 'lib/core/resolving.ts',
     find: 'const rows = await this.#store.readMany(batch, (id) => this.#primaryFor(id));',
     replace: 'const rows = await this.#store.readMany(batch);',
     tests: ['test/freshness.test.ts'],
@@ -547,7 +547,7 @@ export const MUTANTS = [
   {
     id: 'rotation-retired-secret-validates',
     description: 'A session whose tag is under no listed secret (a dropped one) still validates on a Redis read.',
-    file: 'lib/core/manager.ts',
+    file: 'lib/core/resolving.ts',
     find: ' || !this.#tagListed(id, s.userId)) return null;',
     replace: ') return null;',
     tests: ['test/rotation.test.ts'],
@@ -556,7 +556,7 @@ export const MUTANTS = [
   {
     id: 'rotation-list-new-tag-only',
     description: 'The device list reads only the first secret\'s tag: sessions made under older secrets are missing.',
-    file: 'lib/core/manager.ts',
+    file: 'lib/core/resolving.ts',
     find: 'rows = tags.length === 1 ?',
     replace: 'rows = tags.length >= 1 ?',
     tests: ['test/rotation.test.ts'],
@@ -565,7 +565,7 @@ export const MUTANTS = [
   {
     id: 'rotation-revoke-all-new-tag-only',
     description: 'Log out everywhere revokes only under the first secret\'s tag.',
-    file: 'lib/core/manager.ts',
+    file: 'lib/core/writing.ts',
     find: '      for (const tag of tags) {\n        const gone = await',
     replace: '      for (const tag of tags.slice(0, 1)) {\n        const gone = await',
     tests: ['test/rotation.test.ts'],
@@ -574,7 +574,7 @@ export const MUTANTS = [
   {
     id: 'rotation-owner-check-new-tag-only',
     description: 'Revoke-one\'s owner check compares with the first secret\'s tag alone: an older session is "not found".',
-    file: 'lib/core/manager.ts',
+    file: 'lib/core/writing.ts',
     find: '!this.#tagListed(publicId, owner)',
     replace: 'publicId.slice(0, TAG_LENGTH) !== this.tagOf(owner)',
     tests: ['test/rotation.test.ts'],
@@ -583,7 +583,7 @@ export const MUTANTS = [
   {
     id: 'rotation-cap-ignores-older-tags',
     description: 'The caps count only the sessions under the first secret\'s tag.',
-    file: 'lib/core/manager.ts',
+    file: 'lib/core/writing.ts',
     find: 'if (this.#o.secrets.length > 1 && (caps.total > 0',
     replace: 'if (false && (caps.total > 0',
     tests: ['test/rotation.test.ts'],
@@ -783,7 +783,7 @@ export const MUTANTS = [
   {
     id: 'replay-forgets-own-revocations',
     description: 'A sign-out this instance answered is not kept for a replay.',
-    file: 'lib/core/manager.ts',
+    file: 'lib/core/writing.ts',
     find: '    if (revoked) this.#replay.note([publicId]);',
     replace: '',
     tests: ['test/replay.test.ts'],
@@ -792,7 +792,7 @@ export const MUTANTS = [
   {
     id: 'replay-forgets-rotations',
     description: 'A rotation this instance answered is not kept for a replay: lost in a failover, the old token works again.',
-    file: 'lib/core/manager.ts',
+    file: 'lib/core/writing.ts',
     find: '    this.#replay.noteRotation(publicId, secretHash, count);',
     replace: '',
     tests: ['test/replay.test.ts'],
@@ -810,7 +810,7 @@ export const MUTANTS = [
   {
     id: 'lost-revocation-served',
     description: 'A session Redis answers after a failover lost this instance\'s revocation is served until the replay has run.',
-    file: 'lib/core/manager.ts',
+    file: 'lib/core/resolving.ts',
     find: '      if (this.#replay.lost(id, s.rotations)) return null;',
     replace: '',
     tests: ['test/replay.test.ts'],

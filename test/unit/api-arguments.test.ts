@@ -19,9 +19,9 @@ t.test('requireRecentAuthentication(maxAgeMs) takes a whole number of millisecon
 
 t.test('signIn refuses options that are not an object, or a remember that is not a boolean, before touching Redis', async (t) => {
   const client = { duplicate() {}, evalsha() {}, pipeline() {} } as never;
-  // A manager that fails the test if reached beyond its metrics: the arguments are checked first.
+  // A manager that fails the test if reached beyond what the flows keep: the arguments are checked first.
   const manager = new Proxy({}, {
-    get: (_target, key) => { if (key === 'metrics') return {}; throw new Error('the manager was reached'); },
+    get: (_target, key) => { if (key === 'metrics' || key === 'resolving') return {}; throw new Error('the manager was reached'); },
   }) as SessionManager;
   const flows = new SessionFlows(resolveOptions({ client, secret: 'x'.repeat(32) }), manager);
   const facts = { method: 'POST', headers: {}, ip: undefined };

@@ -1,7 +1,7 @@
 import type { Redis, Cluster, ChainableCommander } from 'ioredis';
 import { ERR_NOT_CONFIRMED, ERR_UNAVAILABLE } from '../errors.js';
 import type { RedisClient } from '../options.js';
-import { HASH_LENGTH, TAG_LENGTH } from '../token.js';
+import { HASH_LENGTH, ID_LENGTH, TAG_LENGTH } from '../token.js';
 import { auditStreamKey, channelName, indexKey, sessionKey, userBase } from './keys.js';
 import { withTimeout } from './timeout.js';
 
@@ -337,6 +337,28 @@ export class RedisStore {
     return (await this.#revoking('revokeAll', 'tieredSessionRevokeAll', [
       this.indexKey(tag), this.base(tag), tag, keep, owner, this.channel, now, at, ...this.#auditArgs(tag),
     ])) as string[];
+  }
+
+  /** Replace a live session's data (JSON); false when it is gone. `now` and `at` as for revoke(). */
+  setData(publicId: string, json: string, now: number, at = now): Promise<boolean> {
+    return this.update(publicId, 'j', json, now, at);
+  }
+
+  /** Record that the user proved their credentials at `authenticatedAt` (epoch ms); false when the session is gone. */
+  setAuthenticatedAt(publicId: string, authenticatedAt: number, now: number, at = now): Promise<boolean> {
+    return this.update(publicId, 't', String(authenticatedAt), now, at);
+  }
+
+  /**
+   * Bytes of a new session's hash as the create script writes it: the key
+   * `<prefix>{bucket}user random`, then each field present: a one-letter name and its value.
+   */
+  sizeOf(r: NewRecord, now: number): number {
+    let size = this.#prefix.length + 2 + ID_LENGTH;
+    const fields = [r.userId, r.secretHash, String(now), String(now), String(r.absoluteAt), r.device, r.ip, r.country, r.data,
+      r.remembered ? '' : '0'];
+    for (const v of fields) if (v !== '') size += 1 + v.length;
+    return size;
   }
 
   /** Set one field of a live session (never recreating it); `now` and `at` as for revoke(). */
