@@ -15,7 +15,7 @@ import { RedisServer, ready, sleep } from './fixtures/redis.js';
 import { DelayProxy } from './fixtures/proxy.js';
 import { ReplicatedCluster, keepingAlive } from './fixtures/replicas.js';
 import { AuditSink, auditSinkOf } from '../lib/core/audit/sink.js';
-import { resolveOptions } from '../lib/core/options.js';
+import { resolveOptions } from '../lib/core/resolve-options.js';
 import { migrate } from '../lib/core/audit/sql.js';
 import {
   emit, simulate, timeline, rng, readRows, diffRows, recordingLogger, bufferState, until, sinkOptions, type FlatSinkOptions,

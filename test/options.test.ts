@@ -6,7 +6,7 @@ import type { Test } from 'tap';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Redis, type Cluster } from 'ioredis';
 import { tieredSession, type FastifySessionOptions as TieredSessionOptions } from '../lib/fastify/index.js';
-import { resolveOptions as resolveCore } from '../lib/core/options.js';
+import { resolveOptions as resolveCore } from '../lib/core/resolve-options.js';
 import { managerOf } from '../lib/core/sessions.js';
 import { TEST_SECRET } from './fixtures/apps.js';
 

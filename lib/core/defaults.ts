@@ -1,4 +1,4 @@
-// Every option's default, once. The resolver (options.ts) reads its defaults here; the `@default`
+// Every option's default, once. The resolver (resolve-options.ts) reads its defaults here; the `@default`
 // tags of the option types in options.ts and the options table of docs/sessions.md say the same,
 // and test/unit/options-table.test.ts checks that they do, row by row.
 

@@ -1,4 +1,4 @@
-// The validation helpers every option resolver uses (options.ts, legacy.ts, the adapters): each
+// The validation helpers every option resolver uses (resolve-options.ts, legacy.ts, the adapters): each
 // refusal is a coded ERR_TIERED_SESSION_INVALID_OPTION naming the option.
 import { ERR_INVALID_OPTION } from './errors.js';
 import type { RedisClient } from './options.js';

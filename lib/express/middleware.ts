@@ -4,7 +4,8 @@ import { SessionFlows, guardMaxAge, type RequestFacts, type SignInOptions, type 
 import { LegacyTakeover, resolveLegacy, type LegacyOptions } from '../core/legacy.js';
 import { consoleLogger, type Logger } from '../core/log.js';
 import { SessionManager } from '../core/manager.js';
-import { resolveOptions, type TieredSessionOptions } from '../core/options.js';
+import type { TieredSessionOptions } from '../core/options.js';
+import { resolveOptions } from '../core/resolve-options.js';
 import { describe, fail } from '../core/validate.js';
 import type { Session, SessionData } from '../core/session.js';
 import { publicSessions, registerFace, type Sessions } from '../core/sessions.js';

@@ -7,7 +7,8 @@ import { SessionFlows, guardMaxAge, type SignInOptions, type SignedIn } from '..
 import { LegacyTakeover, resolveLegacy, type LegacyOptions } from '../core/legacy.js';
 import type { Logger } from '../core/log.js';
 import { SessionManager } from '../core/manager.js';
-import { resolveOptions, type TieredSessionOptions } from '../core/options.js';
+import type { TieredSessionOptions } from '../core/options.js';
+import { resolveOptions } from '../core/resolve-options.js';
 import { describe, fail, isPlainObject, orDefault } from '../core/validate.js';
 // Aliased: inside `declare module 'fastify'` a plain `Session` would name the `Session` that
 // @fastify/session adds to that module, and the app would see its type instead of ours.

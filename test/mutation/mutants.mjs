@@ -401,7 +401,7 @@ export const MUTANTS = [
   {
     id: 'type-caps-without-total-uncapped',
     description: 'maxSessionsPerUser as an object without `total` has no total cap instead of the default 50.',
-    file: 'lib/core/options.ts',
+    file: 'lib/core/resolve-options.ts',
     find: "  let total = D['maxSessionsPerUser.total'].value;",
     replace: '  let total = 0;',
     tests: ['test/policy.test.ts'],
@@ -601,7 +601,7 @@ export const MUTANTS = [
   {
     id: 'secret-duplicates-allowed',
     description: 'A secret listed twice is accepted.',
-    file: 'lib/core/options.ts',
+    file: 'lib/core/resolve-options.ts',
     find: "    if (first !== i) throw fail(`secret[${i}]`, `duplicates secret[${first}]`);\n",
     replace: '',
     tests: ['test/options.test.ts'],

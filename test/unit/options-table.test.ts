@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { DEFAULTS, type OptionDefault } from '../../lib/core/defaults.js';
-import { resolveOptions } from '../../lib/core/options.js';
+import { resolveOptions } from '../../lib/core/resolve-options.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const rows = Object.entries(DEFAULTS) as [string, OptionDefault][];
