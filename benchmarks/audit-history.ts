@@ -18,7 +18,8 @@
 // Run: npx tsx benchmarks/audit-history.ts   (AUDIT_ROWS=1000000 for a quick run; not part of npm test)
 import pg from 'pg';
 import { PostgresServer } from '../test/fixtures/postgres.js';
-import { migrate, auditNames, auditHistory, historySql, ddl } from '../lib/core/audit/sql.js';
+import { migrate, auditNames, ddl } from '../lib/core/audit/sql.js';
+import { auditHistory, historySql } from '../lib/core/audit/history.js';
 import { quantileSorted, fmt, fmtBytes, machineLine, table } from './support/stats.js';
 
 const ROWS = Number(process.env.AUDIT_ROWS ?? 10_000_000);

@@ -9,7 +9,8 @@ export type {
   TieredSessionOptions, CookieOptions, LocalCacheOptions, RedisClient, Milliseconds, ShortSessionOptions, SessionCaps,
   ConfirmOptions, AuditOptions,
 } from './core/options.js';
-export type { AuditSessionRow, HistoryQuery, AuditPool, AuditPoolClient, AuditQueryResult, AuditTableOptions } from './core/audit/sql.js';
+export type { AuditSessionRow, HistoryQuery } from './core/audit/history.js';
+export type { AuditPool, AuditPoolClient, AuditQueryResult, AuditTableOptions } from './core/audit/sql.js';
 export type { TieredSessionErrorClass } from './core/errors.js';
 export type { StatsSnapshot, Quantiles, RedisOperation } from './core/metrics.js';
 export type { TelemetryOptions } from './core/options.js';

@@ -14,7 +14,7 @@ import {
   COOKIE, eachTarget, inspector, makeApp, tokenOf, twoInstances, type Target, type TestApp,
 } from './fixtures/targets.js';
 import { readRows, diffRows, until } from './fixtures/audit-events.js';
-import type { AuditSessionRow } from '../lib/core/audit/sql.js';
+import type { AuditSessionRow } from '../lib/core/audit/history.js';
 import type { AuditOptions, TieredSessionOptions } from '../lib/index.js';
 
 const db = await PostgresServer.start();

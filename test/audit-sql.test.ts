@@ -4,9 +4,10 @@
 import t from 'tap';
 import { PostgresServer } from './fixtures/postgres.js';
 import {
-  migrate, auditNames, auditHistory, upsertSql, upsertParams, sweepSelectSql, sweepExpireSql, retentionSql, historySql, ddl,
+  migrate, auditNames, upsertSql, upsertParams, sweepSelectSql, sweepExpireSql, retentionSql, ddl,
   type AuditPool,
 } from '../lib/core/audit/sql.js';
+import { auditHistory, historySql } from '../lib/core/audit/history.js';
 import { applyEvents, mergeEvents, parseEvent, type AuditEvent } from '../lib/core/audit/events.js';
 import { TieredSessionError } from '../lib/core/errors.js';
 import { simulate, rng, shuffle, readRows, diffRows, newSessionId, fieldsOf } from './fixtures/audit-events.js';

@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { Session } from './session.js';
-import type { StoredSession } from './store/redis-store.js';
+import type { StoredSession } from './store/record.js';
 
 /**
  * The L1 entry: three fields, and the `session` object is shared by every request that hits it.

@@ -10,7 +10,8 @@ import type { RevocationReplay } from './replay.js';
 import { decodeDevice, parseData, type Session, type SessionInfo } from './session.js';
 import { idleOf, own, sleep, type SessionParts } from './session-parts.js';
 import type { Freshness } from './store/freshness.js';
-import type { RedisStore, StoredSession } from './store/redis-store.js';
+import type { StoredSession } from './store/record.js';
+import type { RedisStore } from './store/redis-store.js';
 import { TouchQueue, type Touch } from './touch-queue.js';
 import type { UserTags } from './user-tags.js';
 import {

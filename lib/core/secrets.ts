@@ -1,7 +1,7 @@
 // Rotation of `secret`: a user has one tag per listed secret. New sessions take the first
 // secret's tag; the others hold the sessions made before a rotation. Each tag keeps its own
 // Redis slot, so the caps across tags are planned here, from the tags' listed sessions.
-import type { StoredSession } from './store/redis-store.js';
+import type { StoredSession } from './store/record.js';
 
 export interface Caps { total: number; type: string; typeCap: number }
 

@@ -15,7 +15,8 @@ import { planCaps, type Caps, type Row } from './secrets.js';
 import { encodeDevice, parseData, serialiseData, type Session, type SessionData } from './session.js';
 import { idleOf, own, preciseNow, sleep, type SessionParts } from './session-parts.js';
 import type { ExplicitEndReason } from './audit/sql.js';
-import { isUnknownOutcome, type NewRecord, type RedisStore } from './store/redis-store.js';
+import type { NewRecord } from './store/record.js';
+import { isUnknownOutcome, type RedisStore } from './store/redis-store.js';
 import type { UserTags } from './user-tags.js';
 import { ID_LENGTH, hashSecret, isPublicId, isTokenShape, isWellFormed, newRandomAndSecret, newSecret } from './token.js';
 

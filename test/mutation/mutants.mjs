@@ -100,7 +100,7 @@ export const MUTANTS = [
   {
     id: 'decode-accepts-longer-hash',
     description: 'decodeSession accepts a stored secret hash longer than 22 characters.',
-    file: 'lib/core/store/redis-store.ts',
+    file: 'lib/core/store/record.ts',
     find: 'if (!h.u || h.h?.length !== HASH_LENGTH || !h.x) return null;',
     replace: 'if (!h.u || (h.h?.length ?? 0) < HASH_LENGTH || !h.x) return null;',
     tests: ['test/coherence.test.ts'],
@@ -109,7 +109,7 @@ export const MUTANTS = [
     id: 'authenticated-at-from-last-active',
     description: 'A session read from Redis that was never confirmed takes its last activity, not its sign-in, as authenticatedAt: with ' +
       'localCache: false activity lifts the recent-authentication check.',
-    file: 'lib/core/store/redis-store.ts',
+    file: 'lib/core/store/record.ts',
     find: '    authenticatedAt: h.t === undefined ? createdAt : Number(h.t),',
     replace: '    authenticatedAt: h.t === undefined ? lastActiveAt : Number(h.t),',
     tests: ['test/policy.test.ts'],
@@ -391,7 +391,7 @@ export const MUTANTS = [
     id: 'audit-history-bound-from-to',
     description: "history()'s lifetime bound counts back from the window's end instead of its start: sessions created before to − " +
       "maxLifetime but live in the window are left out (all of them without a `to`).",
-    file: 'lib/core/audit/sql.ts',
+    file: 'lib/core/audit/history.ts',
     find: '  if (bound) params.push((params[1] as number) - maxLifetime);',
     replace: '  if (bound) params.push((params[2] as number) - maxLifetime);',
     tests: ['test/audit-e2e.test.ts'],
@@ -660,7 +660,7 @@ export const MUTANTS = [
   {
     id: 'audit-history-any-realm',
     description: "history() reads every realm's rows of the table (no realm filter).",
-    file: 'lib/core/audit/sql.ts',
+    file: 'lib/core/audit/history.ts',
     find: 'WHERE realm = $5 AND user_id = $1',
     replace: 'WHERE $5::text IS NOT NULL AND user_id = $1',
     tests: ['test/audit-e2e.test.ts', 'test/audit-sql.test.ts'],
@@ -700,7 +700,7 @@ export const MUTANTS = [
   {
     id: 'history-lone-surrogate',
     description: 'history() queries an id with a lone surrogate, which pg sends as U+FFFD (another user).',
-    file: 'lib/core/audit/sql.ts',
+    file: 'lib/core/audit/history.ts',
     find: '  if (!isWellFormed(userId)) return [];\n',
     replace: '',
     tests: ['test/audit-e2e.test.ts'],

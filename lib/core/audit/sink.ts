@@ -15,7 +15,8 @@ import type { Milliseconds, RedisClient, ResolvedAudit, ResolvedOptions } from '
 import { AuditConsumer } from './consumer.js';
 import { AuditMaintenance } from './maintenance.js';
 import { AuditMetrics, type AuditMetricsSnapshot } from './metrics.js';
-import { auditNames, auditHistory, type AuditNames, type AuditSessionRow, type AuditTableOptions, type HistoryQuery } from './sql.js';
+import { auditHistory, type AuditSessionRow, type HistoryQuery } from './history.js';
+import { auditNames, type AuditNames, type AuditTableOptions } from './sql.js';
 import { AuditStreams } from './streams.js';
 import { AuditWriter, type CommitHook } from './writer.js';
 

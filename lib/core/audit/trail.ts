@@ -5,7 +5,8 @@ import type { Logger } from '../log.js';
 import type { ResolvedAudit, ResolvedOptions } from '../options.js';
 import { auditPrometheus } from './metrics.js';
 import { auditSinkOf, type AuditSink } from './sink.js';
-import { migrate, type AuditSessionRow, type HistoryQuery } from './sql.js';
+import type { AuditSessionRow, HistoryQuery } from './history.js';
+import { migrate } from './sql.js';
 import { BUCKET_COUNT } from '../token.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());

@@ -22,5 +22,14 @@ export const auditStreamKey = (prefix: string, tagOrId: string): string =>
 /** `<prefix>audit:lease`: which instance runs the audit's sweep and retention. */
 export const auditLeaseKey = (prefix: string): string => `${prefix}audit:lease`;
 
+/** `<session key>z`: what a create's cap eviction removed, kept until the create is acknowledged (for its undo). */
+export const stashKey = (prefix: string, publicId: string): string => `${sessionKey(prefix, publicId)}z`;
+
+/** `<prefix>recent`: the recently active sessions the pre-warm reads. */
+export const recentKey = (prefix: string): string => `${prefix}recent`;
+
+/** `<prefix>legacy:<name>`: a claim of the takeover of an old session. */
+export const legacyClaimKey = (prefix: string, name: string): string => `${prefix}legacy:${name}`;
+
 /** `<prefix>revoked`: the revocation channel. */
 export const channelName = (prefix: string): string => `${prefix}revoked`;

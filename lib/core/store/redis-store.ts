@@ -1,51 +1,16 @@
 import type { Redis, Cluster, ChainableCommander } from 'ioredis';
 import { ERR_NOT_CONFIRMED, ERR_UNAVAILABLE } from '../errors.js';
 import type { RedisClient } from '../options.js';
-import { HASH_LENGTH, ID_LENGTH, TAG_LENGTH } from '../token.js';
-import { auditStreamKey, channelName, indexKey, sessionKey, userBase } from './keys.js';
+import { TAG_LENGTH } from '../token.js';
+import { decodeSession, pairsToObject, recordSize, type Idles, type NewRecord, type StoredSession } from './record.js';
+import {
+  auditStreamKey, channelName, indexKey, legacyClaimKey, recentKey, sessionKey, stashKey, userBase,
+} from './keys.js';
 import { withTimeout } from './timeout.js';
 
 import type { ExplicitEndReason } from '../audit/sql.js';
 import type { Acknowledgement } from './acknowledgement.js';
 import { CREATE, TOUCH, REVOKE, REVOKE_ALL, UPDATE, LIST, READ, UNCREATE } from './scripts.js';
-
-/** A session as stored in Redis, fields decoded. */
-export interface StoredSession {
-  userId: string;
-  secretHash: string;
-  createdAt: number;
-  lastActiveAt: number;
-  absoluteAt: number;
-  expiresAt: number;
-  /** False for a session signed in without "remember me" (the short lifetimes apply). */
-  remembered: boolean;
-  /** When the user last proved their credentials (the sign-in, then each re-authentication). */
-  authenticatedAt: number;
-  device: string | undefined;
-  ip: string | undefined;
-  country: string | undefined;
-  data: string | undefined;
-  /** How often its secret was rotated (0: never). */
-  rotations: number;
-}
-
-/** A new session's record, as the create script writes it ('' = field absent). */
-export interface NewRecord {
-  userId: string;
-  secretHash: string;
-  absoluteAt: number;
-  device: string;
-  ip: string;
-  country: string;
-  data: string;
-  remembered: boolean;
-}
-
-/** The idle timeouts readers need to compute a session's expiry (it is not stored). */
-export interface Idles {
-  readonly long: number;
-  readonly short: number;
-}
 
 type Cmd = (...args: (string | number)[]) => Promise<unknown>;
 
@@ -82,47 +47,12 @@ const SCRIPTS: [keyof Scripted, number, string][] = [
   ['tieredSessionUncreate', 2, UNCREATE],
 ];
 
-/**
- * Decode a session hash. Its expiry is not stored (the key's TTL carries it): it is
- * min(last active + its idle timeout, absolute deadline), as every writer computes it.
- */
-export function decodeSession(h: Record<string, string>, idles: Idles): StoredSession | null {
-  // A secret hash of any other length is not one this plugin wrote: no session (a pre-warmed
-  // entry tells a hash from a secret by length, so a 43-character value must never get there).
-  if (!h.u || h.h?.length !== HASH_LENGTH || !h.x) return null;
-  const lastActiveAt = Number(h.a);
-  const absoluteAt = Number(h.x);
-  const remembered = h.r !== '0';
-  const createdAt = Number(h.c);
-  return {
-    userId: h.u,
-    secretHash: h.h,
-    createdAt,
-    lastActiveAt,
-    absoluteAt,
-    expiresAt: Math.min(lastActiveAt + (remembered ? idles.long : idles.short), absoluteAt),
-    remembered,
-    authenticatedAt: h.t === undefined ? createdAt : Number(h.t),
-    device: h.d,
-    ip: h.i,
-    country: h.k,
-    data: h.j,
-    rotations: h.n === undefined ? 0 : Number(h.n),
-  };
-}
-
 /** Marks a failure after the command was sent (a timeout, a dropped connection): it may still have run. */
 const kUnknownOutcome = Symbol('tiered-session.unknownOutcome');
 
 /** Whether a failed write may still have landed (it was sent, and no answer came). */
 export function isUnknownOutcome(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as Record<symbol, unknown>)[kUnknownOutcome] === true;
-}
-
-function pairsToObject(a: string[]): Record<string, string> {
-  const o: Record<string, string> = Object.create(null);
-  for (let i = 0; i + 1 < a.length; i += 2) o[a[i]] = a[i + 1];
-  return o;
 }
 
 /**
@@ -267,7 +197,7 @@ export class RedisStore {
 
   /** `<prefix>legacy:<name>` set if absent, for `ms`: true for the first caller only. */
   async claim(name: string, ms: number): Promise<boolean> {
-    return (await this.#run('SET', () => this.#client.set(`${this.#prefix}legacy:${name}`, '1', 'PX', ms, 'NX'))) === 'OK';
+    return (await this.#run('SET', () => this.#client.set(legacyClaimKey(this.#prefix, name), '1', 'PX', ms, 'NX'))) === 'OK';
   }
 
   /** Undo a create its caller gave up on: the session goes, what its cap eviction removed comes back. */
@@ -282,7 +212,7 @@ export class RedisStore {
 
   /** Drop what a create's eviction kept for an undo, once the create is acknowledged. */
   async dropStash(publicId: string): Promise<void> {
-    await this.#run('DEL', () => this.#client.del(`${this.sessionKey(publicId)}z`));
+    await this.#run('DEL', () => this.#client.del(stashKey(this.#prefix, publicId)));
   }
 
   /** WAIT for the replicas on the node of `publicId`'s slot (after a create that evicted sessions). */
@@ -349,17 +279,8 @@ export class RedisStore {
     return this.update(publicId, 't', String(authenticatedAt), now, at);
   }
 
-  /**
-   * Bytes of a new session's hash as the create script writes it: the key
-   * `<prefix>{bucket}user random`, then each field present: a one-letter name and its value.
-   */
-  sizeOf(r: NewRecord, now: number): number {
-    let size = this.#prefix.length + 2 + ID_LENGTH;
-    const fields = [r.userId, r.secretHash, String(now), String(now), String(r.absoluteAt), r.device, r.ip, r.country, r.data,
-      r.remembered ? '' : '0'];
-    for (const v of fields) if (v !== '') size += 1 + v.length;
-    return size;
-  }
+  /** Bytes of a new session's hash (record.ts). */
+  sizeOf(r: NewRecord, now: number): number { return recordSize(this.#prefix, r, now); }
 
   /** Set one field of a live session (never recreating it); `now` and `at` as for revoke(). */
   async update(publicId: string, field: 'j' | 't', value: string, now: number, at = now): Promise<boolean> {
@@ -419,7 +340,7 @@ export class RedisStore {
   }
 
   /** The recently-active set read by pre-warm: one key (one slot), scored by last active. */
-  get recentKey(): string { return `${this.#prefix}recent`; }
+  get recentKey(): string { return recentKey(this.#prefix); }
 
   /** Record recently active ids for pre-warm, trimmed to `cap` members, expiring after `ttl` ms idle. */
   async noteRecent(items: { publicId: string; now: number }[], cap: number, ttl: number): Promise<void> {
