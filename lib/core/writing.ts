@@ -16,7 +16,8 @@ import { encodeDevice, parseData, serialiseData, type Session, type SessionData 
 import { idleOf, own, preciseNow, sleep, type SessionParts } from './session-parts.js';
 import type { ExplicitEndReason } from './audit/sql.js';
 import type { NewRecord } from './store/record.js';
-import { isUnknownOutcome, type RedisStore } from './store/redis-store.js';
+import { isUnknownOutcome } from './store/call.js';
+import type { RedisStore } from './store/redis-store.js';
 import type { UserTags } from './user-tags.js';
 import { ID_LENGTH, hashSecret, isPublicId, isTokenShape, isWellFormed, newRandomAndSecret, newSecret } from './token.js';
 

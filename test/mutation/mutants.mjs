@@ -134,9 +134,9 @@ export const MUTANTS = [
     id: 'wait-redirect-not-followed',
     description: 'A revocation pipelined with WAIT that lands on a node no longer serving its key (a stale slot map after a failover) ' +
       'reports the MOVED instead of following it: every revocation there answers 503.',
-    file: 'lib/core/store/redis-store.ts',
-    find: '    if (!isRedirect(res[0]?.[0])) {\n',
-    replace: '    if (true) {\n',
+    file: 'lib/core/store/acknowledgement.ts',
+    find: '  if (!isRedirect(res[0]?.[0])) {\n',
+    replace: '  if (true) {\n',
     tests: ['test/replicas.test.ts'],
   },
 
@@ -838,8 +838,8 @@ export const MUTANTS = [
   {
     id: 'redis-timing-success-dropped',
     description: 'A Redis call that succeeds is not timed: the per-operation histograms only see failures.',
-    file: 'lib/core/store/redis-store.ts',
-    find: '      settled?.();',
+    file: 'lib/core/store/call.ts',
+    find: '    settled?.();',
     replace: '',
     tests: ['test/observability.test.ts'],
     env: { TS_TARGETS: 'single' },

@@ -1,5 +1,5 @@
 import type { Metrics, RedisOperation } from '../metrics.js';
-import type { RedisObserver } from '../store/redis-store.js';
+import type { RedisObserver } from '../store/call.js';
 import { parseExposition } from './exposition.js';
 import {
   loadProviders, meterOf, redisSpan, tracerOf, type OpenTelemetryProviders, type OtelBatchResult, type OtelMeter, type OtelObservable,

@@ -1,4 +1,4 @@
-import type { Redis, Cluster } from 'ioredis';
+import type { Redis, Cluster, ChainableCommander } from 'ioredis';
 import type { RedisClient } from '../options.js';
 import { withTimeout } from './timeout.js';
 
@@ -119,4 +119,40 @@ export class Acknowledgement {
       return fn(r);
     })(), this.#timeout, 'replication read');
   }
+}
+
+/** A command as ioredis exposes it (defined scripts included). */
+export type Cmd = (...args: (string | number)[]) => Promise<unknown>;
+
+/** How many replicas must acknowledge a change, within how many ms (WAIT's arguments). */
+export interface AckRequirement { readonly replicas: number; readonly timeout: number }
+
+/** A Cluster's redirection: the command went to a node that does not serve its key, and did not run. */
+const isRedirect = (err: unknown): boolean => err instanceof Error && /^(MOVED|ASK) /.test(err.message);
+
+/**
+ * `command` then WAIT, in one pipeline to the node serving `key` (WAIT counts the writes of its
+ * own connection). Answers the command's result and the replicas that acknowledged.
+ *
+ * A Cluster client whose slot map is stale (a failover, a resharding) sends the pipeline to a
+ * node that no longer serves `key`: the command answers MOVED or ASK, and the WAIT answers
+ * there. ioredis follows a pipeline's redirect only when every command in it was redirected
+ * alike, and learns nothing from this one, so every later revocation on those slots would fail
+ * the same way. Then the command runs alone (the client follows the redirect and mends its
+ * map) and the WAIT goes after it, to the node it ran on; if that cannot be acknowledged, the
+ * change is applied but not acknowledged (acked 0).
+ */
+export async function thenWait(client: RedisClient, key: string, c: AckRequirement,
+  command: (on: Record<string, Cmd>) => unknown): Promise<[unknown, number]> {
+  const p = client.pipeline() as ChainableCommander & Record<string, Cmd>;
+  command(p);
+  p.wait(c.replicas, c.timeout);
+  const res = (await p.exec()) ?? [];
+  if (!isRedirect(res[0]?.[0])) {
+    for (const [err] of res) if (err) throw err;
+    return [res[0]?.[1], res[1]?.[1] as number];
+  }
+  const applied = await command(client as unknown as Record<string, Cmd>);
+  const [, [err, acked] = []] = (await client.pipeline().pttl(key).wait(c.replicas, c.timeout).exec()) ?? [];
+  return [applied, err ? 0 : acked as number];
 }

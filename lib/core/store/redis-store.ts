@@ -1,29 +1,16 @@
 import type { Redis, Cluster, ChainableCommander } from 'ioredis';
-import { ERR_NOT_CONFIRMED, ERR_UNAVAILABLE } from '../errors.js';
+import { ERR_NOT_CONFIRMED } from '../errors.js';
 import type { RedisClient } from '../options.js';
 import { TAG_LENGTH } from '../token.js';
 import { decodeSession, pairsToObject, recordSize, type Idles, type NewRecord, type StoredSession } from './record.js';
 import {
   auditStreamKey, channelName, indexKey, legacyClaimKey, recentKey, sessionKey, stashKey, userBase,
 } from './keys.js';
-import { withTimeout } from './timeout.js';
+import { boundedCall, type RedisObserver } from './call.js';
 
 import type { ExplicitEndReason } from '../audit/sql.js';
-import type { Acknowledgement } from './acknowledgement.js';
+import { thenWait, type Acknowledgement, type AckRequirement, type Cmd } from './acknowledgement.js';
 import { CREATE, TOUCH, REVOKE, REVOKE_ALL, UPDATE, LIST, READ, UNCREATE } from './scripts.js';
-
-type Cmd = (...args: (string | number)[]) => Promise<unknown>;
-
-/** How many replicas must acknowledge a change, within how many ms (WAIT's arguments). */
-export interface AckRequirement { readonly replicas: number; readonly timeout: number }
-
-/** Told of each Redis call as it starts; what it answers is called when the call settles (with the failure, if any). */
-export interface RedisObserver {
-  begin(what: string): ((err?: unknown) => void) | undefined;
-}
-
-/** A Cluster's redirection: the command went to a node that does not serve its key, and did not run. */
-const isRedirect = (err: unknown): boolean => err instanceof Error && /^(MOVED|ASK) /.test(err.message);
 
 interface Scripted {
   tieredSessionCreate: Cmd;
@@ -46,14 +33,6 @@ const SCRIPTS: [keyof Scripted, number, string][] = [
   ['tieredSessionRead', 1, READ],
   ['tieredSessionUncreate', 2, UNCREATE],
 ];
-
-/** Marks a failure after the command was sent (a timeout, a dropped connection): it may still have run. */
-const kUnknownOutcome = Symbol('tiered-session.unknownOutcome');
-
-/** Whether a failed write may still have landed (it was sent, and no answer came). */
-export function isUnknownOutcome(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && (err as Record<symbol, unknown>)[kUnknownOutcome] === true;
-}
 
 /**
  * The Redis model. Every call is bounded by `commandTimeout` and fails fast with a 503-coded
@@ -120,25 +99,9 @@ export class RedisStore {
   /** `<prefix>{<bucket>}u<user>`: the user's index. */
   indexKey(tag: string): string { return indexKey(this.#prefix, tag); }
 
-  /**
-   * Run one Redis call under the command timeout; any failure becomes ERR_UNAVAILABLE (cause
-   * kept). Nothing is sent while the client is not ready, so nothing piles up; a failure after
-   * sending is marked as an unknown outcome (see isUnknownOutcome).
-   */
-  async #run<T>(what: string, fn: () => Promise<T>, client: RedisClient = this.#client): Promise<T> {
-    if (client.status !== 'ready') throw new ERR_UNAVAILABLE({ cause: new Error(`redis client is ${client.status}`) });
-    const settled = this.observer?.begin(what);
-    try {
-      const out = await withTimeout(fn(), this.#timeout, what);
-      settled?.();
-      return out;
-    } catch (err) {
-      settled?.(err);
-      const e = new ERR_UNAVAILABLE({ cause: err });
-      // A reply that is an error (NOPERM, OOM, a script error) is a known outcome: nothing was written.
-      if (!(err instanceof Error && err.name === 'ReplyError')) Object.defineProperty(e, kUnknownOutcome, { value: true });
-      throw e;
-    }
+  /** One call under the command timeout (call.ts): ERR_UNAVAILABLE on any failure, never queued while not ready. */
+  #run<T>(what: string, fn: () => Promise<T>, client: RedisClient = this.#client): Promise<T> {
+    return boundedCall(client, this.#timeout, this.observer, what, fn);
   }
 
   /**
@@ -164,35 +127,9 @@ export class RedisStore {
     if (acknowledge) await this.#decided();
     const c = acknowledge ? this.acknowledgedBy : undefined;
     if (c === undefined) return this.#run(what, () => this.#scripted[name](...args));
-    const [applied, acked] = await this.#run(what, () => this.#thenWait(String(args[0]), c, (on) => on[name](...args)));
+    const [applied, acked] = await this.#run(what, () => thenWait(this.#client, String(args[0]), c, (on) => on[name](...args)));
     if (acked < c.replicas) throw Object.assign(new ERR_NOT_CONFIRMED(), { applied, acked });
     return applied;
-  }
-
-  /**
-   * `command` then WAIT, in one pipeline to the node serving `key` (WAIT counts the writes of its
-   * own connection). Answers the command's result and the replicas that acknowledged.
-   *
-   * A Cluster client whose slot map is stale (a failover, a resharding) sends the pipeline to a
-   * node that no longer serves `key`: the command answers MOVED or ASK, and the WAIT answers
-   * there. ioredis follows a pipeline's redirect only when every command in it was redirected
-   * alike, and learns nothing from this one, so every later revocation on those slots would fail
-   * the same way. Then the command runs alone (the client follows the redirect and mends its
-   * map) and the WAIT goes after it, to the node it ran on; if that cannot be acknowledged, the
-   * change is applied but not acknowledged (acked 0).
-   */
-  async #thenWait(key: string, c: AckRequirement, command: (on: Record<string, Cmd>) => unknown): Promise<[unknown, number]> {
-    const p = this.#client.pipeline() as ChainableCommander & Record<string, Cmd>;
-    command(p);
-    p.wait(c.replicas, c.timeout);
-    const res = (await p.exec()) ?? [];
-    if (!isRedirect(res[0]?.[0])) {
-      for (const [err] of res) if (err) throw err;
-      return [res[0]?.[1], res[1]?.[1] as number];
-    }
-    const applied = await command(this.#client as unknown as Record<string, Cmd>);
-    const [, [err, acked] = []] = (await this.#client.pipeline().pttl(key).wait(c.replicas, c.timeout).exec()) ?? [];
-    return [applied, err ? 0 : acked as number];
   }
 
   /** `<prefix>legacy:<name>` set if absent, for `ms`: true for the first caller only. */
@@ -222,7 +159,7 @@ export class RedisStore {
     if (c === undefined) return;
     // A keyed command routes the pipeline (and its WAIT) to the slot's node and connection.
     const key = this.sessionKey(publicId);
-    const [, acked] = await this.#run('WAIT', () => this.#thenWait(key, c, (on) => on.pttl(key)));
+    const [, acked] = await this.#run('WAIT', () => thenWait(this.#client, key, c, (on) => on.pttl(key)));
     if (acked < c.replicas) throw Object.assign(new ERR_NOT_CONFIRMED(), { acked });
   }
 
