@@ -1,6 +1,5 @@
-// `npm test`'s tap stage: the suite in two parallel processes (the machine has two cores; most
-// test files spend their time waiting on failovers, timeouts and child servers, so the first
-// process runs two files at a time and the second one: TS_JOBS sets the first's).
+// `npm test`'s tap stage: the suite in two parallel processes, one file at a time each (the machine
+// has two cores; a third file at once starved the timing-bound ones: TS_JOBS sets the first's).
 //   1. every test file on ioredis 5, against all three adapters (Fastify 5, Express 5, Express 4),
 //      with coverage;
 //   2. every file that talks to Redis on ioredis 6 (TS_IOREDIS=6), against the Fastify adapter:
@@ -69,7 +68,7 @@ function failures(tap) {
 
 const started = Date.now();
 const [one, two] = await Promise.all([
-  run('ioredis 5 × Fastify, Express 5, Express 4 (all files)', Number(process.env.TS_JOBS ?? 2), [], {}, true),
+  run('ioredis 5 × Fastify, Express 5, Express 4 (all files)', Number(process.env.TS_JOBS ?? 1), [], {}, true),
   run('ioredis 6 × Fastify (files that use Redis)', 1, ['--disable-coverage', ...redisFiles], { TS_IOREDIS: '6', TS_ADAPTERS: 'fastify' },
     false),
 ]);
