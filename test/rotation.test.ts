@@ -5,7 +5,9 @@
 // sessions stop working.
 import { createHmac } from 'node:crypto';
 import t from 'tap';
-import { eachTarget, eventually, makeApp, signIn, me, COOKIE, cacheTrusted, type Signed, type Target, type TestApp } from './fixtures/targets.js';
+import {
+  eachTarget, eventually, makeApp, signIn, me, COOKIE, cacheTrusted, type Signed, type Target, type TestApp,
+} from './fixtures/targets.js';
 import { BUCKETS } from '../lib/core/token.js';
 
 const S1 = 'rotation-secret-one-0123456789-abcdefghij';
