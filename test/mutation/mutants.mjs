@@ -14,7 +14,7 @@ export const MUTANTS = [
     file: 'lib/core/store/scripts.ts',
     find: "if ARGV[3] ~= '' and u ~= ARGV[3] then return 0 end\n",
     replace: '',
-    tests: ['test/routes.test.ts'],
+    tests: ['test/integration/routes.test.ts'],
   },
   {
     id: 'touch-recreates-missing-key',
@@ -33,7 +33,7 @@ export const MUTANTS = [
       "local idle = tonumber(f[3] == '0' and ARGV[4] or ARGV[3])",
       'local exp = math.min(now + idle, tonumber(f[1]) or (now + idle))',
     ].join('\n'),
-    tests: ['test/invariants.test.ts'],
+    tests: ['test/integration/invariants.test.ts'],
   },
   {
     id: 'cap-evicts-most-recent',
@@ -41,7 +41,7 @@ export const MUTANTS = [
     file: 'lib/core/store/scripts.ts',
     find: 'local by_activity = function(p, q) return p[2] < q[2] end',
     replace: 'local by_activity = function(p, q) return p[2] > q[2] end',
-    tests: ['test/routes.test.ts', 'test/coherence.test.ts'],
+    tests: ['test/integration/routes.test.ts', 'test/integration/coherence.test.ts'],
   },
   {
     id: 'revoke-all-no-publish',
@@ -49,7 +49,7 @@ export const MUTANTS = [
     file: 'lib/core/store/scripts.ts',
     find: "if #revoked > 0 then redis.pcall('PUBLISH', ARGV[5], ARGV[6] .. '!|' .. table.concat(revoked, ',')) end\n",
     replace: '',
-    tests: ['test/coherence.test.ts'],
+    tests: ['test/integration/coherence.test.ts'],
   },
   {
     id: 'first-index-no-pexpire',
@@ -57,7 +57,7 @@ export const MUTANTS = [
     file: 'lib/core/store/scripts.ts',
     find: "if card == 0 then redis.call('PEXPIRE', KEYS[2], ttl) else extend_index(KEYS[2], ttl) end",
     replace: 'if card ~= 0 then extend_index(KEYS[2], ttl) end',
-    tests: ['test/lifecycle.test.ts', 'test/invariants.test.ts'],
+    tests: ['test/integration/lifecycle.test.ts', 'test/integration/invariants.test.ts'],
   },
   {
     id: 'update-no-exists',
@@ -65,7 +65,7 @@ export const MUTANTS = [
     file: 'lib/core/store/scripts.ts',
     find: "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n",
     replace: '',
-    tests: ['test/invariants.test.ts'],
+    tests: ['test/integration/invariants.test.ts'],
   },
   {
     id: 'type-cap-ignored',
@@ -73,7 +73,7 @@ export const MUTANTS = [
     file: 'lib/core/store/scripts.ts',
     find: 'local over = (max > 0 and card >= max) or (tcap > 0 and card >= tcap)',
     replace: 'local over = (max > 0 and card >= max)',
-    tests: ['test/policy.test.ts'],
+    tests: ['test/integration/policy.test.ts'],
   },
   {
     id: 'total-cap-ignores-type-evictions',
@@ -82,7 +82,7 @@ export const MUTANTS = [
     file: 'lib/core/store/scripts.ts',
     find: '  local left = #live - #evicted',
     replace: '  local left = #live',
-    tests: ['test/policy.test.ts'],
+    tests: ['test/integration/policy.test.ts'],
   },
   {
     id: 'revoke-publish-not-pcall',
@@ -93,7 +93,7 @@ export const MUTANTS = [
       "ms(ARGV[7]), 'y', ARGV[6])",
     replace: "  redis.call('PUBLISH', ARGV[4], ARGV[5] .. '!|' .. ARGV[2])\n  audit_after('t', 'e', 's', ARGV[2], 'u', u, 'w', " +
       "ms(ARGV[7]), 'y', ARGV[6])",
-    tests: ['test/channel-acl.test.ts'],
+    tests: ['test/integration/channel-acl.test.ts'],
   },
 
   // ---- the store's decoding, arguments and confirmations ----------------------------------------
@@ -103,7 +103,7 @@ export const MUTANTS = [
     file: 'lib/core/store/record.ts',
     find: 'if (!h.u || h.h?.length !== HASH_LENGTH || !h.x) return null;',
     replace: 'if (!h.u || (h.h?.length ?? 0) < HASH_LENGTH || !h.x) return null;',
-    tests: ['test/coherence.test.ts'],
+    tests: ['test/integration/coherence.test.ts'],
   },
   {
     id: 'authenticated-at-from-last-active',
@@ -112,7 +112,7 @@ export const MUTANTS = [
     file: 'lib/core/store/record.ts',
     find: '    authenticatedAt: h.t === undefined ? createdAt : Number(h.t),',
     replace: '    authenticatedAt: h.t === undefined ? lastActiveAt : Number(h.t),',
-    tests: ['test/policy.test.ts'],
+    tests: ['test/integration/policy.test.ts'],
   },
   {
     id: 'keep-id-tag-not-stripped',
@@ -120,7 +120,7 @@ export const MUTANTS = [
     file: 'lib/core/store/redis-store.ts',
     find: 'const keep = keepPublicId && keepPublicId.startsWith(tag) ? keepPublicId.slice(TAG_LENGTH) : \'\';',
     replace: 'const keep = keepPublicId && keepPublicId.startsWith(tag) ? keepPublicId : \'\';',
-    tests: ['test/routes.test.ts'],
+    tests: ['test/integration/routes.test.ts'],
   },
   {
     id: 'wait-result-unchecked',
@@ -128,7 +128,7 @@ export const MUTANTS = [
     file: 'lib/core/store/redis-store.ts',
     find: '    if (acked < c.replicas) throw Object.assign(new ERR_NOT_CONFIRMED(), { applied, acked });\n',
     replace: '',
-    tests: ['test/replicas.test.ts'],
+    tests: ['test/integration/replicas.test.ts'],
   },
   {
     id: 'wait-redirect-not-followed',
@@ -137,7 +137,7 @@ export const MUTANTS = [
     file: 'lib/core/store/acknowledgement.ts',
     find: '  if (!isRedirect(res[0]?.[0])) {\n',
     replace: '  if (true) {\n',
-    tests: ['test/replicas.test.ts'],
+    tests: ['test/integration/replicas.test.ts'],
   },
 
   {
@@ -147,7 +147,7 @@ export const MUTANTS = [
     file: 'lib/core/store/redis-store.ts',
     find: "    else h = pairsToObject(await this.#run('read', () => this.#scripted.tieredSessionRead(key)) as string[]);",
     replace: "    else h = await this.#run('HGETALL', () => this.#client.hgetall(key));",
-    tests: ['test/replicas.test.ts'],
+    tests: ['test/integration/replicas.test.ts'],
   },
 
   // ---- the manager and the local cache -----------------------------------------------------------
@@ -157,7 +157,7 @@ export const MUTANTS = [
     file: 'lib/core/resolving.ts',
     find: '(e.proof.length === SECRET_LENGTH ? secretMatchesAt(e.proof, s, at) : provePrewarmed(',
     replace: '(e.proof.length === SECRET_LENGTH ? true : provePrewarmed(',
-    tests: ['test/bad-input.test.ts', 'test/coherence.test.ts', 'test/security.test.ts'],
+    tests: ['test/integration/bad-input.test.ts', 'test/integration/coherence.test.ts', 'test/integration/security.test.ts'],
   },
   {
     id: 'wrong-secret-refused-from-l1',
@@ -166,7 +166,7 @@ export const MUTANTS = [
     file: 'lib/core/resolving.ts',
     find: '      this.#l1.delete(id);\n    }\n',
     replace: '      this.#l1.delete(id);\n    } else if (e !== undefined) return null;\n',
-    tests: ['test/security.test.ts'],
+    tests: ['test/integration/security.test.ts'],
   },
   {
     id: 'l1-ignores-absolute-deadline',
@@ -174,7 +174,7 @@ export const MUTANTS = [
     file: 'lib/core/resolving.ts',
     find: ' && now < e.session.absoluteExpiresAt) {',
     replace: ') {',
-    tests: ['test/expiry.test.ts', 'test/invariants.test.ts'],
+    tests: ['test/integration/expiry.test.ts', 'test/integration/invariants.test.ts'],
   },
   {
     id: 'short-idle-ignored-on-l1-hit',
@@ -182,7 +182,7 @@ export const MUTANTS = [
     file: 'lib/core/resolving.ts',
     find: 'if (since < (e.session.remembered ? this.#o.idleTimeout : this.#o.shortSession.idleTimeout) && ',
     replace: 'if (since < this.#o.idleTimeout && ',
-    tests: ['test/policy.test.ts'],
+    tests: ['test/integration/policy.test.ts'],
   },
   {
     id: 'short-idle-checked-against-absolute',
@@ -191,7 +191,7 @@ export const MUTANTS = [
     file: 'lib/core/resolving.ts',
     find: 'this.#o.idleTimeout : this.#o.shortSession.idleTimeout) && ',
     replace: 'this.#o.idleTimeout : this.#o.shortSession.absoluteTimeout) && ',
-    tests: ['test/policy.test.ts'],
+    tests: ['test/integration/policy.test.ts'],
   },
   {
     id: 'touch-on-every-hit',
@@ -199,7 +199,7 @@ export const MUTANTS = [
     file: 'lib/core/resolving.ts',
     find: 'if (since >= this.#o.touchInterval) this.#touch(e, now);',
     replace: 'this.#touch(e, now);',
-    tests: ['test/expiry.test.ts'],
+    tests: ['test/integration/expiry.test.ts'],
   },
   {
     id: 'miss-fills-l1-untrusted',
@@ -207,7 +207,7 @@ export const MUTANTS = [
     file: 'lib/core/local-cache.ts',
     find: 'if (!t.valid || this.#lru === undefined || !this.#trusted()) return false;',
     replace: 'if (!t.valid || this.#lru === undefined) return false;',
-    tests: ['test/coherence.test.ts'],
+    tests: ['test/integration/coherence.test.ts'],
   },
   {
     id: 'fill-ignores-ticket',
@@ -215,7 +215,7 @@ export const MUTANTS = [
     file: 'lib/core/local-cache.ts',
     find: 'if (!t.valid || this.#lru === undefined || !this.#trusted()) return false;',
     replace: 'if (this.#lru === undefined || !this.#trusted()) return false;',
-    tests: ['test/coherence.test.ts', 'test/security.test.ts'],
+    tests: ['test/integration/coherence.test.ts', 'test/integration/security.test.ts'],
   },
   {
     id: 'inflight-read-not-spoiled',
@@ -223,7 +223,7 @@ export const MUTANTS = [
     file: 'lib/core/local-cache.ts',
     find: '      if (t !== undefined) {\n        t.valid = false;\n        this.#tickets.delete(id);\n',
     replace: '      if (t !== undefined) {\n        this.#tickets.delete(id);\n',
-    tests: ['test/coherence.test.ts'],
+    tests: ['test/integration/coherence.test.ts'],
   },
   {
     id: 'release-drops-newer-ticket',
@@ -255,7 +255,7 @@ export const MUTANTS = [
       '        tickets = batch.map((id) => this.#l1.hold(id));',
       '',
     ].join('\n'),
-    tests: ['test/coherence.test.ts'],
+    tests: ['test/integration/coherence.test.ts'],
   },
   {
     id: 'recently-invalidated-ignored',
@@ -263,7 +263,7 @@ export const MUTANTS = [
     file: 'lib/core/resolving.ts',
     find: 'return this.#l1.recentlyInvalidated(id) || (this.#fresh !== undefined && !this.#fresh.fresh);',
     replace: 'return this.#fresh !== undefined && !this.#fresh.fresh;',
-    tests: ['test/replicas.test.ts'],
+    tests: ['test/integration/replicas.test.ts'],
   },
   {
     id: 'interrupt-keeps-l1',
@@ -271,7 +271,7 @@ export const MUTANTS = [
     file: 'lib/core/manager.ts',
     find: 'onInterrupted: () => { this.#l1.clear(); this.#replay.interrupted(); },',
     replace: 'onInterrupted: () => { this.#replay.interrupted(); },',
-    tests: ['test/coherence.test.ts', 'test/faults.test.ts'],
+    tests: ['test/integration/coherence.test.ts', 'test/integration/faults.test.ts'],
   },
   {
     id: 'revoke-keeps-own-l1',
@@ -280,7 +280,7 @@ export const MUTANTS = [
     find: '      // Applied or maybe applied (an unacknowledged or timed-out revoke): this instance forgets it either way.\n      ' +
       'this.#l1.invalidate([publicId]);\n',
     replace: '      // Applied or maybe applied (an unacknowledged or timed-out revoke): this instance forgets it either way.\n',
-    tests: ['test/lifecycle.test.ts', 'test/routes.test.ts'],
+    tests: ['test/integration/lifecycle.test.ts', 'test/integration/routes.test.ts'],
   },
   {
     id: 'cap-eviction-not-confirmed',
@@ -289,7 +289,7 @@ export const MUTANTS = [
     file: 'lib/core/writing.ts',
     find: '      if (evicted.length > 0) {',
     replace: '      if (evicted.length > 1) {',
-    tests: ['test/replicas.test.ts'],
+    tests: ['test/integration/replicas.test.ts'],
   },
   {
     id: 'lone-surrogate-accepted',
@@ -297,7 +297,7 @@ export const MUTANTS = [
     file: 'lib/core/writing.ts',
     find: "    if (!isWellFormed(userId)) throw new ERR_BAD_USER_ID('the string is not well-formed UTF-16 (it has a lone surrogate)');\n",
     replace: '',
-    tests: ['test/security.test.ts'],
+    tests: ['test/integration/security.test.ts'],
   },
   {
     id: 'ip-stored-unchecked',
@@ -305,7 +305,7 @@ export const MUTANTS = [
     file: 'lib/core/writing.ts',
     find: "const ip = typeof input.ip === 'string' && isIP(input.ip) !== 0 ? input.ip : '';",
     replace: "const ip = typeof input.ip === 'string' ? input.ip : '';",
-    tests: ['test/security.test.ts'],
+    tests: ['test/integration/security.test.ts'],
   },
   {
     id: 'timed-out-create-not-cleaned',
@@ -313,7 +313,7 @@ export const MUTANTS = [
     file: 'lib/core/writing.ts',
     find: '        if (isUnknownOutcome(err)) this.#orphan(id);\n',
     replace: '',
-    tests: ['test/security.test.ts'],
+    tests: ['test/integration/security.test.ts'],
   },
 
   // ---- the revocation channel --------------------------------------------------------------------
@@ -324,7 +324,7 @@ export const MUTANTS = [
     file: 'lib/core/store/channel.ts',
     find: "if (r.outcome === 'unpublished') {",
     replace: "if (r.outcome !== 'heard') {",
-    tests: ['test/coherence.test.ts'],
+    tests: ['test/integration/coherence.test.ts'],
   },
   {
     id: 'heartbeat-failure-no-interrupt-single',
@@ -332,7 +332,7 @@ export const MUTANTS = [
     file: 'lib/core/store/channel.ts',
     find: "if (r.outcome === 'unpublished') {",
     replace: "if (r.outcome !== 'heard') {",
-    tests: ['test/coherence.test.ts'],
+    tests: ['test/integration/coherence.test.ts'],
     env: { TS_TARGETS: 'single' },
   },
   {
@@ -341,7 +341,7 @@ export const MUTANTS = [
     file: 'lib/core/store/channel.ts',
     find: "      if (isRefusal(r.err)) this.#lapse('heartbeat publish refused', r.err);",
     replace: "      this.#lapse('heartbeat publish failed', r.err);",
-    tests: ['test/coherence.test.ts'],
+    tests: ['test/integration/coherence.test.ts'],
   },
   {
     id: 'any-heartbeat-confirms',
@@ -349,7 +349,7 @@ export const MUTANTS = [
     file: 'lib/core/store/channel.ts',
     find: 'if (p !== undefined && msg.length === HEARTBEAT.length + p.token.length && msg.endsWith(p.token)) {',
     replace: 'if (p !== undefined) {',
-    tests: ['test/coherence.test.ts'],
+    tests: ['test/integration/coherence.test.ts'],
   },
   {
     id: 'one-subscriber-close-lapses',
@@ -357,7 +357,7 @@ export const MUTANTS = [
     file: 'lib/core/store/channel.ts',
     find: "    if (!this.#subs.some((x) => x.live)) this.#lapse('subscriber connection closed', undefined);",
     replace: "    this.#lapse('subscriber connection closed', undefined);",
-    tests: ['test/coherence.test.ts'],
+    tests: ['test/integration/coherence.test.ts'],
   },
   {
     id: 'channel-no-dedupe',
@@ -365,7 +365,7 @@ export const MUTANTS = [
     file: 'lib/core/store/channel.ts',
     find: '      if (this.#seen.has(msg)) return;\n',
     replace: '',
-    tests: ['test/coherence.test.ts'],
+    tests: ['test/integration/coherence.test.ts'],
   },
 
   // ---- the audit trail -----------------------------------------------------------------------------
@@ -376,7 +376,7 @@ export const MUTANTS = [
     file: 'lib/core/audit/consumer.ts',
     find: '        await this.c.writer.apply(mergeEvents(events), events.length);',
     replace: '        this.c.writer.apply(mergeEvents(events), events.length);',
-    tests: ['test/audit.test.ts'],
+    tests: ['test/integration/audit.test.ts'],
   },
   {
     id: 'audit-reap-ignores-pending',
@@ -385,7 +385,7 @@ export const MUTANTS = [
     file: 'lib/core/audit/streams.ts',
     find: "  if f['pending'] == 0 and (mine or stale) then",
     replace: '  if mine or stale then',
-    tests: ['test/audit-faults.test.ts'],
+    tests: ['test/integration/audit-faults.test.ts'],
   },
   {
     id: 'audit-history-bound-from-to',
@@ -394,7 +394,7 @@ export const MUTANTS = [
     file: 'lib/core/audit/history.ts',
     find: '  if (bound) params.push((params[1] as number) - maxLifetime);',
     replace: '  if (bound) params.push((params[2] as number) - maxLifetime);',
-    tests: ['test/audit-e2e.test.ts'],
+    tests: ['test/integration/audit-e2e.test.ts'],
   },
 
   // ---- options ---------------------------------------------------------------------------------------
@@ -404,7 +404,7 @@ export const MUTANTS = [
     file: 'lib/core/resolve-options.ts',
     find: "  let total = D['maxSessionsPerUser.total'].value;",
     replace: '  let total = 0;',
-    tests: ['test/policy.test.ts'],
+    tests: ['test/integration/policy.test.ts'],
   },
 
   // ---- the Express adapter -------------------------------------------------------------------------
@@ -415,7 +415,7 @@ export const MUTANTS = [
     file: 'lib/express/routes.ts',
     find: '      if (size > BODY_LIMIT) {',
     replace: '      if (c.length > BODY_LIMIT) {',
-    tests: ['test/express.test.ts'],
+    tests: ['test/integration/express.test.ts'],
   },
   {
     id: 'express-guard-before-middleware',
@@ -424,7 +424,7 @@ export const MUTANTS = [
     file: 'lib/express/middleware.ts',
     find: 'return this.slotOf(req)?.session ?? null;',
     replace: 'return this.slotOf(req)?.session as Session | null;',
-    tests: ['test/express.test.ts'],
+    tests: ['test/integration/express.test.ts'],
   },
 
   // ---- tokens, data, cookie, sign-in, routes, cross-site ---------------------------------------
@@ -434,7 +434,7 @@ export const MUTANTS = [
     file: 'lib/core/token.ts',
     find: 'if (found !== -1) return -2;',
     replace: 'if (found !== -1) return found;',
-    tests: ['test/bad-input.test.ts'],
+    tests: ['test/integration/bad-input.test.ts'],
   },
   {
     id: 'tag-not-keyed-by-secret',
@@ -442,7 +442,7 @@ export const MUTANTS = [
     file: 'lib/core/token.ts',
     find: "createHmac('sha256', secret)",
     replace: "createHmac('sha256', keyPrefix)",
-    tests: ['test/security.test.ts'],
+    tests: ['test/integration/security.test.ts'],
   },
   {
     id: 'data-shallow-freeze',
@@ -450,7 +450,7 @@ export const MUTANTS = [
     file: 'lib/core/session.ts',
     find: '    for (const k of Object.keys(v)) deepFreeze((v as Record<string, unknown>)[k]);\n',
     replace: '',
-    tests: ['test/security.test.ts'],
+    tests: ['test/integration/security.test.ts'],
   },
   {
     id: 'signin-keeps-carried-session',
@@ -458,7 +458,7 @@ export const MUTANTS = [
     file: 'lib/core/flows.ts',
     find: "    await this.#endCarried(r, current, 'replaced');\n",
     replace: '',
-    tests: ['test/lifecycle.test.ts'],
+    tests: ['test/integration/lifecycle.test.ts'],
   },
   {
     id: 'short-session-cookie-max-age',
@@ -466,7 +466,7 @@ export const MUTANTS = [
     file: 'lib/core/flows.ts',
     find: 'session.remembered ? session.absoluteExpiresAt - now : null',
     replace: 'session.absoluteExpiresAt - now',
-    tests: ['test/policy.test.ts'],
+    tests: ['test/integration/policy.test.ts'],
   },
   {
     id: 'recent-auth-ignores-confirmation',
@@ -474,7 +474,7 @@ export const MUTANTS = [
     file: 'lib/core/flows.ts',
     find: 'if (this.#o.now() - current.authenticatedAt > maxAgeMs) {',
     replace: 'if (this.#o.now() - current.createdAt > maxAgeMs) {',
-    tests: ['test/policy.test.ts'],
+    tests: ['test/integration/policy.test.ts'],
   },
   {
     id: 'delete-route-no-owner',
@@ -482,7 +482,7 @@ export const MUTANTS = [
     file: 'lib/core/flows.ts',
     find: 'this.manager.revoke(id, current.userId, reason)',
     replace: 'this.manager.revoke(id, undefined, reason)',
-    tests: ['test/routes.test.ts'],
+    tests: ['test/integration/routes.test.ts'],
   },
   {
     id: 'cookie-without-httponly',
@@ -490,7 +490,7 @@ export const MUTANTS = [
     file: 'lib/core/cookie.ts',
     find: "if (c.httpOnly) line += '; HttpOnly';",
     replace: '',
-    tests: ['test/lifecycle.test.ts', 'test/options.test.ts'],
+    tests: ['test/integration/lifecycle.test.ts', 'test/integration/options.test.ts'],
   },
   {
     id: 'origin-null-accepted',
@@ -498,7 +498,7 @@ export const MUTANTS = [
     file: 'lib/core/cross-site.ts',
     find: "if (origin === undefined || origin === '') return false;",
     replace: "if (origin === undefined || origin === '' || origin === 'null') return false;",
-    tests: ['test/unit/cross-site.test.ts', 'test/routes.test.ts'],
+    tests: ['test/unit/cross-site.test.ts', 'test/integration/routes.test.ts'],
   },
   {
     id: 'sec-fetch-site-ignored',
@@ -506,7 +506,7 @@ export const MUTANTS = [
     file: 'lib/core/cross-site.ts',
     find: "  if (site !== undefined && site !== '') return origin === undefined || !allowed.has(origin.toLowerCase());\n",
     replace: '',
-    tests: ['test/unit/cross-site.test.ts', 'test/routes.test.ts'],
+    tests: ['test/unit/cross-site.test.ts', 'test/integration/routes.test.ts'],
   },
   {
     id: 'ack-from-client-pool',
@@ -515,7 +515,7 @@ export const MUTANTS = [
     file: 'lib/core/store/acknowledgement.ts',
     find: 'const shards = [...masters].filter((id) => this.#replicated.has(id)).length;',
     replace: "const shards = cluster.nodes('slave').length;",
-    tests: ['test/acknowledgement.test.ts'],
+    tests: ['test/integration/acknowledgement.test.ts'],
   },
   {
     id: 'ack-connected-slaves-only',
@@ -524,7 +524,7 @@ export const MUTANTS = [
     file: 'lib/core/store/acknowledgement.ts',
     find: "if (replicas > 0 || field(info, 'repl_backlog_active') === '1' || field(info, 'role') === 'slave') this.#seen = true;",
     replace: 'if (replicas > 0) this.#seen = true;',
-    tests: ['test/acknowledgement.test.ts'],
+    tests: ['test/integration/acknowledgement.test.ts'],
   },
   {
     id: 'replica-read-while-stale',
@@ -533,7 +533,7 @@ export const MUTANTS = [
     file: 'lib/core/resolving.ts',
     find: 'return this.#l1.recentlyInvalidated(id) || (this.#fresh !== undefined && !this.#fresh.fresh);',
     replace: 'return this.#l1.recentlyInvalidated(id);',
-    tests: ['test/freshness.test.ts'],
+    tests: ['test/integration/freshness.test.ts'],
   },
   {
     id: 'prewarm-without-guard',
@@ -541,7 +541,7 @@ export const MUTANTS = [
     file: 'lib/core/resolving.ts',
     find: 'const rows = await this.#store.readMany(batch, (id) => this.#primaryFor(id));',
     replace: 'const rows = await this.#store.readMany(batch);',
-    tests: ['test/freshness.test.ts'],
+    tests: ['test/integration/freshness.test.ts'],
   },
   // ---- secret rotation ------------------------------------------------------------------------
   {
@@ -550,7 +550,7 @@ export const MUTANTS = [
     file: 'lib/core/resolving.ts',
     find: ' || !this.#tagListed(id, s.userId)) return null;',
     replace: ') return null;',
-    tests: ['test/rotation.test.ts'],
+    tests: ['test/integration/rotation.test.ts'],
     env: { TS_TARGETS: 'single', TS_ADAPTERS: 'fastify' },
   },
   {
@@ -559,7 +559,7 @@ export const MUTANTS = [
     file: 'lib/core/resolving.ts',
     find: 'rows = tags.length === 1 ?',
     replace: 'rows = tags.length >= 1 ?',
-    tests: ['test/rotation.test.ts'],
+    tests: ['test/integration/rotation.test.ts'],
     env: { TS_TARGETS: 'single', TS_ADAPTERS: 'fastify' },
   },
   {
@@ -568,7 +568,7 @@ export const MUTANTS = [
     file: 'lib/core/writing.ts',
     find: '      for (const tag of tags) {\n        const gone = await',
     replace: '      for (const tag of tags.slice(0, 1)) {\n        const gone = await',
-    tests: ['test/rotation.test.ts'],
+    tests: ['test/integration/rotation.test.ts'],
     env: { TS_TARGETS: 'single', TS_ADAPTERS: 'fastify' },
   },
   {
@@ -577,7 +577,7 @@ export const MUTANTS = [
     file: 'lib/core/writing.ts',
     find: '!this.#tagListed(publicId, owner)',
     replace: 'publicId.slice(0, TAG_LENGTH) !== this.tagOf(owner)',
-    tests: ['test/rotation.test.ts'],
+    tests: ['test/integration/rotation.test.ts'],
     env: { TS_TARGETS: 'single', TS_ADAPTERS: 'fastify' },
   },
   {
@@ -586,7 +586,7 @@ export const MUTANTS = [
     file: 'lib/core/writing.ts',
     find: 'if (this.#o.secrets.length > 1 && (caps.total > 0',
     replace: 'if (false && (caps.total > 0',
-    tests: ['test/rotation.test.ts'],
+    tests: ['test/integration/rotation.test.ts'],
     env: { TS_TARGETS: 'single', TS_ADAPTERS: 'fastify' },
   },
   {
@@ -595,7 +595,7 @@ export const MUTANTS = [
     file: 'lib/core/secrets.ts',
     find: 'p.session.lastActiveAt - q.session.lastActiveAt',
     replace: 'q.session.lastActiveAt - p.session.lastActiveAt',
-    tests: ['test/rotation.test.ts'],
+    tests: ['test/integration/rotation.test.ts'],
     env: { TS_TARGETS: 'single', TS_ADAPTERS: 'fastify' },
   },
   {
@@ -604,7 +604,7 @@ export const MUTANTS = [
     file: 'lib/core/resolve-options.ts',
     find: "    if (first !== i) throw fail(`secret[${i}]`, `duplicates secret[${first}]`);\n",
     replace: '',
-    tests: ['test/options.test.ts'],
+    tests: ['test/integration/options.test.ts'],
     env: { TS_TARGETS: 'single' },
   },
   // ---- Undo vs later revocation, audit realms, Express guards, history ids -------------------
@@ -614,7 +614,7 @@ export const MUTANTS = [
     file: 'lib/core/store/scripts.ts',
     find: 'drop_stashes(KEYS[1], base)\n',
     replace: '',
-    tests: ['test/undo.test.ts'],
+    tests: ['test/integration/undo.test.ts'],
   },
   {
     id: 'cap-eviction-keeps-undo-stashes',
@@ -623,7 +623,7 @@ export const MUTANTS = [
     file: 'lib/core/store/scripts.ts',
     find: '  if #evicted > 0 then drop_stashes(KEYS[2], base) end\n',
     replace: '',
-    tests: ['test/undo.test.ts'],
+    tests: ['test/integration/undo.test.ts'],
   },
   {
     id: 'revoke-keeps-undo-stashes',
@@ -631,7 +631,7 @@ export const MUTANTS = [
     file: 'lib/core/store/scripts.ts',
     find: '-- this revocation was answered.\ndrop_stashes(KEYS[2], base)\n',
     replace: '-- this revocation was answered.\n',
-    tests: ['test/undo.test.ts'],
+    tests: ['test/integration/undo.test.ts'],
   },
   {
     id: 'revoke-by-token-keeps-stash',
@@ -639,7 +639,7 @@ export const MUTANTS = [
     file: 'lib/core/store/scripts.ts',
     find: "if s[i] == ARGV[1] and s[i + 4] == ARGV[8] then redis.call('DEL', st); break end",
     replace: "if s[i] == ARGV[1] and s[i + 4] == ARGV[8] then break end",
-    tests: ['test/undo.test.ts'],
+    tests: ['test/integration/undo.test.ts'],
   },
   {
     id: 'revoke-by-token-any-secret',
@@ -647,7 +647,7 @@ export const MUTANTS = [
     file: 'lib/core/store/scripts.ts',
     find: "  if f[2] ~= ARGV[8] then return 0 end\n",
     replace: '',
-    tests: ['test/undo.test.ts'],
+    tests: ['test/integration/undo.test.ts'],
   },
   {
     id: 'signout-unresolved-revokes-nothing',
@@ -655,7 +655,7 @@ export const MUTANTS = [
     file: 'lib/core/flows.ts',
     find: 'if (token !== undefined) await this.manager.revokeToken(token, reason);',
     replace: 'void token;',
-    tests: ['test/undo.test.ts'],
+    tests: ['test/integration/undo.test.ts'],
   },
   {
     id: 'audit-history-any-realm',
@@ -663,7 +663,7 @@ export const MUTANTS = [
     file: 'lib/core/audit/history.ts',
     find: 'WHERE realm = $5 AND user_id = $1',
     replace: 'WHERE $5::text IS NOT NULL AND user_id = $1',
-    tests: ['test/audit-e2e.test.ts', 'test/audit-sql.test.ts'],
+    tests: ['test/integration/audit-e2e.test.ts', 'test/integration/audit-sql.test.ts'],
   },
   {
     id: 'audit-sweep-any-realm',
@@ -671,7 +671,7 @@ export const MUTANTS = [
     file: 'lib/core/audit/sql.ts',
     find: 'WHERE realm = $5 AND ended_at IS NULL',
     replace: 'WHERE $5::text IS NOT NULL AND ended_at IS NULL',
-    tests: ['test/audit-sql.test.ts'],
+    tests: ['test/integration/audit-sql.test.ts'],
   },
   {
     id: 'audit-sweep-expire-any-realm',
@@ -679,7 +679,7 @@ export const MUTANTS = [
     file: 'lib/core/audit/sql.ts',
     find: 'WHERE id = ANY($1::text[]) AND realm = $2 AND ended_at IS NULL',
     replace: 'WHERE id = ANY($1::text[]) AND $2::text IS NOT NULL AND ended_at IS NULL',
-    tests: ['test/audit-sql.test.ts'],
+    tests: ['test/integration/audit-sql.test.ts'],
   },
   {
     id: 'audit-retention-any-realm',
@@ -687,7 +687,7 @@ export const MUTANTS = [
     file: 'lib/core/audit/sql.ts',
     find: 'WHERE realm = $3 AND ended_at <',
     replace: 'WHERE $3::text IS NOT NULL AND ended_at <',
-    tests: ['test/audit-sql.test.ts'],
+    tests: ['test/integration/audit-sql.test.ts'],
   },
   {
     id: 'audit-migrate-no-realm-column',
@@ -695,7 +695,7 @@ export const MUTANTS = [
     file: 'lib/core/audit/sql.ts',
     find: '    if (old.rows.length > 0) {',
     replace: '    if (old.rows.length < 0) {',
-    tests: ['test/audit-sql.test.ts'],
+    tests: ['test/integration/audit-sql.test.ts'],
   },
   {
     id: 'history-lone-surrogate',
@@ -703,7 +703,7 @@ export const MUTANTS = [
     file: 'lib/core/audit/history.ts',
     find: '  if (!isWellFormed(userId)) return [];\n',
     replace: '',
-    tests: ['test/audit-e2e.test.ts'],
+    tests: ['test/integration/audit-e2e.test.ts'],
   },
   {
     id: 'express-guard-reads-req-session',
@@ -711,7 +711,7 @@ export const MUTANTS = [
     file: 'lib/express/middleware.ts',
     find: 'next(owner.sessionOf(req) === null ? new ERR_NO_SESSION() : undefined);',
     replace: 'next(req.session == null ? new ERR_NO_SESSION() : undefined);',
-    tests: ['test/express-guards.test.ts'],
+    tests: ['test/integration/express-guards.test.ts'],
   },
   {
     id: 'express-recent-auth-reads-req-session',
@@ -719,7 +719,7 @@ export const MUTANTS = [
     file: 'lib/express/middleware.ts',
     find: 'flows.checkRecentAuthentication(owner.sessionOf(req), maxAge);',
     replace: 'flows.checkRecentAuthentication(req.session ?? null, maxAge);',
-    tests: ['test/express-guards.test.ts'],
+    tests: ['test/integration/express-guards.test.ts'],
   },
   {
     id: 'express-routes-read-req-session',
@@ -727,7 +727,7 @@ export const MUTANTS = [
     file: 'lib/express/routes.ts',
     find: 'const own = slotOf(req);',
     replace: 'const own = req.session == null ? undefined : { session: req.session };',
-    tests: ['test/express-guards.test.ts'],
+    tests: ['test/integration/express-guards.test.ts'],
   },
   {
     id: 'express-setter-takes-foreign-session',
@@ -735,7 +735,7 @@ export const MUTANTS = [
     file: 'lib/express/middleware.ts',
     find: 'if (s !== undefined && (v === null || v === s.session)) {',
     replace: 'if (s !== undefined) {',
-    tests: ['test/express-guards.test.ts'],
+    tests: ['test/integration/express-guards.test.ts'],
   },
   {
     id: 'legacy-no-claim',
@@ -743,7 +743,7 @@ export const MUTANTS = [
     file: 'lib/core/legacy.ts',
     find: '    if (!(await this.#flows.manager.claim(key, CLAIM_MS))) return null;\n',
     replace: '',
-    tests: ['test/migration.test.ts'],
+    tests: ['test/integration/migration.test.ts'],
   },
   {
     id: 'legacy-userid-error-thrown',
@@ -751,7 +751,7 @@ export const MUTANTS = [
     file: 'lib/core/legacy.ts',
     find: "      this.#log.warn({ err }, 'tiered-session: legacy.userId failed; the request has no session');\n      return null;",
     replace: '      throw err;',
-    tests: ['test/migration.test.ts'],
+    tests: ['test/integration/migration.test.ts'],
   },
   {
     id: 'legacy-userid-not-checked',
@@ -759,7 +759,7 @@ export const MUTANTS = [
     file: 'lib/core/legacy.ts',
     find: "    if (typeof userId !== 'string' || userId === '') {",
     replace: "    if (userId === '') {",
-    tests: ['test/migration.test.ts'],
+    tests: ['test/integration/migration.test.ts'],
   },
   {
     id: 'request-property-ignored-express',
@@ -767,7 +767,7 @@ export const MUTANTS = [
     file: 'lib/express/middleware.ts',
     find: '  const prop = o.requestProperty;\n',
     replace: "  const prop = 'session' as string;\n",
-    tests: ['test/migration.test.ts'],
+    tests: ['test/integration/migration.test.ts'],
   },
   // ---- revocations applied again after a failover -----------------------------------------------
   {
@@ -777,7 +777,7 @@ export const MUTANTS = [
     file: 'lib/core/replay.ts',
     find: '    if (this.#closed || this.#kept.size === 0) return;',
     replace: '    return;',
-    tests: ['test/replay.test.ts'],
+    tests: ['test/integration/replay.test.ts'],
     env: { TS_TARGETS: 'single' },
   },
   {
@@ -786,7 +786,7 @@ export const MUTANTS = [
     file: 'lib/core/writing.ts',
     find: '    if (revoked) this.#replay.note([publicId]);',
     replace: '',
-    tests: ['test/replay.test.ts'],
+    tests: ['test/integration/replay.test.ts'],
     env: { TS_TARGETS: 'single' },
   },
   {
@@ -795,7 +795,7 @@ export const MUTANTS = [
     file: 'lib/core/writing.ts',
     find: '    this.#replay.noteRotation(publicId, secretHash, count);',
     replace: '',
-    tests: ['test/replay.test.ts'],
+    tests: ['test/integration/replay.test.ts'],
     env: { TS_TARGETS: 'single' },
   },
   {
@@ -804,7 +804,7 @@ export const MUTANTS = [
     file: 'lib/core/store/scripts.ts',
     find: "  if ARGV[7] ~= '' and cur >= tonumber(ARGV[7]) then return 0 end\n",
     replace: '',
-    tests: ['test/replay.test.ts'],
+    tests: ['test/integration/replay.test.ts'],
     env: { TS_TARGETS: 'single' },
   },
   {
@@ -813,7 +813,7 @@ export const MUTANTS = [
     file: 'lib/core/resolving.ts',
     find: '      if (this.#replay.lost(id, s.rotations)) return null;',
     replace: '',
-    tests: ['test/replay.test.ts'],
+    tests: ['test/integration/replay.test.ts'],
     env: { TS_TARGETS: 'single' },
   },
   {
@@ -822,7 +822,7 @@ export const MUTANTS = [
     file: 'lib/core/manager.ts',
     find: '    if (change !== undefined) this.#replay.heard(ids, change);',
     replace: '',
-    tests: ['test/replay.test.ts'],
+    tests: ['test/integration/replay.test.ts'],
     env: { TS_TARGETS: 'single' },
   },
   {
@@ -832,7 +832,7 @@ export const MUTANTS = [
     file: 'lib/core/store/scripts.ts',
     find: "if #back > 0 then redis.pcall('PUBLISH', ARGV[3], ARGV[4] .. '+|' .. table.concat(back, ',')) end\n",
     replace: '',
-    tests: ['test/replicas.test.ts'],
+    tests: ['test/integration/replicas.test.ts'],
   },
   // ---- what an operator sees ----------------------------------------------------------------------
   {
@@ -841,7 +841,7 @@ export const MUTANTS = [
     file: 'lib/core/store/call.ts',
     find: '    settled?.();',
     replace: '',
-    tests: ['test/observability.test.ts'],
+    tests: ['test/integration/observability.test.ts'],
     env: { TS_TARGETS: 'single' },
   },
   {
@@ -850,7 +850,7 @@ export const MUTANTS = [
     file: 'lib/core/flows.ts',
     find: '    if (--this.#metrics.countdown === 0) return this.#timed(header, at);',
     replace: '    if (this.#metrics.countdown === 0) return this.#timed(header, at);',
-    tests: ['test/observability.test.ts'],
+    tests: ['test/integration/observability.test.ts'],
     env: { TS_TARGETS: 'single' },
   },
   {
@@ -859,7 +859,7 @@ export const MUTANTS = [
     file: 'lib/core/metrics.ts',
     find: '      amplification: resolved === 0 ? NaN : (cur.reads - base.reads) / resolved,',
     replace: '      amplification: resolved === 0 ? NaN : (cur.reads - base.reads) / (cur.hits - base.hits),',
-    tests: ['test/observability.test.ts'],
+    tests: ['test/integration/observability.test.ts'],
     env: { TS_TARGETS: 'single' },
   },
 ];

@@ -7,7 +7,7 @@
 // Costs. One round = one XREADGROUP per stream (256), sent as one pipeline on a single Redis and
 // as one pipeline per master on a Cluster. Claims (XAUTOCLAIM) and group repair run every
 // claimIdle / 3; XLEN + XRANGE for the metrics every statsInterval. An idle round costs a few
-// milliseconds of CPU in the app and well under one in Redis (test/audit.test.ts measures it).
+// milliseconds of CPU in the app and well under one in Redis (test/integration/audit.test.ts measures it).
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { consoleLogger, type Logger } from '../log.js';

@@ -1,0 +1,135 @@
+// confirmRevocations: 'auto' decides from Redis itself whether revocations wait for a replica,
+// with the clients the README recommends (examples/redis-client.ts's options, the suite's
+// ioredis class): a Cluster client that connected while its replicas were absent from CLUSTER
+// SLOTS (a fresh cluster with no data) still confirms; a replica that existed and is now frozen
+// and cut off makes a revocation answer 503 NOT_CONFIRMED, never an unconfirmed 204; a single
+// primary whose replica link just dropped (connected_slaves:0) still confirms. Operators see the
+// decision in the gauge, stats() and one log line per change.
+import t from 'tap';
+import type { Test } from 'tap';
+import type { Redis, Cluster } from 'ioredis';
+import { failFast } from '../../examples/redis-client.js';
+import {
+  ReplicatedCluster, IoRedis, freeze, thaw, cutReplicaLinks, keepingAlive, withAdmin,
+} from '../fixtures/replicas.js';
+import { RedisServer } from '../fixtures/redis.js';
+import { eachAdapter, makeApp, signIn, me, eventually, COOKIE } from '../fixtures/targets.js';
+
+const prefixes = (() => { let n = 0; return () => `ack${process.pid}x${n++}:`; })();
+
+/** The README's Cluster client (clusterClient in examples/redis-client.ts), on the suite's ioredis. */
+function clusterClient(t: Test, cluster: ReplicatedCluster): Cluster {
+  const c = new IoRedis.Cluster(cluster.nodes.map((n) => ({ host: '127.0.0.1', port: n.port })), {
+    redisOptions: failFast, enableOfflineQueue: false, clusterRetryStrategy: failFast.retryStrategy,
+  });
+  c.on('error', () => {});
+  t.teardown(() => c.disconnect());
+  return c;
+}
+
+/** The README's single-server client (redisClient), on the suite's ioredis. */
+function redisClient(t: Test, server: RedisServer): Redis {
+  const c = new IoRedis.Redis(server.url, failFast);
+  c.on('error', () => {});
+  t.teardown(() => c.disconnect());
+  return c;
+}
+
+const logout = (app: { inject: (o: object) => Promise<{ statusCode: number; body: string }> }, token: string) =>
+  app.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: token } });
+
+t.test('a fresh replicated Cluster (no data, replicas absent from CLUSTER SLOTS): a sign-out whose replica is frozen and cut off answers ' +
+  '503 NOT_CONFIRMED, and after the failover the retried sign-out leaves the token refused', async (t) => {
+  await eachAdapter(t, async (t) => {
+    // A long replication ping keeps an idle master's replicas out of CLUSTER SLOTS (Redis lists a
+    // replica there once its offset is non-zero): the cluster an app meets at a joint start.
+    const cluster = await ReplicatedCluster.start({ extraArgs: ['--repl-ping-replica-period', '3600'], listedInSlots: false });
+    const frozen: number[] = [];
+    t.teardown(async () => { for (const pid of frozen) thaw(pid); await cluster.stop(); });
+    const client = clusterClient(t, cluster);
+    const keyPrefix = prefixes();
+    const app = await makeApp(t, client, { keyPrefix });
+    t.equal(client.nodes('slave').length, 0, 'the client\'s pool holds masters only (the case the pool cannot see)');
+    t.equal(app.sessions.stats().acknowledgement, 'on', 'replication read from the masters: revocations wait for a replica');
+    const judgeClient = clusterClient(t, cluster);
+    const judge = await makeApp(t, judgeClient, { keyPrefix, localCache: false, confirmRevocations: false });
+
+    const alice = await signIn(app, 'alice');
+    t.equal((await me(app, alice.token)).statusCode, 200);
+    const master = await cluster.masterForKey(app.sessions.store.sessionKey(alice.id));
+    const [replica] = await cluster.replicasOf(master);
+    frozen.push(await freeze(replica));
+    t.ok(await cutReplicaLinks(master) >= 1, 'the master dropped its replica link');
+    const out = await logout(app, alice.token);
+    t.equal(out.statusCode, 503, `the sign-out is not confirmed (${out.statusCode} ${out.body})`);
+    t.equal(JSON.parse(out.body).code, 'ERR_TIERED_SESSION_NOT_CONFIRMED');
+    t.ok(app.sessions.stats().unconfirmed >= 1, 'and counted');
+
+    // Still confirming after the periodic re-read, while the replica is marked failed.
+    await new Promise((r) => setTimeout(r, 5500));
+    t.equal(app.sessions.stats().acknowledgement, 'on', 'a shard that had a replica stays replicated while that replica is away');
+
+    // SIGKILL the master while its replica is still frozen (the fixture's killMaster would ask
+    // the frozen node for its role), then let the replica wake up and be promoted.
+    await master.kill();
+    thaw(frozen.pop()!);
+    const promoted = await cluster.waitForPromotion(master, 20_000);
+    t.equal(promoted.port, replica.port, 'the frozen replica was promoted');
+    // The user was told the sign-out did not go through; they retry, as a 503 asks. The new
+    // master has no replica yet: applied there, still not confirmed (the shard had a replica).
+    const retried = await eventually(async () => logout(app, alice.token), (r) => r.statusCode !== 503 ||
+      JSON.parse(r.body).code === 'ERR_TIERED_SESSION_NOT_CONFIRMED', 15_000);
+    t.ok(retried.statusCode === 204 || JSON.parse(retried.body).code === 'ERR_TIERED_SESSION_NOT_CONFIRMED',
+      `the retried sign-out is applied on the promoted replica (${retried.statusCode} ${retried.body})`);
+    t.equal((await eventually(async () => (await me(judge, alice.token)).statusCode, (c) => c !== 503, 5000)), 401,
+      'the token is refused after the failover');
+  });
+});
+
+t.test('a single primary whose replica link just dropped (connected_slaves:0) still confirms: 503, not 204; the gauge, stats() and one ' +
+  'log line show it', async (t) => {
+  await eachAdapter(t, async (t) => {
+    const primary = await RedisServer.start(['--repl-diskless-sync-delay', '0']);
+    t.teardown(() => keepingAlive(primary.stop()));
+    const replica = await RedisServer.start(['--replicaof', '127.0.0.1', String(primary.port), '--repl-diskless-sync-delay', '0']);
+    t.teardown(() => keepingAlive(replica.stop()));
+    await eventually(() => withAdmin(replica.port, (r) => r.info('replication')), (i) => i.includes('master_link_status:up'), 10_000);
+    const pid = await freeze(replica);
+    t.teardown(() => thaw(pid));
+    await cutReplicaLinks(primary);
+    const info = await withAdmin(primary.port, (r) => r.info('replication'));
+    t.match(info, /connected_slaves:0/, 'the primary reports no connected replica');
+
+    const logs: { level: string; msg: string }[] = [];
+    const app = await makeApp(t, redisClient(t, primary), { keyPrefix: prefixes() }, { logs });
+    t.equal(app.sessions.stats().acknowledgement, 'on', 'stats(): revocations wait for a replica');
+    t.match(app.sessions.prometheus(), /tiered_session_replica_acknowledgement\{state="on"\} 1/, 'the gauge says on');
+    t.match(app.sessions.prometheus(), /tiered_session_replica_acknowledgement\{state="off"\} 0/);
+    const s = await signIn(app, 'bob');
+    const out = await logout(app, s.token);
+    t.equal(out.statusCode, 503, `the sign-out is not confirmed (${out.statusCode} ${out.body})`);
+    t.equal(JSON.parse(out.body).code, 'ERR_TIERED_SESSION_NOT_CONFIRMED');
+
+    thaw(pid);
+    const s2 = await signIn(app, 'bob');
+    const again = await eventually(async () => (await logout(app, s2.token)).statusCode, (c) => c !== 503, 10_000);
+    t.equal(again, 204, 'confirmed once the replica is back');
+    const found = logs.filter((l) => /replicas found/.test(l.msg));
+    t.equal(found.length, 1, 'one log line for the decision');
+    t.equal(found[0]?.level, 'info');
+  });
+});
+
+t.test('a single Redis without replicas: revocations do not wait (gauge off)', async (t) => {
+  const server = await RedisServer.start();
+  t.teardown(() => keepingAlive(server.stop()));
+  await eachAdapter(t, async (t) => {
+    const logs: { level: string; msg: string }[] = [];
+    const app = await makeApp(t, redisClient(t, server), { keyPrefix: prefixes() }, { logs });
+    t.equal(app.sessions.stats().acknowledgement, 'off');
+    t.match(app.sessions.prometheus(), /tiered_session_replica_acknowledgement\{state="off"\} 1/);
+    const s = await signIn(app, 'carol');
+    t.equal((await logout(app, s.token)).statusCode, 204);
+    t.equal(logs.filter((l) => /no replica: revocations/.test(l.msg)).length, 1, 'one log line for the decision');
+  });
+});
