@@ -23,7 +23,7 @@ import { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import tieredSession, { parseDevice, type DeviceInfo } from 'tiered-session/fastify';
 import type { SessionManager } from '../dist/esm/core/manager.js';
-import { managerOf } from '../dist/esm/core/sessions.js';
+import { managerOf } from '../dist/esm/core/sessions-api.js';
 import { readCookie, TOKEN_LENGTH } from '../dist/esm/core/token.js';
 import { Histogram, Metrics, OPERATION_BUCKETS, RESOLVE_BUCKETS } from '../dist/esm/core/metrics.js';
 import { fastFail, redisTarget, redisVersion, sleep, usedMemory, type RedisTarget } from './support/redis.js';

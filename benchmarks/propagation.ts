@@ -20,7 +20,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import tieredSession, { parseDevice } from 'tiered-session/fastify';
 import type { SessionManager } from '../dist/esm/core/manager.js';
-import { managerOf } from '../dist/esm/core/sessions.js';
+import { managerOf } from '../dist/esm/core/sessions-api.js';
 import { forkTs, nextMessage, stopChild, type Message } from './support/child.js';
 import { fastFail, redisTarget, sleep } from './support/redis.js';
 import { childEnv, num } from './support/settings.js';

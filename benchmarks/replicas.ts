@@ -14,7 +14,7 @@
 import { performance } from 'node:perf_hooks';
 import Fastify from 'fastify';
 import tieredSession, { parseDevice } from 'tiered-session/fastify';
-import { managerOf } from '../dist/esm/core/sessions.js';
+import { managerOf } from '../dist/esm/core/sessions-api.js';
 import type { SessionManager } from '../dist/esm/core/manager.js';
 import { ReplicatedCluster, keepingAlive } from '../test/fixtures/replicas.js';
 import { num } from './support/settings.js';

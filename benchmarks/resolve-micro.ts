@@ -16,7 +16,7 @@ import { Redis } from 'ioredis';
 import tieredSession, { parseDevice } from 'tiered-session/fastify';
 import { SessionFlows } from '../dist/esm/core/flows.js';
 import { resolveOptions } from '../dist/esm/core/resolve-options.js';
-import { managerOf } from '../dist/esm/core/sessions.js';
+import { managerOf } from '../dist/esm/core/sessions-api.js';
 import { hashSecret, isTokenShape, readCookie, secretMatches, secretMatchesAt, tokenAt, ID_LENGTH } from '../dist/esm/core/token.js';
 import { fastFail, redisTarget } from './support/redis.js';
 import { num } from './support/settings.js';

@@ -1,7 +1,7 @@
 // `tiered-session`: what both adapters share. The Fastify plugin is `tiered-session/fastify`,
 // the Express middleware `tiered-session/express`.
-export type { Session, SessionData, SessionInfo } from './core/session.js';
-export type { Sessions } from './core/sessions.js';
+export type { Session, SessionData, SessionInfo } from './core/session-data.js';
+export type { Sessions } from './core/sessions-api.js';
 export type { SignInOptions, SignedIn } from './core/flows.js';
 export type { DeviceInfo } from './core/device.js';
 export type { LegacyOptions } from './core/legacy.js';

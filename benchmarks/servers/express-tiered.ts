@@ -4,7 +4,7 @@
 // with `localCache: false`; otherwise the defaults (L1 on). Sign-in: POST /login → req.signIn().
 import { Redis } from 'ioredis';
 import tieredSession from 'tiered-session/express';
-import { managerOf } from '../../dist/esm/core/sessions.js';
+import { managerOf } from '../../dist/esm/core/sessions-api.js';
 import { fastFail } from '../support/redis.js';
 import { env, SECRET, serveHttp, untilTrusted, whenReady } from './common.js';
 import { createExpressApp, hello, loginBody } from './express-common.js';

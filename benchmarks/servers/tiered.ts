@@ -5,7 +5,7 @@
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import tieredSession from 'tiered-session/fastify';
-import { managerOf } from '../../dist/esm/core/sessions.js';
+import { managerOf } from '../../dist/esm/core/sessions-api.js';
 import { fastFail } from '../support/redis.js';
 import { createApp, env, helloSchema, loginSchema, SECRET, serve, untilTrusted, whenReady, type LoginBody } from './common.js';
 

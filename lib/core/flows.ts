@@ -9,7 +9,7 @@ import type { Resolving } from './resolving.js';
 import type { SessionManager } from './manager.js';
 import type { Metrics } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
-import type { Session, SessionData } from './session.js';
+import type { Session, SessionData } from './session-data.js';
 import { readCookie, tokenAt } from './token.js';
 
 /** What a flow reads of a request: plain values every framework has. */

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { SessionFlows, RequestFacts } from './flows.js';
 import type { Logger } from './log.js';
 import { describe, fail, isPlainObject } from './validate.js';
-import type { Session } from './session.js';
+import type { Session } from './session-data.js';
 import { readCookie } from './token.js';
 
 /**

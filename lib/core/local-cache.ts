@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import type { Session } from './session.js';
+import type { Session } from './session-data.js';
 import type { StoredSession } from './store/record.js';
 
 /**

@@ -3,7 +3,7 @@ import { LocalCache, type Entry } from './local-cache.js';
 import type { Logger } from './log.js';
 import { Metrics, type StatsSnapshot } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
-import type { Session, SessionData, SessionInfo } from './session.js';
+import type { Session, SessionData, SessionInfo } from './session-data.js';
 import { RedisStore } from './store/redis-store.js';
 import { RevocationChannel, type ChannelState, type Change } from './store/channel.js';
 import { Acknowledgement, type AcknowledgementState } from './store/acknowledgement.js';

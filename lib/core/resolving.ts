@@ -7,7 +7,7 @@ import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
 import type { RevocationReplay } from './replay.js';
-import { decodeDevice, parseData, type Session, type SessionInfo } from './session.js';
+import { decodeDevice, parseData, type Session, type SessionInfo } from './session-data.js';
 import { idleOf, own, sleep, type SessionParts } from './session-parts.js';
 import type { Freshness } from './store/freshness.js';
 import type { StoredSession } from './store/record.js';

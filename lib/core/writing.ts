@@ -12,7 +12,7 @@ import type { ResolvedOptions } from './options.js';
 import type { RevocationReplay } from './replay.js';
 import type { Resolving } from './resolving.js';
 import { planCaps, type Caps, type Row } from './secrets.js';
-import { encodeDevice, parseData, serialiseData, type Session, type SessionData } from './session.js';
+import { encodeDevice, parseData, serialiseData, type Session, type SessionData } from './session-data.js';
 import { idleOf, own, preciseNow, sleep, type SessionParts } from './session-parts.js';
 import type { ExplicitEndReason } from './audit/sql.js';
 import type { NewRecord } from './store/record.js';

@@ -7,8 +7,8 @@ import { SessionManager } from '../core/manager.js';
 import type { TieredSessionOptions } from '../core/options.js';
 import { resolveOptions } from '../core/resolve-options.js';
 import { describe, fail } from '../core/validate.js';
-import type { Session, SessionData } from '../core/session.js';
-import { publicSessions, registerFace, type Sessions } from '../core/sessions.js';
+import type { Session, SessionData } from '../core/session-data.js';
+import { publicSessions, registerFace, type Sessions } from '../core/sessions-api.js';
 import { deviceRoutes } from './routes.js';
 
 /** The Express middleware's options: the shared ones, plus Express's way to opt requests out. */
@@ -49,17 +49,17 @@ declare global {
   namespace Express {
     interface Request {
       /** The resolved session, or null (set by the tiered-session middleware). */
-      session: import('../core/session.js').Session | null;
+      session: import('../core/session-data.js').Session | null;
       /** Sign `userId` in: a new session and cookie; any session the request carried is revoked. */
       signIn(userId: string, options?: import('../core/flows.js').SignInOptions): Promise<import('../core/flows.js').SignedIn>;
       /** Revoke the current session (if any) and clear the cookie. */
       signOut(): Promise<void>;
       /** New token for the current session (privilege change); the old token stops working. */
-      rotateSession(): Promise<import('../core/session.js').Session>;
+      rotateSession(): Promise<import('../core/session-data.js').Session>;
       /** Replace the current session's data (stored in Redis first). */
-      updateSession(data: import('../core/session.js').SessionData): Promise<import('../core/session.js').Session>;
+      updateSession(data: import('../core/session-data.js').SessionData): Promise<import('../core/session-data.js').Session>;
       /** The user just re-proved their credentials: `authenticatedAt` becomes now, on every instance. */
-      confirmAuthentication(): Promise<import('../core/session.js').Session>;
+      confirmAuthentication(): Promise<import('../core/session-data.js').Session>;
     }
   }
 }

@@ -1,7 +1,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import { ERR_BAD_BODY, ERR_CROSS_SITE, ERR_NO_SESSION } from '../core/errors.js';
 import { ROUTE_HEADERS, type SessionFlows } from '../core/flows.js';
-import type { Session } from '../core/session.js';
+import type { Session } from '../core/session-data.js';
 
 /** What the routes need of their middleware's slot on a request. */
 interface OwnSlot { session: Session | null }

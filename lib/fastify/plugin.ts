@@ -12,10 +12,10 @@ import { resolveOptions } from '../core/resolve-options.js';
 import { describe, fail, isPlainObject, orDefault } from '../core/validate.js';
 // Aliased: inside `declare module 'fastify'` a plain `Session` would name the `Session` that
 // @fastify/session adds to that module, and the app would see its type instead of ours.
-import type { Session as TieredSession, SessionData as TieredSessionData } from '../core/session.js';
+import type { Session as TieredSession, SessionData as TieredSessionData } from '../core/session-data.js';
 type Session = TieredSession;
 type SessionData = TieredSessionData;
-import { publicSessions, type Sessions } from '../core/sessions.js';
+import { publicSessions, type Sessions } from '../core/sessions-api.js';
 import { sessionRoutes } from './routes.js';
 
 /** The Fastify plugin's options: the shared ones, plus where its routes live. */

@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { ROUTE_HEADERS, type SessionFlows } from '../core/flows.js';
 import { EVERYWHERE_SCHEMA, HISTORY_SCHEMA, LIST_SCHEMA } from './schemas.js';
-import type { Session } from '../core/session.js';
+import type { Session } from '../core/session-data.js';
 
 function routeHeaders(_request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
   reply.headers(ROUTE_HEADERS);

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import Fastify from 'fastify';
 import type { Redis, Cluster } from 'ioredis';
 import { tieredSession } from '../../lib/fastify/index.js';
-import { managerOf } from '../../lib/core/sessions.js';
+import { managerOf } from '../../lib/core/sessions-api.js';
 import { RevocationChannel } from '../../lib/core/store/channel.js';
 import { TEST_SECRET } from '../fixtures/apps.js';
 import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target, signIn, me, inspector, twoInstances } from '../fixtures/targets.js';

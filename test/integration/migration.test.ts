@@ -29,7 +29,7 @@ const fastifySession = ((await import(FASTIFY_SESSION)) as { default: FastifyPlu
 import { tieredSession as expressTiered } from '../../lib/express/index.js';
 import { tieredSession as fastifyTiered } from '../../lib/fastify/index.js';
 import type { Logger } from '../../lib/core/log.js';
-import type { Session } from '../../lib/core/session.js';
+import type { Session } from '../../lib/core/session-data.js';
 import { RedisClass, RedisServer, fastFail, freePort, sleep } from '../fixtures/redis.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

@@ -7,7 +7,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { Redis, type Cluster } from 'ioredis';
 import { tieredSession, type FastifySessionOptions as TieredSessionOptions } from '../../lib/fastify/index.js';
 import { resolveOptions as resolveCore } from '../../lib/core/resolve-options.js';
-import { managerOf } from '../../lib/core/sessions.js';
+import { managerOf } from '../../lib/core/sessions-api.js';
 import { TEST_SECRET } from '../fixtures/apps.js';
 
 /** The shared options, resolved (the secret is required; these tests are about the others). */

@@ -447,7 +447,7 @@ export const MUTANTS = [
   {
     id: 'data-shallow-freeze',
     description: 'Session data is frozen at its top level only: nested objects shared through L1 can be changed by a handler.',
-    file: 'lib/core/session.ts',
+    file: 'lib/core/session-data.ts',
     find: '    for (const k of Object.keys(v)) deepFreeze((v as Record<string, unknown>)[k]);\n',
     replace: '',
     tests: ['test/integration/security.test.ts'],

@@ -4,7 +4,7 @@ import t from 'tap';
 import { TieredSessionError, ERR_INVALID_ARGUMENT } from '../../lib/core/errors.js';
 import { SessionFlows, guardMaxAge } from '../../lib/core/flows.js';
 import { resolveOptions } from '../../lib/core/resolve-options.js';
-import { managerOf } from '../../lib/core/sessions.js';
+import { managerOf } from '../../lib/core/sessions-api.js';
 import type { SessionManager } from '../../lib/core/manager.js';
 
 const code = 'ERR_TIERED_SESSION_INVALID_ARGUMENT';

@@ -3,7 +3,7 @@
 // rule is one way a revoked session could otherwise come back into L1.
 import t from 'tap';
 import { CLOCK_BASE, LocalCache, coarseNow, type Entry } from '../../lib/core/local-cache.js';
-import type { Session } from '../../lib/core/session.js';
+import type { Session } from '../../lib/core/session-data.js';
 
 const ID = 'A'.repeat(38);
 const OTHER = 'B'.repeat(38);

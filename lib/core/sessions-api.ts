@@ -1,7 +1,7 @@
 import { ERR_INVALID_ARGUMENT, ERR_NOT_FOUND } from './errors.js';
 import type { SessionManager } from './manager.js';
 import type { StatsSnapshot } from './metrics.js';
-import type { SessionInfo } from './session.js';
+import type { SessionInfo } from './session-data.js';
 import type { AuditSessionRow, HistoryQuery } from './audit/history.js';
 
 export type { AuditSessionRow, HistoryQuery };
