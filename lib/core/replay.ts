@@ -63,6 +63,11 @@ export class RevocationReplay {
     for (const id of ids) this.#keep(id, { at: now, own: true, count: 0 }, now);
   }
 
+  /** Revocations this instance noted and then answered as failed (not acknowledged): no longer kept. */
+  forget(ids: Iterable<string>): void {
+    for (const id of ids) if (this.#kept.get(id)?.own === true && this.#kept.get(id)?.count === 0) this.#kept.delete(id);
+  }
+
   /** This instance gave a session a new secret (answered as rotated): the `count`th rotation. */
   noteRotation(id: string, secretHash: string, count: number, now = Date.now()): void {
     this.#keep(id, { at: now, own: true, count, secretHash }, now);

@@ -92,25 +92,31 @@ export class Writing {
       if (this.#o.secrets.length > 1 && (caps.total > 0 || caps.typeCap > 0)) {
         ({ caps, evicted } = await this.#capOlderTags(userId, tag, now, caps));
       }
+      let byCreate: string[];
       try {
-        evicted = evicted.concat(await this.#store.create(tag, random, now, ttl, caps, record));
+        byCreate = await this.#store.create(tag, random, now, ttl, caps, record);
       } catch (err) {
         this.metrics.redisErrors++;
         if (isUnknownOutcome(err)) this.#orphan(id);
         throw err;
       }
-      this.#l1.invalidate(evicted);
-      if (evicted.length > 0) {
+      evicted = evicted.concat(byCreate);
+      this.#l1.invalidate(byCreate);
+      if (byCreate.length > 0) {
+        // Kept from now, not from the acknowledgement: a failover while it is awaited can bring an
+        // evicted session back in Redis, and a read meanwhile must not take it into the L1.
+        this.#replay.note(byCreate);
         // A cap eviction is a revocation: the sign-in succeeds only once a replica has it.
         try {
           await this.#acknowledged(() => this.#store.acknowledgeOn(id));
         } catch (err) {
+          // Not acknowledged (503): the undo may bring the evicted sessions back, as it should.
+          this.#replay.forget(byCreate);
           this.#orphan(id);
           throw err;
         }
         // Acknowledged: the evicted sessions will not be needed back (their stash expires anyway).
         this.#store.dropStash(id).catch(() => {});
-        this.#replay.note(evicted);
       }
       if (this.#o.prewarm > 0) this.#resolving.noteRecent([{ publicId: id, now }]);
       this.metrics.sessionSize.observe(this.#store.sizeOf(record, now));

@@ -14,6 +14,8 @@ import {
 } from '../fixtures/replicas.js';
 import { RedisServer } from '../fixtures/redis.js';
 import { eachAdapter, makeApp, signIn, me, eventually, COOKIE } from '../fixtures/targets.js';
+import { RedisStore } from '../../lib/core/store/redis-store.js';
+import { ERR_NOT_CONFIRMED } from '../../lib/core/errors.js';
 
 const prefixes = (() => { let n = 0; return () => `ack${process.pid}x${n++}:`; })();
 
@@ -132,4 +134,44 @@ t.test('a single Redis without replicas: revocations do not wait (gauge off)', a
     t.equal((await logout(app, s.token)).statusCode, 204);
     t.equal(logs.filter((l) => /no replica: revocations/.test(l.msg)).length, 1, 'one log line for the decision');
   });
+});
+
+t.test("a sign-in's cap eviction is acknowledged after a write of its own on the connection that waits: a frozen replica does not " +
+  'confirm it, and a node without the new session (its create lost to a failover) confirms nothing', async (t) => {
+  const primary = await RedisServer.start(['--repl-diskless-sync-delay', '0']);
+  t.teardown(() => keepingAlive(primary.stop()));
+  const replica = await RedisServer.start(['--replicaof', '127.0.0.1', String(primary.port), '--repl-diskless-sync-delay', '0']);
+  t.teardown(() => keepingAlive(replica.stop()));
+  await eventually(() => withAdmin(replica.port, (r) => r.info('replication')), (i) => i.includes('master_link_status:up'), 10_000);
+  const keyPrefix = prefixes();
+  const app = await makeApp(t, redisClient(t, primary), { keyPrefix });
+  const s = await signIn(app, 'carol');
+
+  // What acknowledgeOn meets after a failover: the connection that waits is not the one that
+  // created (a fresh one to the promoted master). Here: a fresh client on the primary.
+  const fresh = () => {
+    const c = redisClient(t, primary);
+    const store = new RedisStore(c, keyPrefix, 2000, { long: 60_000, short: 60_000 });
+    store.acknowledgedBy = { replicas: 1, timeout: 300 };
+    return { c, store };
+  };
+  const healthy = fresh();
+  await eventually(async () => healthy.c.status, (st) => st === 'ready', 5000);
+  // (The first WAIT after a replica's full sync can take hundreds of ms: tried until it answers.)
+  const confirms = async () => { try { await healthy.store.acknowledgeOn(s.id); return true; } catch { return false; } };
+  t.ok(await eventually(confirms, (ok) => ok, 10_000), 'a healthy replica confirms');
+
+  const pid = await freeze(replica);
+  t.teardown(() => thaw(pid));
+  const late = fresh();
+  await eventually(async () => late.c.status, (st) => st === 'ready', 5000);
+  await t.rejects(late.store.acknowledgeOn(s.id), ERR_NOT_CONFIRMED,
+    'a frozen replica does not confirm, though this connection wrote nothing before its WAIT');
+  thaw(pid);
+
+  const gone = fresh();
+  await eventually(async () => gone.c.status, (st) => st === 'ready', 5000);
+  await eventually(confirms, (ok) => ok, 10_000);
+  await withAdmin(primary.port, (r) => r.del(gone.store.sessionKey(s.id)));
+  await t.rejects(gone.store.acknowledgeOn(s.id), ERR_NOT_CONFIRMED, 'a node without the new session confirms nothing');
 });

@@ -287,8 +287,8 @@ export const MUTANTS = [
     description: "A sign-in's cap eviction is confirmed with WAIT only when it evicted more than one session: with maxSessionsPerUser: 1 " +
       "and a lagging replica the sign-in answers 200 while the evicted session lives on the replica.",
     file: 'lib/core/writing.ts',
-    find: '      if (evicted.length > 0) {',
-    replace: '      if (evicted.length > 1) {',
+    find: '      if (byCreate.length > 0) {',
+    replace: '      if (byCreate.length > 1) {',
     tests: ['test/integration/replicas.test.ts'],
   },
   {

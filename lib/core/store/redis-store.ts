@@ -10,7 +10,7 @@ import { boundedCall, type RedisObserver } from './call.js';
 
 import type { ExplicitEndReason } from '../audit/sql.js';
 import { thenWait, type Acknowledgement, type AckRequirement, type Cmd } from './acknowledgement.js';
-import { CREATE, TOUCH, REVOKE, REVOKE_ALL, UPDATE, LIST, READ, UNCREATE } from './scripts.js';
+import { CREATE, TOUCH, REVOKE, REVOKE_ALL, UPDATE, LIST, READ, UNCREATE, PRESENT } from './scripts.js';
 
 interface Scripted {
   tieredSessionCreate: Cmd;
@@ -21,6 +21,7 @@ interface Scripted {
   tieredSessionList: Cmd;
   tieredSessionRead: Cmd;
   tieredSessionUncreate: Cmd;
+  tieredSessionPresent: Cmd;
 }
 
 const SCRIPTS: [keyof Scripted, number, string][] = [
@@ -32,6 +33,7 @@ const SCRIPTS: [keyof Scripted, number, string][] = [
   ['tieredSessionList', 1, LIST],
   ['tieredSessionRead', 1, READ],
   ['tieredSessionUncreate', 2, UNCREATE],
+  ['tieredSessionPresent', 1, PRESENT],
 ];
 
 /**
@@ -152,15 +154,20 @@ export class RedisStore {
     await this.#run('DEL', () => this.#client.del(stashKey(this.#prefix, publicId)));
   }
 
-  /** WAIT for the replicas on the node of `publicId`'s slot (after a create that evicted sessions). */
+  /**
+   * WAIT for the replicas on the node of `publicId`'s slot (after a create that evicted sessions).
+   * The WAIT follows a write of its own on the same connection (PRESENT): WAIT counts the
+   * connection's last write, and a connection that wrote nothing yet (one to a newly promoted
+   * master, after a failover) would be confirmed at once, whatever that node holds. A node without
+   * the new session lost the create, and its evictions with it: not confirmed.
+   */
   async acknowledgeOn(publicId: string): Promise<void> {
     await this.#decided();
     const c = this.acknowledgedBy;
     if (c === undefined) return;
-    // A keyed command routes the pipeline (and its WAIT) to the slot's node and connection.
     const key = this.sessionKey(publicId);
-    const [, acked] = await this.#run('WAIT', () => thenWait(this.#client, key, c, (on) => on.pttl(key)));
-    if (acked < c.replicas) throw Object.assign(new ERR_NOT_CONFIRMED(), { acked });
+    const [present, acked] = await this.#run('WAIT', () => thenWait(this.#client, key, c, (on) => on.tieredSessionPresent(key)));
+    if (present !== 1 || acked < c.replicas) throw Object.assign(new ERR_NOT_CONFIRMED(), { acked });
   }
 
   /** Replication not read yet (or the last read failed): read it now, so the decision precedes the answer. */

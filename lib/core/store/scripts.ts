@@ -350,5 +350,18 @@ end
 return out
 `;
 
+/**
+ * present: KEYS[1] a session just created. 1 when it exists on this node, with its expiry set
+ * again to the same instant: a write that always replicates, so the WAIT after it on the same
+ * connection counts replicas that have everything up to it (the create, and the evictions of the
+ * same script). 0 when the node does not have it (the create was lost to a failover).
+ */
+export const PRESENT = `
+local t = redis.call('PTTL', KEYS[1])
+if t <= 0 then return 0 end
+redis.call('PEXPIRE', KEYS[1], t)
+return 1
+`;
+
 /** read: KEYS[1] session. HGETALL on the master (a script never runs on a replica). */
 export const READ = `return redis.call('HGETALL', KEYS[1])`;
