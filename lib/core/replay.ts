@@ -63,9 +63,26 @@ export class RevocationReplay {
     for (const id of ids) this.#keep(id, { at: now, own: true, count: 0 }, now);
   }
 
-  /** Revocations this instance noted and then answered as failed (not acknowledged): no longer kept. */
-  forget(ids: Iterable<string>): void {
-    for (const id of ids) if (this.#kept.get(id)?.own === true && this.#kept.get(id)?.count === 0) this.#kept.delete(id);
+  /**
+   * Ids a sign-in's cap eviction just ended, before the eviction is acknowledged: kept from now
+   * (a failover while the acknowledgement is awaited may bring one back). Answers how to take
+   * them back if it is not acknowledged; what was already kept (an earlier revocation of the same
+   * id, acknowledged) stays.
+   */
+  notePending(ids: Iterable<string>, now = Date.now()): () => void {
+    const mine = new Map<string, [Kept, Kept | undefined]>();
+    for (const id of ids) {
+      const k: Kept = { at: now, own: true, count: 0 };
+      const before = this.#kept.get(id);
+      this.#keep(id, k, now);
+      if (this.#kept.get(id) === k) mine.set(id, [k, before]);
+    }
+    return () => {
+      for (const [id, [k, before]] of mine) {
+        if (this.#kept.get(id) !== k) continue;
+        if (before === undefined) this.#kept.delete(id); else this.#kept.set(id, before);
+      }
+    };
   }
 
   /** This instance gave a session a new secret (answered as rotated): the `count`th rotation. */
@@ -75,11 +92,18 @@ export class RevocationReplay {
 
   /**
    * Heard on the channel: ids ended, a session's `count`th rotation, or ids a timed-out
-   * sign-in's undo restored (their eviction was never acknowledged: forgotten).
+   * sign-in's undo restored (their eviction was never acknowledged: forgotten where heard,
+   * ended again where this instance had ended them itself).
    */
   heard(ids: string[], change: Change, now = Date.now()): void {
     if (change === 'restored') {
-      for (const id of ids) if (this.#kept.get(id)?.own === false) this.#kept.delete(id);
+      for (const id of ids) {
+        const k = this.#kept.get(id);
+        if (k?.own === false) this.#kept.delete(id);
+        // An undo restored what this instance ended and answered: a sign-in whose eviction a
+        // failover lost evicted it again, timed out, and put it back. Ended it stays.
+        else if (k?.own === true && k.count === 0) this.#target.revoke(id).catch(() => { /* the next reader or replay applies it */ });
+      }
       return;
     }
     const count = change === 'ended' ? 0 : change;

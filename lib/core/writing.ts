@@ -105,13 +105,13 @@ export class Writing {
       if (byCreate.length > 0) {
         // Kept from now, not from the acknowledgement: a failover while it is awaited can bring an
         // evicted session back in Redis, and a read meanwhile must not take it into the L1.
-        this.#replay.note(byCreate);
+        const withdraw = this.#replay.notePending(byCreate);
         // A cap eviction is a revocation: the sign-in succeeds only once a replica has it.
         try {
           await this.#acknowledged(() => this.#store.acknowledgeOn(id));
         } catch (err) {
           // Not acknowledged (503): the undo may bring the evicted sessions back, as it should.
-          this.#replay.forget(byCreate);
+          withdraw();
           this.#orphan(id);
           throw err;
         }
