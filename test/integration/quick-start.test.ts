@@ -55,9 +55,16 @@ for (const file of ['examples/quick-start/fastify.ts', 'examples/quick-start/exp
   t.test(`${file}: SIGTERM while Redis is down still exits 0`, async (t) => {
     const own = await RedisServer.start();
     const app = await startExample(t, file, own.url);
-    const login = await fetch(`${app.url}/login`,
-      { method: 'POST', headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ username: 'alice', password: 'wonderland' }) });
+    // The Express app listens before its client has connected (fail fast: 503 meanwhile); a
+    // loaded machine can take a moment, so the sign-in is tried again while it answers 503.
+    let login: Response;
+    for (const until = Date.now() + 5000; ;) {
+      login = await fetch(`${app.url}/login`,
+        { method: 'POST', headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ username: 'alice', password: 'wonderland' }) });
+      if (login.status !== 503 || Date.now() > until) break;
+      await sleep(100);
+    }
     t.equal(login.status, 200, 'signed in while Redis is up');
     const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0];
     t.equal((await fetch(`${app.url}/me`, { headers: { cookie } })).status, 200, 'a request queues a touch');
