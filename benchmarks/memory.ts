@@ -8,11 +8,11 @@
 // is shared by a user's sessions), at each N of --sessions / BENCH_SESSIONS (default 100k,1M).
 // MEMORY USAGE of sampled keys and their encodings are printed next to it.
 //
-// L1: heapUsed growth per entry after filling the L1 with --l1-entries / BENCH_L1_ENTRIES
-// (default 100,000) distinct sessions, after a full GC, three ways: resolved from a Cookie header
-// (a miss here, then cached: how every other instance fills), the same with a busy Cookie header,
-// and created by sign-in on this instance. lru-cache preallocates per-slot arrays at
-// construction (off-heap typed arrays among them); that cost is measured separately and added.
+// L1: growth per entry of the JS heap and of the off-heap typed arrays (the packed table's
+// fields), after a full GC, once the L1 holds --l1-entries / BENCH_L1_ENTRIES (default
+// 100k,1M) distinct sessions of distinct users: resolved from a Cookie header (a miss here, then
+// cached: how every other instance fills) at each count; at the first count also with a busy
+// Cookie header and created by sign-in on this instance. RSS growth beside them.
 //
 // Run: npx tsx --expose-gc benchmarks/memory.ts   (without the flag, GC is exposed through v8 flags)
 import { randomUUID } from 'node:crypto';
@@ -20,14 +20,13 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
-import { LRUCache } from 'lru-cache';
 import tieredSession, { parseDevice, type DeviceInfo } from 'tiered-session/fastify';
 import type { SessionManager } from '../dist/esm/core/manager.js';
 import { managerOf } from '../dist/esm/core/sessions-api.js';
 import { readCookie, TOKEN_LENGTH } from '../dist/esm/core/token.js';
 import { Histogram, Metrics, OPERATION_BUCKETS, RESOLVE_BUCKETS } from '../dist/esm/core/metrics.js';
 import { fastFail, redisTarget, redisVersion, sleep, usedMemory, type RedisTarget } from './support/redis.js';
-import { counts, num } from './support/settings.js';
+import { counts } from './support/settings.js';
 import { fmt, machineLine, table } from './support/stats.js';
 import { SECRET } from './servers/common.js';
 
@@ -225,66 +224,52 @@ const flat = (s: string) => Buffer.from(s, 'latin1').toString('latin1');
 const BUSY = '_ga=GA1.1.1387295719.1731651234; _ga_ABCDEF1234=GS1.1.1731651234.3.1.1731652345.0.0.0; theme=dark; ' +
   'consent=%7B%22analytics%22%3Atrue%2C%22ads%22%3Afalse%7D; lang=en-GB; _fbp=fb.1.1731651234567.123456789';
 
-/** Heap bytes per entry of a full L1 filled by resolving `tokens` from Cookie headers. */
-async function l1ByResolve(redis: RedisTarget, tokens: string[],
-  busy: boolean): Promise<{ perEntry: number; filled: number; header: number }> {
-  const a = await pluginApp(redis, { max: tokens.length + 10, ttl: 3_600_000 });
-  const sessions = a.sessions;
-  await fullGc();
-  const h0 = heap();
-  let headerLength = 0;
-  for (let i = 0; i < tokens.length; i += 500) {
-    await Promise.all(tokens.slice(i, i + 500).map((t) => {
-      // A Cookie header as the HTTP parser hands it over: one flat string per request.
-      const header = flat(busy ? `${BUSY}; __Host-sid=${t}` : `__Host-sid=${t}`);
-      headerLength = header.length;
-      const token = readCookie(header, '__Host-sid');
-      return typeof token === 'string' && token.length === TOKEN_LENGTH ? sessions.resolve(token) : null;
-    }));
-  }
-  await fullGc();
-  const h1 = heap();
-  const filled = sessions.stats().l1Size;
-  await closeApp(a);
-  return { perEntry: (h1.heapUsed - h0.heapUsed) / filled, filled, header: headerLength };
-}
+interface L1Growth { heap: number; offHeap: number; rss: number; filled: number }
 
-/** Heap bytes per entry of a full L1 filled by sign-ins on this instance. */
-async function l1ByCreate(redis: RedisTarget, n: number): Promise<{ perEntry: number; filled: number }> {
-  const a = await pluginApp(redis, { max: n + 10, ttl: 3_600_000 });
+/** Growth per filled entry of the heap, the off-heap buffers and the RSS across `fill`, between full GCs. */
+async function growth(a: PluginApp, fill: () => Promise<void>): Promise<L1Growth> {
   await fullGc();
   const h0 = heap();
-  await createMany(a.sessions, n, 1);
+  await fill();
   await fullGc();
   const h1 = heap();
   const filled = a.sessions.stats().l1Size;
-  await closeApp(a);
-  return { perEntry: (h1.heapUsed - h0.heapUsed) / filled, filled };
+  return { heap: (h1.heapUsed - h0.heapUsed) / filled, offHeap: (h1.arrayBuffers - h0.arrayBuffers) / filled,
+    rss: (h1.rss - h0.rss) / filled, filled };
 }
 
-/**
- * What lru-cache allocates per slot at construction (heap + off-heap typed arrays), for `max`
- * slots with a ttl. Measured first, in a clean heap, over 4 caches to dampen GC noise. (Its
- * `starts` array grows from small integers to doubles once filled; that growth lands in the
- * per-entry figures.)
- */
-async function slotCost(max: number): Promise<number> {
-  await fullGc();
-  const h0 = heap();
-  const caches = Array.from({ length: 4 }, () => new LRUCache<string, object>({ max, ttl: 15_000 }));
-  await fullGc();
-  const h1 = heap();
-  const bytes = (h1.heapUsed - h0.heapUsed) + (h1.arrayBuffers - h0.arrayBuffers);
-  if (caches.some((c) => c.size !== 0)) throw new Error('unreachable');
-  return bytes / (4 * max);
+/** Per entry of a full L1 filled by resolving `tokens` from Cookie headers. */
+async function l1ByResolve(redis: RedisTarget, tokens: string[], busy: boolean): Promise<L1Growth & { header: number }> {
+  const a = await pluginApp(redis, { max: tokens.length + 10, ttl: 3_600_000 });
+  let headerLength = 0;
+  const g = await growth(a, async () => {
+    for (let i = 0; i < tokens.length; i += 500) {
+      await Promise.all(tokens.slice(i, i + 500).map((t) => {
+        // A Cookie header as the HTTP parser hands it over: one flat string per request.
+        const header = flat(busy ? `${BUSY}; __Host-sid=${t}` : `__Host-sid=${t}`);
+        headerLength = header.length;
+        const token = readCookie(header, '__Host-sid');
+        return typeof token === 'string' && token.length === TOKEN_LENGTH ? a.sessions.resolve(token) : null;
+      }));
+    }
+  });
+  await closeApp(a);
+  return { ...g, header: headerLength };
+}
+
+/** Per entry of a full L1 filled by sign-ins on this instance. */
+async function l1ByCreate(redis: RedisTarget, n: number): Promise<L1Growth> {
+  const a = await pluginApp(redis, { max: n + 10, ttl: 3_600_000 });
+  const g = await growth(a, () => createMany(a.sessions, n, 1));
+  await closeApp(a);
+  return g;
 }
 
 // ---- main ----------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
   const sizes = counts('sessions', [100_000, 1_000_000]);
-  const L1N = Math.round(num('l1-entries', 100_000, 100));
-  const slot = await slotCost(L1N + 10);
+  const l1Sizes = counts('l1-entries', [100_000, 1_000_000]);
   const redis = await redisTarget({ forcePrivate: true });
   const version = await redisVersion(redis.admin);
   const redisRows: string[][] = [];
@@ -299,30 +284,32 @@ async function main(): Promise<void> {
     }
   }
 
-  console.log(`L1 heap per entry (${fmt(L1N)} entries):`);
-  await redis.reset();
-  const tokens: string[] = [];
-  {
-    const w = await pluginApp(redis, false);
-    await createMany(w.sessions, L1N, 1, (t) => tokens.push(flat(t)));
-    await closeApp(w);
+  const l1Row = (label: string, r: L1Growth) => [
+    label, fmt(r.filled), fmt(r.heap, 1), fmt(r.offHeap, 1), fmt(r.heap + r.offHeap, 1), fmt(r.rss, 1),
+  ];
+  const l1Rows: string[][] = [];
+  for (const [k, n] of l1Sizes.entries()) {
+    console.log(`L1 per entry (${fmt(n)} entries):`);
+    await redis.reset();
+    const tokens: string[] = [];
+    {
+      const w = await pluginApp(redis, false);
+      await createMany(w.sessions, n, 1, (t) => tokens.push(flat(t)));
+      await closeApp(w);
+    }
+    const plain = await l1ByResolve(redis, tokens, false);
+    l1Rows.push(l1Row(`${fmt(n)}, resolved from a Cookie header of ${plain.header} bytes (session cookie only)`, plain));
+    if (k === 0) {
+      const busy = await l1ByResolve(redis, tokens, true);
+      l1Rows.push(l1Row(`${fmt(n)}, resolved from a Cookie header of ${busy.header} bytes (7 cookies)`, busy));
+      tokens.length = 0;
+      l1Rows.push(l1Row(`${fmt(n)}, created by sign-in on this instance`, await l1ByCreate(redis, n)));
+      const floor = await l1Floor(n);
+      l1Rows.push([`${fmt(n)}, for scale: a plain Map of id → secret, plus the user id (the strings alone)`, fmt(n), fmt(floor, 1),
+        '–', fmt(floor, 1), '–']);
+    }
+    for (const r of l1Rows.slice(k === 0 ? 0 : -1)) console.log(`  ${r[0]}: ${r[2]} B heap + ${r[3]} B off-heap, RSS ${r[5]} B`);
   }
-  const plain = await l1ByResolve(redis, tokens, false);
-  const busy = await l1ByResolve(redis, tokens, true);
-  tokens.length = 0;
-  const created = await l1ByCreate(redis, L1N);
-  const l1Row = (label: string, r: { perEntry: number; filled: number }) => [
-    label, fmt(r.filled), fmt(r.perEntry, 1), fmt(slot, 1), fmt(r.perEntry + slot, 1), r.perEntry + slot <= 200 ? 'yes' : 'no',
-  ];
-  const floor = await l1Floor(L1N);
-  const l1Rows = [
-    l1Row(`resolved from a Cookie header of ${plain.header} bytes (session cookie only)`, plain),
-    l1Row(`resolved from a Cookie header of ${busy.header} bytes (7 cookies)`, busy),
-    l1Row('created by sign-in on this instance', created),
-    ['for scale: a plain Map of id → secret, plus the user id (the strings alone)', fmt(L1N), fmt(floor, 1), '–', fmt(floor, 1),
-      floor <= 200 ? 'yes' : 'no'],
-  ];
-  for (const r of l1Rows) console.log(`  ${r[0]}: ${r[2]} B heap + ${r[3]} B preallocated per slot`);
   await redis.stop();
   const metricRows = await metricsMemory();
   for (const r of metricRows) console.log(`  ${r[0]}: ${r[1]} B`);
@@ -339,10 +326,10 @@ async function main(): Promise<void> {
     table(['sessions', 'per user', 'keys', 'used_memory Δ', 'B/session', 'layout floor B/session', 'session hash B', 'user index B',
       'record size B (plugin metric)', '≤ 400 B'], redisRows),
     '',
-    `L1: heapUsed growth per cached entry after a full GC (${fmt(L1N)} entries; target ≤ 200 B per entry). ` +
-      '"preallocated" = what lru-cache allocates per slot at construction (heap + off-heap typed arrays, `max` slots, with ttl).',
+    'L1: growth per cached entry after a full GC, one user per session: the JS heap (heapUsed), the packed table\'s typed ' +
+      'arrays (arrayBuffers: ids, secrets, times, links, index; they double as the cache fills, up to `max`), and the RSS.',
     '',
-    table(['L1 filled by', 'entries', 'heap B/entry', 'preallocated B/slot', 'total B/entry', '≤ 200 B'], l1Rows),
+    table(['L1 entries, filled by', 'entries', 'heap B/entry', 'off-heap B/entry', 'total B/entry', 'RSS B/entry'], l1Rows),
     '',
     'Metrics: heapUsed growth per object after a full GC (10,000 of each, 100 observations each; the bucket bounds are shared):',
     '',
@@ -357,7 +344,7 @@ async function main(): Promise<void> {
         ...redisRows.map((r) => ({ label: `Redis, ${r[0]} sessions, ${r[1]} per user`, bytes: Number(r[4].replace(/,/g, '')),
           strong: r[1] === '1' })),
         ...['L1 entry, resolved (session cookie only)', 'L1 entry, resolved (7 cookies)', 'L1 entry, created by sign-in']
-          .map((label, i) => ({ label, bytes: Number(l1Rows[i][4].replace(/,/g, '')) })),
+          .map((label, i) => ({ label: `${label}, ${l1Rows[0][1]} entries`, bytes: Number(l1Rows[i][4].replace(/,/g, '')) })),
       ],
       target: { bytes: 400, label: '400 B target (Redis)' },
     },

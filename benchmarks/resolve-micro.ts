@@ -47,7 +47,6 @@ const { token } = await manager.create('user-000001', { device: parseDevice(UA, 
 const cookieName = flows.cookieName;
 const first = manager.resolve(token);
 if (first === null || first instanceof Promise) throw new Error('the session is not an L1 hit right after create()');
-const id = token.slice(0, ID_LENGTH);
 const l1 = manager.localCache;
 
 // Header strings as the HTTP parser hands them over: flat, one allocation.
@@ -98,9 +97,13 @@ const cases: [string, () => void, (() => void)?][] = [
   ['part: readCookie, session cookie only', () => { sink += (readCookie(onlyCookie, cookieName) as string).length; }],
   [`part: readCookie, 7 cookies`, () => { sink += (readCookie(busyCookie, cookieName) as string).length; }],
   ['part: tokenAt (the session cookie found in place), session cookie only', () => { sink += tokenAt(onlyCookie, cookieName); }],
-  ['part: L1 get (lru-cache get + the own ttl check), one id string', () => { if (l1.get(id, Date.now()) !== undefined) sink++; }],
-  ['part: token.slice(0, 38) + L1 get (a fresh id string)',
-    () => { if (l1.get(token.slice(0, ID_LENGTH), Date.now()) !== undefined) sink++; }],
+  ['part: L1 find (the packed index, the id read in place in the header, the ttl check)',
+    () => { if (l1.find(onlyCookie, onlyCookie.indexOf('=') + 1, Date.now()) >= 0) sink++; }],
+  ['part: L1 find + secret proof + the Session object (a recent hit: kept built)', () => {
+    const at = onlyCookie.indexOf('=') + 1;
+    const slot = l1.find(onlyCookie, at, Date.now());
+    if (slot >= 0 && l1.proves(slot, onlyCookie, at) && l1.session(slot) !== null) sink++;
+  }],
   ['part: secretMatchesAt (43 chars, constant time), read in place in the header',
     () => { if (secretMatchesAt(cachedSecret, onlyCookie, onlyCookie.indexOf('=') + 1)) sink++; }],
   ['part: secretMatches (43 chars, constant time), token sliced from the header',

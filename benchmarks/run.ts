@@ -75,6 +75,11 @@ const SCENARIOS: Scenario[] = [
     env: { BENCH_ROLLING: '0' }, kind: 'get', sessions: 'per-connection', baseline: 'bare' },
   { key: 'tiered-no-telemetry', label: 'tiered-session/fastify, L1 hit, telemetry: false (metrics off)',
     script: 'benchmarks/servers/tiered.ts', env: { BENCH_TELEMETRY: '0' }, kind: 'get', sessions: 'shared', baseline: 'bare' },
+  // The L1 at scale: the same hit with 10 k or 1 M other sessions cached (the p99 and the GC pauses).
+  { key: 'tiered-l1-10k', label: 'tiered-session/fastify, L1 hit, 10,000 other sessions cached', script: 'benchmarks/servers/tiered.ts',
+    env: { BENCH_L1_FILL: '10000' }, kind: 'get', sessions: 'shared', baseline: 'bare' },
+  { key: 'tiered-l1-1m', label: 'tiered-session/fastify, L1 hit, 1,000,000 other sessions cached', script: 'benchmarks/servers/tiered.ts',
+    env: { BENCH_L1_FILL: '1000000' }, kind: 'get', sessions: 'shared', baseline: 'bare' },
   { key: 'naive', label: 'naive preHandler, one ioredis GET', script: 'benchmarks/servers/naive.ts', kind: 'get',
     sessions: 'per-connection', baseline: 'bare' },
   // The audit trail on (a private PostgreSQL; the sink polls the 256 streams every second).
@@ -125,7 +130,11 @@ const COMPARISONS: [string, string][] = [
   ['express-tiered-no-l1', 'express-session'],
   ['express-bare', 'bare'],
   ['express-tiered', 'tiered'],
+  ['tiered-l1-1m', 'tiered-l1-10k'],
 ];
+
+/** Pairs whose p99 latencies are compared (median over rounds of the ratio in the same round). */
+const P99_COMPARISONS: [string, string][] = [['tiered-l1-1m', 'tiered-l1-10k']];
 
 const partOf = (sc: Scenario) => (sc.kind === 'get' ? 'http' : 'login');
 const frameworkOf = (sc: Scenario) => (sc.key.startsWith('express') ? 'express' : 'fastify');
@@ -154,6 +163,8 @@ interface Measurement {
   redisCpuUsPerReq: number;
   /** Share of resolved requests answered from L1 (plugin servers). */
   l1HitRatio?: number;
+  /** Garbage collections in the server during the measured window (what `--trace-gc` prints, counted). */
+  gc?: Gc;
   error?: string;
 }
 
@@ -266,7 +277,8 @@ async function drive(base: string, req: Request, seconds: number): Promise<Drive
     errors: r.errors };
 }
 
-interface Probe extends Message { cpu: NodeJS.CpuUsage; stats?: { l1Hits: number; l1Misses: number } }
+interface Gc { minor: number; minorMs: number; major: number; majorMs: number; maxMs: number }
+interface Probe extends Message { cpu: NodeJS.CpuUsage; gc: Gc; stats?: { l1Hits: number; l1Misses: number } }
 
 const unmeasured = (error: string): Measurement => ({
   rps: NaN, p50: NaN, p99: NaN, requests: 0, non2xx: 0, errors: 0, cmdsPerReq: NaN, topCommands: [],
@@ -312,6 +324,8 @@ async function measure(sc: Scenario, redis: RedisTarget, pilot = false): Promise
       serverCpuUsPerReq: cpuUs / requests,
       redisCpuUsPerReq: ((rcpu1 - rcpu0) * 1e6) / requests,
       l1HitRatio: p1.stats && p0.stats ? hitRatio(p1.stats.l1Hits - p0.stats.l1Hits, p1.stats.l1Misses - p0.stats.l1Misses) : undefined,
+      gc: { minor: p1.gc.minor - p0.gc.minor, minorMs: p1.gc.minorMs - p0.gc.minorMs, major: p1.gc.major - p0.gc.major,
+        majorMs: p1.gc.majorMs - p0.gc.majorMs, maxMs: p1.gc.maxMs },
     };
     if (m.non2xx > 0 || m.errors > 0) m.error = `${m.non2xx} non-2xx answers, ${m.errors} errors`;
     return m;
@@ -356,7 +370,9 @@ function httpReport(scenarios: Scenario[], results: Map<string, Measurement[]>, 
     const y = results.get(b) ?? [];
     return x.map((m, i) => m.rps / (y[i]?.rps ?? NaN));
   };
-  const comparisons = COMPARISONS.filter(([a, b]) => list.some((s) => s.key === a) && list.some((s) => s.key === b));
+  const both = ([a, b]: [string, string]) => list.some((s) => s.key === a) && list.some((s) => s.key === b);
+  const comparisons = COMPARISONS.filter(both);
+  const p99s = P99_COMPARISONS.filter(both);
   const out = [
     `### ${title}: ${CONNECTIONS} connections, ${DURATION} s measured after ${WARMUP} s warm-up, median of ${ROUNDS} round(s)`,
     '',
@@ -372,6 +388,27 @@ function httpReport(scenarios: Scenario[], results: Map<string, Measurement[]>, 
       }),
       '',
     ]),
+    ...(p99s.length === 0 ? [] : [
+      'p99 latency between servers (median over rounds of the ratio of p99 in the same round; per round in brackets):',
+      '',
+      ...p99s.map(([a, b]) => {
+        const x = results.get(a) ?? [];
+        const y = results.get(b) ?? [];
+        const rs = x.map((m, i) => m.p99 / (y[i]?.p99 ?? NaN));
+        return `- ${label(a)} / ${label(b)}: **${fmt(median(rs), 2)}** (${rs.map((r) => fmt(r, 2)).join(' / ')})`;
+      }),
+      '',
+    ]),
+    'Garbage collection in the server during the measured window (median over rounds; the events `--trace-gc` prints, counted ' +
+      'by a `gc` PerformanceObserver):',
+    '',
+    table(['server', 'scavenges', 'scavenge ms', 'mark-compacts', 'mark-compact ms', 'longest pause ms'], list.map((sc) => {
+      const ms = (results.get(sc.key) ?? []).filter((m) => m.gc !== undefined);
+      const med = (f: (g: Gc) => number, d = 0) => fmt(median(ms.map((m) => f(m.gc!))), d);
+      return [sc.label, med((g) => g.minor), med((g) => g.minorMs, 1), med((g) => g.major), med((g) => g.majorMs, 1),
+        med((g) => g.maxMs, 2)];
+    })),
+    '',
     'Per round (req/s, and the ratio to the baseline of the same round):',
     '',
     table(['server', ...Array.from({ length: ROUNDS }, (_, i) => `round ${i + 1}${i % 2 ? ' (reversed)' : ''}`)], list.map((sc) => {

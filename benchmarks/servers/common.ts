@@ -7,6 +7,26 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { createServer, type RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { PerformanceObserver, constants } from 'node:perf_hooks';
+
+/**
+ * Garbage collections since the server started (what `--trace-gc` prints, counted): scavenges
+ * (the young generation) and mark-compacts (the whole heap), with their pause times.
+ */
+const gc = { minor: 0, minorMs: 0, major: 0, majorMs: 0, maxMs: 0 };
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind;
+    if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) {
+      gc.major++;
+      gc.majorMs += e.duration;
+    } else {
+      gc.minor++;
+      gc.minorMs += e.duration;
+    }
+    gc.maxMs = Math.max(gc.maxMs, e.duration);
+  }
+}).observe({ entryTypes: ['gc'] });
 
 /** The user every GET answers with (servers without sessions answer it as a constant). */
 export const USER = 'user-000001';
@@ -88,7 +108,10 @@ function speak(port: number, close: () => Promise<void>, probe: () => object, on
     process.exit(0);
   };
   process.on('message', (m: { type?: string }) => {
-    if (m?.type === 'probe') process.send!({ type: 'probe', cpu: process.cpuUsage(), rss: process.memoryUsage().rss, ...probe() });
+    if (m?.type === 'probe') {
+      process.send!({ type: 'probe', cpu: process.cpuUsage(), rss: process.memoryUsage().rss, gc: { ...gc }, ...probe() });
+      gc.maxMs = 0;
+    }
     else if (m?.type === 'stop') void stop();
   });
   // The orchestrator went away: do not linger.

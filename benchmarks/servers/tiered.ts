@@ -2,6 +2,7 @@
 // through the package's own exports to the built dist/esm). BENCH_LOCAL_CACHE=0 registers it
 // with `localCache: false` (Redis on every request); otherwise the defaults (L1 on). Sign-in goes
 // through POST /login → reply.signIn().
+import { randomBytes, randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import tieredSession from 'tiered-session/fastify';
@@ -9,7 +10,10 @@ import { managerOf } from '../../dist/esm/core/sessions-api.js';
 import { fastFail } from '../support/redis.js';
 import { createApp, env, helloSchema, loginSchema, SECRET, serve, untilTrusted, whenReady, type LoginBody } from './common.js';
 
-const localCache = process.env.BENCH_LOCAL_CACHE === '0' ? false : undefined;
+// BENCH_L1_FILL=n: the L1 holds n other sessions besides the one measured (a cache at scale:
+// its size, not its hit rate, is what such a run measures), with a ttl that keeps them all.
+const fill = Number(process.env.BENCH_L1_FILL ?? 0);
+const localCache = process.env.BENCH_LOCAL_CACHE === '0' ? false : fill > 0 ? { max: fill + 1000, ttl: 3_600_000 } : undefined;
 // BENCH_TELEMETRY=0: `telemetry: false` (no sampled resolve timing, no Redis timings): the
 // metrics-on / metrics-off A/B of the L1 hit.
 const telemetry = process.env.BENCH_TELEMETRY === '0' ? false : undefined;
@@ -49,6 +53,19 @@ app.post<{ Body: LoginBody }>('/login', { schema: loginSchema }, async (request,
 await app.ready();
 const manager = managerOf(app.sessions);
 if (localCache !== false) await untilTrusted(manager, 'tiered server');
+if (fill > 0) {
+  // Sessions of distinct users, as the L1 of a busy instance holds them (not in Redis: never requested).
+  const now = Date.now();
+  const l1 = manager.localCache;
+  for (let i = 0; i < fill; i++) {
+    const id = randomBytes(29).toString('base64url').slice(0, 38);
+    const t = l1.hold(id);
+    l1.fill(t, Object.freeze({ id, userId: randomUUID(), data: {}, createdAt: now, absoluteExpiresAt: now + 86_400_000,
+      remembered: true, authenticatedAt: now }), randomBytes(33).toString('base64url').slice(0, 43), now);
+    l1.release(id, t);
+  }
+  if (manager.localCache.size < fill) throw new Error(`the L1 holds ${manager.localCache.size} of ${fill} sessions`);
+}
 
 await serve(app, () => ({ stats: app.sessions.stats(), cacheTrusted: manager.cacheTrusted }), async () => {
   client.disconnect();

@@ -104,10 +104,7 @@ export class SessionFlows {
     if (at < 0) return null;
     // One resolve in `sampleEvery` is timed: the others pay a decrement, and read no clock.
     if (--this.#metrics.countdown === 0) return this.#timed(header, at);
-    const r = this.#resolving.resolveAt(header, at);
-    if (r === null) return null;
-    if (!(r instanceof Promise)) return r.session;
-    return r.then(sessionOfEntry);
+    return this.#resolving.resolveAt(header, at);
   }
 
   /** resolveHeader() of a sampled request: its duration goes to `tiered_session_resolve_seconds`. */
@@ -118,10 +115,10 @@ export class SessionFlows {
     const r = this.#resolving.resolveAt(header, at);
     if (!(r instanceof Promise)) {
       m.resolveTime.observe((performance.now() - t0) / 1000);
-      return r === null ? null : r.session;
+      return r;
     }
     const took = () => m.resolveTime.observe((performance.now() - t0) / 1000);
-    return r.then((e) => { took(); return sessionOfEntry(e); }, (err: unknown) => { took(); throw err; });
+    return r.then((s) => { took(); return s; }, (err: unknown) => { took(); throw err; });
   }
 
   /**
@@ -146,7 +143,7 @@ export class SessionFlows {
   /** The request's session from its cookie (for a route that did not resolve it on the way in). */
   async sessionOf(headers: IncomingHttpHeaders): Promise<Session | null> {
     const token = this.tokenOf(headers);
-    return token === undefined ? null : ((await this.manager.resolve(token))?.session ?? null);
+    return token === undefined ? null : this.manager.resolve(token);
   }
 
   isCrossSite(r: RequestFacts): boolean {
@@ -336,7 +333,6 @@ export class SessionFlows {
   }
 }
 
-const sessionOfEntry = (e: { session: Session } | null) => (e === null ? null : e.session);
 
 /** A header's single value (a repeated header is ambiguous: treated as absent). */
 function one(v: string | string[] | undefined): string | undefined {

@@ -1,31 +1,7 @@
-import { LRUCache } from 'lru-cache';
+import { PackedTable } from './packed-table.js';
 import type { Session } from './session-data.js';
 import type { StoredSession } from './store/record.js';
-
-/**
- * The L1 entry: three fields, and the `session` object is shared by every request that hits it.
- * Its absolute deadline is `session.absoluteExpiresAt`; its idle deadline is `touched` plus the
- * session's idle timeout, so neither needs a field of its own.
- */
-export interface Entry {
-  readonly session: Session;
-  /**
-   * The secret itself (43 chars), compared in constant time on a hit: no hashing on the hot path.
-   * A pre-warmed entry holds the stored secret hash instead (22 chars) until its first request
-   * proves the secret against it; the lengths tell the two apart.
-   */
-  proof: string;
-  /**
-   * Last activity as this instance knows it, in ms since CLOCK_BASE: a small integer that V8
-   * keeps inline (no boxed double per entry) for the first ~24 days of a process.
-   */
-  touched: number;
-  /** When this instance filled the entry, in ms since CLOCK_BASE (real time): it is dropped `ttl` ms later. */
-  filled: number;
-}
-
-/** Times in L1 entries count from here (whole ms), so they stay small integers. */
-export const CLOCK_BASE = Math.floor(performance.timeOrigin);
+import { ID_LENGTH, SECRET_LENGTH, constantTimeEqual, hashSecret } from './token.js';
 
 let turnNow = 0;
 const clearTurnNow = () => { turnNow = 0; };
@@ -41,9 +17,6 @@ export function coarseNow(): number {
   }
   return turnNow;
 }
-
-/** One options object for every lookup (lru-cache's get allocates one per call without it). */
-const GET_OPTIONS = {};
 
 /**
  * A claim to fill one id later. Whoever reads a session from Redis (a request's miss, a
@@ -63,10 +36,10 @@ export interface Ticket {
  * is proven to deliver; only then is anything filled (and a lapse clears everything).
  */
 export class LocalCache {
-  readonly #lru: LRUCache<string, Entry> | undefined;
+  readonly #table: PackedTable | undefined;
   readonly #tickets = new Map<string, Ticket>();
   readonly #trusted: () => boolean;
-  /** The entries' lifetime: the staleness bound under any fault (kept here on real time, not by lru-cache). */
+  /** The entries' lifetime: the staleness bound under any fault (real time). */
   readonly #ttl: number;
   /**
    * Ids invalidated in the last `#tolerance` ms (insertion order is expiry order), kept only where
@@ -79,7 +52,7 @@ export class LocalCache {
   clears = 0;
 
   constructor(options: { max: number; ttl: number } | false, trusted: () => boolean, replicaLagTolerance = 0) {
-    this.#lru = options === false ? undefined : new LRUCache<string, Entry>({ max: options.max });
+    this.#table = options === false ? undefined : new PackedTable(options.max);
     this.#ttl = options === false ? 0 : options.ttl;
     this.#trusted = trusted;
     this.#tolerance = replicaLagTolerance;
@@ -102,27 +75,56 @@ export class LocalCache {
     this.#recent.set(id, now + this.#tolerance);
   }
 
-  get enabled(): boolean { return this.#lru !== undefined; }
-  get size(): number { return this.#lru?.size ?? 0; }
+  get enabled(): boolean { return this.#table !== undefined; }
+  get size(): number { return this.#table?.size ?? 0; }
 
-  /** The hot path: a plain lookup; `now` is real time (coarseNow()). An entry past its ttl is gone. */
-  get(id: string, now: number): Entry | undefined {
-    const e = this.#lru?.get(id, GET_OPTIONS);
-    if (e !== undefined && now - CLOCK_BASE - e.filled >= this.#ttl) {
-      this.#lru!.delete(id);
-      return undefined;
+  /**
+   * The hot path: the slot of the id at `at` in `s` (read in place), most recently used from now,
+   * or -1; `now` is real time (coarseNow()). An entry past its ttl is gone.
+   */
+  find(s: string, at: number, now: number): number {
+    const tb = this.#table;
+    if (tb === undefined) return -1;
+    const slot = tb.find(s, at);
+    if (slot < 0) return -1;
+    if (now - tb.filledAt(slot) >= this.#ttl) {
+      tb.deleteSlot(slot);
+      return -1;
     }
-    return e;
+    tb.use(slot);
+    return slot;
   }
 
-  delete(id: string): void { this.#lru?.delete(id); }
+  /**
+   * Whether the token at `at` in `s` carries the slot's secret: compared in constant time; a
+   * pre-warmed slot (the stored hash) is proven by hashing once, then keeps the secret.
+   */
+  proves(slot: number, s: string, at: number): boolean {
+    const tb = this.#table!;
+    const from = at + ID_LENGTH + 1;
+    if (!tb.hashed(slot)) return tb.secretMatches(slot, s, from);
+    const secret = s.slice(from, from + SECRET_LENGTH);
+    if (!constantTimeEqual(hashSecret(secret), tb.storedHash(slot))) return false;
+    tb.proven(slot, secret);
+    return true;
+  }
+
+  /** The slot's fields, for the hot path's checks. */
+  remembered(slot: number): boolean { return this.#table!.remembered(slot); }
+  absoluteAt(slot: number): number { return this.#table!.absoluteAt(slot); }
+  touchedAt(slot: number): number { return this.#table!.touchedAt(slot); }
+  setTouched(slot: number, at: number): void { this.#table!.setTouched(slot, at); }
+  session(slot: number): Session { return this.#table!.session(slot); }
+  deleteSlot(slot: number): void { this.#table!.deleteSlot(slot); }
+
+  /** Whether `id` is cached (and within its ttl). */
+  has(id: string, now: number): boolean { return this.find(id, 0, now) >= 0; }
+
+  delete(id: string): void { this.#table?.delete(id); }
 
   /** Ids cached for one user tag (log-out-everywhere drops them before its broadcast returns). */
   idsWithPrefix(tag: string): string[] {
-    if (this.#lru === undefined) return [];
-    const out: string[] = [];
-    for (const k of this.#lru.keys()) if (k.startsWith(tag)) out.push(k);
-    return out;
+    return this.#table?.idsWithPrefix(tag) ?? [];
   }
 
   /** Take (or share) the ticket for `id`. Release it with `release()` when done. */
@@ -140,11 +142,13 @@ export class LocalCache {
     if (--t.holders === 0 && this.#tickets.get(id) === t) this.#tickets.delete(id);
   }
 
-  /** Fill `id` when its ticket is still valid and the channel is trusted. */
-  fill(id: string, t: Ticket, e: Entry): boolean {
-    if (!t.valid || this.#lru === undefined || !this.#trusted()) return false;
-    e.filled = coarseNow() - CLOCK_BASE;
-    this.#lru.set(id, e);
+  /**
+   * Fill `session` when its ticket is still valid and the channel is trusted. `proof` is its
+   * secret (43 characters), or its stored hash (a pre-warm: 22); `touchedAt` its last activity.
+   */
+  fill(t: Ticket, session: Session, proof: string, touchedAt: number): boolean {
+    if (!t.valid || this.#table === undefined || !this.#trusted()) return false;
+    this.#table.set(session, proof, touchedAt, coarseNow());
     return true;
   }
 
@@ -152,7 +156,7 @@ export class LocalCache {
   invalidate(ids: Iterable<string>): void {
     for (const id of ids) {
       if (this.#tolerance > 0) this.#remember(id);
-      this.#lru?.delete(id);
+      this.#table?.delete(id);
       const t = this.#tickets.get(id);
       if (t !== undefined) {
         t.valid = false;
@@ -163,14 +167,9 @@ export class LocalCache {
 
   /** Drop everything and void every ticket (the channel may have lost messages). */
   clear(): void {
-    if (this.#lru !== undefined && this.#lru.size > 0) this.clears++;
-    this.#lru?.clear();
+    if (this.#table !== undefined && this.#table.size > 0) this.clears++;
+    this.#table?.clear();
     for (const t of this.#tickets.values()) t.valid = false;
     this.#tickets.clear();
   }
-}
-
-/** An L1 entry for a session read from Redis; `proof` is its secret, or its stored hash (pre-warm). */
-export function entryOf(session: Session, s: StoredSession, proof: string): Entry {
-  return { session, proof, touched: s.lastActiveAt - CLOCK_BASE, filled: 0 };
 }

@@ -1,5 +1,5 @@
 import type { Cluster } from 'ioredis';
-import { LocalCache, type Entry } from './local-cache.js';
+import { LocalCache } from './local-cache.js';
 import type { Logger } from './log.js';
 import { Metrics, type StatsSnapshot } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
@@ -172,9 +172,9 @@ export class SessionManager {
   // ---- the parts' calls, by name (resolving.ts, writing.ts) --------------------------------
 
   /** See Resolving.resolve. */
-  resolve(token: string): Entry | null | Promise<Entry | null> { return this.resolving.resolve(token); }
+  resolve(token: string): Session | null | Promise<Session | null> { return this.resolving.resolve(token); }
   /** See Resolving.resolveAt. */
-  resolveAt(s: string, at: number): Entry | null | Promise<Entry | null> { return this.resolving.resolveAt(s, at); }
+  resolveAt(s: string, at: number): Session | null | Promise<Session | null> { return this.resolving.resolveAt(s, at); }
   /** Write every queued touch now, in one pipeline (one per user slot on a Cluster). */
   flushTouches(): Promise<void> { return this.resolving.flushTouches(); }
   /** A user's live sessions, most recently active first. */

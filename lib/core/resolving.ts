@@ -1,8 +1,8 @@
 // Resolving: a cookie's token to its session, from the local cache (L1) first and Redis second;
 // the reads behind a miss (from the primary when a replica may lag), the pre-warm of the L1, the
 // throttled touches of last-active, and the device list read. The L1 hit (resolveAt) is the hot
-// path: no allocation beyond the id, no Redis command.
-import { CLOCK_BASE, coarseNow, entryOf, type Entry, type LocalCache, type Ticket } from './local-cache.js';
+// path: the token read in place from the Cookie header, no allocation, no Redis command.
+import { coarseNow, type LocalCache, type Ticket } from './local-cache.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
@@ -15,7 +15,7 @@ import type { RedisStore } from './store/redis-store.js';
 import { TouchQueue, type Touch } from './touch-queue.js';
 import type { UserTags } from './user-tags.js';
 import {
-  ID_LENGTH, SECRET_LENGTH, TOKEN_LENGTH, constantTimeEqual, hashSecret, isPublicId, isTokenShape, secretMatchesAt,
+  ID_LENGTH, TOKEN_LENGTH, constantTimeEqual, hashSecret, isPublicId, isTokenShape,
 } from './token.js';
 
 export class Resolving {
@@ -55,35 +55,38 @@ export class Resolving {
   close(): Promise<void> { return this.#touches.close(); }
 
   /**
-   * Resolve a cookie value. Synchronous on an L1 hit (no promise, no allocation beyond the id);
-   * a promise on a miss. Null for anything that is not a live session, and no Redis call for a
-   * value that cannot be a token.
+   * Resolve a cookie value. Synchronous on an L1 hit (no promise, no allocation); a promise on a
+   * miss. Null for anything that is not a live session, and no Redis call for a value that cannot
+   * be a token.
    */
-  resolve(token: string): Entry | null | Promise<Entry | null> {
+  resolve(token: string): Session | null | Promise<Session | null> {
     return token.length === TOKEN_LENGTH ? this.resolveAt(token, 0) : null;
   }
 
   /**
    * resolve() of the token that starts at `at` in `s` (a Cookie header, the caller having found a
-   * value of a token's length there): the hot path reads it in place, slicing only the id.
+   * value of a token's length there): a hit reads it in place; a miss slices the id and secret.
    */
-  resolveAt(s: string, at: number): Entry | null | Promise<Entry | null> {
+  resolveAt(s: string, at: number): Session | null | Promise<Session | null> {
     // The dot only here: a hit then compares the secret exactly; the full shape check runs
     // before any Redis call.
     if (s.charCodeAt(at + ID_LENGTH) !== 46) return null;
-    const id = s.slice(at, at + ID_LENGTH);
     const now = this.#hotNow();
-    const e = this.#l1.get(id, this.#hotNow === coarseNow ? now : coarseNow());
-    if (e !== undefined && (e.proof.length === SECRET_LENGTH ? secretMatchesAt(e.proof, s, at) : provePrewarmed(e,
-      s.slice(at + ID_LENGTH + 1, at + TOKEN_LENGTH)))) {
-      const since = now - CLOCK_BASE - e.touched;
-      if (since < (e.session.remembered ? this.#o.idleTimeout : this.#o.shortSession.idleTimeout) && now < e.session.absoluteExpiresAt) {
+    const l1 = this.#l1;
+    const slot = l1.find(s, at, this.#hotNow === coarseNow ? now : coarseNow());
+    if (slot >= 0 && l1.proves(slot, s, at)) {
+      const since = now - l1.touchedAt(slot);
+      if (since < (l1.remembered(slot) ? this.#o.idleTimeout : this.#o.shortSession.idleTimeout) && now < l1.absoluteAt(slot)) {
         this.metrics.l1Hits++;
-        if (since >= this.#o.touchInterval) this.#touch(e, now);
-        return e;
+        const session = l1.session(slot);
+        if (since >= this.#o.touchInterval) {
+          l1.setTouched(slot, now);
+          this.#touches.queue(session.id, now);
+        }
+        return session;
       }
       // Idle here may not be idle everywhere (other instances touch too): ask Redis.
-      this.#l1.delete(id);
+      l1.deleteSlot(slot);
     }
     // A wrong secret for a cached id is answered from Redis, exactly as for an uncached id: the
     // timing does not tell whether the id is cached, and a rotation whose broadcast has not
@@ -91,10 +94,10 @@ export class Resolving {
     const token = at === 0 && s.length === TOKEN_LENGTH ? s : s.slice(at, at + TOKEN_LENGTH);
     if (!isTokenShape(token)) return null;
     this.metrics.l1Misses++;
-    return this.#load(id, token.slice(ID_LENGTH + 1));
+    return this.#load(token.slice(0, ID_LENGTH), token.slice(ID_LENGTH + 1));
   }
 
-  async #load(id: string, secret: string): Promise<Entry | null> {
+  async #load(id: string, secret: string): Promise<Session | null> {
     const t = this.#l1.hold(id);
     try {
       t.read ??= this.#read(id);
@@ -104,11 +107,14 @@ export class Resolving {
       if (this.#replay.lost(id, s.rotations)) return null;
       const now = this.#o.now();
       if (now >= s.absoluteAt || now >= s.expiresAt) return null;
-      const mine = own(id);
-      const e = entryOf(this.#sessionOf(mine, s), s, own(secret));
-      if (now - CLOCK_BASE - e.touched >= this.#o.touchInterval) this.#touch(e, now);
-      this.#l1.fill(mine, t, e);
-      return e;
+      const session = this.#sessionOf(own(id), s);
+      let touched = s.lastActiveAt;
+      if (now - touched >= this.#o.touchInterval) {
+        touched = now;
+        this.#touches.queue(session.id, now);
+      }
+      this.#l1.fill(t, session, own(secret), touched);
+      return session;
     } finally {
       this.#l1.release(id, t);
     }
@@ -162,10 +168,10 @@ export class Resolving {
         const now = this.#o.now();
         rows.forEach((s, k) => {
           const id = batch[k];
-          if (s === null || now >= s.absoluteAt || now >= s.expiresAt || this.#l1.get(id, coarseNow()) !== undefined ||
+          if (s === null || now >= s.absoluteAt || now >= s.expiresAt || this.#l1.has(id, coarseNow()) ||
             !this.#tagListed(id, s.userId)
             || this.#replay.lost(id, s.rotations)) return;
-          if (this.#l1.fill(id, tickets[k], entryOf(this.#sessionOf(id, s), s, s.secretHash))) filled++;
+          if (this.#l1.fill(tickets[k], this.#sessionOf(id, s), s.secretHash, s.lastActiveAt)) filled++;
         });
       } finally {
         batch.forEach((id, k) => this.#l1.release(id, tickets[k]));
@@ -173,11 +179,6 @@ export class Resolving {
       if (!this.#trustedNow()) break;
     }
     return filled;
-  }
-
-  #touch(e: Entry, now: number): void {
-    e.touched = now - CLOCK_BASE;
-    this.#touches.queue(e.session.id, now);
   }
 
   /** Write every queued touch now, in one pipeline (one per user slot on a Cluster). */
@@ -236,10 +237,4 @@ export class Resolving {
     }
     return out.sort((a, b) => b.lastActiveAt - a.lastActiveAt);
   }
-}
-
-function provePrewarmed(e: Entry, secret: string): boolean {
-  if (!constantTimeEqual(hashSecret(secret), e.proof)) return false;
-  e.proof = own(secret);
-  return true;
 }

@@ -5,7 +5,7 @@
 import { isIP } from 'node:net';
 import type { DeviceInfo } from './device.js';
 import { ERR_BAD_USER_ID, ERR_NOT_CONFIRMED, ERR_NOT_FOUND } from './errors.js';
-import { CLOCK_BASE, type LocalCache } from './local-cache.js';
+import type { LocalCache } from './local-cache.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
@@ -123,7 +123,7 @@ export class Writing {
       const session: Session = Object.freeze({
         id: own(id), userId, data: parseData(dat), createdAt: now, absoluteExpiresAt: absoluteAt, remembered, authenticatedAt: now,
       });
-      this.#l1.fill(session.id, t, { session, proof: secret, touched: now - CLOCK_BASE, filled: 0 });
+      this.#l1.fill(t, session, secret, now);
       return { session, token: `${session.id}.${secret}`, evicted };
     } finally {
       this.#l1.release(id, t);

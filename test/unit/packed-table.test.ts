@@ -1,0 +1,138 @@
+// The L1's packed storage on its own: a model check against a plain Map kept in LRU order
+// (random sets, deletes, lookups and uses over many growths and evictions), and each field read
+// back as it was written.
+import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import { PackedTable } from '../../lib/core/packed-table.js';
+import type { Session } from '../../lib/core/session-data.js';
+
+const b64 = (n: number) => randomBytes(n).toString('base64url').slice(0, n);
+const TAGS = Array.from({ length: 40 }, () => b64(22));
+const newId = (tag = TAGS[Math.floor(Math.random() * TAGS.length)]) => tag + b64(16);
+const secret = () => b64(43);
+const sessionOf = (id: string, userId: string, i = 0, data: object = {}): Session => Object.freeze({
+  id, userId, data: Object.freeze(data), createdAt: 1_700_000_000_000 + i, absoluteExpiresAt: 1_800_000_000_000 + i,
+  remembered: i % 2 === 0, authenticatedAt: 1_750_000_000_000 + i,
+});
+
+t.test('every field reads back as written, found in place inside a longer string', async (t) => {
+  const tb = new PackedTable(10);
+  const id = newId();
+  const sec = secret();
+  const s = sessionOf(id, 'ünïcode user 🙂', 3, { role: 'admin' });
+  tb.set(s, sec, 1_760_000_000_123, 42);
+  const header = `other=1; sid=${id}.${sec}; x=y`;
+  const at = header.indexOf(id);
+  const slot = tb.find(header, at);
+  t.ok(slot >= 0, 'found from the header, not a slice');
+  t.equal(tb.find(`${id.slice(0, 37)}x`, 0), -1, 'one character off: not found');
+  t.equal(tb.secretMatches(slot, header, at + 39), true, 'the secret matches');
+  t.equal(tb.secretMatches(slot, `${id}.${sec.slice(0, 42)}${sec[42] === 'A' ? 'B' : 'A'}`, 39), false, 'a last character off does not');
+  t.equal(tb.hashed(slot), false);
+  t.equal(tb.remembered(slot), false);
+  t.equal(tb.absoluteAt(slot), s.absoluteExpiresAt);
+  t.equal(tb.touchedAt(slot), 1_760_000_000_123);
+  t.equal(tb.filledAt(slot), 42);
+  tb.setTouched(slot, 5);
+  t.equal(tb.touchedAt(slot), 5);
+  t.equal(tb.session(slot), s, 'the object filled is the object answered while it is recent');
+  t.equal(tb.idOf(slot), id);
+});
+
+t.test('a pre-warmed slot holds the stored hash until proven', async (t) => {
+  const tb = new PackedTable(10);
+  const id = newId();
+  const hash = b64(22);
+  tb.set(sessionOf(id, 'u'), hash, 0, 0);
+  const slot = tb.find(id, 0);
+  t.equal(tb.hashed(slot), true);
+  t.equal(tb.storedHash(slot), hash);
+  const sec = secret();
+  tb.proven(slot, sec);
+  t.equal(tb.hashed(slot), false);
+  t.equal(tb.secretMatches(slot, `${id}.${sec}`, 39), true, 'then it keeps the secret');
+});
+
+t.test('sessions are rebuilt from their slot once no longer among the recent ones, with the same fields', async (t) => {
+  const tb = new PackedTable(10_000);
+  const first = sessionOf(newId(), 'ana', 2, { plan: 'pro', n: [1, 2] });
+  tb.set(first, secret(), 0, 0);
+  for (let i = 0; i < 5000; i++) tb.set(sessionOf(newId(), `u${i % 100}`, i), secret(), 0, 0);
+  const slot = tb.find(first.id, 0);
+  const again = tb.session(slot);
+  t.not(again, first, 'a new object');
+  t.same(again, first, 'equal field by field (data included)');
+  t.ok(Object.isFrozen(again), 'frozen');
+  t.equal(tb.session(slot), again, 'and kept while recent');
+});
+
+t.test('model check: random sets, deletes, finds and uses against a Map in LRU order', async (t) => {
+  for (const max of [1, 7, 1500, 5000]) {
+    const tb = new PackedTable(max);
+    /** id → [session, secret, touched]; insertion order is recency (oldest first). */
+    const model = new Map<string, [Session, string, number]>();
+    const ids: string[] = [];
+    let mismatches = 0;
+    const touch = (id: string) => { const v = model.get(id)!; model.delete(id); model.set(id, v); };
+    for (let step = 0; step < 40_000; step++) {
+      const r = Math.random();
+      if (r < 0.45 || ids.length === 0) {
+        const id = ids.length > 0 && Math.random() < 0.1 ? ids[Math.floor(Math.random() * ids.length)] : newId();
+        const s = sessionOf(id, `user${Math.floor(Math.random() * 50)}`, step, step % 7 === 0 ? { step } : {});
+        const sec = secret();
+        tb.set(s, sec, step, step);
+        model.delete(id);
+        model.set(id, [s, sec, step]);
+        if (model.size > max) model.delete(model.keys().next().value!);
+        ids.push(id);
+      } else if (r < 0.6) {
+        const id = ids[Math.floor(Math.random() * ids.length)];
+        if (tb.delete(id) !== model.delete(id)) mismatches++;
+      } else {
+        const id = ids[Math.floor(Math.random() * ids.length)];
+        const slot = tb.find(id, 0);
+        const m = model.get(id);
+        if ((slot >= 0) !== (m !== undefined)) { mismatches++; continue; }
+        if (m === undefined) continue;
+        const s = tb.session(slot);
+        if (s.id !== id || s.userId !== m[0].userId || s.createdAt !== m[0].createdAt || s.remembered !== m[0].remembered ||
+          JSON.stringify(s.data) !== JSON.stringify(m[0].data) || tb.touchedAt(slot) !== m[2] ||
+          !tb.secretMatches(slot, `${id}.${m[1]}`, 39)) mismatches++;
+        tb.use(slot);
+        touch(id);
+      }
+      if (tb.size !== model.size) mismatches++;
+    }
+    t.equal(mismatches, 0, `max ${max}: no difference from the model over 40,000 steps (${tb.size} cached at the end)`);
+    // Every id the model holds is found, and no other.
+    t.equal([...model.keys()].filter((id) => tb.find(id, 0) < 0).length, 0, `max ${max}: every cached id is found`);
+    t.equal(ids.filter((id) => !model.has(id) && tb.find(id, 0) >= 0).length, 0, `max ${max}: no evicted or deleted id is`);
+  }
+});
+
+t.test('idsWithPrefix: one tag\'s ids, after evictions and deletes', async (t) => {
+  const tb = new PackedTable(50);
+  const tag = TAGS[0];
+  const mine: string[] = [];
+  for (let i = 0; i < 200; i++) {
+    const id = i % 3 === 0 ? newId(tag) : newId(TAGS[1 + (i % 5)]);
+    tb.set(sessionOf(id, 'u'), secret(), 0, 0);
+    if (id.startsWith(tag)) mine.push(id);
+  }
+  tb.delete(mine.at(-1)!);
+  const expected = mine.filter((id) => tb.find(id, 0) >= 0);
+  t.ok(expected.length > 5, `${expected.length} of the tag's sessions still cached`);
+  t.same(tb.idsWithPrefix(tag).sort(), expected.sort());
+});
+
+t.test('clear empties everything; the table works again afterwards', async (t) => {
+  const tb = new PackedTable(3000);
+  const ids = Array.from({ length: 2500 }, () => newId());
+  for (const id of ids) tb.set(sessionOf(id, 'u'), secret(), 0, 0);
+  tb.clear();
+  t.equal(tb.size, 0);
+  t.equal(ids.filter((id) => tb.find(id, 0) >= 0).length, 0, 'nothing found');
+  const s = sessionOf(newId(), 'v');
+  tb.set(s, secret(), 0, 0);
+  t.equal(tb.session(tb.find(s.id, 0)).userId, 'v');
+});
