@@ -8,15 +8,17 @@
 //    (bare Fastify, bare Express) measured in the same round.
 // 2. Sign-in throughput: POST /login through each adapter against its framework's bare POST of
 //    the same body.
-// 3. resolve-micro.ts, propagation.ts and memory.ts, each as a child process.
+// 3. resolve-micro.ts, propagation.ts, revocation-http.ts, memory.ts and replicas.ts, each as a
+//    child process.
 //
 // Settings (CLI flag or environment): --duration / BENCH_DURATION (s, default 10),
 // --warmup / BENCH_WARMUP (s, 3), --connections / BENCH_CONNECTIONS (50), --rounds /
 // BENCH_ROUNDS (3), --only / BENCH_ONLY and --skip / BENCH_SKIP (comma-separated keys of
-// servers, frameworks (fastify, express) or parts: http, login, micro, propagation, memory; a
-// server's baseline is measured with it unless skipped by name), REDIS_URL (use that server instead
-// of a private one: never flushed, only this run's keys are deleted), plus the settings of the
-// other scripts (BENCH_SESSIONS, BENCH_L1_ENTRIES, BENCH_ITERATIONS, BENCH_REVOCATIONS).
+// servers, frameworks (fastify, express) or parts: http, login, micro, propagation,
+// revocation-http, memory, replicas; a server's baseline is measured with it unless skipped by
+// name), REDIS_URL (use that server instead of a private one: never flushed, only this run's keys
+// are deleted), plus the settings of the other scripts (BENCH_SESSIONS, BENCH_L1_ENTRIES,
+// BENCH_ITERATIONS, BENCH_REVOCATIONS, BENCH_REVOCATIONS_HTTP).
 import autocannon, { type Options, type RequestSpec, type Result } from 'autocannon';
 import { USER } from './servers/common.js';
 import { PostgresServer } from '../test/fixtures/postgres.js';
@@ -515,6 +517,7 @@ async function main(): Promise<void> {
   const scripts: [string, string, string[]][] = [
     ['micro', 'benchmarks/resolve-micro.ts', []],
     ['propagation', 'benchmarks/propagation.ts', []],
+    ['revocation-http', 'benchmarks/revocation-http.ts', []],
     ['memory', 'benchmarks/memory.ts', ['--expose-gc']],
     ['replicas', 'benchmarks/replicas.ts', []],
   ];

@@ -50,6 +50,11 @@ app.post<{ Body: LoginBody }>('/login', { schema: loginSchema }, async (request,
   return { userId: s.userId, sessionId: s.id };
 });
 
+app.post('/logout', async (_request, reply) => {
+  await reply.signOut();
+  reply.code(204);
+});
+
 await app.ready();
 const manager = managerOf(app.sessions);
 if (localCache !== false) await untilTrusted(manager, 'tiered server');

@@ -12,6 +12,7 @@ const FLAGS = {
   'l1-entries': 'BENCH_L1_ENTRIES',
   iterations: 'BENCH_ITERATIONS',
   revocations: 'BENCH_REVOCATIONS',
+  'revocations-http': 'BENCH_REVOCATIONS_HTTP',
   failovers: 'BENCH_FAILOVERS',
   only: 'BENCH_ONLY',
   skip: 'BENCH_SKIP',
