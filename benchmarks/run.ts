@@ -90,6 +90,8 @@ const SCENARIOS: Scenario[] = [
   // Express: every ratio against bare Express of the same round.
   { key: 'express-bare', label: 'bare Express 5, no session (Express ceiling)', script: 'benchmarks/servers/express-bare.ts', kind: 'get',
     sessions: 'none', baseline: 'express-bare' },
+  { key: 'express-bare-layers', label: 'bare Express 5 + two no-op layers (where the adapter mounts its two)',
+    script: 'benchmarks/servers/express-bare.ts', env: { BENCH_NOOP_LAYERS: '1' }, kind: 'get', sessions: 'none', baseline: 'express-bare' },
   { key: 'express-tiered', label: 'tiered-session/express, L1 hit', script: 'benchmarks/servers/express-tiered.ts', kind: 'get',
     sessions: 'shared', baseline: 'express-bare' },
   { key: 'express-tiered-no-telemetry', label: 'tiered-session/express, L1 hit, telemetry: false (metrics off)',
@@ -133,6 +135,7 @@ const COMPARISONS: [string, string][] = [
   ['express-bare', 'bare'],
   ['express-tiered', 'tiered'],
   ['tiered-l1-1m', 'tiered-l1-10k'],
+  ['express-tiered', 'express-bare-layers'],
 ];
 
 /** Pairs whose p99 latencies are compared (median over rounds of the ratio in the same round). */

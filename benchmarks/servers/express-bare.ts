@@ -5,6 +5,12 @@ import { FAKE_SESSION_ID, serveHttp, USER } from './common.js';
 import { createExpressApp, hello, loginBody } from './express-common.js';
 
 const app = createExpressApp();
+// BENCH_NOOP_LAYERS=1: the two layers the adapter adds (`app.use(sessions)` and
+// `app.use('/sessions', sessions.routes)`), as no-ops: what those layers cost Express itself.
+if (process.env.BENCH_NOOP_LAYERS === '1') {
+  app.use((_req, _res, next) => next());
+  app.use('/sessions', (_req, _res, next) => next());
+}
 
 app.get('/hello', (_req, res) => hello(res, USER));
 
