@@ -247,8 +247,11 @@ t.test('a sign-in whose cap eviction no replica confirms answers 503, not succes
   // confirmed with WAIT like a sign-out. With the replica held back the sign-in must not succeed.
   const keyPrefix = prefixes();
   const a = await app(t, { keyPrefix, maxSessionsPerUser: 1 });
+  // Another instance, which only hears of the eviction (over the channel) and of its undo.
+  const b = await app(t, { keyPrefix, maxSessionsPerUser: 1 });
   const judge = await app(t, { keyPrefix, localCache: false, confirmRevocations: false });
   const first = await signIn(a, 'capped');
+  t.equal((await me(b, first.token)).statusCode, 200, 'the other instance serves the first session');
   const replica = (await cluster.replicasOf(await cluster.masterForKey(a.sessions.store.sessionKey(first.id))))[0];
   await waitForSync(replica);
   await pauseReplication(replica);
@@ -264,7 +267,11 @@ t.test('a sign-in whose cap eviction no replica confirms answers 503, not succes
   t.equal(await eventually(async () => (await me(judge, first.token)).statusCode, (c) => c === 200, 10_000), 200,
     'the sign-in is undone: the evicted session is back');
   t.equal(await eventually(async () => (await me(a, first.token)).statusCode, (c) => c === 200, 5000), 200,
-    'and the instance that heard its eviction serves it again');
+    'and the instance that evicted it serves it again');
+  // The undo says what it restored: an instance that heard only the eviction would otherwise take
+  // the session for one a failover brought back, refuse it and end it again.
+  t.equal(await eventually(async () => (await me(b, first.token)).statusCode, (c) => c === 200, 5000), 200,
+    'and so does the instance that only heard of the eviction');
   t.equal((await me(judge, first.token)).statusCode, 200, 'still back (nobody revoked it again)');
 
   await waitForSync(replica);
