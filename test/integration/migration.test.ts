@@ -86,8 +86,15 @@ async function start(t: Test, file: string, extra: Record<string, string> = {}) 
   child.stderr!.on('data', (b: Buffer) => { app.out += b.toString(); });
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
   let up = false;
+  // Up once it answers a lookup that reads Redis: a well-formed token nobody issued is 401 when
+  // the app's client is connected, 503 while it is still connecting (the examples listen before
+  // Redis answers, as fail-fast clients do).
+  const unknown = { cookie: `${NEW}=${'A'.repeat(38)}.${'B'.repeat(43)}` };
   for (const until = Date.now() + 30_000; !up && Date.now() < until && child.exitCode === null;) {
-    try { up = (await fetch(`${app.url}/me`)).status === 401; } catch { await sleep(100); }
+    try {
+      up = (await fetch(`${app.url}/me`)).status === 401 && (await fetch(`${app.url}/me`, { headers: unknown })).status === 401;
+    } catch { /* not listening yet */ }
+    if (!up) await sleep(100);
   }
   t.ok(up, `${file} listens and /me without a session answers 401 ${up ? '' : app.out}`);
   return app;
