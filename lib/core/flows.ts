@@ -333,7 +333,6 @@ export class SessionFlows {
   }
 }
 
-
 /** A header's single value (a repeated header is ambiguous: treated as absent). */
 function one(v: string | string[] | undefined): string | undefined {
   return typeof v === 'string' ? v : undefined;

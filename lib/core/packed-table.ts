@@ -1,5 +1,5 @@
-import type { Session, SessionData } from './session-data.js';
-import { HASH_LENGTH, ID_LENGTH, SECRET_LENGTH, TAG_LENGTH } from './token.js';
+import { EMPTY_DATA, type Session, type SessionData } from './session-data.js';
+import { BASE64URL, HASH_LENGTH, ID_LENGTH, SECRET_LENGTH, TAG_LENGTH } from './token.js';
 
 // The L1's storage. Every field of a cached session has a fixed width, so each lives in a typed
 // array at the session's slot: the id's 38 and the secret's 43 base64url characters as bytes,
@@ -19,11 +19,9 @@ const REMEMBERED = 1;
 /** The proof is the stored secret hash (a pre-warmed slot), not yet the secret itself. */
 const HASHED = 2;
 
-const EMPTY_DATA: Readonly<SessionData> = Object.freeze({});
-
 /** base64url character → its 6 bits (other characters → 0: the full id is compared anyway). */
 const SIX = new Uint8Array(65536);
-[...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'].forEach((c, i) => { SIX[c.charCodeAt(0)] = i; });
+[...BASE64URL].forEach((c, i) => { SIX[c.charCodeAt(0)] = i; });
 
 /**
  * The index position of an id: five characters of its random part (CSPRNG output, and only ids

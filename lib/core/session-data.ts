@@ -52,7 +52,8 @@ export interface SessionInfo {
   readonly remembered: boolean;
 }
 
-const EMPTY_DATA: Readonly<SessionData> = Object.freeze({});
+/** The data of a session without any: one frozen object, shared. */
+export const EMPTY_DATA: Readonly<SessionData> = Object.freeze({});
 
 /** Validate session data as plain JSON and return its serialised form ('' for none). */
 export function serialiseData(data: unknown, maxBytes: number): string {

@@ -36,8 +36,10 @@ export const BUCKETS: readonly string[] = Object.freeze(
   Array.from({ length: BUCKET_COUNT }, (_, i) => BUCKET_TABLE.slice(i * BUCKET_LENGTH, (i + 1) * BUCKET_LENGTH)),
 );
 
+/** The base64url alphabet, in value order. */
+export const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 const B64URL = new Uint8Array(128);
-for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_') B64URL[c.charCodeAt(0)] = 1;
+for (const c of BASE64URL) B64URL[c.charCodeAt(0)] = 1;
 
 function isB64url(s: string, from: number, to: number): boolean {
   for (let i = from; i < to; i++) {
