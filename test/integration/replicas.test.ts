@@ -219,6 +219,9 @@ t.test('after a failover, revocations on the moved slots follow the redirect: th
   const [first, second] = [moved[0], await signIn(a, 'moved-0')];
   t.ok(moved.length >= 2, `${moved.length} sessions on the master to kill`);
   for (const s of [...moved, second]) t.equal((await me(a, s.token)).statusCode, 200, 'cached before the failover');
+  // The replica has every session before its master dies (replication is asynchronous: a
+  // session created just before the kill may not survive it, which is not what this tests).
+  await waitForSync((await cluster.replicasOf(master))[0]);
 
   await cluster.killMaster(master);
   const promoted = await cluster.waitForPromotion(master);
@@ -270,6 +273,10 @@ t.test('a sign-in whose cap eviction no replica confirms answers 503, not succes
     'and the instance that evicted it serves it again');
   // The undo says what it restored: an instance that heard only the eviction would otherwise take
   // the session for one a failover brought back, refuse it and end it again.
+  // Give the undo's broadcast time to reach the other instance: read before it arrives, the
+  // session looks like one a failover brought back, and that instance ends it again (the safe
+  // side of the race; this asserts the broadcast, which a missing one fails however long it waits).
+  await sleep(500);
   t.equal(await eventually(async () => (await me(b, first.token)).statusCode, (c) => c === 200, 5000), 200,
     'and so does the instance that only heard of the eviction');
   t.equal((await me(judge, first.token)).statusCode, 200, 'still back (nobody revoked it again)');
