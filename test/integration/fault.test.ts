@@ -5,12 +5,10 @@
 import t from 'tap';
 import { runCell, startWithFirstCell } from '../fault/cell.js';
 import type { FaultName, TopologyName } from '../fault/topology.js';
+import { leaveWhenDone } from '../fixtures/leave.js';
 
 t.setTimeout(300_000);
-// Once everything is stopped, leave: under the test runner this process was seen to stay alive
-// after its last test (its event loop spinning with nothing of ours pending) until the runner's
-// timeout.
-t.teardown(() => { setTimeout(() => process.exit(), 2000); });
+leaveWhenDone(t);
 
 const cells: Array<[TopologyName, FaultName]> = [
   ['single', 'stall'],
