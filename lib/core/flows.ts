@@ -219,10 +219,14 @@ export class SessionFlows {
     return setCookieLine(this.#o.cookie, token, session.remembered ? session.absoluteExpiresAt - now : null);
   }
 
-  /** The user re-proved their credentials: `authenticatedAt` moves to now (on every instance). */
-  async confirmAuthentication(current: Session | null): Promise<Session> {
+  /**
+   * The user re-proved their credentials: a new token (the old one stops working everywhere) and
+   * `authenticatedAt` moves to now.
+   */
+  async confirmAuthentication(current: Session | null): Promise<{ session: Session; setCookie: string }> {
     if (current === null) throw new ERR_NO_SESSION();
-    return this.manager.reauthenticate(current);
+    const { session, token } = await this.manager.reauthenticate(current);
+    return { session, setCookie: this.#cookieFor(session, token, this.#o.now()) };
   }
 
   /**

@@ -199,7 +199,7 @@ export class SessionManager {
   /** See Writing.update. */
   update(session: Session, data: SessionData): Promise<Session> { return this.writing.update(session, data); }
   /** See Writing.reauthenticate. */
-  reauthenticate(session: Session): Promise<Session> { return this.writing.reauthenticate(session); }
+  reauthenticate(session: Session): Promise<{ session: Session; token: string }> { return this.writing.reauthenticate(session); }
 
   // ---- coherence -------------------------------------------------------------------------
 

@@ -254,15 +254,25 @@ export class Writing {
 
   /** Give a session a new secret (privilege change). The old token stops working everywhere. */
   async rotate(publicId: string): Promise<string> {
+    return this.#rotate(publicId, this.#o.now());
+  }
+
+  /**
+   * A new secret for the session (acknowledged like a revocation: the old token must not come
+   * back), and with `authenticatedAt` the re-authentication's time set in the same step.
+   */
+  async #rotate(publicId: string, at: number, authenticatedAt?: number): Promise<string> {
     const secret = newSecret();
     const secretHash = hashSecret(secret);
     let count: number;
     try {
-      count = await this.#write(() => this.#store.rotate(publicId, secretHash, preciseNow(), this.#o.now()));
+      count = await this.#write(() => this.#store.rotate(publicId, secretHash, preciseNow(), at, undefined, authenticatedAt));
     } finally {
       this.#l1.invalidate([publicId]);
     }
     if (count === 0) throw new ERR_NOT_FOUND();
+    // A replay re-applies the hash only: a confirmation a failover lost leaves an older
+    // `authenticatedAt`, which asks for the password sooner, never later.
     this.#replay.noteRotation(publicId, secretHash, count);
     return `${publicId}.${secret}`;
   }
@@ -277,15 +287,14 @@ export class Writing {
   }
 
   /**
-   * The user proved their credentials again (a password prompt, a second factor): the session's
-   * `authenticatedAt` moves to now, in Redis first; every instance drops its cached copy.
+   * The user proved their credentials again (a password prompt, a second factor): the session
+   * gets a new token, as at a sign-in, and its `authenticatedAt` moves to now, both in one step in
+   * Redis; the old token stops working and every instance drops its cached copy.
    */
-  async reauthenticate(session: Session): Promise<Session> {
+  async reauthenticate(session: Session): Promise<{ session: Session; token: string }> {
     const now = this.#o.now();
-    const ok = await this.#write(() => this.#store.setAuthenticatedAt(session.id, now, preciseNow()));
-    this.#l1.invalidate([session.id]);
-    if (!ok) throw new ERR_NOT_FOUND();
-    return Object.freeze({ ...session, authenticatedAt: now });
+    const token = await this.#rotate(session.id, now, now);
+    return { session: Object.freeze({ ...session, authenticatedAt: now }), token };
   }
 
   /**

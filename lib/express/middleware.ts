@@ -58,7 +58,10 @@ declare global {
       rotateSession(): Promise<import('../core/session-data.js').Session>;
       /** Replace the current session's data (stored in Redis first). */
       updateSession(data: import('../core/session-data.js').SessionData): Promise<import('../core/session-data.js').Session>;
-      /** The user just re-proved their credentials: `authenticatedAt` becomes now, on every instance. */
+      /**
+       * The user just re-proved their credentials: the session gets a new token (set as the cookie;
+       * the old one stops working everywhere) and `authenticatedAt` becomes now.
+       */
       confirmAuthentication(): Promise<import('../core/session-data.js').Session>;
     }
   }
@@ -179,8 +182,10 @@ const HELPERS = {
   },
   async confirmAuthentication(this: Request): Promise<Session> {
     const slot = slotOf(this);
-    slot.session = await slot.flows.confirmAuthentication(slot.session);
-    return slot.session;
+    const { session, setCookie } = await slot.flows.confirmAuthentication(slot.session);
+    this.res!.append('Set-Cookie', setCookie);
+    slot.session = session;
+    return session;
   },
 };
 const installed = new WeakMap<object, Set<string>>();

@@ -68,7 +68,10 @@ declare module 'fastify' {
     signOut(): Promise<void>;
     /** New token for the current session (privilege change); the old token stops working. */
     rotateSession(): Promise<TieredSession>;
-    /** The user just re-proved their credentials: `authenticatedAt` becomes now, on every instance. */
+    /**
+     * The user just re-proved their credentials: the session gets a new token (set as the cookie;
+     * the old one stops working everywhere) and `authenticatedAt` becomes now.
+     */
     confirmAuthentication(): Promise<TieredSession>;
   }
 }
@@ -194,8 +197,10 @@ async function tieredSessionPlugin(fastify: FastifyInstance, options: FastifySes
 
   fastify.decorateReply('confirmAuthentication', async function confirmAuthentication(this: FastifyReply) {
     const into = get(this.request);
-    into.session = await flows.confirmAuthentication(into.session);
-    return into.session;
+    const { session, setCookie } = await flows.confirmAuthentication(into.session);
+    this.header('set-cookie', setCookie);
+    into.session = session;
+    return session;
   });
 
   fastify.decorateRequest('updateSession', async function updateSession(this: FastifyRequest, data: SessionData) {

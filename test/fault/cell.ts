@@ -5,11 +5,11 @@
 // What is checked (README, "Replicated Redis", "Staleness and coherence guarantee", "Failure
 // policy"):
 // - undone: a token whose revocation was ACKNOWLEDGED (a 2xx answer to sign-out, revoke one, log
-//   out everywhere, rotate, a sign-in carrying it, or a sign-in whose cap eviction removed it) is
-//   accepted (2xx) by a request sent after the acknowledgement on the instance that acknowledged
+//   out everywhere, rotate, confirm authentication (it rotates), a sign-in carrying it, or a
+//   sign-in whose cap eviction removed it) is accepted (2xx) by a request sent after the acknowledgement on the instance that acknowledged
 //   it, or on any instance later than the L1 `ttl` (15 s) after it, or at the final read.
 //   Accepted on another instance within the ttl is counted as `late` (the README's bound).
-// - lost: a session whose sign-in (or rotation) answered 2xx and that nothing acknowledged or
+// - lost: a session whose sign-in (or rotation, or confirmation) answered 2xx and that nothing acknowledged or
 //   attempted ending answers 401 at the final read, unless its sign-in was answered while a
 //   failover was possible (from 2 s before the fault to its heal: sign-ins are not confirmed).
 //   A non-2xx answer to anything that may end a session makes that session's state unknown
@@ -159,6 +159,11 @@ export async function runCell(topology: Topology, fault: FaultName, cellIndex: n
     }
   };
   const up = () => instances.filter((i) => i.up);
+  // While the fault runs (and from 2 s before it, as the lost check counts), a fault that can
+  // promote a replica may lose a session signed in then.
+  let faultStart = Infinity;
+  const mayHaveFailedOver = (createdAt: number) => (fault === 'master-kill' || fault === 'stall') &&
+    createdAt >= faultStart - 2000 && (res.window === undefined || createdAt <= res.window.healed);
   const live = (u: User) => u.toks.filter((t) => t.state === 'live');
 
   // --- operations (one at a time per user, so each answer says exactly what changed) ---
@@ -167,17 +172,6 @@ export async function runCell(topology: Topology, fault: FaultName, cellIndex: n
     const before = live(u).filter((t) => t !== carry);
     // Sessions the server may hold besides the carried one: at the cap, a sign-in evicts.
     const atCap = u.toks.filter((t) => t.state !== 'revoked' && t !== carry).length >= cap;
-    // At the cap, the sessions the server holds before the sign-in (read from a primary): one
-    // missing from the list after it was evicted only if it was listed before. A sign-in is not
-    // confirmed, so a failover can lose a session; its creator's cache may still serve it, and
-    // such a session was never revoked (the final read judges it as lost, excused in a failover).
-    const lister = up().find((i) => !(i.config.endpoint.kind === 'single' && i.config.endpoint.readFromUrl)) ?? inst;
-    const list = async (token: string) => {
-      const l = await call(lister, 'GET', '/sessions', token);
-      return l.status === 200 ? new Set((l.body as { sessions: { id: string }[] }).sessions.map((s) => s.id)) : undefined;
-    };
-    let held: Set<string> | undefined;
-    if (atCap) for (const w of [carry, ...before].slice(0, 3)) if (w && !held) held = await list(w.token);
     const a = await call(inst, 'POST', '/login', carry?.token, { user: u.name });
     if (!ok(a.status) || !a.token) {
       if (a.status !== 0 && a.status < 500) return;
@@ -189,10 +183,18 @@ export async function runCell(topology: Topology, fault: FaultName, cellIndex: n
     const t = newTok(u, (a.body as { id: string }).id, a.token, a.at, `sign-in on ${inst.name}`);
     if (carry) ack(carry, a.at, inst, `sign-in carrying it on ${inst.name}`);
     if (!atCap) return;
-    // The cap evicted someone: which one, from the device list after it.
-    const ids = await list(t.token);
-    if (!ids || !held) { before.forEach(unsure); return; }
-    for (const b of before) if (!ids.has(b.id) && held.has(b.id)) ack(b, a.at, inst, `cap eviction by a sign-in on ${inst.name}`);
+    // The cap evicted someone: which one, from the device list (read from a primary). A session
+    // signed in while a failover was possible may be missing because the failover lost it (sign-ins
+    // are not confirmed) while its creator's L1 still serves it: never revoked, its fate is open.
+    const lister = up().find((i) => !(i.config.endpoint.kind === 'single' && i.config.endpoint.readFromUrl)) ?? inst;
+    const l = await call(lister, 'GET', '/sessions', t.token);
+    if (l.status !== 200) { before.forEach(unsure); return; }
+    const ids = new Set((l.body as { sessions: { id: string }[] }).sessions.map((s) => s.id));
+    for (const b of before) {
+      if (ids.has(b.id)) continue;
+      if (mayHaveFailedOver(b.createdAt)) unsure(b);
+      else ack(b, a.at, inst, `cap eviction by a sign-in on ${inst.name}`);
+    }
   }
 
   async function op(u: User): Promise<void> {
@@ -233,8 +235,12 @@ export async function runCell(topology: Topology, fault: FaultName, cellIndex: n
       return;
     }
     if (r < 75) {
+      // A confirmed authentication rotates the token, as a sign-in makes a new one.
       const x = await call(inst, 'POST', '/reauth', a.token);
-      observe(a, inst, x.sent, x.status);
+      if (ok(x.status) && x.token) {
+        ack(a, x.at, inst, `re-authentication on ${inst.name}`);
+        newTok(u, a.id, x.token, x.at, `re-authentication on ${inst.name}`);
+      } else if (x.status === 0 || x.status >= 500) { unsure(a); res.unconfirmed++; }
       return;
     }
     const t = pick(u.toks);
@@ -286,6 +292,7 @@ export async function runCell(topology: Topology, fault: FaultName, cellIndex: n
     const faultRun = (async () => {
       await sleep(Math.min(4000, opts.seconds * 200));
       const start = Date.now();
+      faultStart = start;
       if (fault === 'pg-down') {
         if (!opts.postgres) throw new Error('pg-down needs a PostgreSQL');
         await opts.postgres.kill();

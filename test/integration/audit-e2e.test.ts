@@ -197,7 +197,7 @@ t.test('every end reason a real flow produces lands in the table once, with the 
   });
 });
 
-t.test('rotations are counted on the same row; data updates and a confirmed authentication keep it', async (t) => {
+t.test('rotations are counted on the same row (a confirmed authentication rotates too); data updates keep it', async (t) => {
   await eachTarget(t, async (t, target) => {
     let clock = Math.floor(Date.now() / 1000) * 1000;
     const { app, table } = await auditedApp(t, target, { now: () => clock });
@@ -216,17 +216,19 @@ t.test('rotations are counted on the same row; data updates and a confirmed auth
     t.equal((await app.inject({ method: 'POST', url: '/update', payload: { data: { cart: 3 } }, ...as(cur) })).statusCode, 200,
       'data updated');
     clock += 1000;
-    t.equal((await app.inject({ method: 'POST', url: '/confirm', ...as(cur) })).statusCode, 200, 'authentication confirmed');
+    const confirmed = await app.inject({ method: 'POST', url: '/confirm', ...as(cur) });
+    t.equal(confirmed.statusCode, 200, 'authentication confirmed');
+    cur.token = tokenOf(confirmed)!;
     t.same((await get(app, '/me', cur)).json().data, { cart: 3 });
-    await delivered(t, [app], 3, 'events (created, rotated twice)');
-    t.same(diffRows(await readRows(pool, table), [{ ...fresh(s, 'linux', created), rotations: 2 }]), noDiff, 'one live row, rotations 2');
+    await delivered(t, [app], 4, 'events (created, rotated twice, rotated by the confirmation)');
+    t.same(diffRows(await readRows(pool, table), [{ ...fresh(s, 'linux', created), rotations: 3 }]), noDiff, 'one live row, rotations 3');
 
     clock += 1000;
     t.equal((await app.inject({ method: 'POST', url: '/logout', ...as(cur) })).statusCode, 204);
-    await delivered(t, [app], 4, 'events (and the sign-out)');
-    t.same(diffRows(await readRows(pool, table), [{ ...fresh(s, 'linux', created), rotations: 2, endedAt: clock, endReason: 'sign-out' }]),
+    await delivered(t, [app], 5, 'events (and the sign-out)');
+    t.same(diffRows(await readRows(pool, table), [{ ...fresh(s, 'linux', created), rotations: 3, endedAt: clock, endReason: 'sign-out' }]),
       noDiff,
-      'the same row ended: still rotations 2');
+      'the same row ended: still rotations 3');
   });
 });
 

@@ -176,7 +176,7 @@ t.test('concurrent sign-ins of one device type on two instances leave exactly it
 });
 
 t.test('recent authentication: the guard answers 403 with a coded error once the sign-in is older than maxAge; a confirmation on one ' +
-  'instance reaches the other', async (t) => {
+  'instance reaches the other, with a new token (the old one refused on both)', async (t) => {
   await eachTarget(t, async (t, target) => {
     let clock = Date.now();
     const { a, b } = await twoInstances(t, target, { now: () => clock });
@@ -199,12 +199,19 @@ t.test('recent authentication: the guard answers 403 with a coded error once the
     const c = await a.inject({ method: 'POST', url: '/confirm', cookies });
     t.equal(c.statusCode, 200, 'the app re-checked the password and confirms');
     t.equal(c.json().authenticatedAt, clock, 'authenticatedAt moves to now');
-    t.equal((await sensitive(a)).statusCode, 200, 'the action is allowed again on A');
+    // A re-authentication gets a new token, as a sign-in does: the same session, a new secret.
+    const token = tokenOf(c);
+    t.ok(token !== undefined && token !== s.token, 'a confirmation sets a new token as the cookie');
+    t.equal(token!.slice(0, s.token.indexOf('.')), s.token.slice(0, s.token.indexOf('.')), 'for the same session (its id kept)');
+    const old = cookies[COOKIE];
+    cookies[COOKIE] = token!;
+    t.equal((await sensitive(a)).statusCode, 200, 'the action is allowed again on A with the new token');
+    t.equal((await me(a, old)).statusCode, 401, 'the old token is refused on A');
     await eventually(async () => b.sessions.stats().revocationsReceived, (n) => n > before, 1000);
+    t.equal((await me(b, old)).statusCode, 401, 'and on B, which had cached it');
     const rb = await sensitive(b);
-    t.equal(rb.statusCode, 200, 'and on B, which had cached the old authenticatedAt');
-    t.equal(rb.json().authenticatedAt, clock);
-    t.equal(tokenOf(c), undefined, 'a confirmation makes no new session or cookie');
+    t.equal(rb.statusCode, 200, 'the new token is allowed on B');
+    t.equal(rb.json().authenticatedAt, clock, 'with the new authenticatedAt');
 
     t.equal((await a.inject({ method: 'POST', url: '/sensitive' })).statusCode, 401, 'without a session: 401');
     clock += SENSITIVE_MAX_AGE + 1;
@@ -272,8 +279,9 @@ t.test('recent authentication read from Redis (localCache: false): activity does
     t.equal(late.json().code, 'ERR_TIERED_SESSION_REAUTHENTICATION_REQUIRED');
     const c = await app.inject({ method: 'POST', url: '/confirm', cookies });
     t.equal(c.json().authenticatedAt, clock, 'a confirmation moves it');
+    cookies[COOKIE] = tokenOf(c)!;
     clock += 1000;
-    t.equal((await me(app, s.token)).statusCode, 200);
+    t.equal((await me(app, cookies[COOKIE])).statusCode, 200);
     await app.sessions.flushTouches();
     const again = await sensitive();
     t.equal(again.statusCode, 200, 'allowed again after the confirmation');

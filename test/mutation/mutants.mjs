@@ -96,6 +96,15 @@ export const MUTANTS = [
     tests: ['test/integration/channel-acl.test.ts'],
   },
 
+  {
+    id: 'reauthentication-keeps-old-time',
+    description: "A re-authentication's rotation sets the new secret hash but not the confirmation's time.",
+    file: 'lib/core/store/scripts.ts',
+    find: "redis.call('HSET', KEYS[1], 'h', string.sub(ARGV[2], 1, c - 1), 't', string.sub(ARGV[2], c + 1))",
+    replace: "redis.call('HSET', KEYS[1], 'h', string.sub(ARGV[2], 1, c - 1))",
+    tests: ['test/integration/policy.test.ts'],
+    env: { TS_TARGETS: 'single' },
+  },
   // ---- the store's decoding, arguments and confirmations ----------------------------------------
   {
     id: 'decode-accepts-longer-hash',
@@ -340,6 +349,16 @@ export const MUTANTS = [
     tests: ['test/integration/security.test.ts'],
   },
 
+  {
+    id: 'reauthentication-cookie-not-set',
+    description: "The Fastify adapter's confirmAuthentication rotates the token but never sends the new cookie.",
+    file: 'lib/fastify/plugin.ts',
+    find: "    const { session, setCookie } = await flows.confirmAuthentication(into.session);\n" +
+      "    this.header('set-cookie', setCookie);\n",
+    replace: '    const { session } = await flows.confirmAuthentication(into.session);\n',
+    tests: ['test/integration/policy.test.ts'],
+    env: { TS_TARGETS: 'single', TS_ADAPTERS: 'fastify' },
+  },
   // ---- the revocation channel --------------------------------------------------------------------
   {
     id: 'heartbeat-failure-no-interrupt',

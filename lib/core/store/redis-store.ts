@@ -218,16 +218,11 @@ export class RedisStore {
     return this.update(publicId, 'j', json, now, at);
   }
 
-  /** Record that the user proved their credentials at `authenticatedAt` (epoch ms); false when the session is gone. */
-  setAuthenticatedAt(publicId: string, authenticatedAt: number, now: number, at = now): Promise<boolean> {
-    return this.update(publicId, 't', String(authenticatedAt), now, at);
-  }
-
   /** Bytes of a new session's hash (record.ts). */
   sizeOf(r: NewRecord, now: number): number { return recordSize(this.#prefix, r, now); }
 
   /** Set one field of a live session (never recreating it); `now` and `at` as for revoke(). */
-  async update(publicId: string, field: 'j' | 't', value: string, now: number, at = now): Promise<boolean> {
+  async update(publicId: string, field: 'j', value: string, now: number, at = now): Promise<boolean> {
     const n = await this.#revoking('update', 'tieredSessionUpdate', [
       this.sessionKey(publicId), field, value, publicId, this.channel, now, at, '', ...this.#auditArgs(publicId),
     ], false);
@@ -238,11 +233,13 @@ export class RedisStore {
    * Give a live session a new secret hash, acknowledged by replicas like a revocation (the old
    * token must not come back). Answers the session's rotation count after it, 0 when the session
    * is gone. `replayOf` (a count this rotation made before) applies it again only where that
-   * count was lost, unacknowledged.
+   * count was lost, unacknowledged. `authenticatedAt` (a re-authentication) is set in the same
+   * step as the new hash.
    */
-  async rotate(publicId: string, secretHash: string, now: number, at = now, replayOf?: number): Promise<number> {
+  async rotate(publicId: string, secretHash: string, now: number, at = now, replayOf?: number, authenticatedAt?: number): Promise<number> {
+    const value = authenticatedAt === undefined ? secretHash : `${secretHash}:${authenticatedAt}`;
     return Number(await this.#revoking('rotate', 'tieredSessionUpdate', [
-      this.sessionKey(publicId), 'h', secretHash, publicId, this.channel, now, at, replayOf ?? '', ...this.#auditArgs(publicId),
+      this.sessionKey(publicId), 'h', value, publicId, this.channel, now, at, replayOf ?? '', ...this.#auditArgs(publicId),
     ], replayOf === undefined));
   }
 

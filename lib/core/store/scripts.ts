@@ -280,11 +280,13 @@ return revoked
  * update: KEYS[1] session. ARGV: field, value ('' deletes the field), publicId, channel, now (the
  * broadcast's send time), the change's time by the app's clock (what the audit records), for a
  * rotation replayed the count it made ('' otherwise), then the audit arguments. Used for session
- * data, for a confirmation (`t`) and for rotation (a new secret hash `h`, told to the audit).
- * Rotations are counted in `n`: a replayed rotation applies only where the session's count is
- * below its own (it was lost, e.g. with a demoted primary), never over a later one. Conditional
- * on the key existing, so an update that races a revoke cannot bring the session back. Returns 0
- * when nothing was changed, the rotation count for `h`, 1 otherwise.
+ * data (`j`) and for rotation (a new secret hash `h`, told to the audit); a rotation's value may
+ * carry a confirmation of the user's credentials as `<hash>:<t>`, set with the new hash in one
+ * step (a re-authentication gets a new token, as a sign-in does). Rotations are counted in `n`:
+ * a replayed rotation applies only where the session's count is below its own (it was lost, e.g.
+ * with a demoted primary), never over a later one. Conditional on the key existing, so an update
+ * that races a revoke cannot bring the session back. Returns 0 when nothing was changed, the
+ * rotation count for `h`, 1 otherwise.
  */
 export const UPDATE = `${AUDIT}
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -294,8 +296,13 @@ if ARGV[1] == 'h' then
   if ARGV[7] ~= '' and cur >= tonumber(ARGV[7]) then return 0 end
   n = ARGV[7] == '' and cur + 1 or tonumber(ARGV[7])
   redis.call('HSET', KEYS[1], 'n', n)
-end
-if ARGV[2] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+  local c = string.find(ARGV[2], ':', 1, true)
+  if c then
+    redis.call('HSET', KEYS[1], 'h', string.sub(ARGV[2], 1, c - 1), 't', string.sub(ARGV[2], c + 1))
+  else
+    redis.call('HSET', KEYS[1], 'h', ARGV[2])
+  end
+elseif ARGV[2] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
 redis.pcall('PUBLISH', ARGV[4], ARGV[5] .. (ARGV[1] == 'h' and 'r' .. n or '') .. '|' .. ARGV[3])
 if ARGV[1] == 'h' then
   audit_after('t', 'r', 's', ARGV[3], 'u', redis.call('HGET', KEYS[1], 'u'), 'w', ms(ARGV[6]), 'n', tostring(n))
