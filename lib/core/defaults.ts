@@ -49,6 +49,7 @@ export const DEFAULTS = Object.freeze({
   'countryHeader': row(undefined, 'undefined', 'unset'),
   'maxUserAgentLength': row(512, '512 (chars)', '`512`'),
   'prewarm': row(0, '0', '`0`'),
+  'reauthenticateToRevoke': row(0, '0 (ms; never asks)', '`0`'),
   'confirmRevocations': row('auto' as const, "'auto'",
     "`'auto'` (on unless Redis reports that no shard has or had a replica; 1 replica, 500 ms)"),
   'confirmRevocations.replicas': row(1, '1'),

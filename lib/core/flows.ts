@@ -240,6 +240,15 @@ export class SessionFlows {
     }
   }
 
+  /**
+   * With `reauthenticateToRevoke`, ending another session needs a recent authentication (ASVS
+   * 5.0 7.5.2): whoever holds a stolen cookie cannot sign the owner's other devices out without
+   * the password. Signing out the caller's own session never asks.
+   */
+  #recentToRevoke(current: Session): void {
+    if (this.#o.reauthenticateToRevoke > 0) this.checkRecentAuthentication(current, this.#o.reauthenticateToRevoke);
+  }
+
   /** A new secret for the current session (privilege change); the old token stops working. */
   async rotate(current: Session | null): Promise<{ session: Session; setCookie: string }> {
     if (current === null) throw new ERR_NO_SESSION();
@@ -314,6 +323,7 @@ export class SessionFlows {
    */
   async revoke(current: Session, id: unknown): Promise<{ setCookie: string | undefined }> {
     const reason = id === current.id ? 'sign-out' : 'revoked';
+    if (reason === 'revoked') this.#recentToRevoke(current);
     if (typeof id !== 'string' || !(await this.manager.revoke(id, current.userId, reason))) throw new ERR_NOT_FOUND();
     return { setCookie: id === current.id ? this.clearCookie() : undefined };
   }
@@ -332,6 +342,7 @@ export class SessionFlows {
       if (Object.keys(body).some((x) => x !== 'keepCurrent') || (k !== undefined && typeof k !== 'boolean')) throw new ERR_BAD_BODY();
       keepCurrent = k === true;
     }
+    this.#recentToRevoke(current);
     const revoked = await this.manager.revokeAll(current.userId, keepCurrent ? { keep: current.id } : {});
     return { body: { revoked }, setCookie: keepCurrent ? undefined : this.clearCookie() };
   }

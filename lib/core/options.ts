@@ -187,6 +187,12 @@ export interface TieredSessionOptions {
   /** Fill the local cache at start with up to this many recently active sessions. @default 0 */
   prewarm?: number;
   /**
+   * The routes that end other sessions (revoke a device, log out everywhere) answer 403
+   * `…_REAUTHENTICATION_REQUIRED` when the caller's last authentication (sign-in or
+   * `confirmAuthentication()`) is older than this; 0 never asks. @default 0 (ms; never asks)
+   */
+  reauthenticateToRevoke?: Milliseconds;
+  /**
    * Timings and OpenTelemetry; `false` turns off the timings (counters and gauges stay) and
    * OpenTelemetry. @default { sampleEvery: 64, redisTimings: true, openTelemetry: 'auto' }
    */
@@ -250,6 +256,7 @@ export interface ResolvedOptions {
   readonly countryHeader: string | undefined;
   readonly maxUserAgentLength: number;
   readonly prewarm: number;
+  readonly reauthenticateToRevoke: Milliseconds;
   readonly now: () => number;
   readonly requestProperty: string;
   readonly telemetry: ResolvedTelemetry;

@@ -14,7 +14,7 @@ const KNOWN = new Set([
   'client', 'secret', 'keyPrefix', 'idleTimeout', 'absoluteTimeout', 'touchInterval', 'localCache', 'maxSessionsPerUser', 'shortSession',
   'confirmRevocations', 'readFrom', 'replicaLagTolerance', 'audit',
   'commandTimeout', 'heartbeatInterval', 'maxDataBytes', 'cookie', 'allowedOrigins', 'countryHeader',
-  'maxUserAgentLength', 'prewarm', 'now', 'requestProperty', 'telemetry',
+  'maxUserAgentLength', 'prewarm', 'reauthenticateToRevoke', 'now', 'requestProperty', 'telemetry',
 ]);
 
 /** One secret or a non-empty list of distinct ones, each of at least 32 characters. */
@@ -153,6 +153,7 @@ export function resolveOptions(opts: unknown, adapterKeys: ReadonlySet<string> =
     countryHeader: countryHeader?.toLowerCase(),
     maxUserAgentLength: int('maxUserAgentLength', o.maxUserAgentLength, D.maxUserAgentLength.value, 16, 8192),
     prewarm: int('prewarm', o.prewarm, D.prewarm.value, 0, 1_000_000),
+    reauthenticateToRevoke: int('reauthenticateToRevoke', o.reauthenticateToRevoke, D.reauthenticateToRevoke.value, 0, 365 * 86_400_000),
     now,
     requestProperty,
     telemetry: resolveTelemetry(o.telemetry),

@@ -100,6 +100,7 @@ const ints: [name: string, min: number, max: number][] = [
   ['maxDataBytes', 2, 1024 * 1024],
   ['maxUserAgentLength', 16, 8192],
   ['prewarm', 0, 1_000_000],
+  ['reauthenticateToRevoke', 0, 365 * DAY],
   ['localCache.max', 1, 10_000_000],
   ['localCache.ttl', 1, DAY],
 ];
@@ -280,8 +281,8 @@ t.test('an option set to undefined means its default, exactly as if it were left
   const all: Record<string, undefined> = {};
   for (const k of ['keyPrefix', 'idleTimeout', 'absoluteTimeout', 'touchInterval', 'localCache', 'maxSessionsPerUser',
     'commandTimeout', 'heartbeatInterval', 'maxDataBytes', 'cookie', 'allowedOrigins', 'countryHeader',
-    'maxUserAgentLength', 'prewarm', 'now', 'shortSession', 'confirmRevocations', 'readFrom', 'replicaLagTolerance', 'audit',
-    'requestProperty', 'telemetry']) all[k] = undefined;
+    'maxUserAgentLength', 'prewarm', 'reauthenticateToRevoke', 'now', 'shortSession', 'confirmRevocations', 'readFrom',
+    'replicaLagTolerance', 'audit', 'requestProperty', 'telemetry']) all[k] = undefined;
   const r = resolveOptions({ client, ...all,
     cookie: { name: undefined, secure: undefined, httpOnly: undefined, sameSite: undefined, path: undefined, domain: undefined } });
   t.same(r, resolveOptions({ client }), 'the resolved options equal those of { client } alone');

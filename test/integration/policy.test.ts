@@ -288,3 +288,45 @@ t.test('recent authentication read from Redis (localCache: false): activity does
     t.equal(again.json().authenticatedAt, clock - 1000, 'read back from Redis as the confirmation time, not the last activity');
   });
 });
+
+t.test('reauthenticateToRevoke: revoking another device and log out everywhere need a recent authentication; signing out never does',
+  async (t) => {
+    await eachTarget(t, async (t, target) => {
+      let clock = Date.now();
+      const maxAge = 10 * 60_000;
+      const app = await makeApp(t, target.client(), { keyPrefix: target.prefix(), now: () => clock, reauthenticateToRevoke: maxAge });
+      await cacheTrusted(app);
+      const s = await login(app, 'gate');
+      const others = [await login(app, 'gate'), await login(app, 'gate'), await login(app, 'gate')];
+      const cookies = { [COOKIE]: s.token };
+      const del = (id: string) => app.inject({ method: 'DELETE', url: `/sessions/${encodeURIComponent(id)}`, cookies });
+      const everywhere = () => app.inject({ method: 'POST', url: '/sessions/logout-everywhere', cookies, payload: { keepCurrent: true } });
+      t.equal((await del(others[0]!.id)).statusCode, 204, 'right after sign-in: another device is revoked');
+
+      clock += maxAge + 1;
+      const refused = await del(others[1]!.id);
+      t.equal(refused.statusCode, 403, `past the window: revoking another device answers 403 (${refused.body})`);
+      t.equal(refused.json().code, 'ERR_TIERED_SESSION_REAUTHENTICATION_REQUIRED', 'with the coded error');
+      const all = await everywhere();
+      t.equal(all.statusCode, 403, 'and so does log out everywhere');
+      t.equal(all.json().code, 'ERR_TIERED_SESSION_REAUTHENTICATION_REQUIRED');
+      for (const o of others.slice(1)) t.equal((await me(app, o.token)).statusCode, 200, 'nothing was ended');
+      t.equal((await app.inject({ url: '/sessions', cookies })).statusCode, 200, 'listing devices is not gated');
+
+      const c = await app.inject({ method: 'POST', url: '/confirm', cookies });
+      t.equal(c.statusCode, 200, 'the app re-checked the password and confirms');
+      cookies[COOKIE] = tokenOf(c)!;
+      t.equal((await del(others[1]!.id)).statusCode, 204, 'after the confirmation another device is revoked');
+      const done = await everywhere();
+      t.equal(done.statusCode, 200, 'and log out everywhere ends the rest');
+      t.equal(done.json().revoked, 1);
+      t.equal((await me(app, others[2]!.token)).statusCode, 401);
+
+      clock += maxAge + 1;
+      t.equal((await del(s.id)).statusCode, 204, 'past the window again: the caller\'s own session is signed out through the route');
+      const again = await login(app, 'gate');
+      clock += maxAge + 1;
+      t.equal((await app.inject({ method: 'POST', url: '/logout', cookies: { [COOKIE]: again.token } })).statusCode, 204,
+        'and sign-out is never gated');
+    });
+  });

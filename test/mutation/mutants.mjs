@@ -359,6 +359,24 @@ export const MUTANTS = [
     tests: ['test/integration/policy.test.ts'],
     env: { TS_TARGETS: 'single', TS_ADAPTERS: 'fastify' },
   },
+  {
+    id: 'revoke-gate-own-session-only',
+    description: 'With reauthenticateToRevoke, log out everywhere is not gated (only revoking one device is).',
+    file: 'lib/core/flows.ts',
+    find: '    this.#recentToRevoke(current);\n    const revoked = await this.manager.revokeAll(',
+    replace: '    const revoked = await this.manager.revokeAll(',
+    tests: ['test/integration/policy.test.ts'],
+    env: { TS_TARGETS: 'single', TS_ADAPTERS: 'express5' },
+  },
+  {
+    id: 'revoke-gate-ignores-age',
+    description: 'reauthenticateToRevoke is read but never enforced on revoking another device.',
+    file: 'lib/core/flows.ts',
+    find: "    if (reason === 'revoked') this.#recentToRevoke(current);\n",
+    replace: '',
+    tests: ['test/integration/policy.test.ts'],
+    env: { TS_TARGETS: 'single', TS_ADAPTERS: 'fastify' },
+  },
   // ---- the revocation channel --------------------------------------------------------------------
   {
     id: 'heartbeat-failure-no-interrupt',
