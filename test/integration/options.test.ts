@@ -296,7 +296,7 @@ t.test('an option set to undefined means its default, exactly as if it were left
     keyPrefix: 'ts:', idleTimeout: 14 * DAY, absoluteTimeout: 30 * DAY, touchInterval: 60_000,
     localCache: { max: 10_000, ttl: 15_000 }, maxSessionsPerUser: 50, commandTimeout: 1000, heartbeatInterval: 1000,
     secrets: [TEST_SECRET], maxDataBytes: 4096, countryHeader: undefined,
-    maxUserAgentLength: 512, prewarm: 0,
+    maxUserAgentLength: 512, prewarm: 0, reauthenticateToRevoke: 0,
     shortSession: { idleTimeout: 12 * 3600_000, absoluteTimeout: DAY },
     confirmRevocations: { mode: 'auto', replicas: 1, timeout: 500 }, readFrom: undefined, replicaLagTolerance: 10_000, audit: undefined,
     requestProperty: 'session',
