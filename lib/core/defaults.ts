@@ -35,6 +35,7 @@ export const DEFAULTS = Object.freeze({
   'localCache.ttl': row(15_000, '15000 (ms)'),
   'maxSessionsPerUser': row(50, '50', '`50`'),
   'maxSessionsPerUser.total': row(50, '50'),
+  'capPolicy': row('evict-oldest' as const, "'evict-oldest'", "`'evict-oldest'`"),
   'commandTimeout': row(1000, '1000 (ms)', '`1000`'),
   'heartbeatInterval': row(1000, '1000 (ms)', '`1000`'),
   'maxDataBytes': row(4096, '4096 (bytes)', '`4096`'),

@@ -92,6 +92,10 @@ export const ERR_REAUTHENTICATION_REQUIRED = define('ERR_TIERED_SESSION_REAUTHEN
   (maxAgeMs: number) => `Confirm your credentials again: this action needs an authentication within the last ${maxAgeMs} ms (maxAge ` +
     `${maxAgeMs})`);
 
+/** 409: a sign-in past `maxSessionsPerUser` with `capPolicy: 'refuse'`; nothing was created or ended. */
+export const ERR_SESSION_LIMIT = define('ERR_TIERED_SESSION_LIMIT', 409,
+  () => 'This user already has the most sessions allowed (option "maxSessionsPerUser"); end one first');
+
 /** 503: the revocation was applied on the primary but no replica confirmed it in time. */
 export const ERR_NOT_CONFIRMED = define('ERR_TIERED_SESSION_NOT_CONFIRMED', 503,
   () => 'The change was made but no replica confirmed it in time; it may be undone by a failover');

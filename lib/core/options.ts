@@ -146,6 +146,14 @@ export interface TieredSessionOptions {
    * recently active of all. @default 50
    */
   maxSessionsPerUser?: number | SessionCaps;
+  /**
+   * What a sign-in past `maxSessionsPerUser` does: `'evict-oldest'` ends the least recently active
+   * session (of the type, then of all); `'refuse'` ends nothing and the sign-in throws 409
+   * `…_SESSION_LIMIT` (whoever knows the password cannot sign the owner out by signing in over
+   * and over; the app offers the way out, e.g. log out everywhere after a password check).
+   * @default 'evict-oldest'
+   */
+  capPolicy?: 'evict-oldest' | 'refuse';
   /** Lifetimes of sessions signed in with `remember: false`. @default { idleTimeout: 12 h, absoluteTimeout: 24 h } */
   shortSession?: ShortSessionOptions;
   /**
@@ -242,6 +250,7 @@ export interface ResolvedOptions {
   readonly maxSessionsPerUser: number;
   /** Caps per device type (each ≥ 1); types without one count only toward the total. */
   readonly capsByType: ReadonlyMap<string, number>;
+  readonly capPolicy: 'evict-oldest' | 'refuse';
   readonly shortSession: Readonly<Required<ShortSessionOptions>>;
   /** 'auto' or a fixed decision; the counts are used whenever confirmation is on. */
   readonly confirmRevocations: { readonly mode: 'auto' | 'on' | 'off'; readonly replicas: number; readonly timeout: Milliseconds };

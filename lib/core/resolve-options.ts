@@ -11,7 +11,8 @@ import type {
 } from './options.js';
 
 const KNOWN = new Set([
-  'client', 'secret', 'keyPrefix', 'idleTimeout', 'absoluteTimeout', 'touchInterval', 'localCache', 'maxSessionsPerUser', 'shortSession',
+  'client', 'secret', 'keyPrefix', 'idleTimeout', 'absoluteTimeout', 'touchInterval', 'localCache', 'maxSessionsPerUser', 'capPolicy',
+  'shortSession',
   'confirmRevocations', 'readFrom', 'replicaLagTolerance', 'audit',
   'commandTimeout', 'heartbeatInterval', 'maxDataBytes', 'cookie', 'allowedOrigins', 'countryHeader',
   'maxUserAgentLength', 'prewarm', 'reauthenticateToRevoke', 'now', 'requestProperty', 'telemetry',
@@ -121,6 +122,10 @@ export function resolveOptions(opts: unknown, adapterKeys: ReadonlySet<string> =
     throw fail('countryHeader', `expected a header name, got ${describe(countryHeader)}`);
   }
   const { total, capsByType } = resolveCaps(o.maxSessionsPerUser);
+  const capPolicy = orDefault(o.capPolicy, D.capPolicy.value);
+  if (capPolicy !== 'evict-oldest' && capPolicy !== 'refuse') {
+    throw fail('capPolicy', `expected "evict-oldest" or "refuse", got ${describe(capPolicy)}`);
+  }
   const shortSession = resolveShort(o.shortSession, idleTimeout, absoluteTimeout, touchInterval);
   const commandTimeout = int('commandTimeout', o.commandTimeout, D.commandTimeout.value, 10, 60_000);
   const confirmRevocations = resolveConfirm(o.confirmRevocations, commandTimeout);
@@ -140,6 +145,7 @@ export function resolveOptions(opts: unknown, adapterKeys: ReadonlySet<string> =
     localCache,
     maxSessionsPerUser: total,
     capsByType,
+    capPolicy,
     shortSession,
     commandTimeout,
     confirmRevocations,

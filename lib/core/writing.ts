@@ -4,7 +4,7 @@
 // on, and drops the ids from this instance's local cache at once.
 import { isIP } from 'node:net';
 import type { DeviceInfo } from './device.js';
-import { ERR_BAD_USER_ID, ERR_NOT_CONFIRMED, ERR_NOT_FOUND } from './errors.js';
+import { ERR_BAD_USER_ID, ERR_NOT_CONFIRMED, ERR_NOT_FOUND, ERR_SESSION_LIMIT } from './errors.js';
 import type { LocalCache } from './local-cache.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
@@ -92,14 +92,15 @@ export class Writing {
       if (this.#o.secrets.length > 1 && (caps.total > 0 || caps.typeCap > 0)) {
         ({ caps, evicted } = await this.#capOlderTags(userId, tag, now, caps));
       }
-      let byCreate: string[];
+      let byCreate: string[] | null;
       try {
-        byCreate = await this.#store.create(tag, random, now, ttl, caps, record);
+        byCreate = await this.#store.create(tag, random, now, ttl, caps, record, this.#o.capPolicy === 'refuse');
       } catch (err) {
         this.metrics.redisErrors++;
         if (isUnknownOutcome(err)) this.#orphan(id);
         throw err;
       }
+      if (byCreate === null) throw new ERR_SESSION_LIMIT();
       evicted = evicted.concat(byCreate);
       this.#l1.invalidate(byCreate);
       if (byCreate.length > 0) {
@@ -312,6 +313,9 @@ export class Writing {
     if (rows.length === 0) return { caps, evicted: [] };
     await read(tag);
     const plan = planCaps(rows, caps);
+    // Refused: the older tags' sessions count, and none of them may go (the create script
+    // refuses on the new tag's caps, less the older sessions that stay).
+    if (this.#o.capPolicy === 'refuse' && plan.evict.length > 0) throw new ERR_SESSION_LIMIT();
     const evicted: string[] = [];
     for (const id of plan.evict) if (await this.revoke(id, userId, 'cap')) evicted.push(id);
     return { caps: plan.caps, evicted };

@@ -125,6 +125,9 @@ rows.push(['touchInterval', { idleTimeout: 5000, touchInterval: 5000 }, 'touchIn
 rows.push(['touchInterval', { idleTimeout: 5000, touchInterval: 6000 }, 'touchInterval longer than idleTimeout']);
 rows.push(['touchInterval', { touchInterval: 14 * DAY }, 'touchInterval equal to the default idleTimeout']);
 
+// capPolicy.
+for (const v of ['evict', 'Refuse', '', true, null]) rows.push(['capPolicy', { capPolicy: v }, `capPolicy ${show(v)}`]);
+
 // localCache.
 for (const v of [true, 'on', 0, [], null]) rows.push(['localCache', { localCache: v }, `localCache ${show(v)}`]);
 
@@ -281,7 +284,7 @@ t.test('an option set to undefined means its default, exactly as if it were left
   const all: Record<string, undefined> = {};
   for (const k of ['keyPrefix', 'idleTimeout', 'absoluteTimeout', 'touchInterval', 'localCache', 'maxSessionsPerUser',
     'commandTimeout', 'heartbeatInterval', 'maxDataBytes', 'cookie', 'allowedOrigins', 'countryHeader',
-    'maxUserAgentLength', 'prewarm', 'reauthenticateToRevoke', 'now', 'shortSession', 'confirmRevocations', 'readFrom',
+    'maxUserAgentLength', 'prewarm', 'reauthenticateToRevoke', 'capPolicy', 'now', 'shortSession', 'confirmRevocations', 'readFrom',
     'replicaLagTolerance', 'audit', 'requestProperty', 'telemetry']) all[k] = undefined;
   const r = resolveOptions({ client, ...all,
     cookie: { name: undefined, secure: undefined, httpOnly: undefined, sameSite: undefined, path: undefined, domain: undefined } });
@@ -296,7 +299,7 @@ t.test('an option set to undefined means its default, exactly as if it were left
     keyPrefix: 'ts:', idleTimeout: 14 * DAY, absoluteTimeout: 30 * DAY, touchInterval: 60_000,
     localCache: { max: 10_000, ttl: 15_000 }, maxSessionsPerUser: 50, commandTimeout: 1000, heartbeatInterval: 1000,
     secrets: [TEST_SECRET], maxDataBytes: 4096, countryHeader: undefined,
-    maxUserAgentLength: 512, prewarm: 0, reauthenticateToRevoke: 0,
+    maxUserAgentLength: 512, prewarm: 0, reauthenticateToRevoke: 0, capPolicy: 'evict-oldest',
     shortSession: { idleTimeout: 12 * 3600_000, absoluteTimeout: DAY },
     confirmRevocations: { mode: 'auto', replicas: 1, timeout: 500 }, readFrom: undefined, replicaLagTolerance: 10_000, audit: undefined,
     requestProperty: 'session',
@@ -315,6 +318,7 @@ t.test('null is not undefined: an option set to null is refused, never silently 
   // README: "`undefined` alone means "use the default"; nothing is silently replaced."
   const nulls: [string, Record<string, unknown>][] = [
     ['keyPrefix', { keyPrefix: null }],
+    ['capPolicy', { capPolicy: null }],
     ['cookie.name', { cookie: { name: null } }],
     ['cookie.sameSite', { cookie: { sameSite: null } }],
     ['cookie.path', { cookie: { name: 'sid', path: null } }],

@@ -330,3 +330,36 @@ t.test('reauthenticateToRevoke: revoking another device and log out everywhere n
         'and sign-out is never gated');
     });
   });
+
+t.test('capPolicy refuse: a sign-in past a cap ends nothing and answers 409 with a coded error; a sign-in carrying a session ' +
+  'replaces it; below the cap again, signing in works', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const app = await makeApp(t, target.client(), {
+      keyPrefix: target.prefix(), maxSessionsPerUser: { total: 3, mobile: 1 }, capPolicy: 'refuse',
+    });
+    const refused = async (ua: string, what: string) => {
+      const res = await app.inject({ method: 'POST', url: '/login', payload: { user: 'full' }, headers: { 'user-agent': ua } });
+      t.equal(res.statusCode, 409, `${what}: 409 (${res.body})`);
+      t.equal(res.json().code, 'ERR_TIERED_SESSION_LIMIT', 'with the coded error');
+      t.equal(tokenOf(res), undefined, 'and no session cookie');
+    };
+    const m1 = await login(app, 'full', { ua: UA.mobile });
+    await refused(UA.mobile, 'a second mobile past the mobile cap');
+    const d1 = await login(app, 'full', { ua: UA.desktop });
+    const d2 = await login(app, 'full', { ua: UA.desktop });
+    await refused(UA.desktop, 'a fourth session past the total');
+    for (const s of [m1, d1, d2]) t.equal((await me(app, s.token)).statusCode, 200, 'nothing was ended');
+    t.equal((await list(app, m1.token)).length, 3, 'the device list holds the three');
+
+    const replaced = await app.inject({ method: 'POST', url: '/login', payload: { user: 'full' }, headers: { 'user-agent': UA.desktop },
+      cookies: { [COOKIE]: d2.token } });
+    t.equal(replaced.statusCode, 200, 'a sign-in carrying one of the sessions replaces it (it is ended first)');
+    t.equal((await me(app, d2.token)).statusCode, 401, 'the carried session is ended');
+
+    t.equal((await app.inject({ method: 'DELETE', url: `/sessions/${encodeURIComponent(d1.id)}`, cookies: { [COOKIE]: m1.token } }))
+      .statusCode, 204, 'the user ends a device');
+    const d3 = await login(app, 'full', { ua: UA.desktop });
+    t.equal((await me(app, d3.token)).statusCode, 200, 'below the cap again, a sign-in works');
+    t.equal((await list(app, m1.token)).length, 3);
+  });
+});

@@ -105,6 +105,24 @@ export const MUTANTS = [
     tests: ['test/integration/policy.test.ts'],
     env: { TS_TARGETS: 'single' },
   },
+  {
+    id: 'refuse-ignores-type-cap',
+    description: "With capPolicy 'refuse', the create script refuses at the total only: past a device type's cap it evicts.",
+    file: 'lib/core/store/scripts.ts',
+    find: 'if (max > 0 and n >= max) or (tcap > 0 and nt >= tcap) then return -1 end',
+    replace: 'if (max > 0 and n >= max) then return -1 end',
+    tests: ['test/integration/policy.test.ts'],
+    env: { TS_TARGETS: 'single', TS_ADAPTERS: 'fastify' },
+  },
+  {
+    id: 'refused-sign-in-answers-ok',
+    description: 'A sign-in the cap refused is answered as if it had made a session (a cookie that opens nothing).',
+    file: 'lib/core/writing.ts',
+    find: '      if (byCreate === null) throw new ERR_SESSION_LIMIT();\n',
+    replace: '      if (byCreate === null) byCreate = [];\n',
+    tests: ['test/integration/policy.test.ts'],
+    env: { TS_TARGETS: 'single', TS_ADAPTERS: 'express4' },
+  },
   // ---- the store's decoding, arguments and confirmations ----------------------------------------
   {
     id: 'decode-accepts-longer-hash',

@@ -115,6 +115,7 @@ t.test('the resolver fills in the table\'s values', async (t) => {
   t.equal(r.maxUserAgentLength, v('maxUserAgentLength'));
   t.equal(r.prewarm, v('prewarm'));
   t.equal(r.reauthenticateToRevoke, v('reauthenticateToRevoke'));
+  t.equal(r.capPolicy, v('capPolicy'));
   t.equal(r.now, v('now'));
   t.equal(r.requestProperty, v('requestProperty'));
   t.equal(r.readFrom, v('readFrom'));

@@ -179,14 +179,19 @@ export class RedisStore {
    * Create a session. `caps`: the user's total cap and the cap of the new session's device type
    * (0 = none). Returns the public ids the caps evicted.
    */
+  /**
+   * Create a session; returns the ids the caps evicted, or null when `refuse` is set and the
+   * user is at a cap (nothing was written).
+   */
   async create(tag: string, random: string, now: number, ttl: number, caps: { total: number; type: string; typeCap: number },
-    record: NewRecord): Promise<string[]> {
+    record: NewRecord, refuse = false): Promise<string[] | null> {
     const base = this.base(tag);
-    return (await this.#run('create', () => this.#scripted.tieredSessionCreate(
+    const out = await this.#run('create', () => this.#scripted.tieredSessionCreate(
       `${base}${random}`, this.indexKey(tag), random, now, ttl, caps.total, caps.typeCap, caps.type, this.channel, tag, base,
       record.userId, record.secretHash, record.absoluteAt, record.device, record.ip, record.country, record.data,
-      record.remembered ? '' : '0', ...this.#auditArgs(tag),
-    ))) as string[];
+      record.remembered ? '' : '0', refuse ? 'refuse' : '', ...this.#auditArgs(tag),
+    ));
+    return out === -1 ? null : out as string[];
   }
 
   /**

@@ -92,15 +92,31 @@ end
  * create: KEYS[1] session, KEYS[2] index.
  * ARGV: random, now, ttl, total cap (0 = none), the new session's device type's cap (0 = none),
  * that type, channel, tag, base, then the record: user id, secret hash, absolute deadline,
- * device, ip, country, data, remembered ('' = field absent); then the audit arguments. The
- * field names live here, not on the wire.
- * Returns the public ids evicted by the caps.
+ * device, ip, country, data, remembered ('' = field absent); the cap policy ('refuse', or ''
+ * to evict); then the audit arguments. The field names live here, not on the wire.
+ * Returns the public ids evicted by the caps, or -1 when the policy refuses a sign-in at a cap
+ * (nothing written).
  */
 export const CREATE = `${EXTEND_INDEX}${DROP_STASHES}${AUDIT}
 local rnd, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local max, tcap, ttype = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local channel, tag, base = ARGV[7], ARGV[8], ARGV[9]
 local exp = now + ttl
+-- Refused at a cap: counted before anything is written, the live sessions only.
+if ARGV[18] == 'refuse' then
+  local card = redis.call('ZCARD', KEYS[2])
+  if (max > 0 and card >= max) or (tcap > 0 and card >= tcap) then
+    local n, nt = 0, 0
+    for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+      local d = redis.call('HGET', base .. id, 'd')
+      if d then
+        n = n + 1
+        if tcap > 0 and string.match(d, '[^\\31]*$') == ttype then nt = nt + 1 end
+      end
+    end
+    if (max > 0 and n >= max) or (tcap > 0 and nt >= tcap) then return -1 end
+  end
+end
 local f = { 'u', ARGV[10], 'h', ARGV[11], 'c', ARGV[2], 'a', ARGV[2], 'x', ARGV[12], 'd', ARGV[13] }
 if ARGV[14] ~= '' then f[#f + 1] = 'i'; f[#f + 1] = ARGV[14] end
 if ARGV[15] ~= '' then f[#f + 1] = 'k'; f[#f + 1] = ARGV[15] end
