@@ -242,6 +242,24 @@ export const MUTANTS = [
     tests: ['test/unit/packed-table.test.ts'],
   },
   {
+    id: 'user-arena-compares-first-byte',
+    description: "The L1's user arena compares only the first byte of a probed id: a new user sharing an id's length and first " +
+      'byte is taken for it, and its sessions answer the other user.',
+    file: 'lib/core/user-arena.ts',
+    find: 'while (i < len && b[o + i] === b[at + i]) i++;',
+    replace: 'while (i < len && b[o] === b[at]) i++;',
+    tests: ['test/unit/packed-table.test.ts'],
+  },
+  {
+    id: 'user-arena-delete-breaks-probe-chain',
+    description: "Forgetting a user leaves a hole in the arena's probe chain: users placed past it are no longer found and are " +
+      'interned twice.',
+    file: 'lib/core/user-arena.ts',
+    find: 'if (i <= j ? (k <= i || k > j) : (k <= i && k > j)) {',
+    replace: 'if (false) {',
+    tests: ['test/unit/packed-table.test.ts'],
+  },
+  {
     id: 'inflight-read-not-spoiled',
     description: 'An invalidation drops the ticket of a Redis read in flight without voiding it.',
     file: 'lib/core/local-cache.ts',
