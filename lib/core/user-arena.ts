@@ -6,14 +6,20 @@ import { randomBytes } from 'node:crypto';
 // user is a slot in typed arrays: its id's UTF-8 bytes in one growable byte array (offset,
 // length) and the count of the entries that hold it. An open-addressing index (linear probing,
 // backward-shift deletion) finds a user from a hash of the bytes, comparing the bytes themselves
-// on each probe. Freed user slots are reused; freed bytes stay behind until the byte array is
-// full, when the live ids are copied into a new one sized for them. An id is decoded into a
-// string only when a Session object is built.
+// on each probe. Freed user slots are reused, and so are a freed id's bytes, by the next new id of
+// the same length (ids of one shape, such as UUIDs, churn in place). Bytes no such id took stay
+// behind until the byte array is full, when the live ids are copied into a new one sized for them
+// (a pause: some 100 ms for a million ids). An id is decoded into a string only when a Session
+// object is built.
 
 /** User slots allocated at first; the arrays double up to `max`. */
 const FIRST = 1024;
 /** Bytes allocated at first, and the least a compaction leaves. */
 const FIRST_BYTES = 4096;
+/** The longest id: 512 UTF-16 code units, 3 bytes of UTF-8 each at most. */
+const MAX_BYTES = 1536;
+/** Freed bytes are reused from this length on: a free block's first four bytes link it to the next. */
+const LINK = 4;
 
 /** Ids of up to this many bytes, all ASCII, are decoded in JS. */
 const SHORT = 16;
@@ -51,9 +57,13 @@ export class UserArena {
   /** Bytes of the live ids. */
   #live = 0;
   #offsets = new Uint32Array(0);
-  /** Ids are at most 512 UTF-16 code units: 1,536 bytes of UTF-8. */
   #lengths = new Uint16Array(0);
   #refs = new Int32Array(0);
+  /**
+   * For each length of id, the offset + 1 of the bytes of a freed id of that length, or 0; the
+   * first four bytes of each hold the next one's, the same way.
+   */
+  readonly #freeBytes = new Uint32Array(MAX_BYTES + 1);
   /** User slot + 1 at each position; 0 is empty. */
   #index = new Int32Array(0);
   #mask = 0;
@@ -69,6 +79,9 @@ export class UserArena {
 
   /** The bytes allocated for ids (live ones, freed ones not yet compacted away, and room). */
   get byteLength(): number { return this.#bytes.length; }
+
+  /** The bytes up to the end of the last id written: live ids, and freed ones not yet reused or compacted away. */
+  get written(): number { return this.#end; }
 
   /** The user slot of `userId`, held once more (interned if new). Release each hold with `release()`. */
   intern(userId: string): number {
@@ -102,7 +115,7 @@ export class UserArena {
     }
   }
 
-  /** A new user: the `len` bytes at the end, placed at index position `p` (the empty one its probe ended on). */
+  /** A new user: the `len` bytes at `at` (the end), placed at index position `p` (the empty one its probe ended on). */
   #add(at: number, len: number, p: number): number {
     if (this.#free === 0 && this.#used === this.#cap) {
       this.#grow(Math.min(this.#max, this.#cap * 2));
@@ -116,11 +129,18 @@ export class UserArena {
     } else {
       u = this.#used++;
     }
-    this.#offsets[u] = at;
+    const f = len >= LINK && len <= MAX_BYTES ? this.#freeBytes[len] : 0;
+    if (f > 0) {
+      this.#freeBytes[len] = this.#linkAt(f - 1);
+      this.#bytes.copyWithin(f - 1, at, at + len);
+      this.#offsets[u] = f - 1;
+    } else {
+      this.#offsets[u] = at;
+      this.#end = at + len;
+    }
     this.#lengths[u] = len;
     this.#refs[u] = 1;
     this.#index[p] = u + 1;
-    this.#end = at + len;
     this.#live += len;
     this.#size++;
     return u;
@@ -143,10 +163,27 @@ export class UserArena {
       }
     }
     idx[i] = 0;
-    this.#live -= this.#lengths[u];
+    const len = this.#lengths[u];
+    if (len >= LINK && len <= MAX_BYTES) {
+      const o = this.#offsets[u];
+      const next = this.#freeBytes[len];
+      const b = this.#bytes;
+      b[o] = next;
+      b[o + 1] = next >>> 8;
+      b[o + 2] = next >>> 16;
+      b[o + 3] = next >>> 24;
+      this.#freeBytes[len] = o + 1;
+    }
+    this.#live -= len;
     this.#size--;
     this.#offsets[u] = this.#free;
     this.#free = u + 1;
+  }
+
+  /** The link in the first four bytes of a freed id's bytes at `o`. */
+  #linkAt(o: number): number {
+    const b = this.#bytes;
+    return (b[o] | b[o + 1] << 8 | b[o + 2] << 16 | b[o + 3] << 24) >>> 0;
   }
 
   /** The id of user slot `u`, as a string. */
@@ -166,6 +203,7 @@ export class UserArena {
 
   clear(): void {
     this.#index.fill(0);
+    this.#freeBytes.fill(0);
     this.#used = this.#size = this.#end = this.#live = this.#free = 0;
   }
 
@@ -173,7 +211,7 @@ export class UserArena {
    * At least `need` bytes free at the end. When the array is full, the live ids are copied into a
    * new one half as large again as they are (and no smaller than 4 bytes per user slot, so that a
    * compaction, which visits every slot, comes after enough new bytes to pay for it): the space
-   * of freed ids is reclaimed, and a cache whose users churn does not grow.
+   * of freed ids no new id took is reclaimed, and a cache whose users churn does not grow.
    */
   #room(need: number): void {
     if (this.#end + need <= this.#bytes.length) return;
@@ -190,6 +228,7 @@ export class UserArena {
     }
     this.#bytes = to;
     this.#end = at;
+    this.#freeBytes.fill(0);
   }
 
   /** The index position the `len` bytes at `at` hash to. */
