@@ -3,7 +3,7 @@
 // back as it was written. The user-id arena beneath it gets a model check of its own: ids shared,
 // released and interned again, non-ASCII and of the longest length, through many compactions.
 import t from 'tap';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { PackedTable } from '../../lib/core/packed-table.js';
 import type { Session } from '../../lib/core/session-data.js';
 import { UserArena } from '../../lib/core/user-arena.js';
@@ -229,6 +229,30 @@ t.test('user arena: model check against a Map, shared and churning ids, through 
   t.equal(wrong, -1, `no difference from the model over 200,000 steps (${model.size} users held at the end)`);
   t.same([...model].filter(([id, [u]]) => arena.name(u) !== id), [], 'every held id reads back');
   t.ok(appended > 10 * largest, `freed bytes are reclaimed: ${appended} B of new ids, ${largest} B allocated at most`);
+});
+
+t.test('user arena: a freed id\'s bytes go to the next new id of the same length', async (t) => {
+  const arena = new UserArena(5000);
+  let slots = Array.from({ length: 3000 }, () => arena.intern(randomUUID()));
+  const written = arena.written;
+  let wrong = 0;
+  let grew = 0;
+  for (let round = 0; round < 20; round++) {
+    for (const u of slots) arena.release(u);
+    const ids = Array.from({ length: 3000 }, () => randomUUID());
+    slots = ids.map((id) => {
+      const u = arena.intern(id);
+      if (arena.written !== written) grew++;
+      return u;
+    });
+    wrong += ids.filter((id, k) => arena.name(slots[k]) !== id).length;
+  }
+  t.equal(wrong, 0, 'every id reads back');
+  t.equal(grew, 0, '60,000 new ids, each written over the bytes of a freed one');
+  const mixed = ['ü', 'xü', '漢字', 'abcd', 'ab漢', 'abcdefgh'];
+  for (const id of mixed) arena.release(arena.intern(`${id}-old`));
+  const back = mixed.map((id) => arena.intern(`${id}-new`));
+  t.same(back.map((u) => arena.name(u)), mixed.map((id) => `${id}-new`), 'ids of other lengths, over the bytes of freed ids of theirs');
 });
 
 t.test('user arena: emptied and filled again, its bytes are reused', async (t) => {
