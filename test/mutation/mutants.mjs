@@ -251,6 +251,14 @@ export const MUTANTS = [
     tests: ['test/unit/packed-table.test.ts'],
   },
   {
+    id: 'user-arena-reuse-without-copy',
+    description: "A new user id given a freed id's bytes is not copied into them: its sessions answer the freed id's user.",
+    file: 'lib/core/user-arena.ts',
+    find: '      this.#bytes.copyWithin(f - 1, at, at + len);\n',
+    replace: '',
+    tests: ['test/unit/packed-table.test.ts'],
+  },
+  {
     id: 'user-arena-delete-breaks-probe-chain',
     description: "Forgetting a user leaves a hole in the arena's probe chain: users placed past it are no longer found and are " +
       'interned twice.',
