@@ -9,8 +9,8 @@ import { randomBytes } from 'node:crypto';
 // on each probe. Freed user slots are reused, and so are a freed id's bytes, by the next new id of
 // the same length (ids of one shape, such as UUIDs, churn in place). Bytes no such id took stay
 // behind until the byte array is full, when the live ids are copied into a new one sized for them
-// (a pause: some 100 ms for a million ids). An id is decoded into a string only when a Session
-// object is built.
+// (a pause in the order of 100 ms at a million ids). An id is decoded into a string only when a
+// Session object is built.
 
 /** User slots allocated at first; the arrays double up to `max`. */
 const FIRST = 1024;
@@ -52,7 +52,7 @@ export class UserArena {
   #free = 0;
   #size = 0;
   #bytes = new Uint8Array(FIRST_BYTES);
-  /** Bytes written; those of freed ids among them stay until a compaction. */
+  /** Bytes written; those of freed ids among them stay until a new id of their length or a compaction takes them. */
   #end = 0;
   /** Bytes of the live ids. */
   #live = 0;
