@@ -1,14 +1,16 @@
 import { EMPTY_DATA, type Session, type SessionData } from './session-data.js';
 import { BASE64URL, HASH_LENGTH, ID_LENGTH, SECRET_LENGTH, TAG_LENGTH } from './token.js';
+import { UserArena } from './user-arena.js';
 
 // The L1's storage. Every field of a cached session has a fixed width, so each lives in a typed
 // array at the session's slot: the id's 38 and the secret's 43 base64url characters as bytes,
-// five times as doubles, the user as an index into an interned list, a flags byte and the LRU
-// links. An open-addressing index (linear probing, backward-shift deletion) finds a slot from the
-// id's characters in place, so a hit reads the Cookie header without slicing it. Typed arrays
-// hold their contents off the JS heap: a million cached sessions are a few dozen objects to the
-// garbage collector, not a few million. The `Session` object a hit answers is built from the
-// slot and kept for recent hits only (RECENT of them); app data (rarely set) sits in a side map.
+// five times as doubles, the user as a slot in an arena of interned ids (user-arena.ts), a flags
+// byte and the LRU links. An open-addressing index (linear probing, backward-shift deletion)
+// finds a slot from the id's characters in place, so a hit reads the Cookie header without
+// slicing it. Typed arrays hold their contents off the JS heap: a million cached sessions are a
+// few dozen objects to the garbage collector, not a few million. The `Session` object a hit
+// answers is built from the slot and kept for recent hits only (RECENT of them); app data (rarely
+// set) sits in a side map.
 
 /** Session objects kept built, at most: the hot sessions' hits allocate nothing. */
 const RECENT = 4096;
@@ -53,13 +55,11 @@ export class PackedTable {
   readonly #ring = new Int32Array(RECENT).fill(-1);
   #ringAt = 0;
   readonly #data = new Map<number, Readonly<SessionData>>();
-  readonly #userOf = new Map<string, number>();
-  readonly #userNames: (string | undefined)[] = [];
-  readonly #userRefs: number[] = [];
-  readonly #freeUsers: number[] = [];
+  readonly #userIds: UserArena;
 
   constructor(max: number) {
     this.#max = max;
+    this.#userIds = new UserArena(max);
     this.#grow(Math.min(max, FIRST));
   }
 
@@ -133,7 +133,7 @@ export class PackedTable {
     const t = this.#times;
     const b = slot * 5;
     const s: Session = Object.freeze({
-      id: this.idOf(slot), userId: this.#userNames[this.#users[slot]]!, data: this.#data.get(slot) ?? EMPTY_DATA,
+      id: this.idOf(slot), userId: this.#userIds.name(this.#users[slot]), data: this.#data.get(slot) ?? EMPTY_DATA,
       createdAt: t[b], absoluteExpiresAt: t[b + 1], remembered: (this.#flags[slot] & REMEMBERED) !== 0, authenticatedAt: t[b + 2],
     });
     this.#keepBuilt(slot, s);
@@ -172,7 +172,7 @@ export class PackedTable {
     this.#times[b + 2] = session.authenticatedAt;
     this.#times[b + 3] = touchedAt;
     this.#times[b + 4] = now;
-    this.#users[slot] = this.#intern(session.userId);
+    this.#users[slot] = this.#userIds.intern(session.userId);
     if (session.data !== EMPTY_DATA && Object.keys(session.data).length > 0) this.#data.set(slot, session.data);
     this.#keepBuilt(slot, session);
     this.#place(slot);
@@ -206,35 +206,13 @@ export class PackedTable {
     this.#objs = new Array<Session | undefined>(this.#cap);
     this.#ring.fill(-1);
     this.#data.clear();
-    this.#userOf.clear();
-    this.#userNames.length = 0;
-    this.#userRefs.length = 0;
-    this.#freeUsers.length = 0;
+    this.#userIds.clear();
     this.#head = this.#tail = this.#free = -1;
     this.#used = this.#size = 0;
   }
 
   #write(to: Uint8Array, o: number, s: string, n: number): void {
     for (let i = 0; i < n; i++) to[o + i] = s.charCodeAt(i);
-  }
-
-  #intern(userId: string): number {
-    let u = this.#userOf.get(userId);
-    if (u === undefined) {
-      u = this.#freeUsers.pop() ?? this.#userNames.length;
-      this.#userNames[u] = userId;
-      this.#userRefs[u] = 0;
-      this.#userOf.set(userId, u);
-    }
-    this.#userRefs[u]++;
-    return u;
-  }
-
-  #release(u: number): void {
-    if (--this.#userRefs[u] > 0) return;
-    this.#userOf.delete(this.#userNames[u]!);
-    this.#userNames[u] = undefined;
-    this.#freeUsers.push(u);
   }
 
   #home(slot: number): number {
@@ -265,7 +243,7 @@ export class PackedTable {
     }
     idx[i] = 0;
     this.#unlink(slot);
-    this.#release(this.#users[slot]);
+    this.#userIds.release(this.#users[slot]);
     this.#data.delete(slot);
     this.#objs[slot] = undefined;
     this.#next[slot] = this.#free;

@@ -269,6 +269,32 @@ export const MUTANTS = [
     tests: ['test/unit/packed-table.test.ts'],
   },
   {
+    id: 'user-arena-compares-first-byte',
+    description: "The L1's user arena compares only the first byte of a probed id: a new user sharing an id's length and first " +
+      'byte is taken for it, and its sessions answer the other user.',
+    file: 'lib/core/user-arena.ts',
+    find: 'while (i < len && b[o + i] === b[at + i]) i++;',
+    replace: 'while (i < len && b[o] === b[at]) i++;',
+    tests: ['test/unit/packed-table.test.ts'],
+  },
+  {
+    id: 'user-arena-reuse-without-copy',
+    description: "A new user id given a freed id's bytes is not copied into them: its sessions answer the freed id's user.",
+    file: 'lib/core/user-arena.ts',
+    find: '      this.#bytes.copyWithin(f - 1, at, at + len);\n',
+    replace: '',
+    tests: ['test/unit/packed-table.test.ts'],
+  },
+  {
+    id: 'user-arena-delete-breaks-probe-chain',
+    description: "Forgetting a user leaves a hole in the arena's probe chain: users placed past it are no longer found and are " +
+      'interned twice.',
+    file: 'lib/core/user-arena.ts',
+    find: 'if (i <= j ? (k <= i || k > j) : (k <= i && k > j)) {',
+    replace: 'if (false) {',
+    tests: ['test/unit/packed-table.test.ts'],
+  },
+  {
     id: 'inflight-read-not-spoiled',
     description: 'An invalidation drops the ticket of a Redis read in flight without voiding it.',
     file: 'lib/core/local-cache.ts',

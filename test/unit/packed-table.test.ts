@@ -1,15 +1,26 @@
 // The L1's packed storage on its own: a model check against a plain Map kept in LRU order
 // (random sets, deletes, lookups and uses over many growths and evictions), and each field read
-// back as it was written.
+// back as it was written. The user-id arena beneath it gets a model check of its own: ids shared,
+// released and interned again, non-ASCII and of the longest length, through many compactions.
 import t from 'tap';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { PackedTable } from '../../lib/core/packed-table.js';
 import type { Session } from '../../lib/core/session-data.js';
+import { UserArena } from '../../lib/core/user-arena.js';
 
 const b64 = (n: number) => randomBytes(n).toString('base64url').slice(0, n);
 const TAGS = Array.from({ length: 40 }, () => b64(22));
 const newId = (tag = TAGS[Math.floor(Math.random() * TAGS.length)]) => tag + b64(16);
 const secret = () => b64(43);
+/**
+ * User ids held by several sessions at once: 1 to 4 bytes of UTF-8 a character, a leading U+FEFF
+ * (not a byte order mark to drop), the longest ids (512 UTF-16 code units; 1,536 bytes for CJK),
+ * and ASCII ids of one length that differ in one byte only.
+ */
+const SHARED = ['ü', '漢字', '🙂', 'x🙂ü漢', '\uFEFFbom', 'a'.repeat(512), '漢'.repeat(512), '🙂'.repeat(256), `${'a'.repeat(511)}b`,
+  ...Array.from({ length: 40 }, (_, i) => `user${String(i).padStart(2, '0')}`)];
+/** A user id seen once, seldom again: the arena's churn. */
+const freshUser = (n: number) => `${['', 'é', '漢', '🙂', 'usr-'][n % 5]}${n}-${b64(8)}`;
 const sessionOf = (id: string, userId: string, i = 0, data: object = {}): Session => Object.freeze({
   id, userId, data: Object.freeze(data), createdAt: 1_700_000_000_000 + i, absoluteExpiresAt: 1_800_000_000_000 + i,
   remembered: i % 2 === 0, authenticatedAt: 1_750_000_000_000 + i,
@@ -67,7 +78,7 @@ t.test('sessions are rebuilt from their slot once no longer among the recent one
 });
 
 t.test('model check: random sets, deletes, finds and uses against a Map in LRU order', async (t) => {
-  for (const max of [1, 7, 1500, 5000]) {
+  for (const max of [1, 7, 1500, 5000, 12_000]) {
     const tb = new PackedTable(max);
     /** id → [session, secret, touched]; insertion order is recency (oldest first). */
     const model = new Map<string, [Session, string, number]>();
@@ -78,7 +89,8 @@ t.test('model check: random sets, deletes, finds and uses against a Map in LRU o
       const r = Math.random();
       if (r < 0.45 || ids.length === 0) {
         const id = ids.length > 0 && Math.random() < 0.1 ? ids[Math.floor(Math.random() * ids.length)] : newId();
-        const s = sessionOf(id, `user${Math.floor(Math.random() * 50)}`, step, step % 7 === 0 ? { step } : {});
+        const user = Math.random() < 0.6 ? SHARED[Math.floor(Math.random() * SHARED.length)] : freshUser(step);
+        const s = sessionOf(id, user, step, step % 7 === 0 ? { step } : {});
         const sec = secret();
         tb.set(s, sec, step, step);
         model.delete(id);
@@ -107,6 +119,19 @@ t.test('model check: random sets, deletes, finds and uses against a Map in LRU o
     // Every id the model holds is found, and no other.
     t.equal([...model.keys()].filter((id) => tb.find(id, 0) < 0).length, 0, `max ${max}: every cached id is found`);
     t.equal(ids.filter((id) => !model.has(id) && tb.find(id, 0) >= 0).length, 0, `max ${max}: no evicted or deleted id is`);
+    // Least recent first: the oldest entries' sessions are rebuilt from their slots (their user decoded from the arena).
+    let rebuilt = 0;
+    const wrongUsers: string[] = [];
+    for (const [id, [m]] of model) {
+      const s = tb.session(tb.find(id, 0));
+      if (s !== m) rebuilt++;
+      if (s.userId !== m.userId) wrongUsers.push(`${JSON.stringify(s.userId.slice(0, 20))} for ${JSON.stringify(m.userId.slice(0, 20))}`);
+    }
+    t.same(wrongUsers, [], `max ${max}: every session's userId (${rebuilt} of ${model.size} rebuilt)`);
+    if (max >= 5000) t.ok(rebuilt > 500, `max ${max}: ${rebuilt} sessions rebuilt`);
+    const byTag = (ids: (tag: string) => string[]) => Object.fromEntries(TAGS.slice(0, 8).map((tag) => [tag, ids(tag).sort()]));
+    t.same(byTag((tag) => tb.idsWithPrefix(tag)), byTag((tag) => [...model.keys()].filter((id) => id.startsWith(tag))),
+      `max ${max}: idsWithPrefix, for 8 tags`);
   }
 });
 
@@ -135,4 +160,111 @@ t.test('clear empties everything; the table works again afterwards', async (t) =
   const s = sessionOf(newId(), 'v');
   tb.set(s, secret(), 0, 0);
   t.equal(tb.session(tb.find(s.id, 0)).userId, 'v');
+});
+
+t.test('user arena: a freed user is forgotten; its slot goes to the next new one', async (t) => {
+  const arena = new UserArena(10);
+  const u = arena.intern('漢字');
+  t.equal(arena.intern('漢字'), u, 'one slot for both holds');
+  t.equal(arena.size, 1);
+  arena.release(u);
+  t.equal(arena.name(u), '漢字', 'still held once');
+  arena.release(u);
+  t.equal(arena.size, 0, 'the last hold released');
+  const v = arena.intern('漢子');
+  t.equal(v, u, 'the freed slot is reused');
+  t.equal(arena.name(v), '漢子');
+  const w = arena.intern('漢字');
+  t.not(w, u, 'the freed id is new again: not found in the index');
+  t.equal(arena.size, 2);
+  arena.release(w);
+  t.equal(arena.size, 1, 'and held once only');
+  t.equal(arena.name(v), '漢子');
+});
+
+t.test('user arena: model check against a Map, shared and churning ids, through compactions', async (t) => {
+  const arena = new UserArena(2000);
+  /** id → [slot, holds] */
+  const model = new Map<string, [number, number]>();
+  const bySlot = new Map<number, string>();
+  /** One element per hold. */
+  const held: string[] = [];
+  /** The first step that differs from the model: past it, the model's holds are no longer the arena's to release. */
+  let wrong = -1;
+  let appended = 0;
+  let largest = 0;
+  const pick = <T>(a: T[]) => Math.floor(Math.random() * a.length);
+  for (let step = 0; step < 200_000 && wrong < 0; step++) {
+    let same = true;
+    if (held.length === 0 || (held.length < 1500 && Math.random() < 0.52)) {
+      const id = Math.random() < 0.5 ? SHARED[pick(SHARED)] : freshUser(step);
+      const u = arena.intern(id);
+      const m = model.get(id);
+      if (m === undefined) {
+        if (bySlot.has(u)) same = false;
+        model.set(id, [u, 1]);
+        bySlot.set(u, id);
+        appended += Buffer.byteLength(id);
+      } else {
+        if (m[0] !== u) same = false;
+        m[1]++;
+      }
+      held.push(id);
+    } else {
+      const k = pick(held);
+      const id = held[k];
+      held[k] = held[held.length - 1];
+      held.pop();
+      const m = model.get(id)!;
+      if (arena.name(m[0]) !== id) same = false;
+      arena.release(m[0]);
+      if (--m[1] === 0) {
+        model.delete(id);
+        bySlot.delete(m[0]);
+      }
+    }
+    if (!same || arena.size !== model.size) wrong = step;
+    largest = Math.max(largest, arena.byteLength);
+  }
+  t.equal(wrong, -1, `no difference from the model over 200,000 steps (${model.size} users held at the end)`);
+  t.same([...model].filter(([id, [u]]) => arena.name(u) !== id), [], 'every held id reads back');
+  t.ok(appended > 10 * largest, `freed bytes are reclaimed: ${appended} B of new ids, ${largest} B allocated at most`);
+});
+
+t.test('user arena: a freed id\'s bytes go to the next new id of the same length', async (t) => {
+  const arena = new UserArena(5000);
+  let slots = Array.from({ length: 3000 }, () => arena.intern(randomUUID()));
+  const written = arena.written;
+  let wrong = 0;
+  let grew = 0;
+  for (let round = 0; round < 20; round++) {
+    for (const u of slots) arena.release(u);
+    const ids = Array.from({ length: 3000 }, () => randomUUID());
+    slots = ids.map((id) => {
+      const u = arena.intern(id);
+      if (arena.written !== written) grew++;
+      return u;
+    });
+    wrong += ids.filter((id, k) => arena.name(slots[k]) !== id).length;
+  }
+  t.equal(wrong, 0, 'every id reads back');
+  t.equal(grew, 0, '60,000 new ids, each written over the bytes of a freed one');
+  const mixed = ['ü', 'xü', '漢字', 'abcd', 'ab漢', 'abcdefgh'];
+  for (const id of mixed) arena.release(arena.intern(`${id}-old`));
+  const back = mixed.map((id) => arena.intern(`${id}-new`));
+  t.same(back.map((u) => arena.name(u)), mixed.map((id) => `${id}-new`), 'ids of other lengths, over the bytes of freed ids of theirs');
+});
+
+t.test('user arena: emptied and filled again, its bytes are reused', async (t) => {
+  const arena = new UserArena(50_000);
+  for (let round = 0; round < 10; round++) {
+    const slots = Array.from({ length: 20_000 }, (_, i) => arena.intern(freshUser(i)));
+    t.equal(arena.size, 20_000);
+    for (const u of slots) arena.release(u);
+    t.equal(arena.size, 0);
+  }
+  t.ok(arena.byteLength < 1.5 * 20_000 * 24, `${arena.byteLength} B allocated for 200,000 ids of at most 24 B, 20,000 at once`);
+  arena.clear();
+  const u = arena.intern('🙂');
+  t.equal(arena.name(u), '🙂', 'works after clear');
 });
