@@ -119,3 +119,24 @@ t.test('rotating through three secrets over two instances: every session stays i
       'log out everywhere counts the sessions of the listed secrets');
   });
 });
+
+t.test('capPolicy refuse counts a rotated secret\'s older sessions toward the cap and never evicts them', async (t) => {
+  await eachTarget(t, async (t, target: Target) => {
+    const keyPrefix = target.prefix();
+    const options = { keyPrefix, maxSessionsPerUser: 2, capPolicy: 'refuse' as const };
+    const before = await makeApp(t, target.client(), { ...options, secret: S1 });
+    const o1 = await signIn(before, 'cy');
+    const o2 = await signIn(before, 'cy');
+    const app = await makeApp(t, target.client(), { ...options, secret: [S2, S1] });
+    const login = () => app.inject({ method: 'POST', url: '/login', payload: { user: 'cy' } });
+    const full = await login();
+    t.equal(full.statusCode, 409, 'two sessions under the older secret: the cap is reached');
+    t.equal(full.json().code, 'ERR_TIERED_SESSION_LIMIT');
+    t.same(await alive(app, [o1, o2]), ids([o1, o2]), 'and neither older session was ended');
+    t.equal((await app.inject({ method: 'DELETE', url: `/sessions/${o1.id}`, cookies: { [COOKIE]: o2.token } })).statusCode, 204);
+    const n1 = await signIn(app, 'cy');
+    t.not(n1.id.slice(0, 22), o2.id.slice(0, 22), 'one fits again, under the new secret\'s tag');
+    t.equal((await login()).statusCode, 409, 'and then the cap, counted across both tags, holds');
+    t.same(await alive(app, [o2, n1]), ids([o2, n1]), 'with both sessions alive');
+  }, { adapters: ['fastify'] });
+});
