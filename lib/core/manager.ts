@@ -194,6 +194,8 @@ export class SessionManager {
   revokeToken(token: string, reason: ExplicitEndReason): Promise<boolean> { return this.writing.revokeToken(token, reason); }
   /** See Writing.revokeAll. */
   revokeAll(userId: string, options: { keep?: string } = {}): Promise<number> { return this.writing.revokeAll(userId, options); }
+  /** See Writing.revokeEveryone. */
+  revokeEveryone(): Promise<number> { return this.writing.revokeEveryone(); }
   /** See Writing.rotate. */
   rotate(publicId: string): Promise<string> { return this.writing.rotate(publicId); }
   /** See Writing.update. */

@@ -21,6 +21,11 @@ export interface Sessions {
   revoke(sessionId: string, options?: { owner?: string }): Promise<boolean>;
   /** Revoke every session of a user (log out everywhere, password change, ban), optionally keeping one. */
   revokeAll(userId: string, options?: { keep?: string }): Promise<number>;
+  /**
+   * Revoke every session of every user under this key prefix (a breach, a forced sign-out of
+   * all); sessions signed in while it runs may stay. Resolves to how many it ended.
+   */
+  revokeEveryone(): Promise<number>;
   /** Counters and gauges. */
   stats(): StatsSnapshot;
   /** The same, as Prometheus text. */
@@ -42,6 +47,7 @@ export function publicSessions(m: SessionManager): Sessions {
     list: (userId: string) => m.list(userId),
     revoke: (sessionId: string, options: { owner?: string } = {}) => m.revoke(sessionId, options.owner),
     revokeAll: (userId: string, options: { keep?: string } = {}) => m.revokeAll(userId, options),
+    revokeEveryone: () => m.revokeEveryone(),
     stats: () => m.stats(),
     prometheus: () => m.prometheus(),
     healthy: () => m.healthy(),

@@ -253,6 +253,28 @@ export class Writing {
     }
   }
 
+  /**
+   * End every session of every user under this key prefix (a breach, a forced sign-out of all):
+   * each user's index as log out everywhere ends it, found by SCAN on every master; every
+   * instance hears each user's broadcast, and this one clears its whole local cache. Sessions
+   * signed in while it runs may stay. Returns how many it ended.
+   */
+  async revokeEveryone(): Promise<number> {
+    let n = 0;
+    try {
+      for await (const keys of this.#store.indexKeys()) {
+        const gone = await Promise.all(keys.map((k) => this.#write(() => this.#store.revokeIndex(k, preciseNow(), this.#o.now()))));
+        for (const ids of gone) {
+          this.#replay.note(ids);
+          n += ids.length;
+        }
+      }
+      return n;
+    } finally {
+      this.#l1.clear();
+    }
+  }
+
   /** Give a session a new secret (privilege change). The old token stops working everywhere. */
   async rotate(publicId: string): Promise<string> {
     return this.#rotate(publicId, this.#o.now());

@@ -438,6 +438,35 @@ t.test('app.sessions.list, revoke and revokeAll work for code outside a request'
   });
 });
 
+t.test('app.sessions.revokeEveryone ends every session of every user under its prefix, on every instance, and nothing under another ' +
+  'prefix', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const prefix = target.prefix();
+    const a = await makeApp(t, target.client(), { keyPrefix: prefix });
+    const b = await makeApp(t, target.client(), { keyPrefix: prefix });
+    const elsewhere = await makeApp(t, target.client(), { keyPrefix: target.prefix() });
+    for (const app of [a, b, elsewhere]) await cacheTrusted(app);
+    // Enough users to spread over every master of the Cluster.
+    const users = Array.from({ length: 12 }, (_, i) => `breach-${i}`);
+    const all: Awaited<ReturnType<typeof signIn>>[] = [];
+    for (const u of users) all.push(await signIn(a, u), await signIn(b, u));
+    const kept = await signIn(elsewhere, 'breach-0');
+    for (const s of all) t.equal((await me(b, s.token)).statusCode, 200);
+    t.equal(await a.sessions.revokeEveryone(), all.length, `it ends all ${all.length} sessions and says so`);
+    for (const s of all) t.equal((await me(a, s.token)).statusCode, 401, 'refused on the instance that ended them');
+    t.equal(await eventually(async () => {
+      let live = 0;
+      for (const s of all) if ((await me(b, s.token)).statusCode === 200) live++;
+      return live;
+    }, (n) => n === 0, 3000), 0, 'and on the other instance, which had them cached');
+    for (const u of users) t.same(await a.sessions.list(u), [], `${u} has no session left`);
+    t.equal((await me(elsewhere, kept.token)).statusCode, 200, 'a session under another key prefix is untouched');
+    const again = await signIn(b, 'breach-0');
+    t.equal((await me(a, again.token)).statusCode, 200, 'signing in afterwards works');
+    t.equal(await a.sessions.revokeEveryone(), 1, 'and a second sweep ends that one');
+  });
+});
+
 t.test('an app on a client created with lazyConnect: true connects it at start and serves sign-in and /me', async (t) => {
   await eachTarget(t, async (t, target) => {
     const lazy = target.name === 'single'

@@ -6,7 +6,7 @@ import t from 'tap';
 import * as root from '../../lib/index.js';
 import { eachTarget, makeApp } from '../fixtures/targets.js';
 
-const SESSIONS = ['healthy', 'history', 'list', 'prometheus', 'revoke', 'revokeAll', 'stats'];
+const SESSIONS = ['healthy', 'history', 'list', 'prometheus', 'revoke', 'revokeAll', 'revokeEveryone', 'stats'];
 const EXPRESS_ONLY = ['close', 'ready', 'refuseCrossSite', 'requireRecentAuthentication', 'requireSession', 'routes'];
 /** Members of the manager (and the adapters' internals) that must not be reachable. */
 const INTERNAL = [

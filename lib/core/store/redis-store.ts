@@ -1,7 +1,7 @@
 import type { Redis, Cluster, ChainableCommander } from 'ioredis';
 import { ERR_NOT_CONFIRMED } from '../errors.js';
 import type { RedisClient } from '../options.js';
-import { TAG_LENGTH } from '../token.js';
+import { BUCKET_LENGTH, TAG_LENGTH } from '../token.js';
 import { decodeSession, pairsToObject, recordSize, type Idles, type NewRecord, type StoredSession } from './record.js';
 import {
   auditStreamKey, channelName, indexKey, legacyClaimKey, recentKey, sessionKey, stashKey, userBase,
@@ -214,8 +214,37 @@ export class RedisStore {
   async revokeAll(tag: string, owner: string, keepPublicId: string | undefined, now: number, at = now): Promise<string[]> {
     const keep = keepPublicId && keepPublicId.startsWith(tag) ? keepPublicId.slice(TAG_LENGTH) : '';
     return (await this.#revoking('revokeAll', 'tieredSessionRevokeAll', [
-      this.indexKey(tag), this.base(tag), tag, keep, owner, this.channel, now, at, ...this.#auditArgs(tag),
+      this.indexKey(tag), this.base(tag), tag, keep, owner, this.channel, now, at, '', ...this.#auditArgs(tag),
     ])) as string[];
+  }
+
+  /** End every session in the user index `key` (one found by {@link indexKeys}), whoever it belongs to. */
+  async revokeIndex(key: string, now: number, at = now): Promise<string[]> {
+    // `<prefix>{<bucket>}u<rest of the tag>`: the tag is the bucket and the rest.
+    const open = this.#prefix.length;
+    const tag = key.slice(open + 1, open + 1 + BUCKET_LENGTH) + key.slice(open + BUCKET_LENGTH + 3);
+    return (await this.#revoking('revokeAll', 'tieredSessionRevokeAll', [
+      key, this.base(tag), tag, '', '', this.channel, now, at, '1', ...this.#auditArgs(tag),
+    ])) as string[];
+  }
+
+  /**
+   * Every user index under this prefix, a batch per SCAN reply, on every master of a Cluster.
+   * The pattern matches index keys only: a session key, a stash and an audit stream are longer
+   * or shorter after the bucket.
+   */
+  async *indexKeys(): AsyncGenerator<string[]> {
+    const match = `${this.#prefix}{${'?'.repeat(BUCKET_LENGTH)}}u${'?'.repeat(TAG_LENGTH - BUCKET_LENGTH)}`;
+    const c = this.#client as Cluster;
+    const nodes: (Redis | Cluster)[] = c.isCluster === true ? c.nodes('master') : [this.#client];
+    for (const node of nodes) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await this.#run('scan', () => node.scan(cursor, 'MATCH', match, 'COUNT', 1000));
+        cursor = next;
+        if (keys.length > 0) yield keys;
+      } while (cursor !== '0');
+    }
   }
 
   /** Replace a live session's data (JSON); false when it is gone. `now` and `at` as for revoke(). */

@@ -268,8 +268,10 @@ return n
 
 /**
  * revokeAll: KEYS[1] index. ARGV: base, tag, keep random ('' = none), owner, channel, now (the
- * broadcast's send time), the change's time by the app's clock (what the audit records), then
- * the audit arguments. Returns the public ids of the live sessions it revoked.
+ * broadcast's send time), the change's time by the app's clock (what the audit records), '1' to
+ * end every session in the index whoever it belongs to (ending every user's sessions: no owner
+ * is known) or '', then the audit arguments. Returns the public ids of the live sessions it
+ * revoked.
  */
 export const REVOKE_ALL = `${DROP_STASHES}${AUDIT}
 local base, tag, keep, owner = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -280,10 +282,11 @@ for _, id in ipairs(ids) do
   if id ~= keep then
     local k = base .. id
     -- The owner check guards the index against anything but this user's sessions.
-    if redis.call('HGET', k, 'u') == owner then
+    local u = redis.call('HGET', k, 'u')
+    if u and (u == owner or ARGV[8] == '1') then
       redis.call('DEL', k)
       revoked[#revoked + 1] = tag .. id
-      audit_after('t', 'e', 's', tag .. id, 'u', owner, 'w', ms(ARGV[7]), 'y', 'everywhere')
+      audit_after('t', 'e', 's', tag .. id, 'u', u, 'w', ms(ARGV[7]), 'y', 'everywhere')
     end
     redis.call('ZREM', KEYS[1], id)
   end
