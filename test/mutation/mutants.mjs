@@ -123,6 +123,15 @@ export const MUTANTS = [
     tests: ['test/integration/policy.test.ts'],
     env: { TS_TARGETS: 'single', TS_ADAPTERS: 'express4' },
   },
+  {
+    id: 'revoke-everyone-owner-checked',
+    description: 'Ending every user\'s sessions runs the per-user owner check with no owner: nothing is ended.',
+    file: 'lib/core/store/scripts.ts',
+    find: "if u and (u == owner or ARGV[8] == '1') then",
+    replace: 'if u and u == owner then',
+    tests: ['test/integration/lifecycle.test.ts'],
+    env: { TS_TARGETS: 'single', TS_ADAPTERS: 'fastify' },
+  },
   // ---- the store's decoding, arguments and confirmations ----------------------------------------
   {
     id: 'decode-accepts-longer-hash',
