@@ -1,3 +1,4 @@
+import { unindex } from './open-index.js';
 import { EMPTY_DATA, type Session, type SessionData } from './session-data.js';
 import { BASE64URL, HASH_LENGTH, ID_LENGTH, SECRET_LENGTH, TAG_LENGTH } from './token.js';
 import { UserArena } from './user-arena.js';
@@ -228,20 +229,7 @@ export class PackedTable {
   }
 
   #remove(slot: number): void {
-    // Out of the index: find its position, then shift back what probed past it.
-    const idx = this.#index;
-    const mask = this.#mask;
-    let i = this.#home(slot);
-    while (idx[i] !== slot + 1) i = (i + 1) & mask;
-    for (let j = (i + 1) & mask; idx[j] !== 0; j = (j + 1) & mask) {
-      const k = this.#home(idx[j] - 1);
-      // The entry at j may move to i when its home is not cyclically within (i, j].
-      if (i <= j ? (k <= i || k > j) : (k <= i && k > j)) {
-        idx[i] = idx[j];
-        i = j;
-      }
-    }
-    idx[i] = 0;
+    unindex(this.#index, this.#mask, slot, (v) => this.#home(v));
     this.#unlink(slot);
     this.#userIds.release(this.#users[slot]);
     this.#data.delete(slot);

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { unindex } from './open-index.js';
 
 // The packed table's user ids, interned off the JS heap. A string per user, a Map entry and a few
 // array slots cost more than the rest of a cached session (one user per session is the common
@@ -149,20 +150,7 @@ export class UserArena {
   /** One hold of user slot `u` ends; with the last, the user is forgotten and its slot free. */
   release(u: number): void {
     if (--this.#refs[u] > 0) return;
-    // Out of the index: find its position, then shift back what probed past it.
-    const idx = this.#index;
-    const mask = this.#mask;
-    let i = this.#homeOf(u);
-    while (idx[i] !== u + 1) i = (i + 1) & mask;
-    for (let j = (i + 1) & mask; idx[j] !== 0; j = (j + 1) & mask) {
-      const k = this.#homeOf(idx[j] - 1);
-      // The user at j may move to i when its home is not cyclically within (i, j].
-      if (i <= j ? (k <= i || k > j) : (k <= i && k > j)) {
-        idx[i] = idx[j];
-        i = j;
-      }
-    }
-    idx[i] = 0;
+    unindex(this.#index, this.#mask, u, (v) => this.#homeOf(v));
     const len = this.#lengths[u];
     if (len >= LINK && len <= MAX_BYTES) {
       const o = this.#offsets[u];
