@@ -7,8 +7,13 @@ export type { DeviceInfo } from './core/device.js';
 export type { LegacyOptions } from './core/legacy.js';
 export type {
   TieredSessionOptions, CookieOptions, LocalCacheOptions, RedisClient, Milliseconds, ShortSessionOptions, SessionCaps,
-  ConfirmOptions, AuditOptions,
+  ConfirmOptions, AuditOptions, EventOptions,
 } from './core/options.js';
+export type { SessionEvents } from './core/sessions-api.js';
+export type {
+  SessionEvent, SessionEventType, SessionEventBase, SessionCreatedEvent, SessionRotatedEvent, SessionReauthenticatedEvent,
+  SessionUpdatedEvent, SessionEndedEvent, SessionEndReason, SessionEventHandler, EventDelivery, ParkedEvent, EventFeedStats,
+} from './core/events/types.js';
 export type { AuditSessionRow, HistoryQuery } from './core/audit/history.js';
 export type { AuditPool, AuditPoolClient, AuditQueryResult, AuditTableOptions } from './core/audit/sql.js';
 export type { TieredSessionErrorClass } from './core/errors.js';

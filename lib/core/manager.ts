@@ -9,7 +9,8 @@ import { RevocationChannel, type ChannelState, type Change } from './store/chann
 import { Acknowledgement, type AcknowledgementState } from './store/acknowledgement.js';
 import { Freshness } from './store/freshness.js';
 import { RevocationReplay } from './replay.js';
-import { AuditTrail, auditBuffer } from './audit/trail.js';
+import { AuditTrail, streamBuffer } from './audit/trail.js';
+import { EventFeed } from './events/feed.js';
 import { Telemetry } from './observe/telemetry.js';
 import type { AuditSessionRow, HistoryQuery } from './audit/history.js';
 import type { ExplicitEndReason } from './audit/sql.js';
@@ -46,6 +47,8 @@ export class SessionManager {
   #onReady: (() => void) | undefined;
   /** The audit trail (every instance consumes; one at a time sweeps). */
   readonly #audit: AuditTrail | undefined;
+  /** The event feed (events on; delivery starts with the first handler). */
+  readonly events: EventFeed | undefined;
   readonly metrics = new Metrics();
   readonly #telemetry: Telemetry;
   /** Reads: a token to its session (the hot path), pre-warm, touches, the device list. */
@@ -57,8 +60,16 @@ export class SessionManager {
     this.#o = options;
     this.#log = log;
     this.#store = new RedisStore(options.client, options.keyPrefix, options.commandTimeout,
-      { long: options.idleTimeout, short: options.shortSession.idleTimeout }, options.readFrom, auditBuffer(options.audit));
+      { long: options.idleTimeout, short: options.shortSession.idleTimeout }, options.readFrom,
+      streamBuffer(options.audit, options.events));
     this.#audit = AuditTrail.of(options, log);
+    const buffer = streamBuffer(options.audit, options.events);
+    if (options.events !== undefined) {
+      this.events = new EventFeed({
+        client: options.client, keyPrefix: options.keyPrefix, events: options.events, commandTimeout: options.commandTimeout,
+        bufferCap: buffer!.cap, bufferTtl: buffer!.ttl, logger: log, now: options.now,
+      });
+    }
     const ack = options.confirmRevocations;
     if (ack.mode === 'on') this.#store.acknowledgedBy = ack;
     if (ack.mode === 'auto') {
@@ -158,6 +169,7 @@ export class SessionManager {
     if (this.#onReady !== undefined) this.#o.client.off('ready', this.#onReady);
     this.#fresh?.stop();
     await this.#audit?.close();
+    await this.events?.close();
     await this.resolving.close();
     await this.#channel?.stop();
     this.#l1.clear();
@@ -251,6 +263,6 @@ export class SessionManager {
 
   prometheus(): string {
     const text = this.metrics.prometheus(this.#l1.size, this.#l1.clears);
-    return this.#audit === undefined ? text : text + this.#audit.prometheus();
+    return text + (this.#audit?.prometheus() ?? '') + (this.events?.prometheus() ?? '');
   }
 }

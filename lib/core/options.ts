@@ -178,6 +178,8 @@ export interface TieredSessionOptions {
   replicaLagTolerance?: Milliseconds;
   /** The audit trail in PostgreSQL (`GET /sessions/history`); off when absent. */
   audit?: AuditOptions;
+  /** Session events to the app's handlers (`sessions.events.on(…)`); `true` for the defaults; off when absent. */
+  events?: boolean | EventOptions;
   /** Longest any Redis command may take before the request answers 503. @default 1000 (ms) */
   commandTimeout?: Milliseconds;
   /** How often the subscriber connection is pinged to catch a silent break. @default 1000 (ms) */
@@ -224,6 +226,38 @@ export interface ResolvedCookie {
   readonly domain: string | undefined;
 }
 
+/**
+ * The event feed (`sessions.events`): every session change, written by the same script as the
+ * change, delivered to the handlers the app registers, at least once, through a consumer group
+ * the instances share (docs/events.md).
+ */
+export interface EventOptions {
+  /** Tries of the handlers before an event is parked (`sessions.events.parked()`). @default 5 */
+  maxAttempts?: number;
+  /** The first retry's delay; each next one doubles (with jitter), up to 60 s. @default 1000 (ms) */
+  retryDelay?: Milliseconds;
+  /** How often each instance reads the event streams. @default 200 (ms) */
+  pollInterval?: Milliseconds;
+  /** How often each instance looks for sessions that expired (their `ended` events, reason `expired`). @default 30000 (ms) */
+  sweepInterval?: Milliseconds;
+  /** Most events the Redis streams hold while no handler takes them (over 256 streams). @default 1000000 */
+  bufferEvents?: number;
+  /**
+   * Whether this instance delivers events to its handlers. `false` on instances that only write
+   * (their handlers are never called). At least one instance must consume. @default true
+   */
+  consume?: boolean;
+}
+
+export interface ResolvedEvents {
+  readonly maxAttempts: number;
+  readonly retryDelay: Milliseconds;
+  readonly pollInterval: Milliseconds;
+  readonly sweepInterval: Milliseconds;
+  readonly bufferEvents: number;
+  readonly consume: boolean;
+}
+
 export interface ResolvedAudit {
   readonly pool: AuditPool;
   readonly schema: string | undefined;
@@ -257,6 +291,7 @@ export interface ResolvedOptions {
   readonly readFrom: RedisClient | undefined;
   readonly replicaLagTolerance: Milliseconds;
   readonly audit: ResolvedAudit | undefined;
+  readonly events: ResolvedEvents | undefined;
   readonly commandTimeout: Milliseconds;
   readonly heartbeatInterval: Milliseconds;
   readonly maxDataBytes: number;

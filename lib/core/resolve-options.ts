@@ -7,13 +7,13 @@ import { auditNames, type AuditPool } from './audit/sql.js';
 import type { OpenTelemetryProviders } from './observe/otel.js';
 import type { ResolvedTelemetry } from './observe/telemetry.js';
 import type {
-  CookieOptions, ResolvedAudit, ResolvedCookie, ResolvedOptions, ShortSessionOptions, TieredSessionOptions,
+  CookieOptions, ResolvedAudit, ResolvedCookie, ResolvedEvents, ResolvedOptions, ShortSessionOptions, TieredSessionOptions,
 } from './options.js';
 
 const KNOWN = new Set([
   'client', 'secret', 'keyPrefix', 'idleTimeout', 'absoluteTimeout', 'touchInterval', 'localCache', 'maxSessionsPerUser', 'capPolicy',
   'shortSession',
-  'confirmRevocations', 'readFrom', 'replicaLagTolerance', 'audit',
+  'confirmRevocations', 'readFrom', 'replicaLagTolerance', 'audit', 'events',
   'commandTimeout', 'heartbeatInterval', 'maxDataBytes', 'cookie', 'allowedOrigins', 'countryHeader',
   'maxUserAgentLength', 'prewarm', 'reauthenticateToRevoke', 'now', 'requestProperty', 'telemetry',
 ]);
@@ -152,6 +152,7 @@ export function resolveOptions(opts: unknown, adapterKeys: ReadonlySet<string> =
     readFrom: o.readFrom,
     replicaLagTolerance: int('replicaLagTolerance', o.replicaLagTolerance, D.replicaLagTolerance.value, 0, 3600_000),
     audit: resolveAudit(o.audit),
+    events: resolveEvents(o.events),
     heartbeatInterval: int('heartbeatInterval', o.heartbeatInterval, D.heartbeatInterval.value, 50, 3600_000),
     maxDataBytes: int('maxDataBytes', o.maxDataBytes, D.maxDataBytes.value, 2, 1024 * 1024),
     cookie,
@@ -220,6 +221,25 @@ export function resolveAudit(v: unknown): ResolvedAudit | undefined {
     activityInterval: int('audit.activityInterval', v.activityInterval, D['audit.activityInterval'].value, 0, 24 * 3600_000),
     bufferEvents: int('audit.bufferEvents', v.bufferEvents, D['audit.bufferEvents'].value, 256, 1_000_000_000),
     pollInterval: int('audit.pollInterval', v.pollInterval, D['audit.pollInterval'].value, 10, 60_000),
+    consume,
+  });
+}
+
+const EVENT_KEYS = new Set(['maxAttempts', 'retryDelay', 'pollInterval', 'sweepInterval', 'bufferEvents', 'consume']);
+
+export function resolveEvents(v: unknown): ResolvedEvents | undefined {
+  if (v === undefined || v === false) return undefined;
+  const e: Record<string, unknown> = v === true ? {} : isPlainObject(v) ? v : {};
+  if (v !== true && !isPlainObject(v)) throw fail('events', `expected true, false or { maxAttempts, … }, got ${describe(v)}`);
+  for (const k of Object.keys(e)) if (!EVENT_KEYS.has(k)) throw fail(`events.${k}`, 'unknown option');
+  const consume = orDefault(e.consume, D['events.consume'].value);
+  if (typeof consume !== 'boolean') throw fail('events.consume', `expected a boolean, got ${describe(consume)}`);
+  return Object.freeze({
+    maxAttempts: int('events.maxAttempts', e.maxAttempts, D['events.maxAttempts'].value, 1, 100),
+    retryDelay: int('events.retryDelay', e.retryDelay, D['events.retryDelay'].value, 1, 3_600_000),
+    pollInterval: int('events.pollInterval', e.pollInterval, D['events.pollInterval'].value, 10, 60_000),
+    sweepInterval: int('events.sweepInterval', e.sweepInterval, D['events.sweepInterval'].value, 100, 24 * 3600_000),
+    bufferEvents: int('events.bufferEvents', e.bufferEvents, D['events.bufferEvents'].value, 256, 1_000_000_000),
     consume,
   });
 }

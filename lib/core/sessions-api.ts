@@ -1,4 +1,6 @@
 import { ERR_INVALID_ARGUMENT, ERR_NOT_FOUND } from './errors.js';
+import type { EventFeed } from './events/feed.js';
+import type { EventFeedStats, ParkedEvent, SessionEventHandler, SessionEventType } from './events/types.js';
 import type { SessionManager } from './manager.js';
 import type { StatsSnapshot } from './metrics.js';
 import type { SessionInfo } from './session-data.js';
@@ -37,6 +39,41 @@ export interface Sessions {
    * first, from PostgreSQL. Rejects with ERR_TIERED_SESSION_NOT_FOUND when audit is off.
    */
   history(userId: string, query?: HistoryQuery): Promise<AuditSessionRow[]>;
+  /** The event feed (the `events` option; docs/events.md). Its methods throw ERR_TIERED_SESSION_INVALID_ARGUMENT when it is off. */
+  readonly events: SessionEvents;
+}
+
+/** Session events, delivered at least once to the handlers of the instances that consume. */
+export interface SessionEvents {
+  /**
+   * Call `handler` with every event of `type` (`'*'`: every type). The first handler starts
+   * delivery on this instance. Every instance sharing the key prefix shares the work: register
+   * the same handlers on each. A handler that throws (or rejects) is tried again with backoff;
+   * after `events.maxAttempts` tries its event is parked.
+   */
+  on<T extends SessionEventType | '*'>(type: T, handler: SessionEventHandler<T>): void;
+  off<T extends SessionEventType | '*'>(type: T, handler: SessionEventHandler<T>): void;
+  /** Counters and gauges of this instance's delivery. */
+  stats(): EventFeedStats;
+  /** Events whose handlers kept failing, oldest first (at most `limit`, default 100). */
+  parked(options?: { limit?: number }): Promise<ParkedEvent[]>;
+  /** Deliver parked events again, their ids unchanged: one by its `parkedId`, or every one. Resolves to how many. */
+  replay(parkedId?: string): Promise<number>;
+}
+
+function feedOf(m: SessionManager): EventFeed {
+  if (m.events === undefined) throw new ERR_INVALID_ARGUMENT('events', 'the event feed is off: set the events option');
+  return m.events;
+}
+
+function eventsOf(m: SessionManager): SessionEvents {
+  return Object.freeze({
+    on: <T extends SessionEventType | '*'>(type: T, handler: SessionEventHandler<T>) => feedOf(m).on(type, handler),
+    off: <T extends SessionEventType | '*'>(type: T, handler: SessionEventHandler<T>) => feedOf(m).off(type, handler),
+    stats: () => feedOf(m).stats(),
+    parked: (options: { limit?: number } = {}) => feedOf(m).parked(options.limit),
+    replay: (parkedId?: string) => feedOf(m).replay(parkedId),
+  });
 }
 
 const managers = new WeakMap<object, SessionManager>();
@@ -52,6 +89,7 @@ export function publicSessions(m: SessionManager): Sessions {
     prometheus: () => m.prometheus(),
     healthy: () => m.healthy(),
     history: (userId: string, query: HistoryQuery = {}) => m.history(userId, query) ?? Promise.reject(new ERR_NOT_FOUND()),
+    events: eventsOf(m),
   });
   managers.set(s, m);
   return s;

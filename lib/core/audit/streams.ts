@@ -8,10 +8,26 @@ import type { RedisClient } from '../options.js';
 import { BUCKETS, BUCKET_LENGTH } from '../token.js';
 import { auditLeaseKey, auditStreamKey } from '../store/keys.js';
 import { withTimeout } from '../store/timeout.js';
-import type { AuditContext } from './metrics.js';
+import type { Logger } from '../log.js';
 
-/** The consumer group every script creates with its stream (at id 0). */
+/** The consumer group every script creates with its audit stream (at id 0). */
 export const AUDIT_GROUP = 'audit';
+
+/** Which streams an AuditStreams reads: its group, the key of a bucket's stream, and who it is in log lines. */
+export interface StreamKind {
+  readonly group: string;
+  readonly keyOf: (prefix: string, bucket: string) => string;
+  readonly label: string;
+}
+
+const AUDIT_KIND: StreamKind = { group: AUDIT_GROUP, keyOf: auditStreamKey, label: 'audit sink' };
+
+/** What the Redis side reports to: an up/down gauge, a logger, a clock. */
+export interface StreamsContext {
+  readonly metrics: { redisUp: boolean };
+  readonly log: Logger;
+  readonly now: () => number;
+}
 
 /** XACK then XDEL, atomically: an entry is never acknowledged but left in the stream. */
 const ACK = `
@@ -94,14 +110,16 @@ export class AuditStreams {
   readonly #prefix: string;
   readonly #timeout: number;
   readonly #isCluster: boolean;
-  readonly #c: AuditContext;
+  readonly #c: StreamsContext;
+  readonly #kind: StreamKind;
   readonly #slotOfBucket = new Map<string, number>();
   /** The client was ready once: a client not ready after that is an outage, not a start. */
   everReady = false;
   #downSince = 0;
 
-  constructor(c: AuditContext, client: RedisClient, prefix: string, commandTimeout: number) {
+  constructor(c: StreamsContext, client: RedisClient, prefix: string, commandTimeout: number, kind: StreamKind = AUDIT_KIND) {
     this.#c = c;
+    this.#kind = kind;
     this.#client = client;
     this.#loose = client as unknown as Loose;
     this.#prefix = prefix;
@@ -109,12 +127,15 @@ export class AuditStreams {
     this.#isCluster = (client as Cluster).isCluster === true;
     this.all = BUCKETS.map((bucket, i) => {
       this.#slotOfBucket.set(bucket, i * 64);
-      return { bucket, key: auditStreamKey(prefix, bucket), slot: i * 64, cursor: '0' as const, absent: false, claimCursor: '0-0' };
+      return { bucket, key: kind.keyOf(prefix, bucket), slot: i * 64, cursor: '0' as const, absent: false, claimCursor: '0-0' };
     });
     for (const [name, numberOfKeys, lua] of COMMANDS) {
       if (typeof this.#loose[name] !== 'function') client.defineCommand(name, { numberOfKeys, lua });
     }
   }
+
+  /** The consumer group these streams are read through. */
+  get group(): string { return this.#kind.group; }
 
   get ready(): boolean { return this.#client.status === 'ready'; }
 
@@ -179,7 +200,7 @@ export class AuditStreams {
   /** Acknowledge and delete entries, one script call per stream. */
   ack(per: Map<StreamState, { ids: string[] }>): Promise<Map<StreamState, Reply>> {
     return this.perSlot('XACK', [...per.keys()], (p, st) => {
-      (p as unknown as Loose).tieredSessionAuditAck(st.key, AUDIT_GROUP, ...per.get(st)!.ids);
+      (p as unknown as Loose).tieredSessionAuditAck(st.key, this.#kind.group, ...per.get(st)!.ids);
     });
   }
 
@@ -197,7 +218,7 @@ export class AuditStreams {
   /** Forget consumers with nothing pending: `only` (this instance, at close), or else every one idle longer than `idle` ms. */
   async reap(idle: number, only: string): Promise<void> {
     await this.perSlot('reap', this.all.filter((s) => !s.absent), (p, st) => {
-      (p as unknown as Loose).tieredSessionAuditReap(st.key, AUDIT_GROUP, idle, only);
+      (p as unknown as Loose).tieredSessionAuditReap(st.key, this.#kind.group, idle, only);
     });
   }
 
@@ -206,7 +227,7 @@ export class AuditStreams {
     this.#c.metrics.redisUp = false;
     if (this.#downSince === 0) {
       this.#downSince = this.#c.now();
-      this.#c.log.error({ err }, 'tiered-session: audit sink: Redis unavailable; retrying with backoff');
+      this.#c.log.error({ err }, `tiered-session: ${this.#kind.label}: Redis unavailable; retrying with backoff`);
     }
     return err;
   }
@@ -214,7 +235,7 @@ export class AuditStreams {
   up(): void {
     this.#c.metrics.redisUp = true;
     if (this.#downSince !== 0) {
-      this.#c.log.info({ downMs: this.#c.now() - this.#downSince }, 'tiered-session: audit sink: Redis reachable again');
+      this.#c.log.info({ downMs: this.#c.now() - this.#downSince }, `tiered-session: ${this.#kind.label}: Redis reachable again`);
       this.#downSince = 0;
     }
   }

@@ -2,7 +2,7 @@
 // within, the table created at start (retried while PostgreSQL is away), the sink started after
 // it, the history read, and the sink's metrics.
 import type { Logger } from '../log.js';
-import type { ResolvedAudit, ResolvedOptions } from '../options.js';
+import type { ResolvedAudit, ResolvedEvents, ResolvedOptions } from '../options.js';
 import { auditPrometheus } from './metrics.js';
 import { auditSinkOf, type AuditSink } from './sink.js';
 import type { AuditSessionRow, HistoryQuery } from './history.js';
@@ -11,17 +11,36 @@ import { BUCKET_COUNT } from '../token.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
 
-/** The per-stream length cap, the streams' TTL and the activity interval the scripts write with. */
-export interface AuditBuffer { readonly cap: number; readonly ttl: number; readonly activity: number }
+/**
+ * What the scripts append to: the audit's stream, the event feed's, or both; the per-stream
+ * length cap, the streams' TTL and the audit's activity interval.
+ */
+export interface StreamBuffer {
+  readonly audit: boolean;
+  readonly events: boolean;
+  readonly cap: number;
+  readonly ttl: number;
+  readonly activity: number;
+}
+
+/** A week: how long the feed's streams live while no instance reads them. */
+const EVENTS_TTL = 7 * 24 * 3600_000;
 
 /**
- * The buffer's bound, spread over the bucket streams; each stream lives as long as rows do (at
- * most 30 days) while nothing reads it.
+ * The buffers' bound, spread over the bucket streams (the larger of the two when both are on);
+ * an audit stream lives as long as rows do (at most 30 days) while nothing reads it, the feed's
+ * a week.
  */
-export function auditBuffer(a: ResolvedAudit | undefined): AuditBuffer | undefined {
-  if (a === undefined) return undefined;
-  const days = Math.min(30, a.retentionDays);
-  return { cap: Math.ceil(a.bufferEvents / BUCKET_COUNT), ttl: days * 24 * 3600_000, activity: a.activityInterval };
+export function streamBuffer(a: ResolvedAudit | undefined, e: ResolvedEvents | undefined): StreamBuffer | undefined {
+  if (a === undefined && e === undefined) return undefined;
+  const auditTtl = a === undefined ? 0 : Math.min(30, a.retentionDays) * 24 * 3600_000;
+  return {
+    audit: a !== undefined,
+    events: e !== undefined,
+    cap: Math.ceil(Math.max(a?.bufferEvents ?? 0, e?.bufferEvents ?? 0) / BUCKET_COUNT),
+    ttl: Math.max(auditTtl, e === undefined ? 0 : EVENTS_TTL),
+    activity: a?.activityInterval ?? 0,
+  };
 }
 
 export class AuditTrail {

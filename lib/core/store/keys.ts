@@ -19,6 +19,18 @@ export const indexKey = (prefix: string, tag: string): string =>
 export const auditStreamKey = (prefix: string, tagOrId: string): string =>
   `${prefix}{${tagOrId.slice(0, BUCKET_LENGTH)}}o`;
 
+/** `<prefix>{<bucket>}v`: the event feed's stream of the bucket of `tagOrId`. */
+export const eventStreamKey = (prefix: string, tagOrId: string): string =>
+  `${prefix}{${tagOrId.slice(0, BUCKET_LENGTH)}}v`;
+
+/** `<prefix>{<bucket>}w`: the feed's parked events of the bucket (their handlers kept failing). */
+export const parkedStreamKey = (prefix: string, tagOrId: string): string =>
+  `${prefix}{${tagOrId.slice(0, BUCKET_LENGTH)}}w`;
+
+/** `<prefix>{<bucket>}x`: the feed's schedule of the bucket's session expiries (the scripts derive it from the stream's key). */
+export const expiryScheduleKey = (prefix: string, tagOrId: string): string =>
+  `${prefix}{${tagOrId.slice(0, BUCKET_LENGTH)}}x`;
+
 /** `<prefix>audit:lease`: which instance runs the audit's sweep and retention. */
 export const auditLeaseKey = (prefix: string): string => `${prefix}audit:lease`;
 

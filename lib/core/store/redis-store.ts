@@ -4,11 +4,12 @@ import type { RedisClient } from '../options.js';
 import { BUCKET_LENGTH, TAG_LENGTH } from '../token.js';
 import { decodeSession, pairsToObject, recordSize, type Idles, type NewRecord, type StoredSession } from './record.js';
 import {
-  auditStreamKey, channelName, indexKey, legacyClaimKey, recentKey, sessionKey, stashKey, userBase,
+  auditStreamKey, channelName, eventStreamKey, indexKey, legacyClaimKey, recentKey, sessionKey, stashKey, userBase,
 } from './keys.js';
 import { boundedCall, type RedisObserver } from './call.js';
 
 import type { ExplicitEndReason } from '../audit/sql.js';
+import type { StreamBuffer } from '../audit/trail.js';
 import { thenWait, type Acknowledgement, type AckRequirement, type Cmd } from './acknowledgement.js';
 import { CREATE, TOUCH, REVOKE, REVOKE_ALL, UPDATE, LIST, READ, UNCREATE, PRESENT } from './scripts.js';
 
@@ -54,8 +55,8 @@ export class RedisStore {
   acknowledgedBy: AckRequirement | undefined;
   /** confirmRevocations 'auto': read again before a revocation while replication is unknown. */
   acknowledgement: Acknowledgement | undefined;
-  /** The audit trail's buffer: per-stream length cap, stream TTL, activity interval (ms); undefined: off. */
-  readonly #audit: { readonly cap: number; readonly ttl: number; readonly activity: number } | undefined;
+  /** The audit's and the event feed's streams: which are on, per-stream length cap, TTL, activity interval (ms); undefined: both off. */
+  readonly #audit: StreamBuffer | undefined;
   readonly #prefix: string;
   readonly #timeout: number;
   readonly #idles: Idles;
@@ -65,7 +66,7 @@ export class RedisStore {
   observer: RedisObserver | undefined;
 
   constructor(client: RedisClient, prefix: string, commandTimeout: number, idles: Idles, readFrom?: RedisClient,
-    audit?: { cap: number; ttl: number; activity: number }) {
+    audit?: StreamBuffer) {
     this.#client = client;
     this.#audit = audit;
     this.#reader = readFrom ?? client;
@@ -92,10 +93,11 @@ export class RedisStore {
   /** `<prefix>{<bucket>}o`: the audit buffer of the bucket of `tagOrId` (a tag or a public id). */
   auditStream(tagOrId: string): string { return auditStreamKey(this.#prefix, tagOrId); }
 
-  /** The scripts' three trailing audit arguments for a user's bucket ('' stream: off). */
+  /** The scripts' four trailing arguments for a user's bucket: the event stream, the audit stream ('' = off), cap, TTL. */
   #auditArgs(tagOrId: string): (string | number)[] {
     const a = this.#audit;
-    return a === undefined ? ['', 0, 0] : [this.auditStream(tagOrId), a.cap, a.ttl];
+    if (a === undefined) return ['', '', 0, 0];
+    return [a.events ? eventStreamKey(this.#prefix, tagOrId) : '', a.audit ? this.auditStream(tagOrId) : '', a.cap, a.ttl];
   }
 
   /** `<prefix>{<bucket>}u<user>`: the user's index. */

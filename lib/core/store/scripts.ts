@@ -31,28 +31,58 @@
 // channel is refused too, so its local cache is off and nothing needs the broadcast.
 
 /**
- * Shared helper: the audit trail's durable buffer. Every script takes three trailing arguments:
- * the stream of the user's bucket (`<prefix>{<bucket>}o`, in the user's slot, so the event is
- * written atomically with the change; '' = audit off), its length cap, and its TTL. The stream
- * and its consumer group are created together; the TTL is refreshed on each append, so no key
- * lacks one. Events: `t` type (c created, a activity, r rotated, e ended), `s` public id, `u`
- * user id, `w` when, and per type: c `d` device `i` ip `k` country `x` absolute deadline `p`
- * expiry; a `a` last active `p` expiry; r `n` rotation count; e `y` reason.
+ * Shared helper: the audit trail's durable buffer and the event feed's. Every script takes four
+ * trailing arguments: the event stream of the user's bucket (`<prefix>{<bucket>}v`, '' = events
+ * off), the audit stream of the bucket (`<prefix>{<bucket>}o`, '' = audit off), their length cap,
+ * and their TTL. Both are in the user's slot, so an event is written atomically with its change.
+ * A stream and its consumer group (`audit`, `events`) are created together; the TTL is refreshed
+ * on each append, so no key lacks one. One group per stream: each consumer deletes what it has
+ * handled, and turning one off never strands entries the other has not read.
+ * Events: `t` type (c created, a activity, r rotated, q re-authenticated, u updated, e ended),
+ * `s` public id, `u` user id, `w` when, and per type: c `d` device `i` ip `k` country `x` absolute
+ * deadline `p` expiry `m` '0' when not remembered `v` '1' from a new device; a `a` last active
+ * `p` expiry; r and q `n` rotation count; e `y` reason. The audit hears c, a, r, e; the feed
+ * every type but a (activity), and `expired` ends from its sweep.
+ * With the feed on, `<prefix>{<bucket>}x` schedules every live session's expiry (member: public
+ * id then user id, score: expiry), so the sweep can tell of a session that expired, whose hash
+ * and index are gone by then.
  */
 const AUDIT = `
-local A_STREAM, A_CAP, A_TTL = ARGV[#ARGV - 2], ARGV[#ARGV - 1], ARGV[#ARGV]
-local function audit(...)
-  if A_STREAM == '' then return end
-  if redis.call('EXISTS', A_STREAM) == 0 then redis.call('XGROUP', 'CREATE', A_STREAM, 'audit', '0', 'MKSTREAM') end
-  redis.call('XADD', A_STREAM, 'MAXLEN', '~', A_CAP, '*', ...)
-  redis.call('PEXPIRE', A_STREAM, A_TTL)
+local E_STREAM, A_STREAM, A_CAP, A_TTL = ARGV[#ARGV - 3], ARGV[#ARGV - 2], ARGV[#ARGV - 1], ARGV[#ARGV]
+local E_SCHED = E_STREAM == '' and '' or string.sub(E_STREAM, 1, -2) .. 'x'
+local function append(stream, group, ...)
+  if redis.call('EXISTS', stream) == 0 then redis.call('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM') end
+  redis.call('XADD', stream, 'MAXLEN', '~', A_CAP, '*', ...)
+  redis.call('PEXPIRE', stream, A_TTL)
 end
 -- After a revocation is made: under maxmemory with noeviction the append may be refused, and a
 -- revocation must still happen (it frees memory); its event is then lost (README: audit).
+local function append_after(stream, group, ...)
+  redis.pcall('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
+  if redis.pcall('XADD', stream, 'MAXLEN', '~', A_CAP, '*', ...) then redis.pcall('PEXPIRE', stream, A_TTL) end
+end
+-- To the audit and the feed.
+local function audit(...)
+  if A_STREAM ~= '' then append(A_STREAM, 'audit', ...) end
+  if E_STREAM ~= '' then append(E_STREAM, 'events', ...) end
+end
 local function audit_after(...)
-  if A_STREAM == '' then return end
-  redis.pcall('XGROUP', 'CREATE', A_STREAM, 'audit', '0', 'MKSTREAM')
-  if redis.pcall('XADD', A_STREAM, 'MAXLEN', '~', A_CAP, '*', ...) then redis.pcall('PEXPIRE', A_STREAM, A_TTL) end
+  if A_STREAM ~= '' then append_after(A_STREAM, 'audit', ...) end
+  if E_STREAM ~= '' then append_after(E_STREAM, 'events', ...) end
+end
+-- To the feed alone.
+local function event_after(...)
+  if E_STREAM ~= '' then append_after(E_STREAM, 'events', ...) end
+end
+-- The feed's expiry schedule: a session's expiry (it outlives the session by a day, for the sweep).
+local function schedule(id, user, exp, ttl)
+  if E_SCHED == '' then return end
+  redis.pcall('ZADD', E_SCHED, exp, id .. user)
+  local cur = redis.call('PTTL', E_SCHED)
+  if cur < ttl + 86400000 then redis.pcall('PEXPIRE', E_SCHED, ttl + 86400000) end
+end
+local function unschedule(id, user)
+  if E_SCHED ~= '' and user then redis.call('ZREM', E_SCHED, id .. user) end
 end
 local function ms(v) return string.format('%.0f', math.floor(tonumber(v))) end
 `;
@@ -93,7 +123,7 @@ end
  * ARGV: random, now, ttl, total cap (0 = none), the new session's device type's cap (0 = none),
  * that type, channel, tag, base, then the record: user id, secret hash, absolute deadline,
  * device, ip, country, data, remembered ('' = field absent); the cap policy ('refuse', or ''
- * to evict); then the audit arguments. The field names live here, not on the wire.
+ * to evict); then the audit and event arguments. The field names live here, not on the wire.
  * Returns the public ids evicted by the caps, or -1 when the policy refuses a sign-in at a cap
  * (nothing written).
  */
@@ -125,9 +155,11 @@ if ARGV[16] ~= '' then f[#f + 1] = 'j'; f[#f + 1] = ARGV[16] end
 if ARGV[17] ~= '' then f[#f + 1] = 'r'; f[#f + 1] = ARGV[17] end
 -- The audit event first, then the session: under maxmemory + noeviction the first write is
 -- the one refused, before anything has been touched, so a session never lacks its event.
-audit('t', 'c', 's', tag .. rnd, 'u', ARGV[10], 'w', ARGV[2], 'd', ARGV[13], 'i', ARGV[14], 'k', ARGV[15], 'x', ARGV[12], 'p', ms(exp))
+audit('t', 'c', 's', tag .. rnd, 'u', ARGV[10], 'w', ARGV[2], 'd', ARGV[13], 'i', ARGV[14], 'k', ARGV[15], 'x', ARGV[12], 'p', ms(exp),
+  'm', ARGV[17] == '' and '1' or '0')
 redis.call('HSET', KEYS[1], unpack(f))
 redis.call('PEXPIRE', KEYS[1], ttl)
+schedule(tag .. rnd, ARGV[10], exp, ttl)
 local evicted = {}
 -- Below every cap nothing needs pruning yet (LIST drops dead members, and the index expires
 -- with its last session); at a cap, expired members leave before live sessions are counted.
@@ -165,6 +197,7 @@ if over then
     redis.call('DEL', base .. e[1])
     redis.call('ZREM', KEYS[2], e[1])
     evicted[#evicted + 1] = tag .. e[1]
+    unschedule(tag .. e[1], ARGV[10])
     audit_after('t', 'e', 's', tag .. e[1], 'u', ARGV[10], 'w', ARGV[2], 'y', 'cap')
   end
   -- Past the type's cap: its least recently active sessions go first.
@@ -197,7 +230,7 @@ return evicted
 /**
  * touch: KEYS[1] session, KEYS[2] index. ARGV: random, now, idleTimeout, the short idle timeout
  * (sessions signed in without "remember me"), publicId, the audit activity interval, then the
- * audit arguments. The audit hears of activity at most once per interval (field `l`: when it
+ * audit and event arguments. The audit hears of activity at most once per interval (field `l`: when it
  * last did), not of every touch.
  * Moves last-active to `now` and the expiry to min(now + idle, x).
  * Returns 1 when written, 0 when the session is gone or the write is stale.
@@ -218,9 +251,11 @@ redis.call('PEXPIRE', KEYS[1], exp - now)
 -- and member together): a plain ZADD also restores a member pruned by a clock running ahead.
 redis.call('ZADD', KEYS[2], exp, ARGV[1])
 extend_index(KEYS[2], exp - now)
+schedule(ARGV[5], f[4], exp, exp - now)
+-- Activity is the audit's alone (the feed tells changes, not requests).
 if A_STREAM ~= '' and now - tonumber(f[5] or f[6]) >= tonumber(ARGV[6]) then
   redis.call('HSET', KEYS[1], 'l', ARGV[2])
-  audit_after('t', 'a', 's', ARGV[5], 'u', f[4], 'w', ARGV[2], 'a', ARGV[2], 'p', ms(exp))
+  append_after(A_STREAM, 'audit', 't', 'a', 's', ARGV[5], 'u', f[4], 'w', ARGV[2], 'a', ARGV[2], 'p', ms(exp))
 end
 return 1
 `;
@@ -229,7 +264,7 @@ return 1
  * revoke: KEYS[1] session, KEYS[2] index. ARGV: random, publicId, owner ('' = anyone), channel,
  * now (the broadcast's send time), end reason (sign-out | revoked | replaced), the change's time
  * by the app's clock (what the audit records), the secret hash of the token that asks ('' = by
- * id: the caller checked), then the audit arguments.
+ * id: the caller checked), then the audit and event arguments.
  * Returns 1 when a live session was revoked, 0 when unknown, owned by someone else, or (by
  * token) another secret's.
  */
@@ -261,6 +296,7 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 drop_stashes(KEYS[2], base)
 if n == 1 then
   redis.pcall('PUBLISH', ARGV[4], ARGV[5] .. '!|' .. ARGV[2])
+  unschedule(ARGV[2], u)
   audit_after('t', 'e', 's', ARGV[2], 'u', u, 'w', ms(ARGV[7]), 'y', ARGV[6])
 end
 return n
@@ -270,7 +306,7 @@ return n
  * revokeAll: KEYS[1] index. ARGV: base, tag, keep random ('' = none), owner, channel, now (the
  * broadcast's send time), the change's time by the app's clock (what the audit records), '1' to
  * end every session in the index whoever it belongs to (ending every user's sessions: no owner
- * is known) or '', then the audit arguments. Returns the public ids of the live sessions it
+ * is known) or '', then the audit and event arguments. Returns the public ids of the live sessions it
  * revoked.
  */
 export const REVOKE_ALL = `${DROP_STASHES}${AUDIT}
@@ -286,6 +322,7 @@ for _, id in ipairs(ids) do
     if u and (u == owner or ARGV[8] == '1') then
       redis.call('DEL', k)
       revoked[#revoked + 1] = tag .. id
+      unschedule(tag .. id, u)
       audit_after('t', 'e', 's', tag .. id, 'u', u, 'w', ms(ARGV[7]), 'y', 'everywhere')
     end
     redis.call('ZREM', KEYS[1], id)
@@ -298,7 +335,7 @@ return revoked
 /**
  * update: KEYS[1] session. ARGV: field, value ('' deletes the field), publicId, channel, now (the
  * broadcast's send time), the change's time by the app's clock (what the audit records), for a
- * rotation replayed the count it made ('' otherwise), then the audit arguments. Used for session
+ * rotation replayed the count it made ('' otherwise), then the audit and event arguments. Used for session
  * data (`j`) and for rotation (a new secret hash `h`, told to the audit); a rotation's value may
  * carry a confirmation of the user's credentials as `<hash>:<t>`, set with the new hash in one
  * step (a re-authentication gets a new token, as a sign-in does). Rotations are counted in `n`:
@@ -323,15 +360,21 @@ if ARGV[1] == 'h' then
   end
 elseif ARGV[2] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
 redis.pcall('PUBLISH', ARGV[4], ARGV[5] .. (ARGV[1] == 'h' and 'r' .. n or '') .. '|' .. ARGV[3])
+local u = redis.call('HGET', KEYS[1], 'u')
 if ARGV[1] == 'h' then
-  audit_after('t', 'r', 's', ARGV[3], 'u', redis.call('HGET', KEYS[1], 'u'), 'w', ms(ARGV[6]), 'n', tostring(n))
+  -- A confirmation rotates too: the audit counts a rotation, the feed tells a re-authentication.
+  local e = { 's', ARGV[3], 'u', u, 'w', ms(ARGV[6]), 'n', tostring(n) }
+  if A_STREAM ~= '' then append_after(A_STREAM, 'audit', 't', 'r', unpack(e)) end
+  if E_STREAM ~= '' then append_after(E_STREAM, 'events', 't', string.find(ARGV[2], ':', 1, true) and 'q' or 'r', unpack(e)) end
+else
+  event_after('t', 'u', 's', ARGV[3], 'u', u, 'w', ms(ARGV[6]))
 end
 return n
 `;
 
 /**
  * uncreate: KEYS[1] session, KEYS[2] index. ARGV: random, publicId, channel, now (the
- * broadcast's send time), base, at (the app's clock, for the audit), then the audit arguments. Undoes a create whose caller gave up (it
+ * broadcast's send time), base, at (the app's clock, for the audit), then the audit and event arguments. Undoes a create whose caller gave up (it
  * timed out after sending): the
  * session goes (broadcast, audit 'revoked'), and sessions its cap eviction removed come back
  * from the stash with the expiry they had left, unless they exist again. Returns 1 when the
@@ -351,6 +394,7 @@ for i = 1, #s, 5 do
     redis.call('RESTORE', k, tonumber(s[i + 2]), s[i + 1])
     redis.call('ZADD', KEYS[2], s[i + 3], s[i])
     back[#back + 1] = tag .. s[i]
+    schedule(tag .. s[i], redis.call('HGET', k, 'u'), tonumber(s[i + 3]), tonumber(s[i + 2]))
   end
 end
 redis.call('DEL', stash)
@@ -358,6 +402,7 @@ redis.call('DEL', stash)
 if #back > 0 then redis.pcall('PUBLISH', ARGV[3], ARGV[4] .. '+|' .. table.concat(back, ',')) end
 if n == 1 then
   redis.pcall('PUBLISH', ARGV[3], ARGV[4] .. '!|' .. ARGV[2])
+  unschedule(ARGV[2], u)
   audit_after('t', 'e', 's', ARGV[2], 'u', u, 'w', ms(ARGV[6]), 'y', 'revoked')
 end
 return n
