@@ -52,6 +52,7 @@ export interface SessionEvents {
    * after `events.maxAttempts` tries its event is parked.
    */
   on<T extends SessionEventType | '*'>(type: T, handler: SessionEventHandler<T>): void;
+  /** Remove a handler `on` registered (delivery goes on: an event no handler takes is acknowledged). */
   off<T extends SessionEventType | '*'>(type: T, handler: SessionEventHandler<T>): void;
   /** Counters and gauges of this instance's delivery. */
   stats(): EventFeedStats;

@@ -84,11 +84,12 @@ t.test('an ESM `import` gets the ESM build: the Fastify plugin registers, the Ex
   t.same(o.express.api, ['function', 'function', 'function'], 'the middleware carries revokeAll, requireSession and refuseCrossSite');
   t.same(o.express.sessionsRoute, [401, 'ERR_TIERED_SESSION_NO_SESSION'], 'its routes answer 401 through the app\'s error handler');
   t.equal(o.express.badOption, 'ERR_TIERED_SESSION_INVALID_OPTION', 'a bad option throws the coded error when the middleware is created');
-  t.same(o.fastify.sessionsKeys, ['healthy', 'history', 'list', 'prometheus', 'revoke', 'revokeAll', 'revokeEveryone', 'stats'],
+  t.same(o.fastify.sessionsKeys,
+    ['events', 'healthy', 'history', 'list', 'prometheus', 'revoke', 'revokeAll', 'revokeEveryone', 'stats'],
     'app.sessions carries exactly the documented members');
   t.same(o.fastify.sessionsHidden, [], 'and none of the machinery (store, resolve, create, invalidate, start, close)');
-  t.same(o.express.keys, ['close', 'healthy', 'history', 'list', 'prometheus', 'ready', 'refuseCrossSite', 'requireRecentAuthentication',
-    'requireSession', 'revoke', 'revokeAll', 'revokeEveryone', 'routes', 'stats'],
+  t.same(o.express.keys, ['close', 'events', 'healthy', 'history', 'list', 'prometheus', 'ready', 'refuseCrossSite',
+    'requireRecentAuthentication', 'requireSession', 'revoke', 'revokeAll', 'revokeEveryone', 'routes', 'stats'],
     'the Express middleware carries exactly the documented members');
   t.same(o.express.hidden, [], 'and none of the machinery');
 });

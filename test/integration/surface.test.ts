@@ -6,7 +6,7 @@ import t from 'tap';
 import * as root from '../../lib/index.js';
 import { eachTarget, makeApp } from '../fixtures/targets.js';
 
-const SESSIONS = ['healthy', 'history', 'list', 'prometheus', 'revoke', 'revokeAll', 'revokeEveryone', 'stats'];
+const SESSIONS = ['events', 'healthy', 'history', 'list', 'prometheus', 'revoke', 'revokeAll', 'revokeEveryone', 'stats'];
 const EXPRESS_ONLY = ['close', 'ready', 'refuseCrossSite', 'requireRecentAuthentication', 'requireSession', 'routes'];
 /** Members of the manager (and the adapters' internals) that must not be reachable. */
 const INTERNAL = [
@@ -21,7 +21,12 @@ t.test('app.sessions (Fastify) and the Express middleware expose exactly the doc
     const express = app.adapter !== 'fastify';
     const documented = express ? [...SESSIONS, ...EXPRESS_ONLY].sort() : SESSIONS;
     t.same(Object.keys(face).sort(), documented, `its own enumerable members are exactly ${documented.join(', ')}`);
-    for (const k of documented) t.equal(typeof face[k], 'function', `${k} is a function`);
+    for (const k of documented) {
+      t.equal(typeof face[k], k === 'events' ? 'object' : 'function', `${k} is ${k === 'events' ? 'an object' : 'a function'}`);
+    }
+    const events = face.events as Record<string, unknown>;
+    t.same(Object.getOwnPropertyNames(events).sort(), ['off', 'on', 'parked', 'replay', 'stats'], 'events: exactly its documented methods');
+    t.ok(Object.isFrozen(events) && Object.getPrototypeOf(events) === Object.prototype, 'events: a frozen plain object');
     t.same(Object.getOwnPropertySymbols(face), [], 'no symbol-keyed member');
     const hidden = INTERNAL.filter((k) => !(express && EXPRESS_ONLY.includes(k)) && k in face);
     t.same(hidden, [], 'no internal member is reachable, own or inherited');

@@ -32,6 +32,7 @@ function tsdocDefaults(): Map<string, string> {
   const owners: Record<string, string> = {
     TieredSessionOptions: '', FastifySessionOptions: '', ExpressSessionOptions: '', LocalCacheOptions: 'localCache.',
     ShortSessionOptions: 'shortSession.', CookieOptions: 'cookie.', ConfirmOptions: 'confirmRevocations.', AuditOptions: 'audit.',
+    EventOptions: 'events.',
     SessionCaps: 'maxSessionsPerUser.', TelemetryOptions: 'telemetry.',
   };
   const out = new Map<string, string>();
@@ -132,4 +133,9 @@ t.test('the resolver fills in the table\'s values', async (t) => {
     pollInterval: v('audit.pollInterval'), consume: v('audit.consume'),
   });
   t.equal(resolveOptions({ client, secret: 'x'.repeat(32) }).audit, v('audit'));
+  t.equal(resolveOptions({ client, secret: 'x'.repeat(32) }).events, v('events'));
+  t.same(resolveOptions({ client, secret: 'x'.repeat(32), events: true }).events, {
+    maxAttempts: v('events.maxAttempts'), retryDelay: v('events.retryDelay'), pollInterval: v('events.pollInterval'),
+    sweepInterval: v('events.sweepInterval'), bufferEvents: v('events.bufferEvents'), consume: v('events.consume'),
+  });
 });

@@ -24,6 +24,7 @@ export interface SessionEventBase {
   readonly id: string;
   /** The session's public id (as in the device list). */
   readonly sessionId: string;
+  /** The user the session belongs to. */
   readonly userId: string;
   /** When the change was made (an expiry: when the session expired). */
   readonly at: number;
@@ -31,20 +32,27 @@ export interface SessionEventBase {
 
 /** A sign-in. */
 export interface SessionCreatedEvent extends SessionEventBase {
+  /** The kind of event. */
   readonly type: 'created';
+  /** The device parsed from the User-Agent at sign-in. */
   readonly device: DeviceInfo;
+  /** The client address at sign-in (null when unknown). */
   readonly ip: string | null;
+  /** The country from the `countryHeader` at sign-in, or null. */
   readonly country: string | null;
   /** False for a sign-in without "remember me". */
   readonly remembered: boolean;
   /** Signed in from a device not seen for this user (the `knownDevices` option; false without it). */
   readonly newDevice: boolean;
+  /** When it expires unless used (idle timeout). */
   readonly expiresAt: number;
+  /** When it ends however much it is used (absolute timeout). */
   readonly absoluteExpiresAt: number;
 }
 
 /** The session's token was replaced by a new one (`session.rotate()`). */
 export interface SessionRotatedEvent extends SessionEventBase {
+  /** The kind of event. */
   readonly type: 'rotated';
   /** How often the session's token was replaced, this time included. */
   readonly rotations: number;
@@ -52,24 +60,31 @@ export interface SessionRotatedEvent extends SessionEventBase {
 
 /** The user proved their credentials again (`confirmAuthentication()`; the token was replaced too). */
 export interface SessionReauthenticatedEvent extends SessionEventBase {
+  /** The kind of event. */
   readonly type: 'reauthenticated';
+  /** How often the session's token was replaced, this time included. */
   readonly rotations: number;
 }
 
 /** The session's data changed. */
 export interface SessionUpdatedEvent extends SessionEventBase {
+  /** The kind of event. */
   readonly type: 'updated';
 }
 
 /** The session ended. */
 export interface SessionEndedEvent extends SessionEventBase {
+  /** The kind of event. */
   readonly type: 'ended';
+  /** Signed out, revoked by id, log out everywhere, evicted by a cap, replaced by a sign-in over its cookie, or expired. */
   readonly reason: SessionEndReason;
 }
 
+/** Any session event; `type` tells which. */
 export type SessionEvent =
   | SessionCreatedEvent | SessionRotatedEvent | SessionReauthenticatedEvent | SessionUpdatedEvent | SessionEndedEvent;
 
+/** The kinds of session event. */
 export type SessionEventType = SessionEvent['type'];
 
 /** What a handler hears besides the event. */
@@ -86,9 +101,11 @@ export type SessionEventHandler<T extends SessionEventType | '*'> =
 export interface ParkedEvent {
   /** Pass it to `replay()`. */
   readonly parkedId: string;
+  /** The event, as its handlers saw it (its `id` unchanged). */
   readonly event: SessionEvent;
   /** The last failure's message. */
   readonly error: string;
+  /** How often its handlers were tried. */
   readonly attempts: number;
   /** When it was parked (epoch ms). */
   readonly parkedAt: number;

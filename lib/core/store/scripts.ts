@@ -374,11 +374,11 @@ return n
 
 /**
  * uncreate: KEYS[1] session, KEYS[2] index. ARGV: random, publicId, channel, now (the
- * broadcast's send time), base, at (the app's clock, for the audit), then the audit and event arguments. Undoes a create whose caller gave up (it
- * timed out after sending): the
- * session goes (broadcast, audit 'revoked'), and sessions its cap eviction removed come back
- * from the stash with the expiry they had left, unless they exist again. Returns 1 when the
- * session existed.
+ * broadcast's send time), base, at (the app's clock, for the audit), then the audit and event
+ * arguments. Undoes a create whose caller gave up (it timed out after sending): the session
+ * goes (broadcast, audit 'revoked'), and sessions its cap eviction removed come back from the
+ * stash with the expiry they had left, unless they exist again. Returns 1 when the session
+ * existed.
  */
 export const UNCREATE = `${AUDIT}
 local u = redis.call('HGET', KEYS[1], 'u')
