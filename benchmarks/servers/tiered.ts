@@ -19,6 +19,9 @@ const localCache = process.env.BENCH_LOCAL_CACHE === '0' ? false : fill > 0 ? { 
 const telemetry = process.env.BENCH_TELEMETRY === '0' ? false : undefined;
 // BENCH_DATABASE_URL: the audit trail on (events through the Redis buffer to PostgreSQL);
 // BENCH_AUDIT_CONSUME=0: this server only appends to the buffer (a worker would consume).
+// BENCH_EVENTS=1: the event feed on, this server only appends (`consume: false`: a worker would
+// deliver); BENCH_EVENTS=consume: it also delivers every event to a no-op handler in-process.
+const events = process.env.BENCH_EVENTS === undefined ? undefined : { consume: process.env.BENCH_EVENTS === 'consume' };
 const pool = process.env.BENCH_DATABASE_URL ? new pg.Pool({ connectionString: process.env.BENCH_DATABASE_URL }) : undefined;
 pool?.on('error', () => {});
 const client = new Redis(env('BENCH_REDIS_URL'), fastFail);
@@ -34,7 +37,9 @@ await app.register(tieredSession, {
   localCache,
   telemetry,
   ...(pool ? { audit: { pool, consume: process.env.BENCH_AUDIT_CONSUME !== '0' } } : {}),
+  ...(events ? { events } : {}),
 });
+if (events?.consume) app.sessions.events.on('*', () => {});
 
 app.get('/hello', { schema: helloSchema }, async (request, reply) => {
   const s = request.session;
