@@ -71,7 +71,11 @@ t.test('every event type reaches the handlers of two instances once, and again o
     // expired: a session without "remember me" (1 s idle), never used again
     const short = await a.inject({ method: 'POST', url: '/login', payload: { user: 'ivo', remember: false } });
     const s9 = short.json().id as string;
-    tokens.push(s4.token, s5.token, s6.token, s7.token, s8.token, tokenOf(short)!);
+    // …and one signed out before it would have expired: its end is told once, as a sign-out.
+    const short2 = await b.inject({ method: 'POST', url: '/login', payload: { user: 'ivo', remember: false } });
+    const s10 = short2.json().id as string;
+    t.equal((await a.inject({ method: 'POST', url: '/logout', cookies: cookieOf(tokenOf(short2)!) })).statusCode, 204);
+    tokens.push(tokenOf(short2)!, s4.token, s5.token, s6.token, s7.token, s8.token, tokenOf(short)!);
 
     const want: [string, string, string?][] = [
       [s1.id, 'created'], [s2.id, 'created'], [s3.id, 'created'], [s1.id, 'ended', 'cap'],
@@ -79,11 +83,12 @@ t.test('every event type reaches the handlers of two instances once, and again o
       [s4.id, 'created'], [s5.id, 'created'], [s5.id, 'ended', 'revoked'], [s4.id, 'ended', 'sign-out'],
       [s6.id, 'created'], [s6.id, 'ended', 'replaced'], [s7.id, 'created'],
       [s8.id, 'created'], [s8.id, 'ended', 'everywhere'], [s9, 'created'], [s9, 'ended', 'expired'],
+      [s10, 'created'], [s10, 'ended', 'sign-out'],
     ];
     const delivered = (id: string, type: string, reason?: string) => calls.filter((c) => c.ok && c.event.sessionId === id &&
       c.event.type === type && (reason === undefined || (c.event as { reason?: string }).reason === reason));
     await eventually(async () => want.every(([id, type, reason]) => delivered(id, type, reason).length > 0), (ok) => ok, 10_000);
-    await sleep(300); // anything more would come now
+    await sleep(1200); // anything more would come now (s10's idle expiry has passed, and a sweep or more since)
     for (const [id, type, reason] of want) {
       t.equal(delivered(id, type, reason).length, 1, `${type}${reason ? ` (${reason})` : ''} of ${id} taken once`);
     }
@@ -99,7 +104,8 @@ t.test('every event type reaches the handlers of two instances once, and again o
       t.same(list.map((c) => JSON.stringify(c.event)), list.map(() => JSON.stringify(list[0].event)), `${id}: the same event`);
       retried += list.length - 1;
     }
-    t.equal(byId.size, calls.filter((c) => c.ok).length, 'no event without a success, and nothing else');
+    t.equal(byId.size, calls.filter((c) => c.ok).length, 'no event without a success');
+    t.equal(byId.size, want.length, 'and no event beyond those');
     t.ok(retried > 0, 'some deliveries failed and were retried');
     t.equal(a.face.events.stats().retried + b.face.events.stats().retried, retried, 'stats count the retries');
     t.equal(a.face.events.stats().delivered + b.face.events.stats().delivered, byId.size, 'stats count the deliveries');

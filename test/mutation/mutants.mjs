@@ -89,10 +89,10 @@ export const MUTANTS = [
     description: 'The revoke script publishes with redis.call: a Redis user refused the channel fails the script after its DEL (a 503 ' +
       'for a revocation that was made).',
     file: 'lib/core/store/scripts.ts',
-    find: "  redis.pcall('PUBLISH', ARGV[4], ARGV[5] .. '!|' .. ARGV[2])\n  audit_after('t', 'e', 's', ARGV[2], 'u', u, 'w', " +
-      "ms(ARGV[7]), 'y', ARGV[6])",
-    replace: "  redis.call('PUBLISH', ARGV[4], ARGV[5] .. '!|' .. ARGV[2])\n  audit_after('t', 'e', 's', ARGV[2], 'u', u, 'w', " +
-      "ms(ARGV[7]), 'y', ARGV[6])",
+    find: "  redis.pcall('PUBLISH', ARGV[4], ARGV[5] .. '!|' .. ARGV[2])\n  unschedule(ARGV[2], u)\n  audit_after('t', 'e', 's', " +
+      "ARGV[2], 'u', u, 'w', ms(ARGV[7]), 'y', ARGV[6])",
+    replace: "  redis.call('PUBLISH', ARGV[4], ARGV[5] .. '!|' .. ARGV[2])\n  unschedule(ARGV[2], u)\n  audit_after('t', 'e', 's', " +
+      "ARGV[2], 'u', u, 'w', ms(ARGV[7]), 'y', ARGV[6])",
     tests: ['test/integration/channel-acl.test.ts'],
   },
 
@@ -967,5 +967,60 @@ export const MUTANTS = [
     replace: '      amplification: resolved === 0 ? NaN : (cur.reads - base.reads) / (cur.hits - base.hits),',
     tests: ['test/integration/observability.test.ts'],
     env: { TS_TARGETS: 'single' },
+  },
+  // ---- the event feed ----------------------------------------------------------------------------
+  {
+    id: 'events-ack-failed-try',
+    description: 'A handler that throws has its event acknowledged anyway: the event is lost instead of retried.',
+    file: 'lib/core/events/feed.ts',
+    find: '        if (attempt >= this.#o.events.maxAttempts) {',
+    replace: '        done.push(entryId);\n        if (attempt >= this.#o.events.maxAttempts) {',
+    tests: ['test/integration/events.test.ts'],
+    env: { TS_ADAPTERS: 'fastify' },
+  },
+  {
+    id: 'events-never-park',
+    description: 'An event whose handlers keep failing is retried forever instead of parked after maxAttempts.',
+    file: 'lib/core/events/feed.ts',
+    find: '        if (attempt >= this.#o.events.maxAttempts) {',
+    replace: '        if (false) {',
+    tests: ['test/integration/events.test.ts'],
+    env: { TS_ADAPTERS: 'fastify' },
+  },
+  {
+    id: 'events-attempts-not-counted',
+    description: 'Every retry counts as a first try: handlers cannot tell a retry, and nothing is ever parked.',
+    file: 'lib/core/events/feed.ts',
+    find: '      const attempt = retry?.entry === entryId ? retry.attempts + 1 : 1;',
+    replace: '      const attempt = 1;',
+    tests: ['test/integration/events.test.ts'],
+    env: { TS_ADAPTERS: 'fastify' },
+  },
+  {
+    id: 'events-expiry-never-told',
+    description: "The expiry sweep drops a due session that is gone without telling it: no 'expired' event.",
+    file: 'lib/core/events/feed.ts',
+    find: '    if t == -2 then',
+    replace: '    if t == -3 then',
+    tests: ['test/integration/events.test.ts'],
+    env: { TS_ADAPTERS: 'fastify' },
+  },
+  {
+    id: 'events-revoked-stays-scheduled',
+    description: "A session that ended stays on the expiry schedule: its end is told twice, the second time as 'expired'.",
+    file: 'lib/core/store/scripts.ts',
+    find: "  if E_SCHED ~= '' and user then redis.call('ZREM', E_SCHED, id .. user) end",
+    replace: '',
+    tests: ['test/integration/events.test.ts'],
+    env: { TS_ADAPTERS: 'fastify' },
+  },
+  {
+    id: 'events-reauthentication-as-rotation',
+    description: "A confirmation of the user's credentials is told as a plain rotation: no 'reauthenticated' event.",
+    file: 'lib/core/store/scripts.ts',
+    find: "string.find(ARGV[2], ':', 1, true) and 'q' or 'r'",
+    replace: "'r'",
+    tests: ['test/integration/events.test.ts'],
+    env: { TS_ADAPTERS: 'fastify' },
   },
 ];
