@@ -70,6 +70,7 @@ export const DEFAULTS = Object.freeze({
   'events': row(undefined, '', 'off'),
   'events.maxAttempts': row(5, '5'),
   'events.retryDelay': row(1000, '1000 (ms)'),
+  'events.handlerTimeout': row(30_000, '30000 (ms)'),
   'events.pollInterval': row(200, '200 (ms)'),
   'events.sweepInterval': row(30_000, '30000 (ms)'),
   'events.bufferEvents': row(1_000_000, '1000000'),

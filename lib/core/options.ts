@@ -236,6 +236,11 @@ export interface EventOptions {
   maxAttempts?: number;
   /** The first retry's delay; each next one doubles (with jitter), up to 60 s. @default 1000 (ms) */
   retryDelay?: Milliseconds;
+  /**
+   * A handler's try that has not settled after this long counts as failed (retried; the stream's
+   * later events would otherwise wait behind it for good). @default 30000 (ms)
+   */
+  handlerTimeout?: Milliseconds;
   /** How often each instance reads the event streams. @default 200 (ms) */
   pollInterval?: Milliseconds;
   /** How often each instance looks for sessions that expired (their `ended` events, reason `expired`). @default 30000 (ms) */
@@ -252,6 +257,7 @@ export interface EventOptions {
 export interface ResolvedEvents {
   readonly maxAttempts: number;
   readonly retryDelay: Milliseconds;
+  readonly handlerTimeout: Milliseconds;
   readonly pollInterval: Milliseconds;
   readonly sweepInterval: Milliseconds;
   readonly bufferEvents: number;

@@ -225,7 +225,7 @@ export function resolveAudit(v: unknown): ResolvedAudit | undefined {
   });
 }
 
-const EVENT_KEYS = new Set(['maxAttempts', 'retryDelay', 'pollInterval', 'sweepInterval', 'bufferEvents', 'consume']);
+const EVENT_KEYS = new Set(['maxAttempts', 'retryDelay', 'handlerTimeout', 'pollInterval', 'sweepInterval', 'bufferEvents', 'consume']);
 
 export function resolveEvents(v: unknown): ResolvedEvents | undefined {
   if (v === undefined || v === false) return undefined;
@@ -237,6 +237,7 @@ export function resolveEvents(v: unknown): ResolvedEvents | undefined {
   return Object.freeze({
     maxAttempts: int('events.maxAttempts', e.maxAttempts, D['events.maxAttempts'].value, 1, 100),
     retryDelay: int('events.retryDelay', e.retryDelay, D['events.retryDelay'].value, 1, 3_600_000),
+    handlerTimeout: int('events.handlerTimeout', e.handlerTimeout, D['events.handlerTimeout'].value, 1, 3_600_000),
     pollInterval: int('events.pollInterval', e.pollInterval, D['events.pollInterval'].value, 10, 60_000),
     sweepInterval: int('events.sweepInterval', e.sweepInterval, D['events.sweepInterval'].value, 100, 24 * 3600_000),
     bufferEvents: int('events.bufferEvents', e.bufferEvents, D['events.bufferEvents'].value, 256, 1_000_000_000),

@@ -232,6 +232,30 @@ t.test('rotations are counted on the same row (a confirmed authentication rotate
   });
 });
 
+t.test('with the event feed on too, every change reaches PostgreSQL and the handlers alike, each once', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const { app, table } = await auditedApp(t, target, { events: { pollInterval: 20 } });
+    const seen: string[] = [];
+    app.face.events.on('*', (e) => { seen.push(e.type === 'ended' ? `ended:${e.reason}` : e.type); });
+    const s = await login(app, 'edda', { ua: 'linux' });
+    const cur = { token: s.token };
+    const rotated = await app.inject({ method: 'POST', url: '/rotate', ...as(cur) });
+    cur.token = tokenOf(rotated)!;
+    t.equal((await app.inject({ method: 'POST', url: '/update', payload: { data: { cart: 1 } }, ...as(cur) })).statusCode, 200);
+    const confirmed = await app.inject({ method: 'POST', url: '/confirm', ...as(cur) });
+    cur.token = tokenOf(confirmed)!;
+    t.equal((await app.inject({ method: 'POST', url: '/logout', ...as(cur) })).statusCode, 204);
+    await delivered(t, [app], 4, 'events (created, rotated twice, the sign-out)');
+    const [row] = (await readRows(pool, table)).values();
+    t.match(row, { id: s.id, rotations: 2, endReason: 'sign-out' }, 'the row: two rotations, signed out');
+    t.equal(metric(app, 'tiered_session_audit_events_invalid_total'), 0, 'the audit reads every entry of its stream');
+    await until(`5 events delivered (have ${seen.length})`, () => seen.length >= 5);
+    await sleep(250);
+    t.same(seen, ['created', 'rotated', 'updated', 'reauthenticated', 'ended:sign-out'],
+      'the handlers heard every change once, in order (one user, one stream)');
+  }, { adapters: ['fastify'] });
+});
+
 t.test('activity moves last_active_at at most once per activityInterval, not on every touch', async (t) => {
   await eachTarget(t, async (t, target) => {
     let clock = Math.floor(Date.now() / 1000) * 1000;

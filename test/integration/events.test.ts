@@ -156,6 +156,24 @@ t.test('an event whose handler keeps failing is parked after maxAttempts, listed
   }, { adapters: ['fastify'] });
 });
 
+t.test('a handler that never settles counts as failed after handlerTimeout: the event is tried again, the stream goes on', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const { a } = await twoInstances(t, target, { events: { ...EVENTS, handlerTimeout: 150 } });
+    const tries: { id: string; attempt: number }[] = [];
+    a.face.events.on('created', (e, { attempt }) => {
+      tries.push({ id: e.id, attempt });
+      return attempt === 1 ? new Promise(() => {}) : undefined;
+    });
+    const s = await signIn(a, 'nell');
+    await eventually(async () => tries.length, (n) => n >= 2, 5000);
+    t.same(tries.map((x) => x.attempt), [1, 2], 'hung once, then tried again');
+    t.equal(tries[0].id, tries[1].id, 'the same event');
+    await eventually(async () => a.face.events.stats().delivered, (n) => n === 1, 3000);
+    t.equal(a.face.events.stats().retried, 1);
+    void s;
+  }, { adapters: ['fastify'] });
+});
+
 t.test('events an instance took and never finished are taken over by another, with their ids', async (t) => {
   await eachTarget(t, async (t, target) => {
     const keyPrefix = target.prefix();

@@ -135,7 +135,8 @@ t.test('the resolver fills in the table\'s values', async (t) => {
   t.equal(resolveOptions({ client, secret: 'x'.repeat(32) }).audit, v('audit'));
   t.equal(resolveOptions({ client, secret: 'x'.repeat(32) }).events, v('events'));
   t.same(resolveOptions({ client, secret: 'x'.repeat(32), events: true }).events, {
-    maxAttempts: v('events.maxAttempts'), retryDelay: v('events.retryDelay'), pollInterval: v('events.pollInterval'),
+    maxAttempts: v('events.maxAttempts'), retryDelay: v('events.retryDelay'), handlerTimeout: v('events.handlerTimeout'),
+    pollInterval: v('events.pollInterval'),
     sweepInterval: v('events.sweepInterval'), bufferEvents: v('events.bufferEvents'), consume: v('events.consume'),
   });
 });

@@ -8,7 +8,7 @@
 // once every handler returned. A handler that throws stops its stream: the entry stays pending
 // and is tried again after retryDelay × 2^(try - 1) (with jitter, at most a minute), later
 // entries of the stream wait behind it (one user's events keep their order), and after
-// maxAttempts tries the entry is parked: moved, atomically, to the bucket's parked stream
+// maxAttempts tries the entry is parked (a try that has not settled after handlerTimeout counts as failed): moved, atomically, to the bucket's parked stream
 // `<prefix>{<bucket>}w`, where `parked()` lists it and `replay()` puts it back. An instance that
 // stops leaves its pending entries to be taken over (XAUTOCLAIM) after claimIdle. Every entry goes
 // to one instance: an event reaches a handler twice only after a failure (a throw, a lost
@@ -399,8 +399,20 @@ export class EventFeed {
     for (const type of [event.type, '*']) {
       const set = this.#handlers.get(type);
       if (set === undefined) continue;
-      for (const h of [...set]) await h(event, delivery);
+      for (const h of [...set]) await this.#bounded(h(event, delivery));
     }
+  }
+
+  /** A handler's result, rejected once handlerTimeout passes unsettled. */
+  #bounded(v: unknown): unknown {
+    if (typeof (v as PromiseLike<unknown> | null)?.then !== 'function') return v;
+    const ms = this.#o.events.handlerTimeout;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the handler did not settle within ${ms} ms`)), ms);
+      timer.unref();
+    });
+    return Promise.race([v, late]).finally(() => clearTimeout(timer));
   }
 
   async #park(s: StreamState, entryId: string, event: SessionEvent, err: unknown, attempts: number): Promise<void> {
