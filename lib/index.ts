@@ -7,7 +7,7 @@ export type { DeviceInfo } from './core/device.js';
 export type { LegacyOptions } from './core/legacy.js';
 export type {
   TieredSessionOptions, CookieOptions, LocalCacheOptions, RedisClient, Milliseconds, ShortSessionOptions, SessionCaps,
-  ConfirmOptions, AuditOptions,
+  ConfirmOptions, AuditOptions, KnownDevicesOptions,
 } from './core/options.js';
 export type { AuditSessionRow, HistoryQuery } from './core/audit/history.js';
 export type { AuditPool, AuditPoolClient, AuditQueryResult, AuditTableOptions } from './core/audit/sql.js';
