@@ -214,3 +214,17 @@ t.test('the audit event of a sign-in carries v=1 from a new device, nothing from
     t.equal(created.get(second.id)?.v, undefined, 'without v');
   }, { adapters: ['fastify'] });
 });
+
+t.test('a legacy takeover sets the device cookie and records the device without marking it new', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const app = await makeApp(t, target.client(), { keyPrefix: target.prefix(), knownDevices: true,
+      legacy: { cookie: 'old.sid', userId: () => 'lee', end: () => {} } });
+    const res = await app.inject({ url: '/me-raw', headers: { cookie: 'old.sid=s%3Aanything' } });
+    t.equal(res.statusCode, 200, 'the old cookie is taken over');
+    t.equal(res.json().newDevice, false, 'the browser signed in before the cutover: not a new device');
+    const device = tokenOf(res, DEVICE);
+    t.match(device, SHAPE, 'and it gets a device cookie');
+    t.equal((await login(app, 'lee', device)).newDevice, false, 'the device is known from then on');
+    t.equal((await login(app, 'lee')).newDevice, true, 'another is new');
+  }, { only: ['single'] });
+});
