@@ -7,7 +7,7 @@ export type { DeviceInfo } from './core/device.js';
 export type { LegacyOptions } from './core/legacy.js';
 export type {
   TieredSessionOptions, CookieOptions, LocalCacheOptions, RedisClient, Milliseconds, ShortSessionOptions, SessionCaps,
-  ConfirmOptions, AuditOptions, EventOptions,
+  ConfirmOptions, AuditOptions, EventOptions, KnownDevicesOptions,
 } from './core/options.js';
 export type { SessionEvents } from './core/sessions-api.js';
 export type {

@@ -71,7 +71,7 @@ if (fill > 0) {
     const id = randomBytes(29).toString('base64url').slice(0, 38);
     const t = l1.hold(id);
     l1.fill(t, Object.freeze({ id, userId: randomUUID(), data: {}, createdAt: now, absoluteExpiresAt: now + 86_400_000,
-      remembered: true, authenticatedAt: now }), randomBytes(33).toString('base64url').slice(0, 43), now);
+      remembered: true, authenticatedAt: now, newDevice: false }), randomBytes(33).toString('base64url').slice(0, 43), now);
     l1.release(id, t);
   }
   if (manager.localCache.size < fill) throw new Error(`the L1 holds ${manager.localCache.size} of ${fill} sessions`);

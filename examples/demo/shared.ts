@@ -115,6 +115,8 @@ export function sessionOptions(client: Redis | Cluster, audit?: AuditOptions) {
     countryHeader: env.COUNTRY_HEADER || undefined,
     // Sessions signed in without "remember me" (REMEMBER-less lifetimes, defaults 12 h / 24 h).
     shortSession: { idleTimeout: num('SHORT_IDLE_TIMEOUT_MS'), absoluteTimeout: num('SHORT_ABSOLUTE_TIMEOUT_MS') },
+    // New-device detection: a signed device cookie; the page warns of sign-ins from new devices.
+    knownDevices: true,
     ...(audit ? { audit } : {}),
   };
 }

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { setCookieLine } from './cookie.js';
 import { isCrossSite } from './cross-site.js';
+import { DeviceCookies } from './known-devices.js';
 import { parseDevice, type DeviceInfo } from './device.js';
 import { ERR_BAD_BODY, ERR_BAD_QUERY, ERR_INVALID_ARGUMENT, ERR_NO_SESSION, ERR_NOT_FOUND,
   ERR_REAUTHENTICATION_REQUIRED } from './errors.js';
@@ -61,6 +62,8 @@ export interface ListedSession {
   lastActiveAt: string;
   expiresAt: string;
   remembered: boolean;
+  /** Signed in from a device new to the user (knownDevices; false with it off). */
+  newDevice: boolean;
 }
 
 /**
@@ -77,6 +80,8 @@ export class SessionFlows {
   readonly cookieName: string;
   /** The manager's counters (the sampling countdown lives there). */
   readonly #metrics: Metrics;
+  /** The device cookie (knownDevices on), else undefined. */
+  readonly #devices: DeviceCookies | undefined;
 
   constructor(o: ResolvedOptions, manager: SessionManager) {
     this.#o = o;
@@ -84,6 +89,7 @@ export class SessionFlows {
     this.#resolving = manager.resolving;
     this.#metrics = manager.metrics;
     this.cookieName = o.cookie.name;
+    this.#devices = o.knownDevices === undefined ? undefined : new DeviceCookies(o.knownDevices, o.secrets, o.cookie);
   }
 
   /** The session cookie's value when there is exactly one, else undefined. */
@@ -164,12 +170,14 @@ export class SessionFlows {
   }
 
   /**
-   * Sign `userId` in: a new session and its cookie. Whatever session the request arrived with
-   * ends here, whoever it belonged to (fixation). `current` is the session the adapter resolved,
-   * or undefined when it did not resolve one (a route that opted out): then the cookie is read now.
+   * Sign `userId` in: a new session and its cookie, and with knownDevices the device cookie
+   * (`deviceCookie`, set after the session's). Whatever session the request arrived with ends
+   * here, whoever it belonged to (fixation). `current` is the session the adapter resolved, or
+   * undefined when it did not resolve one (a route that opted out): then the cookie is read now.
+   * `takeover` (a legacy session carried over): the device is recorded, never marked new.
    */
   async signIn(r: RequestFacts, current: Session | null | undefined, userId: string,
-    options: SignInOptions = {}): Promise<{ session: SignedIn; setCookie: string }> {
+    options: SignInOptions = {}, takeover = false): Promise<{ session: SignedIn; setCookie: string; deviceCookie: string | undefined }> {
     if (typeof options !== 'object' || options === null) throw new ERR_INVALID_ARGUMENT('signIn',
       `expected an options object, got ${describe(options)}`);
     if (options.remember !== undefined && typeof options.remember !== 'boolean') {
@@ -177,16 +185,19 @@ export class SessionFlows {
     }
     await this.#endCarried(r, current, 'replaced');
     const device = parseDevice(one(r.headers['user-agent']), this.#o.maxUserAgentLength);
+    const known = this.#devices?.of(one(r.headers.cookie));
     const { session, token } = await this.manager.create(userId, {
       device,
       ip: r.ip ?? null,
       country: this.#country(r.headers),
       data: options.data,
       remember: options.remember,
+      ...(known === undefined ? {} : { knownDevice: { member: known.member, known: takeover } }),
     });
     return {
       session: Object.freeze({ ...session, device }),
       setCookie: this.#cookieFor(session, token, session.createdAt),
+      deviceCookie: known?.setCookie,
     };
   }
 
@@ -312,6 +323,7 @@ export class SessionFlows {
         lastActiveAt: iso(s.lastActiveAt),
         expiresAt: iso(s.expiresAt),
         remembered: s.remembered,
+        newDevice: s.newDevice,
       })),
     };
   }
@@ -354,7 +366,7 @@ function one(v: string | string[] | undefined): string | undefined {
 }
 
 /** A row of the caller's history as the route answers it. */
-export interface HistoryEntry extends Omit<ListedSession, 'remembered' | 'createdAt' | 'lastActiveAt' | 'expiresAt'> {
+export interface HistoryEntry extends Omit<ListedSession, 'remembered' | 'newDevice' | 'createdAt' | 'lastActiveAt' | 'expiresAt'> {
   createdAt: string | null;
   lastActiveAt: string | null;
   expiresAt: string | null;

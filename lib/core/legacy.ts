@@ -168,12 +168,12 @@ export class LegacyTakeover<Req> {
       return null;
     }
     if (!(await this.#flows.manager.claim(key, CLAIM_MS))) return null;
-    const { session, setCookie } = await this.#flows.signIn(r, null, userId);
+    const { session, setCookie, deviceCookie } = await this.#flows.signIn(r, null, userId, {}, true);
     try {
       await this.#l.end(req);
     } catch (err) {
       this.#log.warn({ err }, 'tiered-session: legacy.end failed; the old session may still be in its store');
     }
-    return { session, setCookies: [setCookie, this.#l.clear] };
+    return { session, setCookies: deviceCookie === undefined ? [setCookie, this.#l.clear] : [setCookie, this.#l.clear, deviceCookie] };
   }
 }

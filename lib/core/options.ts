@@ -113,6 +113,22 @@ export interface TelemetryOptions {
   openTelemetry?: 'auto' | false | OpenTelemetryProviders;
 }
 
+/**
+ * New-device detection: a signed, long-lived device cookie and, per user, the devices that signed
+ * in recently (hashed). A sign-in from a device not among them is marked `newDevice`.
+ */
+export interface KnownDevicesOptions {
+  /** Devices remembered per user (the most recent sign-ins'); 1 to 1000. @default 20 */
+  max?: number;
+  /**
+   * How long a device stays known after its last sign-in: the device cookie's Max-Age and the
+   * set's TTL; at most 400 days (browsers cap a cookie's lifetime there). @default 31536000000 (ms, 365 days)
+   */
+  ttl?: Milliseconds;
+  /** The device cookie's name. @default the session cookie's name + '.device' */
+  cookieName?: string;
+}
+
 /** Options shared by the Fastify plugin and the Express middleware. */
 export interface TieredSessionOptions {
   /**
@@ -180,6 +196,12 @@ export interface TieredSessionOptions {
   audit?: AuditOptions;
   /** Session events to the app's handlers (`sessions.events.on(…)`); `true` for the defaults; off when absent. */
   events?: boolean | EventOptions;
+  /**
+   * New-device detection: each sign-in sets a signed device cookie, and a sign-in from a device
+   * the user has not signed in from within `ttl` gets `session.newDevice` true (and `newDevice`
+   * in the device list). `true` takes the defaults. @default false
+   */
+  knownDevices?: boolean | KnownDevicesOptions;
   /** Longest any Redis command may take before the request answers 503. @default 1000 (ms) */
   commandTimeout?: Milliseconds;
   /** How often the subscriber connection is pinged to catch a silent break. @default 1000 (ms) */
@@ -277,6 +299,12 @@ export interface ResolvedAudit {
   readonly consume: boolean;
 }
 
+export interface ResolvedKnownDevices {
+  readonly max: number;
+  readonly ttl: Milliseconds;
+  readonly cookieName: string;
+}
+
 export interface ResolvedOptions {
   readonly client: RedisClient;
   /** The listed secrets, the one that tags new sessions first. */
@@ -298,6 +326,8 @@ export interface ResolvedOptions {
   readonly replicaLagTolerance: Milliseconds;
   readonly audit: ResolvedAudit | undefined;
   readonly events: ResolvedEvents | undefined;
+  /** New-device detection; undefined: off. */
+  readonly knownDevices: ResolvedKnownDevices | undefined;
   readonly commandTimeout: Milliseconds;
   readonly heartbeatInterval: Milliseconds;
   readonly maxDataBytes: number;

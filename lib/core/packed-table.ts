@@ -21,6 +21,8 @@ const FIRST = 1024;
 const REMEMBERED = 1;
 /** The proof is the stored secret hash (a pre-warmed slot), not yet the secret itself. */
 const HASHED = 2;
+/** Signed in from a device new to the user (knownDevices). */
+const NEW_DEVICE = 4;
 
 /** base64url character → its 6 bits (other characters → 0: the full id is compared anyway). */
 const SIX = new Uint8Array(65536);
@@ -136,6 +138,7 @@ export class PackedTable {
     const s: Session = Object.freeze({
       id: this.idOf(slot), userId: this.#userIds.name(this.#users[slot]), data: this.#data.get(slot) ?? EMPTY_DATA,
       createdAt: t[b], absoluteExpiresAt: t[b + 1], remembered: (this.#flags[slot] & REMEMBERED) !== 0, authenticatedAt: t[b + 2],
+      newDevice: (this.#flags[slot] & NEW_DEVICE) !== 0,
     });
     this.#keepBuilt(slot, s);
     return s;
@@ -166,7 +169,8 @@ export class PackedTable {
     }
     this.#write(this.#ids, slot * ID_LENGTH, session.id, ID_LENGTH);
     this.#write(this.#proofs, slot * SECRET_LENGTH, proof, proof.length);
-    this.#flags[slot] = (session.remembered ? REMEMBERED : 0) | (proof.length === SECRET_LENGTH ? 0 : HASHED);
+    this.#flags[slot] = (session.remembered ? REMEMBERED : 0) | (proof.length === SECRET_LENGTH ? 0 : HASHED) |
+      (session.newDevice ? NEW_DEVICE : 0);
     const b = slot * 5;
     this.#times[b] = session.createdAt;
     this.#times[b + 1] = session.absoluteExpiresAt;

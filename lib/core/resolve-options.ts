@@ -7,13 +7,14 @@ import { auditNames, type AuditPool } from './audit/sql.js';
 import type { OpenTelemetryProviders } from './observe/otel.js';
 import type { ResolvedTelemetry } from './observe/telemetry.js';
 import type {
-  CookieOptions, ResolvedAudit, ResolvedCookie, ResolvedEvents, ResolvedOptions, ShortSessionOptions, TieredSessionOptions,
+  CookieOptions, ResolvedAudit, ResolvedCookie, ResolvedEvents, ResolvedKnownDevices, ResolvedOptions, ShortSessionOptions,
+  TieredSessionOptions,
 } from './options.js';
 
 const KNOWN = new Set([
   'client', 'secret', 'keyPrefix', 'idleTimeout', 'absoluteTimeout', 'touchInterval', 'localCache', 'maxSessionsPerUser', 'capPolicy',
   'shortSession',
-  'confirmRevocations', 'readFrom', 'replicaLagTolerance', 'audit', 'events',
+  'confirmRevocations', 'readFrom', 'replicaLagTolerance', 'audit', 'events', 'knownDevices',
   'commandTimeout', 'heartbeatInterval', 'maxDataBytes', 'cookie', 'allowedOrigins', 'countryHeader',
   'maxUserAgentLength', 'prewarm', 'reauthenticateToRevoke', 'now', 'requestProperty', 'telemetry',
 ]);
@@ -153,6 +154,7 @@ export function resolveOptions(opts: unknown, adapterKeys: ReadonlySet<string> =
     replicaLagTolerance: int('replicaLagTolerance', o.replicaLagTolerance, D.replicaLagTolerance.value, 0, 3600_000),
     audit: resolveAudit(o.audit),
     events: resolveEvents(o.events),
+    knownDevices: resolveKnownDevices(o.knownDevices, cookie),
     heartbeatInterval: int('heartbeatInterval', o.heartbeatInterval, D.heartbeatInterval.value, 50, 3600_000),
     maxDataBytes: int('maxDataBytes', o.maxDataBytes, D.maxDataBytes.value, 2, 1024 * 1024),
     cookie,
@@ -242,6 +244,31 @@ export function resolveEvents(v: unknown): ResolvedEvents | undefined {
     sweepInterval: int('events.sweepInterval', e.sweepInterval, D['events.sweepInterval'].value, 100, 24 * 3600_000),
     bufferEvents: int('events.bufferEvents', e.bufferEvents, D['events.bufferEvents'].value, 256, 1_000_000_000),
     consume,
+  });
+}
+
+/** Browsers keep a cookie at most 400 days: a longer device TTL would outlive its cookie. */
+const MAX_DEVICE_TTL = 400 * 24 * 3600_000;
+
+function resolveKnownDevices(v: unknown, cookie: ResolvedCookie): ResolvedKnownDevices | undefined {
+  const d = orDefault(v, D.knownDevices.value);
+  if (d === false) return undefined;
+  if (d !== true && !isPlainObject(d)) throw fail('knownDevices', `expected true, false or { max, ttl, cookieName }, got ${describe(d)}`);
+  const o = d === true ? {} : d;
+  for (const k of Object.keys(o)) if (k !== 'max' && k !== 'ttl' && k !== 'cookieName') throw fail(`knownDevices.${k}`, 'unknown option');
+  const cookieName = orDefault(o.cookieName, `${cookie.name}.device`);
+  if (typeof cookieName !== 'string' || !COOKIE_NAME.test(cookieName) || cookieName.length > 72) {
+    throw fail('knownDevices.cookieName', `expected a cookie name token, got ${describe(cookieName)}`);
+  }
+  if (cookieName === cookie.name) throw fail('knownDevices.cookieName', 'must differ from the session cookie\'s name');
+  // The device cookie is always Path=/ without Domain; only Secure is the session cookie's choice.
+  if (/^__(host|secure)-/i.test(cookieName) && !cookie.secure) {
+    throw fail('knownDevices.cookieName', 'a "__Host-" or "__Secure-" cookie must be Secure (cookie.secure is false)');
+  }
+  return Object.freeze({
+    max: int('knownDevices.max', o.max, D['knownDevices.max'].value, 1, 1000),
+    ttl: int('knownDevices.ttl', o.ttl, D['knownDevices.ttl'].value, 60_000, MAX_DEVICE_TTL),
+    cookieName,
   });
 }
 

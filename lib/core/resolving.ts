@@ -138,7 +138,7 @@ export class Resolving {
   #sessionOf(id: string, s: StoredSession): Session {
     return Object.freeze({
       id, userId: s.userId, data: parseData(s.data), createdAt: s.createdAt, absoluteExpiresAt: s.absoluteAt,
-      remembered: s.remembered, authenticatedAt: s.authenticatedAt,
+      remembered: s.remembered, authenticatedAt: s.authenticatedAt, newDevice: s.newDevice,
     });
   }
 
@@ -233,6 +233,7 @@ export class Resolving {
         lastActiveAt: Math.max(touched, s.lastActiveAt),
         expiresAt,
         remembered: s.remembered,
+        newDevice: s.newDevice,
       });
     }
     return out.sort((a, b) => b.lastActiveAt - a.lastActiveAt);

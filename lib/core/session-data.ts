@@ -28,6 +28,11 @@ export interface Session {
   readonly remembered: boolean;
   /** Epoch ms: when the user last proved their credentials (the sign-in, then each confirmation). */
   readonly authenticatedAt: number;
+  /**
+   * Signed in from a device the user had not signed in from within `knownDevices.ttl` (no valid
+   * device cookie, or one the user's known devices do not hold). Always false with `knownDevices` off.
+   */
+  readonly newDevice: boolean;
 }
 
 /** One entry of a user's device list. Times are epoch ms. */
@@ -50,6 +55,8 @@ export interface SessionInfo {
   readonly expiresAt: number;
   /** False when signed in with `remember: false`. */
   readonly remembered: boolean;
+  /** Signed in from a device new to the user (`knownDevices`); false with the option off. */
+  readonly newDevice: boolean;
 }
 
 /** The data of a session without any: one frozen object, shared. */

@@ -17,7 +17,7 @@ import { idleOf, own, preciseNow, sleep, type SessionParts } from './session-par
 import type { ExplicitEndReason } from './audit/sql.js';
 import type { NewRecord } from './store/record.js';
 import { isUnknownOutcome } from './store/call.js';
-import type { RedisStore } from './store/redis-store.js';
+import type { KnownDevice, RedisStore } from './store/redis-store.js';
 import type { UserTags } from './user-tags.js';
 import { ID_LENGTH, hashSecret, isPublicId, isTokenShape, isWellFormed, newRandomAndSecret, newSecret } from './token.js';
 
@@ -28,6 +28,11 @@ export interface CreateInput {
   data?: SessionData;
   /** false: the short lifetimes (a browser-session cookie). @default true */
   remember?: boolean;
+  /**
+   * With knownDevices on: the sign-in's device, as the member of the user's known devices (the
+   * hash of its id), and `known` to count it as known whatever the set says (a takeover).
+   */
+  knownDevice?: { readonly member: string; readonly known?: boolean };
 }
 
 export class Writing {
@@ -92,15 +97,17 @@ export class Writing {
       if (this.#o.secrets.length > 1 && (caps.total > 0 || caps.typeCap > 0)) {
         ({ caps, evicted } = await this.#capOlderTags(userId, tag, now, caps));
       }
-      let byCreate: string[] | null;
+      const device = await this.#device(userId, tag, now, input.knownDevice);
+      let created: { evicted: string[]; newDevice: boolean } | null;
       try {
-        byCreate = await this.#store.create(tag, random, now, ttl, caps, record, this.#o.capPolicy === 'refuse');
+        created = await this.#store.create(tag, random, now, ttl, caps, record, this.#o.capPolicy === 'refuse', device);
       } catch (err) {
         this.metrics.redisErrors++;
         if (isUnknownOutcome(err)) this.#orphan(id);
         throw err;
       }
-      if (byCreate === null) throw new ERR_SESSION_LIMIT();
+      if (created === null) throw new ERR_SESSION_LIMIT();
+      const byCreate = created.evicted;
       evicted = evicted.concat(byCreate);
       this.#l1.invalidate(byCreate);
       if (byCreate.length > 0) {
@@ -123,12 +130,31 @@ export class Writing {
       this.metrics.sessionSize.observe(this.#store.sizeOf(record, now));
       const session: Session = Object.freeze({
         id: own(id), userId, data: parseData(dat), createdAt: now, absoluteExpiresAt: absoluteAt, remembered, authenticatedAt: now,
+        newDevice: created.newDevice,
       });
       this.#l1.fill(t, session, secret, now);
       return { session, token: `${session.id}.${secret}`, evicted };
     } finally {
       this.#l1.release(id, t);
     }
+  }
+
+  /**
+   * The create script's known-devices arguments (undefined: the option is off). The set is per
+   * tag: with a rotated secret, a device the user signed in from under an older secret is in
+   * that tag's set (another slot), read here, one ZSCORE per older tag, only during a rotation.
+   */
+  async #device(userId: string, tag: string, now: number, d: CreateInput['knownDevice']): Promise<KnownDevice | undefined> {
+    const kd = this.#o.knownDevices;
+    if (kd === undefined || d === undefined) return undefined;
+    let known = d.known === true;
+    for (const t of this.#o.secrets.length > 1 && !known ? this.#tags.of(userId) : []) {
+      if (t !== tag && await this.#store.knownUnder(t, d.member, now, kd.ttl)) {
+        known = true;
+        break;
+      }
+    }
+    return { member: d.member, max: kd.max, ttl: kd.ttl, known };
   }
 
   /**

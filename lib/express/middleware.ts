@@ -157,8 +157,9 @@ const HELPERS = {
     const carried = current(slot);
     slot.session = null;
     slot.skipped = false;
-    const { session, setCookie } = await slot.flows.signIn(facts(this), carried, userId, options);
+    const { session, setCookie, deviceCookie } = await slot.flows.signIn(facts(this), carried, userId, options);
     this.res!.append('Set-Cookie', setCookie);
+    if (deviceCookie !== undefined) this.res!.append('Set-Cookie', deviceCookie);
     slot.session = session;
     return session;
   },

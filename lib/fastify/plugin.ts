@@ -176,8 +176,9 @@ async function tieredSessionPlugin(fastify: FastifyInstance, options: FastifySes
     const request = this.request;
     const carried = current(request);
     get(request).session = null;
-    const { session, setCookie } = await flows.signIn(facts(request), carried, userId, opts);
+    const { session, setCookie, deviceCookie } = await flows.signIn(facts(request), carried, userId, opts);
     this.header('set-cookie', setCookie);
+    if (deviceCookie !== undefined) this.header('set-cookie', deviceCookie);
     get(request).session = session;
     return session;
   });

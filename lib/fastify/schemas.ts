@@ -30,11 +30,12 @@ const sessionsOf = (required: readonly string[], properties: Record<string, unkn
   },
 });
 
-export const LIST_SCHEMA = sessionsOf(['createdAt', 'lastActiveAt', 'expiresAt', 'remembered'], {
+export const LIST_SCHEMA = sessionsOf(['createdAt', 'lastActiveAt', 'expiresAt', 'remembered', 'newDevice'], {
   createdAt: { type: 'string' },
   lastActiveAt: { type: 'string' },
   expiresAt: { type: 'string' },
   remembered: { type: 'boolean' },
+  newDevice: { type: 'boolean' },
 });
 
 export const EVERYWHERE_SCHEMA = {

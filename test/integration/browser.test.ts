@@ -113,6 +113,11 @@ test('two browsers sign in as alice, see each other in "Your devices", and one s
   t.ok(sid, 'Chromium kept the Secure __Host-sid cookie set over http://127.0.0.1');
   t.match(sid, { secure: true, httpOnly: true, sameSite: 'Lax', path: '/', domain: '127.0.0.1' });
   t.equal(await one.page.evaluate(() => document.cookie), '', 'page scripts cannot read it');
+  // The device cookie (knownDevices): its own name, Secure, HttpOnly, SameSite=Lax, Path=/, a year.
+  const device = cookies.find((c) => c.name === '__Host-sid.device');
+  t.match(device, { secure: true, httpOnly: true, sameSite: 'Lax', path: '/', domain: '127.0.0.1' }, 'the device cookie');
+  t.match(device?.value, /^[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}$/, 'an id and its signature');
+  t.ok(Math.abs(device!.expires - (Date.now() / 1000 + 365 * 86_400)) < 120, 'kept for 365 days');
 
   const two = await newContext(t, UA.linux);
   await signIn(two.page, 'alice', 'wonderland');
@@ -139,7 +144,8 @@ test('two browsers sign in as alice, see each other in "Your devices", and one s
   await two.page.click('#logout');
   await showsForm(two.page);
   t.equal(await meStatus(two.page), 401);
-  t.same(await two.context.cookies(demo!.url), [], 'the cookie is cleared');
+  t.same((await two.context.cookies(demo!.url)).map((c) => c.name), ['__Host-sid.device'],
+    'the session cookie is cleared; the device cookie stays (the device is known on the next sign-in)');
 
   for (const [name, c] of [['one', one], ['two', two]] as const) {
     t.same(await c.page.evaluate(() => window.__csp), [], `${name}: no CSP violation`);
@@ -166,7 +172,7 @@ test('"Sign out everywhere" ends the other browser\'s session: it shows the form
   await one.page.reload();
   await showsForm(one.page);
   t.equal(await one.page.locator('#devices li').count(), 0, 'no device list left on screen');
-  t.same(await one.context.cookies(demo!.url).then((cs) => cs.map((c) => c.name)), ['__Host-sid'],
+  t.same(await one.context.cookies(demo!.url).then((cs) => cs.map((c) => c.name).filter((n) => n === '__Host-sid')), ['__Host-sid'],
     'the stale cookie is still in the first browser');
   t.equal(await meStatus(one.page), 401, 'and still refused');
 
@@ -290,6 +296,71 @@ test('changing the display name after the recent-authentication window asks for 
   await page.waitForFunction(() => document.getElementById('display-name')!.textContent === 'Queen of Hearts');
   t.equal(await page.isVisible('#confirm-form'), false, 'the prompt closes once the name is saved');
   t.same(errors, []);
+});
+
+/** The "New sign-in" notices a page shows: the session each names, and its text. */
+const notices = (page: Page) => page.$$eval('#notices li', (lis) => lis.map((li) => ({
+  id: (li as HTMLElement).dataset.id ?? '', text: li.textContent ?? '',
+})));
+
+test('a sign-in from a new device shows on the other signed-in device without a reload; "This wasn\'t me" signs it out; a known device ' +
+  'signing in again raises no notice', async (t) => {
+  const a = await newContext(t, UA.mac);
+  const b = await newContext(t, UA.linux);
+  // Sessions earlier tests left behind go first: they would be notices of their own.
+  await signIn(a.page, 'alice', 'wonderland');
+  await a.page.locator('#account').waitFor({ state: 'visible', timeout: 5000 });
+  await a.page.click('#logout-everywhere');
+  await showsForm(a.page);
+  await signIn(a.page, 'alice', 'wonderland');
+  await devices(a.page, 1);
+  const aId = await a.page.evaluate(async () => (await (await fetch('/me')).json()).sessionId as string);
+  t.same(await notices(a.page), [], 'no notice on A: no other session');
+
+  await signIn(b.page, 'alice', 'wonderland');
+  await devices(b.page, 2);
+  const bId = await b.page.evaluate(async () => (await (await fetch('/me')).json()).sessionId as string);
+  t.same(await notices(b.page), [], 'B itself shows no notice: A\'s device is known (it signed in there before)');
+
+  // A finds out within a poll (every 2 s), with no reload.
+  await a.page.waitForFunction((id) => document.querySelector(`#notices li[data-id="${id}"]`) !== null, bId, { timeout: 6000 });
+  const [notice] = await notices(a.page);
+  t.equal(notice.id, bId);
+  t.match(notice.text, /New sign-in: Firefox 133 on Linux, just now/, 'the notice names the device and when');
+  t.match(notice.text, /A real app would also email: "New sign-in to your account from Firefox 133 on Linux/, 'and the email it stands for');
+  t.equal(await a.page.locator('#devices li').count(), 1, 'the device list was not reloaded meanwhile');
+
+  await a.page.click(`#notices li[data-id="${bId}"] button`);
+  await a.page.waitForFunction(() => document.querySelectorAll('#notices li').length === 0, null, { timeout: 5000 });
+  t.match(await a.page.textContent('#message'), /Signed out Firefox 133 on Linux/);
+  t.equal(await meStatus(b.page), 401, 'B\'s next request is signed out');
+  await b.page.reload();
+  await showsForm(b.page);
+
+  // B signs in again: its device is known now (the cookie it was given): no notice on A.
+  await signIn(b.page, 'alice', 'wonderland');
+  await devices(b.page, 2);
+  const bAgain = await b.page.evaluate(async () => (await (await fetch('/me')).json()).sessionId as string);
+  // A signs out and in again, with its known device cookie: B's fresh page raises no notice for it.
+  await a.page.click('#logout');
+  await showsForm(a.page);
+  await signIn(a.page, 'alice', 'wonderland');
+  await devices(a.page, 2);
+  const aAgain = await a.page.evaluate(async () => (await (await fetch('/me')).json()).sessionId as string);
+  t.not(aAgain, aId, 'A has a new session');
+  await b.page.reload();
+  await devices(b.page, 2);
+  await new Promise((r) => setTimeout(r, 2500));
+  t.same(await notices(b.page), [], 'B shows no notice for A\'s new session: A is not a new device');
+  t.same(await notices(a.page), [], 'nor A for B\'s');
+  const listed = await b.page.evaluate(async () => (await (await fetch('/sessions')).json()).sessions as
+    { id: string; newDevice: boolean }[]);
+  t.same(listed.map((s) => [s.id, s.newDevice]).sort(), [[aAgain, false], [bAgain, false]].sort(), 'the device list says so too');
+
+  for (const [name, c] of [['a', a], ['b', b]] as const) {
+    t.same(await c.page.evaluate(() => window.__csp), [], `${name}: no CSP violation`);
+    t.same(c.errors, [], `${name}: no page error`);
+  }
 });
 
 interface HistoryItem { id: string; state: string; current: boolean; name: string; text: string }

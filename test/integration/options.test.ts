@@ -169,6 +169,21 @@ for (const v of ['', 'cf ipcountry', 'cf_ipcountry', 'cf-ipcountry:', 'x'.repeat
 // now.
 for (const v of [5, 'Date.now', {}]) rows.push(['now', { now: v }, `now ${show(v)}`]);
 
+// knownDevices.
+for (const v of ['on', 1, 0, [], null]) rows.push(['knownDevices', { knownDevices: v }, `knownDevices ${show(v)}`]);
+rows.push(['knownDevices.maximum', { knownDevices: { maximum: 5 } }, 'an unknown knownDevices key']);
+for (const v of [0, 1001, 2.5, '20', null]) rows.push(['knownDevices.max', { knownDevices: { max: v } }, `knownDevices.max ${show(v)}`]);
+for (const v of [59_999, 401 * DAY, 1.5, '1d', null]) {
+  rows.push(['knownDevices.ttl', { knownDevices: { ttl: v } }, `knownDevices.ttl ${show(v)}`]);
+}
+for (const v of ['', 'a b', 'a;b', 'dév', 'x'.repeat(73), 5, null, '__Host-sid']) {
+  rows.push(['knownDevices.cookieName', { knownDevices: { cookieName: v } }, `knownDevices.cookieName ${show(v)}`]);
+}
+rows.push(['knownDevices.cookieName', { cookie: { name: 'sid', secure: false }, knownDevices: { cookieName: '__Host-dev' } },
+  'a "__Host-" device cookie while cookie.secure is false']);
+rows.push(['knownDevices.cookieName', { cookie: { name: 'sid', secure: false }, knownDevices: { cookieName: '__secure-dev' } },
+  'a "__Secure-" device cookie (any case) while cookie.secure is false']);
+
 t.test('every invalid option value makes ready() reject with ERR_TIERED_SESSION_INVALID_OPTION and a message naming the option',
   async (t) => {
   for (const [name, patch, why] of rows) {
@@ -181,6 +196,20 @@ t.test('every invalid option value makes ready() reject with ERR_TIERED_SESSION_
       t.equal(client.status, 'wait', 'the client was never connected');
     });
   }
+});
+
+t.test('knownDevices: off by default and with false; true takes the defaults; the device cookie is named after the session cookie',
+  async (t) => {
+  t.equal(resolveOptions({ client: unconnected(t) }).knownDevices, undefined, 'absent: off');
+  t.equal(resolveOptions({ client: unconnected(t), knownDevices: false }).knownDevices, undefined, 'false: off');
+  t.same(resolveOptions({ client: unconnected(t), knownDevices: true }).knownDevices,
+    { max: 20, ttl: 365 * DAY, cookieName: '__Host-sid.device' }, 'true: 20 devices, 365 days, __Host-sid.device');
+  t.same(resolveOptions({ client: unconnected(t), knownDevices: {} }).knownDevices,
+    { max: 20, ttl: 365 * DAY, cookieName: '__Host-sid.device' }, '{}: the same');
+  t.same(resolveOptions({ client: unconnected(t), cookie: { name: 'sid', secure: false }, knownDevices: { max: 1, ttl: 60_000 } })
+    .knownDevices, { max: 1, ttl: 60_000, cookieName: 'sid.device' }, 'the edges, and the name follows cookie.name');
+  t.same(resolveOptions({ client: unconnected(t), knownDevices: { max: 1000, ttl: 400 * DAY, cookieName: '__Host-dev' } }).knownDevices,
+    { max: 1000, ttl: 400 * DAY, cookieName: '__Host-dev' }, 'the upper edges, and a name of its own');
 });
 
 t.test('a list of secrets: kept in order; a refused one is named by its place, never shown', async (t) => {
@@ -285,7 +314,7 @@ t.test('an option set to undefined means its default, exactly as if it were left
   for (const k of ['keyPrefix', 'idleTimeout', 'absoluteTimeout', 'touchInterval', 'localCache', 'maxSessionsPerUser',
     'commandTimeout', 'heartbeatInterval', 'maxDataBytes', 'cookie', 'allowedOrigins', 'countryHeader',
     'maxUserAgentLength', 'prewarm', 'reauthenticateToRevoke', 'capPolicy', 'now', 'shortSession', 'confirmRevocations', 'readFrom',
-    'replicaLagTolerance', 'audit', 'requestProperty', 'telemetry']) all[k] = undefined;
+    'replicaLagTolerance', 'audit', 'requestProperty', 'telemetry', 'knownDevices']) all[k] = undefined;
   const r = resolveOptions({ client, ...all,
     cookie: { name: undefined, secure: undefined, httpOnly: undefined, sameSite: undefined, path: undefined, domain: undefined } });
   t.same(r, resolveOptions({ client }), 'the resolved options equal those of { client } alone');
@@ -302,7 +331,7 @@ t.test('an option set to undefined means its default, exactly as if it were left
     maxUserAgentLength: 512, prewarm: 0, reauthenticateToRevoke: 0, capPolicy: 'evict-oldest',
     shortSession: { idleTimeout: 12 * 3600_000, absoluteTimeout: DAY },
     confirmRevocations: { mode: 'auto', replicas: 1, timeout: 500 }, readFrom: undefined, replicaLagTolerance: 10_000, audit: undefined,
-    requestProperty: 'session',
+    knownDevices: undefined, requestProperty: 'session',
     telemetry: { sampleEvery: 64, redisTimings: true, openTelemetry: 'auto' },
     cookie: { name: '__Host-sid', secure: true, httpOnly: true, sameSite: 'lax', path: '/', domain: undefined },
   }, 'the defaults are the documented ones');

@@ -99,7 +99,8 @@ t.test('device routes', async (t) => {
       t.same(sessions.map((s: { current: boolean }) => s.current), [true, false, false]);
       for (const s of sessions) {
         t.same(Object.keys(s).sort(), ['country', 'createdAt', 'current', 'device', 'expiresAt', 'id', 'ip', 'lastActiveAt',
-          'remembered'].sort(), 'exactly the documented fields');
+          'remembered', 'newDevice'].sort(), 'exactly the documented fields');
+        t.equal(s.newDevice, false, 'newDevice: false with knownDevices off');
         t.same(Object.keys(s.device).sort(), ['browser', 'name', 'os', 'type']);
         for (const k of ['createdAt', 'lastActiveAt', 'expiresAt']) {
           t.match(s[k], ISO, `${k} is an ISO-8601 string`);

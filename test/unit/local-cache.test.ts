@@ -9,7 +9,7 @@ import type { Session } from '../../lib/core/session-data.js';
 const ID = 'A'.repeat(38);
 const OTHER = 'B'.repeat(38);
 const sessionOf = (id: string, userId = 'alice'): Session => Object.freeze({
-  id, userId, data: {}, createdAt: 1, absoluteExpiresAt: Date.now() + 60_000, remembered: true, authenticatedAt: 1,
+  id, userId, data: {}, createdAt: 1, absoluteExpiresAt: Date.now() + 60_000, remembered: true, authenticatedAt: 1, newDevice: false,
 });
 /** Fill `id` under ticket `t` (a session of `alice`, secret 's' × 43). */
 const put = (l1: LocalCache, id: string, t: Ticket) => l1.fill(t, sessionOf(id), 's'.repeat(43), Date.now());

@@ -32,8 +32,8 @@ function tsdocDefaults(): Map<string, string> {
   const owners: Record<string, string> = {
     TieredSessionOptions: '', FastifySessionOptions: '', ExpressSessionOptions: '', LocalCacheOptions: 'localCache.',
     ShortSessionOptions: 'shortSession.', CookieOptions: 'cookie.', ConfirmOptions: 'confirmRevocations.', AuditOptions: 'audit.',
-    EventOptions: 'events.',
-    SessionCaps: 'maxSessionsPerUser.', TelemetryOptions: 'telemetry.',
+    EventOptions: 'events.', SessionCaps: 'maxSessionsPerUser.', TelemetryOptions: 'telemetry.',
+    KnownDevicesOptions: 'knownDevices.',
   };
   const out = new Map<string, string>();
   for (const file of ['lib/core/options.ts', 'lib/fastify/plugin.ts', 'lib/express/middleware.ts']) {
@@ -120,6 +120,11 @@ t.test('the resolver fills in the table\'s values', async (t) => {
   t.equal(r.now, v('now'));
   t.equal(r.requestProperty, v('requestProperty'));
   t.equal(r.readFrom, v('readFrom'));
+  t.equal(r.knownDevices, undefined, 'knownDevices: off (false)');
+  t.equal(v('knownDevices'), false);
+  t.same(resolveOptions({ client, secret: 'x'.repeat(32), knownDevices: true }).knownDevices, {
+    max: v('knownDevices.max'), ttl: v('knownDevices.ttl'), cookieName: `${v('cookie.name')}.device`,
+  });
   t.same(r.telemetry, {
     sampleEvery: v('telemetry.sampleEvery'), redisTimings: v('telemetry.redisTimings'), openTelemetry: v('telemetry.openTelemetry'),
   });

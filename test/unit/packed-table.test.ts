@@ -23,7 +23,7 @@ const SHARED = ['ü', '漢字', '🙂', 'x🙂ü漢', '\uFEFFbom', 'a'.repeat(51
 const freshUser = (n: number) => `${['', 'é', '漢', '🙂', 'usr-'][n % 5]}${n}-${b64(8)}`;
 const sessionOf = (id: string, userId: string, i = 0, data: object = {}): Session => Object.freeze({
   id, userId, data: Object.freeze(data), createdAt: 1_700_000_000_000 + i, absoluteExpiresAt: 1_800_000_000_000 + i,
-  remembered: i % 2 === 0, authenticatedAt: 1_750_000_000_000 + i,
+  remembered: i % 2 === 0, authenticatedAt: 1_750_000_000_000 + i, newDevice: i % 3 === 0,
 });
 
 t.test('every field reads back as written, found in place inside a longer string', async (t) => {
@@ -48,6 +48,21 @@ t.test('every field reads back as written, found in place inside a longer string
   t.equal(tb.touchedAt(slot), 5);
   t.equal(tb.session(slot), s, 'the object filled is the object answered while it is recent');
   t.equal(tb.idOf(slot), id);
+});
+
+t.test('a session built again from its slot (its object no longer kept) says newDevice as it was filled', async (t) => {
+  const tb = new PackedTable(10_000);
+  const fresh = newId();
+  const known = newId();
+  tb.set(sessionOf(fresh, 'u', 3), secret(), 0, 0);
+  tb.set(sessionOf(known, 'u', 1), secret(), 0, 0);
+  // More than the kept objects (4,096) filled after them: both are built from their slots again.
+  for (let i = 0; i < 5000; i++) tb.set(sessionOf(newId(), 'v', 1), secret(), 0, 0);
+  const again = tb.session(tb.find(fresh, 0));
+  t.not(again, sessionOf(fresh, 'u', 3), 'a new object');
+  t.equal(again.newDevice, true, 'the flag of a new device');
+  t.equal(tb.session(tb.find(known, 0)).newDevice, false, 'and of a known one');
+  t.equal(again.remembered, false, 'the other flags are kept beside it');
 });
 
 t.test('a pre-warmed slot holds the stored hash until proven', async (t) => {
@@ -108,6 +123,7 @@ t.test('model check: random sets, deletes, finds and uses against a Map in LRU o
         if (m === undefined) continue;
         const s = tb.session(slot);
         if (s.id !== id || s.userId !== m[0].userId || s.createdAt !== m[0].createdAt || s.remembered !== m[0].remembered ||
+          s.newDevice !== m[0].newDevice ||
           JSON.stringify(s.data) !== JSON.stringify(m[0].data) || tb.touchedAt(slot) !== m[2] ||
           !tb.secretMatches(slot, `${id}.${m[1]}`, 39)) mismatches++;
         tb.use(slot);

@@ -8,6 +8,7 @@
   const account = $('account');
   const form = $('login-form');
   const list = $('devices');
+  const notices = $('notices');
   const history = $('history');
   const historySection = $('history-section');
   const historyMessage = $('history-message');
@@ -39,6 +40,7 @@
     account.hidden = true;
     signin.hidden = false;
     list.replaceChildren();
+    notices.replaceChildren();
     history.replaceChildren();
     historySection.hidden = true;
     $('username').textContent = '';
@@ -92,6 +94,49 @@
     }
     return li;
   }
+
+  // New sign-ins: every other session of this user signed in from a device new to them (the
+  // package's `newDevice`) in the last NEW_SIGN_IN_MS. The device list is read again every couple
+  // of seconds, so a sign-in elsewhere shows here without a reload.
+  const NEW_SIGN_IN_MS = 10 * 60_000;
+
+  function signedInAgo(iso) {
+    const min = Math.floor((Date.now() - Date.parse(iso)) / 60_000);
+    return min < 1 ? 'just now' : min === 1 ? '1 minute ago' : `${min} minutes ago`;
+  }
+
+  function noticeItem(s) {
+    const li = el('li');
+    li.dataset.id = s.id;
+    const info = el('div');
+    info.append(
+      el('div', 'notice-title', `New sign-in: ${s.device.name}, ${signedInAgo(s.createdAt)}`),
+      el('div', 'device-meta', [s.ip ? `IP ${s.ip}` : null, s.country].filter(Boolean).join(', ') || 'unknown location'),
+      el('div', 'device-meta', `A real app would also email: "New sign-in to your account from ${s.device.name}. If this wasn't you, ` +
+        'sign that device out and change your password."'),
+    );
+    const b = el('button', 'danger', 'This wasn\'t me');
+    b.type = 'button';
+    b.addEventListener('click', () => revoke(s, b));
+    li.append(info, b);
+    return li;
+  }
+
+  function showNotices(sessions) {
+    const now = Date.now();
+    notices.replaceChildren(...sessions.filter((s) => !s.current && s.newDevice === true &&
+      now - Date.parse(s.createdAt) < NEW_SIGN_IN_MS).map(noticeItem));
+  }
+
+  /** The device list again, for the notices only: a failure (Redis away, the session ended) waits for the next round or action. */
+  async function pollNotices() {
+    if (account.hidden) return;
+    try {
+      const res = await api('GET', '/sessions');
+      if (res.status === 200 && !account.hidden) showNotices(res.data.sessions);
+    } catch { /* the next round */ }
+  }
+  setInterval(pollNotices, 2000);
 
   // Why a session ended, as a person would say it (the reason's code follows in brackets).
   const ENDED = {
@@ -163,6 +208,7 @@
     $('username').textContent = me.data.userId;
     $('display-name').textContent = me.data.displayName || 'not set';
     list.replaceChildren(...res.data.sessions.map(deviceItem));
+    showNotices(res.data.sessions);
     signin.hidden = true;
     account.hidden = false;
     refreshHistory();

@@ -4,7 +4,8 @@
 //   t  type: c created, a activity, r rotated, e ended
 //   s  public id (38 chars)   u  user id   w  when (the change's time)
 //   c: d device record (name \x1f browser \x1f os \x1f type, '' = null), i ip ('' = none),
-//      k country ('' = none), x absolute deadline, p current expiry
+//      k country ('' = none), x absolute deadline, p current expiry, v '1' signed in from a new
+//      device (knownDevices; absent otherwise: not stored in the table)
 //   a: a last active, p current expiry
 //   r: n the session's rotation count after this rotation (1, 2, …)
 //   e: y reason: sign-out | revoked | everywhere | cap | replaced

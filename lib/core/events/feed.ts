@@ -6,12 +6,12 @@
 // a failure or a takeover) or else new ones ('>'); each stream's entries are handed to the
 // handlers in order, one at a time (the streams side by side), and acknowledged (XACK + XDEL)
 // once every handler returned. A handler that throws stops its stream: the entry stays pending
-// and is tried again after retryDelay × 2^(try - 1) (with jitter, at most a minute), later
-// entries of the stream wait behind it (one user's events keep their order), and after
-// maxAttempts tries the entry is parked (a try that has not settled after handlerTimeout counts as failed): moved, atomically, to the bucket's parked stream
-// `<prefix>{<bucket>}w`, where `parked()` lists it and `replay()` puts it back. An instance that
-// stops leaves its pending entries to be taken over (XAUTOCLAIM) after claimIdle. Every entry goes
-// to one instance: an event reaches a handler twice only after a failure (a throw, a lost
+// and is tried again after retryDelay × 2^(try - 1) (with jitter, at most a minute; a try that
+// has not settled after handlerTimeout counts as failed), later entries of the stream wait behind
+// it (one user's events keep their order), and after maxAttempts tries the entry is parked: moved,
+// atomically, to the bucket's parked stream `<prefix>{<bucket>}w`, where `parked()` lists it and
+// `replay()` puts it back. An instance that stops leaves its pending entries to be taken over
+// (XAUTOCLAIM) after claimIdle. Every entry goes to one instance: an event reaches a handler twice only after a failure (a throw, a lost
 // acknowledgement, an instance that stopped), and every delivery carries the same `id`.
 //
 // Expiry. A session that expires runs no script; the scripts keep a schedule of the bucket's

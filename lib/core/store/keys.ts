@@ -15,6 +15,13 @@ export const sessionKey = (prefix: string, publicId: string): string =>
 export const indexKey = (prefix: string, tag: string): string =>
   `${prefix}{${tag.slice(0, BUCKET_LENGTH)}}u${tag.slice(BUCKET_LENGTH)}`;
 
+/**
+ * `<prefix>{<bucket>}k<tag rest>`: the user's known devices (knownDevices), in the index's slot so
+ * the create script reads and writes it with the sign-in.
+ */
+export const knownDevicesKey = (prefix: string, tag: string): string =>
+  `${prefix}{${tag.slice(0, BUCKET_LENGTH)}}k${tag.slice(BUCKET_LENGTH)}`;
+
 /** `<prefix>{<bucket>}o`: the audit stream of the bucket of `tagOrId` (a bucket, a tag or a public id). */
 export const auditStreamKey = (prefix: string, tagOrId: string): string =>
   `${prefix}{${tagOrId.slice(0, BUCKET_LENGTH)}}o`;

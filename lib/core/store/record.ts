@@ -20,6 +20,8 @@ export interface StoredSession {
   data: string | undefined;
   /** How often its secret was rotated (0: never). */
   rotations: number;
+  /** Signed in from a device the user had not signed in from (knownDevices; field `v`). */
+  newDevice: boolean;
 }
 
 /** A new session's record, as the create script writes it ('' = field absent). */
@@ -66,6 +68,7 @@ export function decodeSession(h: Record<string, string>, idles: Idles): StoredSe
     country: h.k,
     data: h.j,
     rotations: h.n === undefined ? 0 : Number(h.n),
+    newDevice: h.v === '1',
   };
 }
 

@@ -4,7 +4,8 @@ import type { RedisClient } from '../options.js';
 import { BUCKET_LENGTH, TAG_LENGTH } from '../token.js';
 import { decodeSession, pairsToObject, recordSize, type Idles, type NewRecord, type StoredSession } from './record.js';
 import {
-  auditStreamKey, channelName, eventStreamKey, indexKey, legacyClaimKey, recentKey, sessionKey, stashKey, userBase,
+  auditStreamKey, channelName, eventStreamKey, indexKey, knownDevicesKey, legacyClaimKey, recentKey, sessionKey, stashKey,
+  userBase,
 } from './keys.js';
 import { boundedCall, type RedisObserver } from './call.js';
 
@@ -26,7 +27,7 @@ interface Scripted {
 }
 
 const SCRIPTS: [keyof Scripted, number, string][] = [
-  ['tieredSessionCreate', 2, CREATE],
+  ['tieredSessionCreate', 3, CREATE],
   ['tieredSessionTouch', 2, TOUCH],
   ['tieredSessionRevoke', 2, REVOKE],
   ['tieredSessionRevokeAll', 1, REVOKE_ALL],
@@ -36,6 +37,16 @@ const SCRIPTS: [keyof Scripted, number, string][] = [
   ['tieredSessionUncreate', 2, UNCREATE],
   ['tieredSessionPresent', 1, PRESENT],
 ];
+
+/** A sign-in's device for the create script (knownDevices on). */
+export interface KnownDevice {
+  /** The hash of the device id. */
+  readonly member: string;
+  readonly max: number;
+  readonly ttl: number;
+  /** Known already (under an older secret's tag, or a takeover): never marked new. */
+  readonly known: boolean;
+}
 
 /**
  * The Redis model. Every call is bounded by `commandTimeout` and fails fast with a 503-coded
@@ -179,21 +190,32 @@ export class RedisStore {
 
   /**
    * Create a session. `caps`: the user's total cap and the cap of the new session's device type
-   * (0 = none). Returns the public ids the caps evicted.
-   */
-  /**
-   * Create a session; returns the ids the caps evicted, or null when `refuse` is set and the
+   * (0 = none). `device` (knownDevices on): the member of the user's known devices, how many the
+   * set keeps, its TTL, and whether the device is known already (elsewhere). Returns the public
+   * ids the caps evicted and whether the device was new, or null when `refuse` is set and the
    * user is at a cap (nothing was written).
    */
   async create(tag: string, random: string, now: number, ttl: number, caps: { total: number; type: string; typeCap: number },
-    record: NewRecord, refuse = false): Promise<string[] | null> {
+    record: NewRecord, refuse = false, device?: KnownDevice): Promise<{ evicted: string[]; newDevice: boolean } | null> {
     const base = this.base(tag);
     const out = await this.#run('create', () => this.#scripted.tieredSessionCreate(
-      `${base}${random}`, this.indexKey(tag), random, now, ttl, caps.total, caps.typeCap, caps.type, this.channel, tag, base,
-      record.userId, record.secretHash, record.absoluteAt, record.device, record.ip, record.country, record.data,
-      record.remembered ? '' : '0', refuse ? 'refuse' : '', ...this.#auditArgs(tag),
+      `${base}${random}`, this.indexKey(tag), knownDevicesKey(this.#prefix, tag), random, now, ttl, caps.total, caps.typeCap, caps.type,
+      this.channel, tag, base, record.userId, record.secretHash, record.absoluteAt, record.device, record.ip, record.country, record.data,
+      record.remembered ? '' : '0', refuse ? 'refuse' : '',
+      device?.member ?? '', device?.max ?? 0, device?.ttl ?? 0, device?.known === true ? '1' : '', ...this.#auditArgs(tag),
     ));
-    return out === -1 ? null : out as string[];
+    if (out === -1) return null;
+    const [flag, ...evicted] = out as string[];
+    return { evicted, newDevice: flag === '1' };
+  }
+
+  /** `<prefix>{<bucket>}k<user>`: the user's known devices under one tag. */
+  knownDevicesKey(tag: string): string { return knownDevicesKey(this.#prefix, tag); }
+
+  /** Whether `member` is among the devices known under `tag` (an older secret's), seen within `ttl` ms of `now`. */
+  async knownUnder(tag: string, member: string, now: number, ttl: number): Promise<boolean> {
+    const score = await this.#run('ZSCORE', () => this.#client.zscore(this.knownDevicesKey(tag), member));
+    return score !== null && Number(score) > now - ttl;
   }
 
   /**

@@ -7,11 +7,14 @@
 //                                     (name, browser, os, type joined by \x1f), i ip, k country,
 //                                     j data JSON, r '0' when not remembered, t last
 //                                     authentication (absent: the sign-in, c), n rotations
-//                                     (absent: none); with audit on: l activity last told
+//                                     (absent: none), v '1' when signed in from a device
+//                                     the user had not signed in from (knownDevices); with audit on: l activity last told
 //                                     to the audit
 //   <prefix>{<bucket>}o        stream the audit trail's buffer for the bucket's users
 //   <prefix>{<bucket>}u<user>  zset   the user's index: member <random>, score = that
 //                                     session's expiry
+//   <prefix>{<bucket>}k<user>  zset   the user's known devices (knownDevices): member the
+//                                     hash of a device id, score its last sign-in
 //   <base><random>z            list   a sign-in's undo stash: what its cap eviction removed,
 //                                     until the sign-in is acknowledged or undone (CREATE)
 // The bucket is the hash tag: every key of one user is in one slot.
@@ -119,13 +122,19 @@ end
 `;
 
 /**
- * create: KEYS[1] session, KEYS[2] index.
+ * create: KEYS[1] session, KEYS[2] index, KEYS[3] the user's known devices.
  * ARGV: random, now, ttl, total cap (0 = none), the new session's device type's cap (0 = none),
  * that type, channel, tag, base, then the record: user id, secret hash, absolute deadline,
  * device, ip, country, data, remembered ('' = field absent); the cap policy ('refuse', or ''
- * to evict); then the audit and event arguments. The field names live here, not on the wire.
- * Returns the public ids evicted by the caps, or -1 when the policy refuses a sign-in at a cap
- * (nothing written).
+ * to evict); [19..22] known devices: the device's member (the hash of its id; '' = knownDevices
+ * off, KEYS[3] untouched), how many the set keeps, its TTL (ms), '1' when the device is known
+ * already (under an older secret's tag, or a takeover) or ''; then the audit and event arguments. The
+ * field names live here, not on the wire.
+ * Returns { new device ('1' | '0'), the public ids evicted by the caps… }, or -1 when the policy
+ * refuses a sign-in at a cap (nothing written). A new device is one not in the set within its
+ * TTL: the session gets `v` '1' and its audit event `v` '1'; the set then holds the device
+ * (score now), trimmed to the newest, with its TTL. An undone create (UNCREATE) leaves the
+ * device known: its sign-in did reach the password check.
  */
 export const CREATE = `${EXTEND_INDEX}${DROP_STASHES}${AUDIT}
 local rnd, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -147,7 +156,13 @@ if ARGV[18] == 'refuse' then
     if (max > 0 and n >= max) or (tcap > 0 and nt >= tcap) then return -1 end
   end
 end
-local f = { 'u', ARGV[10], 'h', ARGV[11], 'c', ARGV[2], 'a', ARGV[2], 'x', ARGV[12], 'd', ARGV[13] }
+-- Known devices: members last seen longer than the TTL ago are forgotten first.
+local dev, newdev = ARGV[19], {}
+if dev ~= '' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[21]))
+  if ARGV[22] ~= '1' and not redis.call('ZSCORE', KEYS[3], dev) then newdev = { 'v', '1' } end
+end
+local f = { 'u', ARGV[10], 'h', ARGV[11], 'c', ARGV[2], 'a', ARGV[2], 'x', ARGV[12], 'd', ARGV[13], unpack(newdev) }
 if ARGV[14] ~= '' then f[#f + 1] = 'i'; f[#f + 1] = ARGV[14] end
 if ARGV[15] ~= '' then f[#f + 1] = 'k'; f[#f + 1] = ARGV[15] end
 if ARGV[16] ~= '' then f[#f + 1] = 'j'; f[#f + 1] = ARGV[16] end
@@ -156,7 +171,7 @@ if ARGV[17] ~= '' then f[#f + 1] = 'r'; f[#f + 1] = ARGV[17] end
 -- The audit event first, then the session: under maxmemory + noeviction the first write is
 -- the one refused, before anything has been touched, so a session never lacks its event.
 audit('t', 'c', 's', tag .. rnd, 'u', ARGV[10], 'w', ARGV[2], 'd', ARGV[13], 'i', ARGV[14], 'k', ARGV[15], 'x', ARGV[12], 'p', ms(exp),
-  'm', ARGV[17] == '' and '1' or '0')
+  'm', ARGV[17] == '' and '1' or '0', unpack(newdev))
 redis.call('HSET', KEYS[1], unpack(f))
 redis.call('PEXPIRE', KEYS[1], ttl)
 schedule(tag .. rnd, ARGV[10], exp, ttl)
@@ -224,6 +239,12 @@ redis.call('ZADD', KEYS[2], exp, rnd)
 -- session: most sign-ins).
 if card == 0 then redis.call('PEXPIRE', KEYS[2], ttl) else extend_index(KEYS[2], ttl) end
 if #evicted > 0 then redis.pcall('PUBLISH', channel, ARGV[2] .. '!|' .. table.concat(evicted, ',')) end
+if dev ~= '' then
+  redis.call('ZADD', KEYS[3], now, dev)
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(ARGV[20]) + 1))
+  redis.call('PEXPIRE', KEYS[3], ARGV[21])
+end
+table.insert(evicted, 1, #newdev > 0 and '1' or '0')
 return evicted
 `;
 
