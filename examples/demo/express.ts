@@ -5,7 +5,8 @@ import { STATUS_CODES } from 'node:http';
 import tieredSession from '../../lib/express/index.js';
 import {
   BAD_BODY, BAD_CREDENTIALS, BAD_DISPLAY_NAME, CSP, HOST, LOG_LEVEL, PAGE, PORT, PUBLIC_PATHS, RECENT_AUTH_MS, SCRIPT, WRONG_PASSWORD,
-  auditOptions, checkPassword, displayNameOf, loginBody, onShutdown, operations, passwordOf, profiles, redisClient, sessionOptions,
+  auditOptions, checkPassword, displayNameOf, loginBody, mailOnNewDevice, onShutdown, operations, passwordOf, profiles, redisClient,
+  sessionOptions,
 } from './shared.js';
 
 const redis = await redisClient();
@@ -17,6 +18,8 @@ const sessions = tieredSession({
   skip: (req) => PUBLIC_PATHS.has(req.path),
   ...(quiet ? { logger: { debug() {}, info() {}, warn() {}, error: (o: object, m: string) => console.error(m, o) } } : {}),
 });
+
+mailOnNewDevice(sessions.events, (line, fields) => { if (!quiet) console.log(line, fields); });
 
 const names = profiles(redis.client);
 const app = express();

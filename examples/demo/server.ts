@@ -5,13 +5,15 @@ import Fastify from 'fastify';
 import tieredSession from '../../lib/fastify/index.js';
 import {
   BAD_CREDENTIALS, BAD_DISPLAY_NAME, CSP, HOST, LOG_LEVEL, LOGIN_BODY_SCHEMA, PAGE, PORT, RECENT_AUTH_MS, SCRIPT, WRONG_PASSWORD,
-  auditOptions, checkPassword, displayNameOf, onShutdown, operations, passwordOf, profiles, redisClient, sessionOptions, type LoginBody,
+  auditOptions, checkPassword, displayNameOf, mailOnNewDevice, onShutdown, operations, passwordOf, profiles, redisClient, sessionOptions,
+  type LoginBody,
 } from './shared.js';
 
 const redis = await redisClient();
 const audit = await auditOptions(redis.target);
 const app = Fastify({ logger: { level: LOG_LEVEL } });
 await app.register(tieredSession, sessionOptions(redis.client, audit));
+mailOnNewDevice(app.sessions.events, (line, fields) => app.log.info(fields, line));
 const names = profiles(redis.client);
 
 // Public routes opt out of sessions: no cookie read, no Redis, so they answer while Redis is down.

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Redis, Cluster } from 'ioredis';
 import pg from 'pg';
-import type { AuditOptions, StatsSnapshot } from '../../lib/index.js';
+import type { AuditOptions, SessionEvents, StatsSnapshot } from '../../lib/index.js';
 import { startPrivateRedis } from './private-redis.js';
 import { clusterClient, redisClient as singleClient } from '../redis-client.js';
 import { postgresBinDir, privatePostgres, schemaFor } from './private-postgres.js';
@@ -117,8 +117,24 @@ export function sessionOptions(client: Redis | Cluster, audit?: AuditOptions) {
     shortSession: { idleTimeout: num('SHORT_IDLE_TIMEOUT_MS'), absoluteTimeout: num('SHORT_ABSOLUTE_TIMEOUT_MS') },
     // New-device detection: a signed device cookie; the page warns of sign-ins from new devices.
     knownDevices: true,
+    // Session events: the "new sign-in" email below is sent from a handler, once per sign-in.
+    events: true,
     ...(audit ? { audit } : {}),
   };
+}
+
+/**
+ * What a real app would email on a sign-in from a new device. The demo logs it; a real handler
+ * passes `e.id` to its mail provider as the idempotency key (an event may come twice after a
+ * failure, always with the same id).
+ */
+export function mailOnNewDevice(events: SessionEvents, log: (line: string, fields: object) => void): void {
+  events.on('created', (e) => {
+    if (!e.newDevice) return;
+    log('demo: would email the user: "New sign-in to your account"', {
+      user: e.userId, device: e.device.name, at: new Date(e.at).toISOString(), idempotencyKey: e.id,
+    });
+  });
 }
 
 // Demo users. A real app checks a password hash; rate limits belong to that check.

@@ -6,6 +6,7 @@ import t from 'tap';
 import type { Response as InjectResponse } from 'light-my-request';
 import { PostgresServer } from '../fixtures/postgres.js';
 import { TEST_SECRET } from '../fixtures/apps.js';
+import { until } from '../fixtures/audit-events.js';
 import {
   eachTarget, makeApp, cacheTrusted, inspector, tokenOf, COOKIE, TAG_LENGTH, type TestApp,
 } from '../fixtures/targets.js';
@@ -227,4 +228,16 @@ t.test('a legacy takeover sets the device cookie and records the device without 
     t.equal((await login(app, 'lee', device)).newDevice, false, 'the device is known from then on');
     t.equal((await login(app, 'lee')).newDevice, true, 'another is new');
   }, { only: ['single'] });
+});
+
+t.test('the created event says newDevice as the session does, on both instances of the feed', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const app = await makeApp(t, target.client(), { keyPrefix: target.prefix(), knownDevices: true, events: { pollInterval: 20 } });
+    const created = new Map<string, boolean>();
+    app.face.events.on('created', (e) => { created.set(e.sessionId, e.newDevice); });
+    const first = await login(app, 'gil');
+    const second = await login(app, 'gil', first.device);
+    await until('two created events', () => created.size === 2);
+    t.same([created.get(first.id), created.get(second.id)], [true, false], 'new, then known');
+  }, { adapters: ['fastify'] });
 });
