@@ -169,6 +169,19 @@ for (const v of ['', 'cf ipcountry', 'cf_ipcountry', 'cf-ipcountry:', 'x'.repeat
 // now.
 for (const v of [5, 'Date.now', {}]) rows.push(['now', { now: v }, `now ${show(v)}`]);
 
+// events.
+for (const v of ['on', 1, 0, [], null]) rows.push(['events', { events: v }, `events ${show(v)}`]);
+rows.push(['events.retries', { events: { retries: 3 } }, 'an unknown events key']);
+for (const v of [0, 101, 2.5, '5', null]) {
+  rows.push(['events.maxAttempts', { events: { maxAttempts: v } }, `events.maxAttempts ${show(v)}`]);
+}
+for (const v of [0, -1, 'soon']) rows.push(['events.retryDelay', { events: { retryDelay: v } }, `events.retryDelay ${show(v)}`]);
+for (const v of [0, 3_600_001]) rows.push(['events.handlerTimeout', { events: { handlerTimeout: v } }, `events.handlerTimeout ${show(v)}`]);
+for (const v of [9, 60_001]) rows.push(['events.pollInterval', { events: { pollInterval: v } }, `events.pollInterval ${show(v)}`]);
+for (const v of [99, 'hourly']) rows.push(['events.sweepInterval', { events: { sweepInterval: v } }, `events.sweepInterval ${show(v)}`]);
+for (const v of [255, 1.5]) rows.push(['events.bufferEvents', { events: { bufferEvents: v } }, `events.bufferEvents ${show(v)}`]);
+for (const v of ['yes', 1]) rows.push(['events.consume', { events: { consume: v } }, `events.consume ${show(v)}`]);
+
 // knownDevices.
 for (const v of ['on', 1, 0, [], null]) rows.push(['knownDevices', { knownDevices: v }, `knownDevices ${show(v)}`]);
 rows.push(['knownDevices.maximum', { knownDevices: { maximum: 5 } }, 'an unknown knownDevices key']);
@@ -314,7 +327,7 @@ t.test('an option set to undefined means its default, exactly as if it were left
   for (const k of ['keyPrefix', 'idleTimeout', 'absoluteTimeout', 'touchInterval', 'localCache', 'maxSessionsPerUser',
     'commandTimeout', 'heartbeatInterval', 'maxDataBytes', 'cookie', 'allowedOrigins', 'countryHeader',
     'maxUserAgentLength', 'prewarm', 'reauthenticateToRevoke', 'capPolicy', 'now', 'shortSession', 'confirmRevocations', 'readFrom',
-    'replicaLagTolerance', 'audit', 'requestProperty', 'telemetry', 'knownDevices']) all[k] = undefined;
+    'replicaLagTolerance', 'audit', 'events', 'requestProperty', 'telemetry', 'knownDevices']) all[k] = undefined;
   const r = resolveOptions({ client, ...all,
     cookie: { name: undefined, secure: undefined, httpOnly: undefined, sameSite: undefined, path: undefined, domain: undefined } });
   t.same(r, resolveOptions({ client }), 'the resolved options equal those of { client } alone');
@@ -331,7 +344,7 @@ t.test('an option set to undefined means its default, exactly as if it were left
     maxUserAgentLength: 512, prewarm: 0, reauthenticateToRevoke: 0, capPolicy: 'evict-oldest',
     shortSession: { idleTimeout: 12 * 3600_000, absoluteTimeout: DAY },
     confirmRevocations: { mode: 'auto', replicas: 1, timeout: 500 }, readFrom: undefined, replicaLagTolerance: 10_000, audit: undefined,
-    knownDevices: undefined, requestProperty: 'session',
+    events: undefined, knownDevices: undefined, requestProperty: 'session',
     telemetry: { sampleEvery: 64, redisTimings: true, openTelemetry: 'auto' },
     cookie: { name: '__Host-sid', secure: true, httpOnly: true, sameSite: 'lax', path: '/', domain: undefined },
   }, 'the defaults are the documented ones');
