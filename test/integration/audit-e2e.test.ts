@@ -402,11 +402,11 @@ t.test('GET /sessions/history: the caller\'s own sessions, shaped like the devic
         endReason: 'sign-out',
     }, 'an ended session, every field');
 
-    // The live ones read exactly as the device list shows them (which has `remembered` instead of the end).
+    // The live ones read exactly as the device list shows them (which has `remembered` and `newDevice` instead of the end).
     const list = (await get(app, '/sessions', me)).json().sessions as Record<string, unknown>[];
     t.same(list.map((s) => s.id), [me.id, other.id]);
     for (const [h, l] of [[mine, list[0]], [live, list[1]]] as const) {
-      const { remembered: _r, ...shared } = l;
+      const { remembered: _r, newDevice: _n, ...shared } = l;
       const { endedAt: _e, endReason: _y, ...rest } = h;
       t.same(rest, shared, `${h.id === me.id ? 'current' : 'other'} session: as in the device list`);
     }
