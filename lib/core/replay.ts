@@ -19,11 +19,9 @@ export interface ReplayTarget {
 
 /**
  * A kept change: a revocation (`count` 0), or the latest rotation of a live session (its count;
- * `secretHash` when this instance made it). `own`: this instance answered it. `vouched`: a
- * revocation this instance heard and then answered a request by (`ended`), without Redis: it is
- * applied again after an interruption, as its own are.
+ * `secretHash` when this instance made it). `own`: this instance answered it.
  */
-type Kept = { at: number; own: boolean; count: number; secretHash?: string; vouched?: boolean };
+type Kept = { at: number; own: boolean; count: number; secretHash?: string };
 
 /**
  * The last minute's revocations and rotations, so that Redis losing one cannot bring a session
@@ -44,9 +42,7 @@ type Kept = { at: number; own: boolean; count: number; secretHash?: string; vouc
  * kills a demoted node's clients) this instance's own changes are applied again, and once more
  * a few seconds later. A rotation applies only where the session's rotation count shows it
  * lost, never over a later one. A session id is never reused, so none of this can end a
- * session a user was not told had ended. A token whose session this instance knows ended is
- * answered "no session" at once (`ended`), Redis or not; the read still runs behind the answer,
- * and the revocation is applied again after an interruption as this instance's own are.
+ * session a user was not told had ended.
  */
 export class RevocationReplay {
   /** id → what was done and when (ms); insertion order is time order. */
@@ -115,18 +111,6 @@ export class RevocationReplay {
   }
 
   /**
-   * Whether `id` is known here to have ended (this instance revoked it, or heard so on the
-   * channel): final, since an id is never reused and an ended session's undo is heard as
-   * 'restored', which forgets it. The caller answers "no session" without asking Redis.
-   */
-  ended(id: string): boolean {
-    const k = this.#kept.get(id);
-    if (k?.count !== 0) return false;
-    k.vouched = true;
-    return true;
-  }
-
-  /**
    * Whether a session as Redis just answered it lacks a kept change: it was revoked, or rotated
    * past `rotations`. Such a change was lost (a failover to a replica that never had it): it is
    * applied again at once, and the caller must not accept the session.
@@ -174,10 +158,10 @@ export class RevocationReplay {
     return k.secretHash === undefined ? this.#target.revoke(id) : this.#target.rotate(id, k.secretHash, k.count);
   }
 
-  /** One pass over this instance's own changes (and those it vouched for), the newest first; false when one could not be applied. */
+  /** One pass over this instance's own changes, the newest first; false when one could not be applied. */
   async #pass(): Promise<boolean> {
     this.#prune(Date.now());
-    const kept = [...this.#kept].filter(([, k]) => k.own || k.vouched === true).reverse();
+    const kept = [...this.#kept].filter(([, k]) => k.own).reverse();
     let failed = false;
     let restored = 0;
     for (let i = 0; i < kept.length && !this.#closed && !this.#again; i += 64) {
