@@ -5,10 +5,8 @@
 import t from 'tap';
 import { runCell, startWithFirstCell } from '../fault/cell.js';
 import type { FaultName, TopologyName } from '../fault/topology.js';
-import { leaveWhenDone } from '../fixtures/leave.js';
 
 t.setTimeout(300_000);
-leaveWhenDone(t);
 
 const cells: Array<[TopologyName, FaultName]> = [
   ['single', 'stall'],

@@ -10,9 +10,7 @@ import { sleep } from '../fixtures/redis.js';
 import { coarseNow } from '../../lib/core/local-cache.js';
 import { primaryWithTwoReplicas, readmeClient } from '../fixtures/two-replicas.js';
 import { eachAdapter, makeApp, signIn, me, eventually, cacheTrusted, COOKIE } from '../fixtures/targets.js';
-import { leaveWhenDone } from '../fixtures/leave.js';
 
-leaveWhenDone(t);
 const prefixes = (() => { let n = 0; return () => `fr${process.pid}x${n++}:`; })();
 
 t.test('an instance reading a replica whose link is paused refuses a session revoked meanwhile: 401 within about a second and at every ' +

@@ -1,4 +1,5 @@
 import type { Logger } from '../log.js';
+import { plainExposition } from '../observe/exposition.js';
 import type { AuditStreams } from './streams.js';
 import type { AuditWriter } from './writer.js';
 
@@ -92,26 +93,23 @@ export interface AuditMetricsSnapshot {
 
 /** Prometheus text exposition of a snapshot (append it to the plugin's own metrics text). */
 export function auditPrometheus(s: AuditMetricsSnapshot): string {
-  const out: string[] = [];
-  const metric = (type: 'counter' | 'gauge', name: string, help: string, v: number | boolean) => {
-    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${typeof v === 'boolean' ? (v ? 1 : 0) : v}`);
-  };
-  metric('gauge', 'tiered_session_audit_sink_up', 'Whether the audit sink reaches PostgreSQL and Redis (1) or is retrying (0).', s.up);
-  metric('gauge', 'tiered_session_audit_buffer_events', 'Audit events waiting in the Redis streams (sum of XLEN).', s.bufferEvents);
-  metric('gauge', 'tiered_session_audit_lag_seconds', 'Age of the oldest audit event not yet in PostgreSQL.', s.lagSeconds);
-  metric('gauge', 'tiered_session_audit_lease_held', 'Whether this instance holds the sweep and retention lease.', s.leaseHeld);
-  metric('counter', 'tiered_session_audit_events_applied_total', 'Audit events written to PostgreSQL and acknowledged.', s.eventsApplied);
-  metric('counter', 'tiered_session_audit_events_invalid_total', 'Stream entries that were not well-formed events (dropped).',
-    s.eventsInvalid);
-  metric('counter', 'tiered_session_audit_events_lost_total', 'Pending events trimmed from a stream by its cap before they were applied.',
-    s.eventsLost);
-  metric('counter', 'tiered_session_audit_events_claimed_total', 'Events taken over from a consumer that stopped (XAUTOCLAIM).',
-    s.eventsClaimed);
-  metric('counter', 'tiered_session_audit_batches_total', 'Batches committed to PostgreSQL.', s.batches);
-  metric('counter', 'tiered_session_audit_batch_failures_total', 'Batches that failed and were left pending for a retry.', s.batchFailures);
-  metric('counter', 'tiered_session_audit_sweeps_total', 'Expiry sweeps run by this instance.', s.sweeps);
-  metric('counter', 'tiered_session_audit_swept_expired_total', 'Sessions the sweep recorded as expired.', s.sweptExpired);
-  metric('counter', 'tiered_session_audit_swept_extended_total', 'Sessions the sweep found still live and extended.', s.sweptExtended);
-  metric('counter', 'tiered_session_audit_retention_deleted_total', 'Rows deleted by retention.', s.retentionDeleted);
-  return out.join('\n') + '\n';
+  return plainExposition([
+    ['gauge', 'tiered_session_audit_sink_up', 'Whether the audit sink reaches PostgreSQL and Redis (1) or is retrying (0).', s.up],
+    ['gauge', 'tiered_session_audit_buffer_events', 'Audit events waiting in the Redis streams (sum of XLEN).', s.bufferEvents],
+    ['gauge', 'tiered_session_audit_lag_seconds', 'Age of the oldest audit event not yet in PostgreSQL.', s.lagSeconds],
+    ['gauge', 'tiered_session_audit_lease_held', 'Whether this instance holds the sweep and retention lease.', s.leaseHeld],
+    ['counter', 'tiered_session_audit_events_applied_total', 'Audit events written to PostgreSQL and acknowledged.', s.eventsApplied],
+    ['counter', 'tiered_session_audit_events_invalid_total', 'Stream entries that were not well-formed events (dropped).',
+      s.eventsInvalid],
+    ['counter', 'tiered_session_audit_events_lost_total', 'Pending events trimmed from a stream by its cap before they were applied.',
+      s.eventsLost],
+    ['counter', 'tiered_session_audit_events_claimed_total', 'Events taken over from a consumer that stopped (XAUTOCLAIM).',
+      s.eventsClaimed],
+    ['counter', 'tiered_session_audit_batches_total', 'Batches committed to PostgreSQL.', s.batches],
+    ['counter', 'tiered_session_audit_batch_failures_total', 'Batches that failed and were left pending for a retry.', s.batchFailures],
+    ['counter', 'tiered_session_audit_sweeps_total', 'Expiry sweeps run by this instance.', s.sweeps],
+    ['counter', 'tiered_session_audit_swept_expired_total', 'Sessions the sweep recorded as expired.', s.sweptExpired],
+    ['counter', 'tiered_session_audit_swept_extended_total', 'Sessions the sweep found still live and extended.', s.sweptExtended],
+    ['counter', 'tiered_session_audit_retention_deleted_total', 'Rows deleted by retention.', s.retentionDeleted],
+  ]);
 }

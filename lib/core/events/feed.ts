@@ -24,6 +24,7 @@ import { ERR_INVALID_ARGUMENT, ERR_NOT_FOUND } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { RedisClient, ResolvedEvents } from '../options.js';
 import { AuditStreams, isNoGroup, type Loose, type StreamState } from '../audit/streams.js';
+import { plainExposition } from '../observe/exposition.js';
 import { eventStreamKey, expiryScheduleKey, parkedStreamKey } from '../store/keys.js';
 import { BUCKET_LENGTH, ID_LENGTH } from '../token.js';
 import {
@@ -204,21 +205,18 @@ export class EventFeed {
   /** The stats in the Prometheus text format. */
   prometheus(): string {
     const s = this.stats();
-    const out: string[] = [];
-    const metric = (type: 'counter' | 'gauge', name: string, help: string, v: number | boolean) => {
-      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${typeof v === 'boolean' ? (v ? 1 : 0) : v}`);
-    };
-    metric('gauge', 'tiered_session_events_up', 'Whether the event feed reaches Redis (1) or is retrying (0).', s.redisUp);
-    metric('gauge', 'tiered_session_events_lag_seconds', 'Age of the oldest session event not yet delivered.', s.lagSeconds);
-    metric('gauge', 'tiered_session_events_pending', 'Session events waiting in the Redis streams.', s.pending);
-    metric('counter', 'tiered_session_events_delivered_total', 'Session events every handler took, acknowledged.', s.delivered);
-    metric('counter', 'tiered_session_events_retried_total', 'Handler tries that failed and were scheduled again.', s.retried);
-    metric('counter', 'tiered_session_events_parked_total', 'Session events parked after their last try failed.', s.parked);
-    metric('counter', 'tiered_session_events_invalid_total', 'Stream entries that were not well-formed events (dropped).', s.invalid);
-    metric('counter', 'tiered_session_events_lost_total', 'Pending events trimmed from a stream before delivery.', s.lost);
-    metric('counter', 'tiered_session_events_claimed_total', 'Events taken over from an instance that stopped.', s.claimed);
-    metric('counter', 'tiered_session_events_expired_total', 'Sessions the expiry sweep found expired.', s.expired);
-    return out.join('\n') + '\n';
+    return plainExposition([
+      ['gauge', 'tiered_session_events_up', 'Whether the event feed reaches Redis (1) or is retrying (0).', s.redisUp],
+      ['gauge', 'tiered_session_events_lag_seconds', 'Age of the oldest session event not yet delivered.', s.lagSeconds],
+      ['gauge', 'tiered_session_events_pending', 'Session events waiting in the Redis streams.', s.pending],
+      ['counter', 'tiered_session_events_delivered_total', 'Session events every handler took, acknowledged.', s.delivered],
+      ['counter', 'tiered_session_events_retried_total', 'Handler tries that failed and were scheduled again.', s.retried],
+      ['counter', 'tiered_session_events_parked_total', 'Session events parked after their last try failed.', s.parked],
+      ['counter', 'tiered_session_events_invalid_total', 'Stream entries that were not well-formed events (dropped).', s.invalid],
+      ['counter', 'tiered_session_events_lost_total', 'Pending events trimmed from a stream before delivery.', s.lost],
+      ['counter', 'tiered_session_events_claimed_total', 'Events taken over from an instance that stopped.', s.claimed],
+      ['counter', 'tiered_session_events_expired_total', 'Sessions the expiry sweep found expired.', s.expired],
+    ]);
   }
 
   /** Parked events, oldest first, at most `limit` (every bucket's parked stream). */

@@ -52,3 +52,15 @@ export function parseExposition(text: string): ParsedFamily[] {
   }
   return out;
 }
+
+/** One unlabelled metric: its type, name, help and value (a boolean is 1 or 0). */
+export type PlainMetric = readonly ['counter' | 'gauge', string, string, number | boolean];
+
+/** The Prometheus text of unlabelled metrics, in order (the audit sink's and the event feed's). */
+export function plainExposition(metrics: readonly PlainMetric[]): string {
+  const out: string[] = [];
+  for (const [type, name, help, v] of metrics) {
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${typeof v === 'boolean' ? (v ? 1 : 0) : v}`);
+  }
+  return out.join('\n') + '\n';
+}
