@@ -4,14 +4,16 @@ import { BASE64URL, HASH_LENGTH, ID_LENGTH, SECRET_LENGTH, TAG_LENGTH } from './
 import { UserArena } from './user-arena.js';
 
 // The L1's storage. Every field of a cached session has a fixed width, so each lives in a typed
-// array at the session's slot: the id's 38 and the secret's 43 base64url characters as bytes,
-// five times as doubles, the user as a slot in an arena of interned ids (user-arena.ts), a flags
-// byte and the LRU links. An open-addressing index (linear probing, backward-shift deletion)
-// finds a slot from the id's characters in place, so a hit reads the Cookie header without
-// slicing it. Typed arrays hold their contents off the JS heap: a million cached sessions are a
-// few dozen objects to the garbage collector, not a few million. The `Session` object a hit
-// answers is built from the slot and kept for recent hits only (RECENT of them); app data (rarely
-// set) sits in a side map.
+// array at the session's slot: the id's 38 and the secret's 43 base64url characters packed four
+// to three bytes (29 and 33 bytes: every character's six bits, nothing lost), five times as
+// doubles, the user as a slot in an arena of interned ids (user-arena.ts), a flags byte and the
+// LRU links. An open-addressing index (linear probing, backward-shift deletion) finds a slot from
+// the id's characters in place, so a hit reads the Cookie header without slicing it, comparing
+// each group of four characters with its three bytes (a character outside base64url matches
+// nothing). Typed arrays hold their contents off the JS heap: a million cached sessions are a few
+// dozen objects to the garbage collector, not a few million. The `Session` object a hit answers is
+// built from the slot and kept for recent hits only (RECENT of them); app data (rarely set) sits
+// in a side map.
 
 /** Session objects kept built, at most: the hot sessions' hits allocate nothing. */
 const RECENT = 4096;
@@ -24,15 +26,87 @@ const HASHED = 2;
 /** Signed in from a device new to the user (knownDevices). */
 const NEW_DEVICE = 4;
 
-/** base64url character → its 6 bits (other characters → 0: the full id is compared anyway). */
-const SIX = new Uint8Array(65536);
+/** base64url character → its 6 bits; any other UTF-16 code unit → 64 (BAD), which no comparison accepts. */
+const BAD = 64;
+const SIX = new Uint8Array(65536).fill(BAD);
 [...BASE64URL].forEach((c, i) => { SIX[c.charCodeAt(0)] = i; });
+const CODES = [...BASE64URL].map((c) => c.charCodeAt(0));
+
+/** Bytes a slot's id and proof take: six bits a character, four characters to three bytes. */
+const ID_BYTES = Math.ceil(ID_LENGTH * 6 / 8);
+const PROOF_BYTES = Math.ceil(SECRET_LENGTH * 6 / 8);
+
+/** Pack `n` base64url characters of `s` from `from` into `to` at `o` (the last group's bits left-aligned). */
+function pack(to: Uint8Array, o: number, s: string, from: number, n: number): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4, o += 3) {
+    const v = SIX[s.charCodeAt(from + i)] << 18 | SIX[s.charCodeAt(from + i + 1)] << 12 | SIX[s.charCodeAt(from + i + 2)] << 6 |
+      SIX[s.charCodeAt(from + i + 3)];
+    to[o] = v >> 16;
+    to[o + 1] = v >> 8;
+    to[o + 2] = v;
+  }
+  if (i === n) return;
+  let v = 0;
+  for (let k = i; k < n; k++) v = v << 6 | SIX[s.charCodeAt(from + k)];
+  const bits = (n - i) * 6;
+  const bytes = Math.ceil(bits / 8);
+  v <<= bytes * 8 - bits;
+  for (let k = bytes - 1; k >= 0; k--, v >>= 8) to[o + k] = v;
+}
+
+/** The `n` characters packed at `o`. */
+function unpack(from: Uint8Array, o: number, n: number): string {
+  const out = new Array<number>(n);
+  for (let i = 0; i < n; i++) {
+    const bit = i * 6;
+    const at = o + (bit >> 3);
+    const w = from[at] << 8 | (at + 1 < from.length ? from[at + 1] : 0);
+    out[i] = CODES[w >> (10 - (bit & 7)) & 63];
+  }
+  return String.fromCharCode(...out);
+}
+
+/**
+ * Zero when the `n` characters of `s` at `at` are the ones packed at `o`, all in base64url. Every
+ * character is read whatever the others (a secret's comparison takes the same time wherever it
+ * differs).
+ */
+function differs(b: Uint8Array, o: number, s: string, at: number, n: number): number {
+  let diff = 0;
+  let bad = 0;
+  let i = 0;
+  for (; i + 4 <= n; i += 4, o += 3) {
+    const c0 = SIX[s.charCodeAt(at + i)];
+    const c1 = SIX[s.charCodeAt(at + i + 1)];
+    const c2 = SIX[s.charCodeAt(at + i + 2)];
+    const c3 = SIX[s.charCodeAt(at + i + 3)];
+    bad |= c0 | c1 | c2 | c3;
+    diff |= (c0 << 18 | c1 << 12 | c2 << 6 | c3) ^ (b[o] << 16 | b[o + 1] << 8 | b[o + 2]);
+  }
+  if (i < n) {
+    let v = 0;
+    let w = 0;
+    for (let k = i; k < n; k++) {
+      const c = SIX[s.charCodeAt(at + k)];
+      bad |= c;
+      v = v << 6 | c;
+    }
+    const bits = (n - i) * 6;
+    const bytes = Math.ceil(bits / 8);
+    for (let k = 0; k < bytes; k++) w = w << 8 | b[o + k];
+    diff |= (v << (bytes * 8 - bits)) ^ w;
+  }
+  return diff | (bad & BAD);
+}
 
 /**
  * The index position of an id: five characters of its random part (CSPRNG output, and only ids
- * this package generated are ever inserted) give 30 uniform bits.
+ * this package generated are ever inserted) give 30 uniform bits. They are characters 22 to 26:
+ * the last two of the sixth group of four and the first three of the seventh.
  */
 const R = TAG_LENGTH;
+const G5 = (R >> 2) * 3;
 
 export class PackedTable {
   readonly #max: number;
@@ -70,6 +144,7 @@ export class PackedTable {
 
   /** The slot of the id at `at` in `s` (38 characters), or -1. */
   find(s: string, at: number): number {
+    if (s.length < at + ID_LENGTH) return -1;
     const idx = this.#index;
     const mask = this.#mask;
     const ids = this.#ids;
@@ -78,34 +153,26 @@ export class PackedTable {
     for (;;) {
       const v = idx[p];
       if (v === 0) return -1;
-      const o = (v - 1) * ID_LENGTH;
-      let i = 0;
-      while (i < ID_LENGTH && ids[o + i] === s.charCodeAt(at + i)) i++;
-      if (i === ID_LENGTH) return v - 1;
+      if (differs(ids, (v - 1) * ID_BYTES, s, at, ID_LENGTH) === 0) return v - 1;
       p = (p + 1) & mask;
     }
   }
 
   /** Whether the secret at `from` in `s` is the slot's, compared in constant time (a secret slot only). */
   secretMatches(slot: number, s: string, from: number): boolean {
-    const pr = this.#proofs;
-    const o = slot * SECRET_LENGTH;
-    let diff = 0;
-    for (let i = 0; i < SECRET_LENGTH; i++) diff |= pr[o + i] ^ s.charCodeAt(from + i);
-    return diff === 0;
+    return s.length >= from + SECRET_LENGTH && differs(this.#proofs, slot * PROOF_BYTES, s, from, SECRET_LENGTH) === 0;
   }
 
   /** A pre-warmed slot holds the stored secret hash (22 characters) until a request proves its secret. */
   hashed(slot: number): boolean { return (this.#flags[slot] & HASHED) !== 0; }
 
   storedHash(slot: number): string {
-    const o = slot * SECRET_LENGTH;
-    return String.fromCharCode(...this.#proofs.subarray(o, o + HASH_LENGTH));
+    return unpack(this.#proofs, slot * PROOF_BYTES, HASH_LENGTH);
   }
 
   /** The secret proven: keep it instead of the hash. */
   proven(slot: number, secret: string): void {
-    this.#write(this.#proofs, slot * SECRET_LENGTH, secret, SECRET_LENGTH);
+    pack(this.#proofs, slot * PROOF_BYTES, secret, 0, SECRET_LENGTH);
     this.#flags[slot] &= ~HASHED;
   }
 
@@ -123,8 +190,7 @@ export class PackedTable {
   }
 
   idOf(slot: number): string {
-    const o = slot * ID_LENGTH;
-    return String.fromCharCode(...this.#ids.subarray(o, o + ID_LENGTH));
+    return unpack(this.#ids, slot * ID_BYTES, ID_LENGTH);
   }
 
   /** The slot's session, built on its first hit and kept while it is among the RECENT last built. */
@@ -167,8 +233,8 @@ export class PackedTable {
     } else {
       slot = this.#used++;
     }
-    this.#write(this.#ids, slot * ID_LENGTH, session.id, ID_LENGTH);
-    this.#write(this.#proofs, slot * SECRET_LENGTH, proof, proof.length);
+    pack(this.#ids, slot * ID_BYTES, session.id, 0, ID_LENGTH);
+    pack(this.#proofs, slot * PROOF_BYTES, proof, 0, proof.length);
     this.#flags[slot] = (session.remembered ? REMEMBERED : 0) | (proof.length === SECRET_LENGTH ? 0 : HASHED) |
       (session.newDevice ? NEW_DEVICE : 0);
     const b = slot * 5;
@@ -197,11 +263,16 @@ export class PackedTable {
   /** Ids whose first 22 characters are `tag` (one user's sessions under one secret). */
   idsWithPrefix(tag: string): string[] {
     const out: string[] = [];
+    // The tag's first 20 characters are whole groups; its last two are the top 12 bits of the next.
+    const whole = TAG_LENGTH & ~3;
+    const rest = SIX[tag.charCodeAt(whole)] << 18 | SIX[tag.charCodeAt(whole + 1)] << 12;
+    if (tag.length !== TAG_LENGTH || ((SIX[tag.charCodeAt(whole)] | SIX[tag.charCodeAt(whole + 1)]) & BAD) !== 0) return out;
+    const g = (whole >> 2) * 3;
+    const ids = this.#ids;
     for (let slot = this.#head; slot >= 0; slot = this.#next[slot]) {
-      const o = slot * ID_LENGTH;
-      let i = 0;
-      while (i < TAG_LENGTH && this.#ids[o + i] === tag.charCodeAt(i)) i++;
-      if (i === TAG_LENGTH) out.push(this.idOf(slot));
+      const o = slot * ID_BYTES;
+      if (differs(ids, o, tag, 0, whole) !== 0) continue;
+      if (((ids[o + g] << 16 | ids[o + g + 1] << 8) & 0xfff000) === rest) out.push(this.idOf(slot));
     }
     return out;
   }
@@ -216,14 +287,13 @@ export class PackedTable {
     this.#used = this.#size = 0;
   }
 
-  #write(to: Uint8Array, o: number, s: string, n: number): void {
-    for (let i = 0; i < n; i++) to[o + i] = s.charCodeAt(i);
-  }
-
+  /** find()'s first probe for the id in `slot`, from its packed bytes: characters 22 and 23 end one group, 24 to 26 begin the next. */
   #home(slot: number): number {
     const ids = this.#ids;
-    const o = slot * ID_LENGTH + R;
-    return (SIX[ids[o]] | SIX[ids[o + 1]] << 6 | SIX[ids[o + 2]] << 12 | SIX[ids[o + 3]] << 18 | SIX[ids[o + 4]] << 24) & this.#mask;
+    const o = slot * ID_BYTES + G5;
+    const a = ids[o + 1] << 8 | ids[o + 2];
+    const b = ids[o + 3] << 16 | ids[o + 4] << 8 | ids[o + 5];
+    return ((a >> 6 & 63) | (a & 63) << 6 | (b >> 18) << 12 | (b >> 12 & 63) << 18 | (b >> 6 & 63) << 24) & this.#mask;
   }
 
   #place(slot: number): void {
@@ -263,8 +333,8 @@ export class PackedTable {
       b.set(a);
       return b;
     };
-    this.#ids = copy(this.#ids, (n) => new Uint8Array(n), ID_LENGTH);
-    this.#proofs = copy(this.#proofs, (n) => new Uint8Array(n), SECRET_LENGTH);
+    this.#ids = copy(this.#ids, (n) => new Uint8Array(n), ID_BYTES);
+    this.#proofs = copy(this.#proofs, (n) => new Uint8Array(n), PROOF_BYTES);
     this.#users = copy(this.#users, (n) => new Int32Array(n), 1);
     this.#flags = copy(this.#flags, (n) => new Uint8Array(n), 1);
     this.#times = copy(this.#times, (n) => new Float64Array(n), 5);

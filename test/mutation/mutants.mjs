@@ -279,6 +279,24 @@ export const MUTANTS = [
     tests: ['test/unit/packed-table.test.ts'],
   },
   {
+    id: 'packed-accepts-foreign-characters',
+    description: "The L1 compares packed ids and secrets without refusing characters outside base64url: a crafted token whose " +
+      "foreign character carries into its neighbour's bits matches a cached id and secret it does not spell.",
+    file: 'lib/core/packed-table.ts',
+    find: '  return diff | (bad & BAD);',
+    replace: '  return diff;',
+    tests: ['test/unit/packed-table.test.ts'],
+  },
+  {
+    id: 'packed-foreign-characters-as-zero',
+    description: "The L1 reads a character outside base64url as 'A' (six zero bits): a token spelling a cached id with '!' for 'A' " +
+      'is found.',
+    file: 'lib/core/packed-table.ts',
+    find: 'const SIX = new Uint8Array(65536).fill(BAD);',
+    replace: 'const SIX = new Uint8Array(65536);',
+    tests: ['test/unit/packed-table.test.ts'],
+  },
+  {
     id: 'user-arena-compares-first-byte',
     description: "The L1's user arena compares only the first byte of a probed id: a new user sharing an id's length and first " +
       'byte is taken for it, and its sessions answer the other user.',

@@ -50,6 +50,62 @@ t.test('every field reads back as written, found in place inside a longer string
   t.equal(tb.idOf(slot), id);
 });
 
+t.test('packed four characters to three bytes: only the exact base64url characters match', async (t) => {
+  const tb = new PackedTable(100);
+  const id = newId();
+  const sec = secret();
+  tb.set(sessionOf(id, 'u'), sec, 0, 0);
+  const slot = tb.find(id, 0);
+  t.ok(slot >= 0);
+  // Characters a six-bit table could confuse with base64url ones: standard base64's + and /,
+  // padding, a code unit whose low byte is a base64url character ('Ł' is U+0141, 'A' is 0x41),
+  // a fullwidth letter, a lone surrogate, NUL.
+  const impostors = ['+', '/', '=', '.', '\u0141', '\uFF21', '\uD800', '\0'];
+  for (const pos of [0, 21, 22, 26, 36, 37]) {
+    for (const c of impostors) {
+      t.equal(tb.find(id.slice(0, pos) + c + id.slice(pos + 1), 0), -1, `id character ${pos} as ${JSON.stringify(c)}: not found`);
+    }
+  }
+  for (const pos of [0, 39, 40, 42]) {
+    for (const c of impostors) {
+      t.equal(tb.secretMatches(slot, `${id}.${sec.slice(0, pos)}${c}${sec.slice(pos + 1)}`, 39), false,
+        `secret character ${pos} as ${JSON.stringify(c)}: no match`);
+    }
+  }
+  // Each character's six bits count, the last group's too (the id's last two, the secret's last three).
+  for (const pos of [36, 37]) {
+    for (const c of '-_AQgw') {
+      if (c !== id[pos]) t.equal(tb.find(id.slice(0, pos) + c + id.slice(pos + 1), 0), -1, `id character ${pos} as ${c}: not found`);
+    }
+  }
+  for (const pos of [40, 41, 42]) {
+    for (const c of '-_AQgw') {
+      if (c !== sec[pos]) t.equal(tb.secretMatches(slot, `${id}.${sec.slice(0, pos)}${c}${sec.slice(pos + 1)}`, 39), false);
+    }
+  }
+  // A character outside base64url read as 64 would carry into its neighbour: 'A' then '!' (0, 64)
+  // sums to what 'B' then 'A' (1, 0) packs to. Such a pair matches nothing.
+  const crafted = `xyBA${id.slice(4)}`;
+  const craftedSecret = `xyBA${sec.slice(4)}`;
+  tb.set(sessionOf(crafted, 'u'), craftedSecret, 0, 0);
+  const cs = tb.find(crafted, 0);
+  t.ok(cs >= 0);
+  t.equal(tb.find(`xyA!${id.slice(4)}`, 0), -1, 'a carry from a character outside base64url: not found');
+  t.equal(tb.secretMatches(cs, `${crafted}.xyA!${sec.slice(4)}`, 39), false, 'nor matched as the secret');
+  t.equal(tb.secretMatches(cs, `${crafted}.${craftedSecret}`, 39), true);
+  t.equal(tb.find(id.slice(0, 37), 0), -1, 'a string ending inside the id: not found');
+  t.equal(tb.secretMatches(slot, `${id}.${sec.slice(0, 42)}`, 39), false, 'a string ending inside the secret: no match');
+  t.equal(tb.idOf(slot), id, 'the id unpacks as it was');
+  // Tags that share their first 20 characters (whole groups) and differ in the 21st or 22nd (the
+  // top of the next group): idsWithPrefix tells them apart.
+  const base = b64(20);
+  const tags = ['AA', 'AB', 'BA', '_A', 'A_'].map((x) => base + x);
+  const t2 = new PackedTable(100);
+  const ids = tags.map((tag) => { const i = newId(tag); t2.set(sessionOf(i, 'u'), secret(), 0, 0); return i; });
+  tags.forEach((tag, k) => t.same(t2.idsWithPrefix(tag), [ids[k]], `tag ${k}: its own id only`));
+  t.same(t2.idsWithPrefix(`${base}A+`), [], 'a tag with a character outside base64url: none');
+});
+
 t.test('a session built again from its slot (its object no longer kept) says newDevice as it was filled', async (t) => {
   const tb = new PackedTable(10_000);
   const fresh = newId();
