@@ -24,10 +24,7 @@ const telemetry = process.env.BENCH_TELEMETRY === '0' ? false : undefined;
 const events = process.env.BENCH_EVENTS === undefined ? undefined : { consume: process.env.BENCH_EVENTS === 'consume' };
 const pool = process.env.BENCH_DATABASE_URL ? new pg.Pool({ connectionString: process.env.BENCH_DATABASE_URL }) : undefined;
 pool?.on('error', () => {});
-// BENCH_AUTOPIPELINING=1: the README's client with ioredis's `enableAutoPipelining` added (the
-// commands of one event-loop turn in one write): what the sign-in's Redis write costs the server.
-const autoPipelining = process.env.BENCH_AUTOPIPELINING === '1';
-const client = new Redis(env('BENCH_REDIS_URL'), autoPipelining ? { ...fastFail, enableAutoPipelining: true } : fastFail);
+const client = new Redis(env('BENCH_REDIS_URL'), fastFail);
 client.on('error', () => {});
 await whenReady(client);
 

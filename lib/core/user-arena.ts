@@ -11,7 +11,8 @@ import { unindex } from './open-index.js';
 // the same length (ids of one shape, such as UUIDs, churn in place). Bytes no such id took stay
 // behind until the byte array is full, when the live ids are copied into a new one sized for them
 // (a pause in the order of 100 ms at a million ids). An id is decoded into a string only when a
-// Session object is built.
+// Session object is built. A UUID in its canonical form (36 characters, lowercase hex) is kept as
+// 17 bytes instead of 36: a 0xFF byte, which no UTF-8 encoding contains, then its 16 bytes.
 
 /** User slots allocated at first; the arrays double up to `max`. */
 const FIRST = 1024;
@@ -24,6 +25,40 @@ const LINK = 4;
 
 /** Ids of up to this many bytes, all ASCII, are decoded in JS. */
 const SHORT = 16;
+
+/** A packed UUID's first byte: never in UTF-8, so no other id's bytes can equal a packed UUID's. */
+const UUID_MARK = 0xff;
+const UUID_BYTES = 17;
+/** Hex digit → its value; anything else (uppercase included: the id must read back exactly) → -1. */
+const NIBBLE = new Int8Array(128).fill(-1);
+[...'0123456789abcdef'].forEach((c, i) => { NIBBLE[c.charCodeAt(0)] = i; });
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/** Write `id` at `at` as a packed UUID when it is one in canonical form; false (bytes there undefined) when not. */
+function packUuid(b: Uint8Array, at: number, id: string): boolean {
+  if (id.length !== 36) return false;
+  b[at] = UUID_MARK;
+  let o = at + 1;
+  for (let i = 0; i < 36; i += 2) {
+    if (i === 8 || i === 13 || i === 18 || i === 23) {
+      if (id.charCodeAt(i) !== 45) return false;
+      i--;
+      continue;
+    }
+    const c0 = id.charCodeAt(i);
+    const c1 = id.charCodeAt(i + 1);
+    const hi = c0 < 128 ? NIBBLE[c0] : -1;
+    const lo = c1 < 128 ? NIBBLE[c1] : -1;
+    if ((hi | lo) < 0) return false;
+    b[o++] = hi << 4 | lo;
+  }
+  return true;
+}
+
+function unpackUuid(b: Uint8Array, o: number): string {
+  const h = (k: number) => HEX[b[o + k]];
+  return `${h(1)}${h(2)}${h(3)}${h(4)}-${h(5)}${h(6)}-${h(7)}${h(8)}-${h(9)}${h(10)}-${h(11)}${h(12)}${h(13)}${h(14)}${h(15)}${h(16)}`;
+}
 
 const ENCODER = new TextEncoder();
 // ignoreBOM: a leading U+FEFF is part of the id, not a byte order mark to drop.
@@ -92,12 +127,16 @@ export class UserArena {
     const b = this.#bytes;
     const at = this.#end;
     let len = 0;
-    while (len < n) {
-      const c = userId.charCodeAt(len);
-      if (c >= 0x80) break;
-      b[at + len++] = c;
+    if (packUuid(b, at, userId)) {
+      len = UUID_BYTES;
+    } else {
+      while (len < n) {
+        const c = userId.charCodeAt(len);
+        if (c >= 0x80) break;
+        b[at + len++] = c;
+      }
+      if (len < n) len = ENCODER.encodeInto(userId, b.subarray(at, at + n * 3)).written;
     }
-    if (len < n) len = ENCODER.encodeInto(userId, b.subarray(at, at + n * 3)).written;
     const h = hashOf(b, at, len);
     const idx = this.#index;
     const mask = this.#mask;
@@ -179,6 +218,7 @@ export class UserArena {
     const b = this.#bytes;
     const o = this.#offsets[u];
     const n = this.#lengths[u];
+    if (n === UUID_BYTES && b[o] === UUID_MARK) return unpackUuid(b, o);
     const v = b.subarray(o, o + n);
     // A short ASCII id is made quicker in JS; from about 16 bytes on the decoder is quicker, ASCII or not.
     if (n <= SHORT) {

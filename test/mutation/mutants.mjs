@@ -306,6 +306,15 @@ export const MUTANTS = [
     tests: ['test/unit/packed-table.test.ts'],
   },
   {
+    id: 'user-arena-uuid-any-case',
+    description: "The L1's user arena packs a UUID written in uppercase as well: it reads back in lowercase, and its sessions " +
+      'answer another spelling of the user id than the one signed in.',
+    file: 'lib/core/user-arena.ts',
+    find: "[...'0123456789abcdef'].forEach((c, i) => { NIBBLE[c.charCodeAt(0)] = i; });",
+    replace: "[...'0123456789abcdef'].forEach((c, i) => { NIBBLE[c.charCodeAt(0)] = i; NIBBLE[c.toUpperCase().charCodeAt(0)] = i; });",
+    tests: ['test/unit/packed-table.test.ts'],
+  },
+  {
     id: 'user-arena-reuse-without-copy',
     description: "A new user id given a freed id's bytes is not copied into them: its sessions answer the freed id's user.",
     file: 'lib/core/user-arena.ts',

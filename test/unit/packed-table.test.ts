@@ -13,14 +13,21 @@ const TAGS = Array.from({ length: 40 }, () => b64(22));
 const newId = (tag = TAGS[Math.floor(Math.random() * TAGS.length)]) => tag + b64(16);
 const secret = () => b64(43);
 /**
+ * A UUID in canonical form (kept as 17 bytes) and spellings that are not one (kept as written):
+ * uppercase, a letter past f, a dash out of place, no dashes, and ids of a packed UUID's length.
+ */
+const UUID = '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0';
+const NEAR_UUIDS = [UUID, UUID.toUpperCase(), `${UUID.slice(0, 35)}g`, `${UUID.slice(0, 7)}-0${UUID.slice(9)}`,
+  `${UUID.replaceAll('-', '')}abcd`, 'x'.repeat(17), `\u00ff${'a'.repeat(15)}`, `${UUID.slice(0, 35)}\u00e9`];
+/**
  * User ids held by several sessions at once: 1 to 4 bytes of UTF-8 a character, a leading U+FEFF
  * (not a byte order mark to drop), the longest ids (512 UTF-16 code units; 1,536 bytes for CJK),
  * and ASCII ids of one length that differ in one byte only.
  */
 const SHARED = ['ü', '漢字', '🙂', 'x🙂ü漢', '\uFEFFbom', 'a'.repeat(512), '漢'.repeat(512), '🙂'.repeat(256), `${'a'.repeat(511)}b`,
-  ...Array.from({ length: 40 }, (_, i) => `user${String(i).padStart(2, '0')}`)];
+  ...Array.from({ length: 40 }, (_, i) => `user${String(i).padStart(2, '0')}`), ...NEAR_UUIDS];
 /** A user id seen once, seldom again: the arena's churn. */
-const freshUser = (n: number) => `${['', 'é', '漢', '🙂', 'usr-'][n % 5]}${n}-${b64(8)}`;
+const freshUser = (n: number) => n % 6 === 5 ? randomUUID() : `${['', 'é', '漢', '🙂', 'usr-'][n % 5]}${n}-${b64(8)}`;
 const sessionOf = (id: string, userId: string, i = 0, data: object = {}): Session => Object.freeze({
   id, userId, data: Object.freeze(data), createdAt: 1_700_000_000_000 + i, absoluteExpiresAt: 1_800_000_000_000 + i,
   remembered: i % 2 === 0, authenticatedAt: 1_750_000_000_000 + i, newDevice: i % 3 === 0,
@@ -301,6 +308,23 @@ t.test('user arena: model check against a Map, shared and churning ids, through 
   t.equal(wrong, -1, `no difference from the model over 200,000 steps (${model.size} users held at the end)`);
   t.same([...model].filter(([id, [u]]) => arena.name(u) !== id), [], 'every held id reads back');
   t.ok(appended > 10 * largest, `freed bytes are reclaimed: ${appended} B of new ids, ${largest} B allocated at most`);
+});
+
+t.test('user arena: a UUID in canonical form takes 17 bytes; any other spelling its own, and every one reads back', async (t) => {
+  const arena = new UserArena(100);
+  const bytes = NEAR_UUIDS.map((id) => {
+    const before = arena.written;
+    const u = arena.intern(id);
+    return [arena.name(u), arena.written - before];
+  });
+  t.same(bytes, NEAR_UUIDS.map((id, i) => [id, i === 0 ? 17 : Buffer.byteLength(id)]), 'written as expected, read back exactly');
+  t.equal(arena.size, NEAR_UUIDS.length, 'all different users');
+  const again = NEAR_UUIDS.map((id) => arena.intern(id));
+  t.equal(arena.size, NEAR_UUIDS.length, 'each found again, none interned twice');
+  t.same(again.map((u) => arena.name(u)), NEAR_UUIDS);
+  const many = Array.from({ length: 50 }, () => randomUUID());
+  const slots = many.map((id) => arena.intern(id));
+  t.same(slots.map((u) => arena.name(u)), many, 'random UUIDs read back');
 });
 
 t.test('user arena: a freed id\'s bytes go to the next new id of the same length', async (t) => {
