@@ -127,10 +127,13 @@ export class PackedTable {
   #free = -1;
   #used = 0;
   #size = 0;
-  /** The built Session of a slot, for recent hits; a ring of the slots built, to bound them. */
-  #objs: (Session | undefined)[] = [];
+  /** The Session objects built for recent hits (RECENT at most), in a ring. */
+  readonly #built = new Array<Session | undefined>(RECENT);
+  /** The slot each built Session belongs to (-1: none). */
   readonly #ring = new Int32Array(RECENT).fill(-1);
   #ringAt = 0;
+  /** Per slot, the index + 1 of its built Session, or 0 (two bytes a slot, not a JS array of a million). */
+  #builtAt = new Uint16Array(0);
   readonly #data = new Map<number, Readonly<SessionData>>();
   readonly #userIds: UserArena;
 
@@ -195,7 +198,8 @@ export class PackedTable {
 
   /** The slot's session, built on its first hit and kept while it is among the RECENT last built. */
   session(slot: number): Session {
-    return this.#objs[slot] ?? this.#build(slot);
+    const k = this.#builtAt[slot];
+    return k !== 0 ? this.#built[k - 1]! : this.#build(slot);
   }
 
   #build(slot: number): Session {
@@ -211,11 +215,14 @@ export class PackedTable {
   }
 
   #keepBuilt(slot: number, s: Session): void {
-    const old = this.#ring[this.#ringAt];
-    if (old >= 0 && old !== slot) this.#objs[old] = undefined;
-    this.#ring[this.#ringAt] = slot;
-    this.#ringAt = (this.#ringAt + 1) % RECENT;
-    this.#objs[slot] = s;
+    const i = this.#ringAt;
+    const old = this.#ring[i];
+    // The ring may name a slot whose Session was built again since, elsewhere in it: that one stays.
+    if (old >= 0 && this.#builtAt[old] === i + 1) this.#builtAt[old] = 0;
+    this.#ring[i] = slot;
+    this.#built[i] = s;
+    this.#builtAt[slot] = i + 1;
+    this.#ringAt = (i + 1) % RECENT;
   }
 
   /**
@@ -279,7 +286,8 @@ export class PackedTable {
 
   clear(): void {
     this.#index.fill(0);
-    this.#objs = new Array<Session | undefined>(this.#cap);
+    this.#builtAt.fill(0);
+    this.#built.fill(undefined);
     this.#ring.fill(-1);
     this.#data.clear();
     this.#userIds.clear();
@@ -307,7 +315,7 @@ export class PackedTable {
     this.#unlink(slot);
     this.#userIds.release(this.#users[slot]);
     this.#data.delete(slot);
-    this.#objs[slot] = undefined;
+    this.#builtAt[slot] = 0;
     this.#next[slot] = this.#free;
     this.#free = slot;
     this.#size--;
@@ -328,7 +336,7 @@ export class PackedTable {
   }
 
   #grow(cap: number): void {
-    const copy = <T extends Uint8Array | Int32Array | Float64Array>(a: T, make: (n: number) => T, width: number): T => {
+    const copy = <T extends Uint8Array | Uint16Array | Int32Array | Float64Array>(a: T, make: (n: number) => T, width: number): T => {
       const b = make(cap * width);
       b.set(a);
       return b;
@@ -340,7 +348,7 @@ export class PackedTable {
     this.#times = copy(this.#times, (n) => new Float64Array(n), 5);
     this.#prev = copy(this.#prev, (n) => new Int32Array(n), 1);
     this.#next = copy(this.#next, (n) => new Int32Array(n), 1);
-    this.#objs.length = cap;
+    this.#builtAt = copy(this.#builtAt, (n) => new Uint16Array(n), 1);
     this.#cap = cap;
     // The index at twice the slots or more (a power of two): probes stay short.
     let size = 1;
