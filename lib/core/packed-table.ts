@@ -36,23 +36,16 @@ const CODES = [...BASE64URL].map((c) => c.charCodeAt(0));
 const ID_BYTES = Math.ceil(ID_LENGTH * 6 / 8);
 const PROOF_BYTES = Math.ceil(SECRET_LENGTH * 6 / 8);
 
-/** Pack `n` base64url characters of `s` from `from` into `to` at `o` (the last group's bits left-aligned). */
+/** Pack `n` base64url characters of `s` from `from` into `to` at `o`, six bits each (the last byte's left-aligned). */
 function pack(to: Uint8Array, o: number, s: string, from: number, n: number): void {
-  let i = 0;
-  for (; i + 4 <= n; i += 4, o += 3) {
-    const v = SIX[s.charCodeAt(from + i)] << 18 | SIX[s.charCodeAt(from + i + 1)] << 12 | SIX[s.charCodeAt(from + i + 2)] << 6 |
-      SIX[s.charCodeAt(from + i + 3)];
-    to[o] = v >> 16;
-    to[o + 1] = v >> 8;
-    to[o + 2] = v;
+  let acc = 0;
+  let bits = 0;
+  for (let i = 0; i < n; i++) {
+    acc = (acc << 6 | SIX[s.charCodeAt(from + i)]) & 0x3fff;
+    bits += 6;
+    if (bits >= 8) to[o++] = acc >> (bits -= 8);
   }
-  if (i === n) return;
-  let v = 0;
-  for (let k = i; k < n; k++) v = v << 6 | SIX[s.charCodeAt(from + k)];
-  const bits = (n - i) * 6;
-  const bytes = Math.ceil(bits / 8);
-  v <<= bytes * 8 - bits;
-  for (let k = bytes - 1; k >= 0; k--, v >>= 8) to[o + k] = v;
+  if (bits > 0) to[o] = acc << (8 - bits);
 }
 
 /** The `n` characters packed at `o`. */
@@ -272,8 +265,10 @@ export class PackedTable {
     const out: string[] = [];
     // The tag's first 20 characters are whole groups; its last two are the top 12 bits of the next.
     const whole = TAG_LENGTH & ~3;
-    const rest = SIX[tag.charCodeAt(whole)] << 18 | SIX[tag.charCodeAt(whole + 1)] << 12;
-    if (tag.length !== TAG_LENGTH || ((SIX[tag.charCodeAt(whole)] | SIX[tag.charCodeAt(whole + 1)]) & BAD) !== 0) return out;
+    const c0 = SIX[tag.charCodeAt(whole)];
+    const c1 = SIX[tag.charCodeAt(whole + 1)];
+    if (tag.length !== TAG_LENGTH || ((c0 | c1) & BAD) !== 0) return out;
+    const rest = c0 << 18 | c1 << 12;
     const g = (whole >> 2) * 3;
     const ids = this.#ids;
     for (let slot = this.#head; slot >= 0; slot = this.#next[slot]) {

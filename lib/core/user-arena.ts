@@ -33,24 +33,21 @@ const UUID_BYTES = 17;
 const NIBBLE = new Int8Array(128).fill(-1);
 [...'0123456789abcdef'].forEach((c, i) => { NIBBLE[c.charCodeAt(0)] = i; });
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+/** Where each of a UUID's 16 bytes is written (two hex digits), around the dashes at 8, 13, 18 and 23. */
+const UUID_DIGITS = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
 
 /** Write `id` at `at` as a packed UUID when it is one in canonical form; false (bytes there undefined) when not. */
 function packUuid(b: Uint8Array, at: number, id: string): boolean {
-  if (id.length !== 36) return false;
+  if (id.length !== 36 || id.charCodeAt(8) !== 45 || id.charCodeAt(13) !== 45 || id.charCodeAt(18) !== 45 ||
+    id.charCodeAt(23) !== 45) return false;
   b[at] = UUID_MARK;
-  let o = at + 1;
-  for (let i = 0; i < 36; i += 2) {
-    if (i === 8 || i === 13 || i === 18 || i === 23) {
-      if (id.charCodeAt(i) !== 45) return false;
-      i--;
-      continue;
-    }
-    const c0 = id.charCodeAt(i);
-    const c1 = id.charCodeAt(i + 1);
+  for (let k = 0; k < 16; k++) {
+    const c0 = id.charCodeAt(UUID_DIGITS[k]);
+    const c1 = id.charCodeAt(UUID_DIGITS[k] + 1);
     const hi = c0 < 128 ? NIBBLE[c0] : -1;
     const lo = c1 < 128 ? NIBBLE[c1] : -1;
     if ((hi | lo) < 0) return false;
-    b[o++] = hi << 4 | lo;
+    b[at + 1 + k] = hi << 4 | lo;
   }
   return true;
 }
