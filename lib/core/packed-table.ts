@@ -1,13 +1,17 @@
 import { unindex } from './open-index.js';
 import { EMPTY_DATA, type Session, type SessionData } from './session-data.js';
 import { BASE64URL, HASH_LENGTH, ID_LENGTH, SECRET_LENGTH, TAG_LENGTH } from './token.js';
-import { UserArena } from './user-arena.js';
+import { USER_KINDS, UserColumn } from './user-column.js';
 
 // The L1's storage. Every field of a cached session has a fixed width, so each lives in a typed
 // array at the session's slot: the id's 38 and the secret's 43 base64url characters packed four
-// to three bytes (29 and 33 bytes: every character's six bits, nothing lost), five times as
-// doubles, the user as a slot in an arena of interned ids (user-arena.ts), a flags byte and the
-// LRU links. An open-addressing index (linear probing, backward-shift deletion) finds a slot from
+// to three bytes (29 and 33 bytes: every character's six bits, nothing lost), five times of five
+// bytes each (40 bits of ms from the table's epoch: ±17 years, exact; a slot whose times do not
+// fit keeps doubles in a side map), the user in 16 bytes (a UUID or a short id in place, any
+// other interned: user-column.ts) and a flags byte. When the table is full a CLOCK picks the
+// entry to evict: a hit sets its slot's used bit, and the hand evicts the first slot it finds
+// without one, clearing the bits it passes (no LRU links: a hit writes one bit, not four links,
+// and a slot costs eight bytes less). An open-addressing index (linear probing, backward-shift deletion) finds a slot from
 // the id's characters in place, so a hit reads the Cookie header without slicing it, comparing
 // each group of four characters with its three bytes (a character outside base64url matches
 // nothing). Typed arrays hold their contents off the JS heap: a million cached sessions are a few
@@ -25,6 +29,17 @@ const REMEMBERED = 1;
 const HASHED = 2;
 /** Signed in from a device new to the user (knownDevices). */
 const NEW_DEVICE = 4;
+/** Hit since the clock's hand last passed the slot: the hand spares it once. */
+const USED = 8;
+/** The slot's times are doubles in the side map (one of them does not fit 40 bits from the epoch). */
+const WIDE = 16;
+// USER_KINDS (32 and 64): how the user is kept (user-column.ts).
+
+/** createdAt, absoluteExpiresAt, authenticatedAt, last activity, fill time. */
+const TIMES = 5;
+const TWO32 = 2 ** 32;
+/** A time fits when it is a whole number of ms within ±SPAN of the epoch (40 bits, signed). */
+const SPAN = 2 ** 39;
 
 /** base64url character → its 6 bits; any other UTF-16 code unit → 64 (BAD), which no comparison accepts. */
 const BAD = 64;
@@ -106,17 +121,22 @@ export class PackedTable {
   #cap = 0;
   #ids = new Uint8Array(0);
   #proofs = new Uint8Array(0);
-  #users = new Int32Array(0);
   #flags = new Uint8Array(0);
-  /** createdAt, absoluteExpiresAt, authenticatedAt, last activity, fill time: five doubles a slot (epoch ms). */
-  #times = new Float64Array(0);
-  #prev = new Int32Array(0);
-  #next = new Int32Array(0);
+  /**
+   * The TIMES times of each slot, as ms from `#epoch`: the low 32 bits and the high 8 (signed). A
+   * free slot's first low word links the free list (the next free slot + 1, or 0).
+   */
+  #low = new Uint32Array(0);
+  #high = new Int8Array(0);
+  /** The first fill time the table saw, whole ms (NaN until then): every time within ±17 years of it fits. */
+  #epoch = Number.NaN;
+  /** The times of WIDE slots (fractional ms, or out of range). */
+  readonly #wide = new Map<number, Float64Array>();
   /** Slot + 1 at each position; 0 is empty. */
   #index = new Int32Array(0);
   #mask = 0;
-  #head = -1;
-  #tail = -1;
+  /** The clock's hand: the next slot it looks at when the table is full. */
+  #hand = 0;
   #free = -1;
   #used = 0;
   #size = 0;
@@ -128,15 +148,18 @@ export class PackedTable {
   /** Per slot, the index + 1 of its built Session, or 0 (two bytes a slot, not a JS array of a million). */
   #builtAt = new Uint16Array(0);
   readonly #data = new Map<number, Readonly<SessionData>>();
-  readonly #userIds: UserArena;
+  readonly #users: UserColumn;
 
   constructor(max: number) {
     this.#max = max;
-    this.#userIds = new UserArena(max);
+    this.#users = new UserColumn(max);
     this.#grow(Math.min(max, FIRST));
   }
 
   get size(): number { return this.#size; }
+
+  /** Users interned outside the slots (ids neither a UUID nor 15 bytes at most). */
+  get internedUsers(): number { return this.#users.interned; }
 
   /** The slot of the id at `at` in `s` (38 characters), or -1. */
   find(s: string, at: number): number {
@@ -173,16 +196,48 @@ export class PackedTable {
   }
 
   remembered(slot: number): boolean { return (this.#flags[slot] & REMEMBERED) !== 0; }
-  absoluteAt(slot: number): number { return this.#times[slot * 5 + 1]; }
-  touchedAt(slot: number): number { return this.#times[slot * 5 + 3]; }
-  setTouched(slot: number, at: number): void { this.#times[slot * 5 + 3] = at; }
-  filledAt(slot: number): number { return this.#times[slot * 5 + 4]; }
+  absoluteAt(slot: number): number { return this.#time(slot, 1); }
+  touchedAt(slot: number): number { return this.#time(slot, 3); }
+  filledAt(slot: number): number { return this.#time(slot, 4); }
 
-  /** Most recently used first. */
+  setTouched(slot: number, at: number): void {
+    if ((this.#flags[slot] & WIDE) === 0 && this.#fits(at)) this.#put(slot * TIMES + 3, at);
+    else this.#widen(slot)[3] = at;
+  }
+
+  /** A hit: the clock's hand spares the slot on its next pass. */
   use(slot: number): void {
-    if (slot === this.#head) return;
-    this.#unlink(slot);
-    this.#linkHead(slot);
+    const f = this.#flags[slot];
+    if ((f & USED) === 0) this.#flags[slot] = f | USED;
+  }
+
+  #time(slot: number, k: number): number {
+    if ((this.#flags[slot] & WIDE) !== 0) return this.#wide.get(slot)![k];
+    const i = slot * TIMES + k;
+    return this.#epoch + this.#high[i] * TWO32 + this.#low[i];
+  }
+
+  #fits(at: number): boolean {
+    const d = at - this.#epoch;
+    return Number.isInteger(d) && d >= -SPAN && d < SPAN;
+  }
+
+  /** Write a time that fits at position `i`. */
+  #put(i: number, at: number): void {
+    const d = at - this.#epoch;
+    const h = Math.floor(d / TWO32);
+    this.#high[i] = h;
+    this.#low[i] = d - h * TWO32;
+  }
+
+  /** The slot's times as doubles in the side map, from now on. */
+  #widen(slot: number): Float64Array {
+    if ((this.#flags[slot] & WIDE) !== 0) return this.#wide.get(slot)!;
+    const w = new Float64Array(TIMES);
+    for (let k = 0; k < TIMES; k++) w[k] = this.#time(slot, k);
+    this.#wide.set(slot, w);
+    this.#flags[slot] |= WIDE;
+    return w;
   }
 
   idOf(slot: number): string {
@@ -196,12 +251,11 @@ export class PackedTable {
   }
 
   #build(slot: number): Session {
-    const t = this.#times;
-    const b = slot * 5;
+    const f = this.#flags[slot];
     const s: Session = Object.freeze({
-      id: this.idOf(slot), userId: this.#userIds.name(this.#users[slot]), data: this.#data.get(slot) ?? EMPTY_DATA,
-      createdAt: t[b], absoluteExpiresAt: t[b + 1], remembered: (this.#flags[slot] & REMEMBERED) !== 0, authenticatedAt: t[b + 2],
-      newDevice: (this.#flags[slot] & NEW_DEVICE) !== 0,
+      id: this.idOf(slot), userId: this.#users.name(slot, f & USER_KINDS), data: this.#data.get(slot) ?? EMPTY_DATA,
+      createdAt: this.#time(slot, 0), absoluteExpiresAt: this.#time(slot, 1), remembered: (f & REMEMBERED) !== 0,
+      authenticatedAt: this.#time(slot, 2), newDevice: (f & NEW_DEVICE) !== 0,
     });
     this.#keepBuilt(slot, s);
     return s;
@@ -219,36 +273,65 @@ export class PackedTable {
   }
 
   /**
-   * Cache a session (its id not cached yet: the caller deleted any earlier entry); the least
-   * recently used goes when the table is full. `proof` is the secret, or the stored hash.
+   * Cache a session (any earlier entry of its id goes). When the table is full the clock evicts an
+   * entry not hit since its hand last passed; answers that entry's id (undefined when none went).
+   * `proof` is the secret, or the stored hash.
    */
-  set(session: Session, proof: string, touchedAt: number, now: number): void {
+  set(session: Session, proof: string, touchedAt: number, now: number): string | undefined {
     this.delete(session.id);
-    if (this.#size === this.#max) this.#remove(this.#tail);
-    else if (this.#free < 0 && this.#used === this.#cap) this.#grow(Math.min(this.#max, this.#cap * 2));
+    let evicted: string | undefined;
+    if (this.#size === this.#max) {
+      const victim = this.#victim();
+      evicted = this.idOf(victim);
+      this.#remove(victim);
+    } else if (this.#free < 0 && this.#used === this.#cap) {
+      this.#grow(Math.min(this.#max, this.#cap * 2));
+    }
     let slot: number;
     if (this.#free >= 0) {
       slot = this.#free;
-      this.#free = this.#next[slot];
+      this.#free = this.#low[slot * TIMES] - 1;
     } else {
       slot = this.#used++;
     }
     pack(this.#ids, slot * ID_BYTES, session.id, 0, ID_LENGTH);
     pack(this.#proofs, slot * PROOF_BYTES, proof, 0, proof.length);
-    this.#flags[slot] = (session.remembered ? REMEMBERED : 0) | (proof.length === SECRET_LENGTH ? 0 : HASHED) |
+    let flags = (session.remembered ? REMEMBERED : 0) | (proof.length === SECRET_LENGTH ? 0 : HASHED) |
       (session.newDevice ? NEW_DEVICE : 0);
-    const b = slot * 5;
-    this.#times[b] = session.createdAt;
-    this.#times[b + 1] = session.absoluteExpiresAt;
-    this.#times[b + 2] = session.authenticatedAt;
-    this.#times[b + 3] = touchedAt;
-    this.#times[b + 4] = now;
-    this.#users[slot] = this.#userIds.intern(session.userId);
+    if (Number.isNaN(this.#epoch)) this.#epoch = Number.isFinite(now) ? Math.floor(now) : 0;
+    const { createdAt, absoluteExpiresAt, authenticatedAt } = session;
+    if (this.#fits(createdAt) && this.#fits(absoluteExpiresAt) && this.#fits(authenticatedAt) && this.#fits(touchedAt) &&
+      this.#fits(now)) {
+      const i = slot * TIMES;
+      this.#put(i, createdAt);
+      this.#put(i + 1, absoluteExpiresAt);
+      this.#put(i + 2, authenticatedAt);
+      this.#put(i + 3, touchedAt);
+      this.#put(i + 4, now);
+    } else {
+      flags |= WIDE;
+      this.#wide.set(slot, Float64Array.of(createdAt, absoluteExpiresAt, authenticatedAt, touchedAt, now));
+    }
+    this.#flags[slot] = flags | this.#users.write(slot, session.userId);
     if (session.data !== EMPTY_DATA && Object.keys(session.data).length > 0) this.#data.set(slot, session.data);
     this.#keepBuilt(slot, session);
     this.#place(slot);
-    this.#linkHead(slot);
     this.#size++;
+    return evicted;
+  }
+
+  /**
+   * The slot the clock evicts (the table full: every slot below #used is live): the first one
+   * from the hand on not hit since the hand last passed it; the hits it passes are spared once.
+   */
+  #victim(): number {
+    const f = this.#flags;
+    for (;;) {
+      const slot = this.#hand;
+      this.#hand = slot + 1 < this.#used ? slot + 1 : 0;
+      if ((f[slot] & USED) === 0) return slot;
+      f[slot] &= ~USED;
+    }
   }
 
   delete(id: string): boolean {
@@ -271,7 +354,10 @@ export class PackedTable {
     const rest = c0 << 18 | c1 << 12;
     const g = (whole >> 2) * 3;
     const ids = this.#ids;
-    for (let slot = this.#head; slot >= 0; slot = this.#next[slot]) {
+    const idx = this.#index;
+    for (let p = 0; p < idx.length; p++) {
+      if (idx[p] === 0) continue;
+      const slot = idx[p] - 1;
       const o = slot * ID_BYTES;
       if (differs(ids, o, tag, 0, whole) !== 0) continue;
       if (((ids[o + g] << 16 | ids[o + g + 1] << 8) & 0xfff000) === rest) out.push(this.idOf(slot));
@@ -285,9 +371,10 @@ export class PackedTable {
     this.#built.fill(undefined);
     this.#ring.fill(-1);
     this.#data.clear();
-    this.#userIds.clear();
-    this.#head = this.#tail = this.#free = -1;
-    this.#used = this.#size = 0;
+    this.#wide.clear();
+    this.#users.clear();
+    this.#free = -1;
+    this.#used = this.#size = this.#hand = 0;
   }
 
   /** find()'s first probe for the id in `slot`, from its packed bytes: characters 22 and 23 end one group, 24 to 26 begin the next. */
@@ -307,42 +394,29 @@ export class PackedTable {
 
   #remove(slot: number): void {
     unindex(this.#index, this.#mask, slot, (v) => this.#home(v));
-    this.#unlink(slot);
-    this.#userIds.release(this.#users[slot]);
+    const f = this.#flags[slot];
+    this.#users.release(slot, f & USER_KINDS);
+    if ((f & WIDE) !== 0) this.#wide.delete(slot);
+    this.#flags[slot] = 0;
     this.#data.delete(slot);
     this.#builtAt[slot] = 0;
-    this.#next[slot] = this.#free;
+    this.#low[slot * TIMES] = this.#free + 1;
     this.#free = slot;
     this.#size--;
   }
 
-  #unlink(slot: number): void {
-    const p = this.#prev[slot];
-    const n = this.#next[slot];
-    if (p >= 0) this.#next[p] = n; else this.#head = n;
-    if (n >= 0) this.#prev[n] = p; else this.#tail = p;
-  }
-
-  #linkHead(slot: number): void {
-    this.#prev[slot] = -1;
-    this.#next[slot] = this.#head;
-    if (this.#head >= 0) this.#prev[this.#head] = slot; else this.#tail = slot;
-    this.#head = slot;
-  }
-
   #grow(cap: number): void {
-    const copy = <T extends Uint8Array | Uint16Array | Int32Array | Float64Array>(a: T, make: (n: number) => T, width: number): T => {
+    const copy = <T extends Uint8Array | Int8Array | Uint16Array | Uint32Array>(a: T, make: (n: number) => T, width: number): T => {
       const b = make(cap * width);
       b.set(a);
       return b;
     };
     this.#ids = copy(this.#ids, (n) => new Uint8Array(n), ID_BYTES);
     this.#proofs = copy(this.#proofs, (n) => new Uint8Array(n), PROOF_BYTES);
-    this.#users = copy(this.#users, (n) => new Int32Array(n), 1);
     this.#flags = copy(this.#flags, (n) => new Uint8Array(n), 1);
-    this.#times = copy(this.#times, (n) => new Float64Array(n), 5);
-    this.#prev = copy(this.#prev, (n) => new Int32Array(n), 1);
-    this.#next = copy(this.#next, (n) => new Int32Array(n), 1);
+    this.#low = copy(this.#low, (n) => new Uint32Array(n), TIMES);
+    this.#high = copy(this.#high, (n) => new Int8Array(n), TIMES);
+    this.#users.grow(cap);
     this.#builtAt = copy(this.#builtAt, (n) => new Uint16Array(n), 1);
     this.#cap = cap;
     // The index at twice the slots or more (a power of two): probes stay short.
@@ -350,6 +424,7 @@ export class PackedTable {
     while (size < cap * 2) size *= 2;
     this.#index = new Int32Array(size);
     this.#mask = size - 1;
-    for (let slot = this.#head; slot >= 0; slot = this.#next[slot]) this.#place(slot);
+    // Only a table without free slots grows: every slot below #used is live.
+    for (let slot = 0; slot < this.#used; slot++) this.#place(slot);
   }
 }

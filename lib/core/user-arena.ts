@@ -11,8 +11,8 @@ import { unindex } from './open-index.js';
 // the same length (ids of one shape, such as UUIDs, churn in place). Bytes no such id took stay
 // behind until the byte array is full, when the live ids are copied into a new one sized for them
 // (a pause in the order of 100 ms at a million ids). An id is decoded into a string only when a
-// Session object is built. A UUID in its canonical form (36 characters, lowercase hex) is kept as
-// 17 bytes instead of 36: a 0xFF byte, which no UTF-8 encoding contains, then its 16 bytes.
+// Session object is built. The table keeps UUIDs and short ids in its own slots (user-column.ts):
+// the ids here are the longer ones.
 
 /** User slots allocated at first; the arrays double up to `max`. */
 const FIRST = 1024;
@@ -26,40 +26,21 @@ const LINK = 4;
 /** Ids of up to this many bytes, all ASCII, are decoded in JS. */
 const SHORT = 16;
 
-/** A packed UUID's first byte: never in UTF-8, so no other id's bytes can equal a packed UUID's. */
-const UUID_MARK = 0xff;
-const UUID_BYTES = 17;
-/** Hex digit → its value; anything else (uppercase included: the id must read back exactly) → -1. */
-const NIBBLE = new Int8Array(128).fill(-1);
-[...'0123456789abcdef'].forEach((c, i) => { NIBBLE[c.charCodeAt(0)] = i; });
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-/** Where each of a UUID's 16 bytes is written (two hex digits), around the dashes at 8, 13, 18 and 23. */
-const UUID_DIGITS = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
-
-/** Write `id` at `at` as a packed UUID when it is one in canonical form; false (bytes there undefined) when not. */
-function packUuid(b: Uint8Array, at: number, id: string): boolean {
-  if (id.length !== 36 || id.charCodeAt(8) !== 45 || id.charCodeAt(13) !== 45 || id.charCodeAt(18) !== 45 ||
-    id.charCodeAt(23) !== 45) return false;
-  b[at] = UUID_MARK;
-  for (let k = 0; k < 16; k++) {
-    const c0 = id.charCodeAt(UUID_DIGITS[k]);
-    const c1 = id.charCodeAt(UUID_DIGITS[k] + 1);
-    const hi = c0 < 128 ? NIBBLE[c0] : -1;
-    const lo = c1 < 128 ? NIBBLE[c1] : -1;
-    if ((hi | lo) < 0) return false;
-    b[at + 1 + k] = hi << 4 | lo;
-  }
-  return true;
-}
-
-function unpackUuid(b: Uint8Array, o: number): string {
-  const h = (k: number) => HEX[b[o + k]];
-  return `${h(1)}${h(2)}${h(3)}${h(4)}-${h(5)}${h(6)}-${h(7)}${h(8)}-${h(9)}${h(10)}-${h(11)}${h(12)}${h(13)}${h(14)}${h(15)}${h(16)}`;
-}
-
 const ENCODER = new TextEncoder();
 // ignoreBOM: a leading U+FEFF is part of the id, not a byte order mark to drop.
 const DECODER = new TextDecoder('utf-8', { ignoreBOM: true });
+
+/** The `n` bytes of UTF-8 at `o`, as a string. */
+export function utf8(b: Uint8Array, o: number, n: number): string {
+  const v = b.subarray(o, o + n);
+  // A short ASCII id is made quicker in JS; from about 16 bytes on the decoder is quicker, ASCII or not.
+  if (n <= SHORT) {
+    let i = 0;
+    while (i < n && b[o + i] < 0x80) i++;
+    if (i === n) return String.fromCharCode.apply(null, v as unknown as number[]);
+  }
+  return DECODER.decode(v);
+}
 
 /**
  * Per process: where a user lands in the index cannot be worked out in advance from the ids
@@ -124,16 +105,12 @@ export class UserArena {
     const b = this.#bytes;
     const at = this.#end;
     let len = 0;
-    if (packUuid(b, at, userId)) {
-      len = UUID_BYTES;
-    } else {
-      while (len < n) {
-        const c = userId.charCodeAt(len);
-        if (c >= 0x80) break;
-        b[at + len++] = c;
-      }
-      if (len < n) len = ENCODER.encodeInto(userId, b.subarray(at, at + n * 3)).written;
+    while (len < n) {
+      const c = userId.charCodeAt(len);
+      if (c >= 0x80) break;
+      b[at + len++] = c;
     }
+    if (len < n) len = ENCODER.encodeInto(userId, b.subarray(at, at + n * 3)).written;
     const h = hashOf(b, at, len);
     const idx = this.#index;
     const mask = this.#mask;
@@ -212,18 +189,7 @@ export class UserArena {
 
   /** The id of user slot `u`, as a string. */
   name(u: number): string {
-    const b = this.#bytes;
-    const o = this.#offsets[u];
-    const n = this.#lengths[u];
-    if (n === UUID_BYTES && b[o] === UUID_MARK) return unpackUuid(b, o);
-    const v = b.subarray(o, o + n);
-    // A short ASCII id is made quicker in JS; from about 16 bytes on the decoder is quicker, ASCII or not.
-    if (n <= SHORT) {
-      let i = 0;
-      while (i < n && b[o + i] < 0x80) i++;
-      if (i === n) return String.fromCharCode.apply(null, v as unknown as number[]);
-    }
-    return DECODER.decode(v);
+    return utf8(this.#bytes, this.#offsets[u], this.#lengths[u]);
   }
 
   clear(): void {

@@ -306,13 +306,47 @@ export const MUTANTS = [
     tests: ['test/unit/packed-table.test.ts'],
   },
   {
-    id: 'user-arena-uuid-any-case',
-    description: "The L1's user arena packs a UUID written in uppercase as well: it reads back in lowercase, and its sessions " +
+    id: 'user-column-uuid-any-case',
+    description: "The L1 packs a user id that is a UUID written in uppercase as well: it reads back in lowercase, and its sessions " +
       'answer another spelling of the user id than the one signed in.',
-    file: 'lib/core/user-arena.ts',
+    file: 'lib/core/user-column.ts',
     find: "[...'0123456789abcdef'].forEach((c, i) => { NIBBLE[c.charCodeAt(0)] = i; });",
     replace: "[...'0123456789abcdef'].forEach((c, i) => { NIBBLE[c.charCodeAt(0)] = i; NIBBLE[c.toUpperCase().charCodeAt(0)] = i; });",
     tests: ['test/unit/packed-table.test.ts'],
+  },
+  {
+    id: 'user-column-sixteen-in-place',
+    description: "The L1 keeps a user id of 16 characters in its slot's 15 bytes: its last byte overwrites the next slot's user, " +
+      'and the length read back is not its own.',
+    file: 'lib/core/user-column.ts',
+    find: '    if (n < WIDTH) {',
+    replace: '    if (n <= WIDTH) {',
+    tests: ['test/unit/packed-table.test.ts'],
+  },
+  {
+    id: 'packed-times-any-range',
+    description: "The L1 packs every whole-ms time in 40 bits, however far from the epoch: an expiry past 17 years' reach " +
+      'wraps around and reads back as another time.',
+    file: 'lib/core/packed-table.ts',
+    find: '    return Number.isInteger(d) && d >= -SPAN && d < SPAN;',
+    replace: '    return Number.isInteger(d);',
+    tests: ['test/unit/packed-table.test.ts'],
+  },
+  {
+    id: 'packed-times-fractions-dropped',
+    description: 'The L1 packs fractional ms as well: a time that is not whole ms reads back as another (the high byte floors it).',
+    file: 'lib/core/packed-table.ts',
+    find: '    return Number.isInteger(d) && d >= -SPAN && d < SPAN;',
+    replace: '    return Number.isFinite(d) && d >= -SPAN && d < SPAN;',
+    tests: ['test/unit/packed-table.test.ts'],
+  },
+  {
+    id: 'clock-evicts-hits',
+    description: "When the L1 is full the clock's hand evicts the slot it points at, hit or not: hot sessions go as often as cold ones.",
+    file: 'lib/core/packed-table.ts',
+    find: '      if ((f[slot] & USED) === 0) return slot;',
+    replace: '      return slot;',
+    tests: ['test/unit/packed-table.test.ts', 'test/unit/local-cache.test.ts'],
   },
   {
     id: 'user-arena-reuse-without-copy',

@@ -164,7 +164,7 @@ t.test('recentlyInvalidated: kept for the replica lag tolerance only, and only w
   t.equal(l1.recentlyInvalidated(ID), false, 'forgotten after the tolerance');
 });
 
-t.test('a full cache evicts the least recently used: a hit counts as a use', async (t) => {
+t.test('a full cache evicts an entry not hit since the clock last passed: a hit spares it', async (t) => {
   const l1 = new LocalCache({ max: 2, ttl: 60_000 }, () => true);
   const C = 'C'.repeat(38);
   for (const id of [ID, OTHER]) {

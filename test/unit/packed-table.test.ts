@@ -1,31 +1,37 @@
-// The L1's packed storage on its own: a model check against a plain Map kept in LRU order
-// (random sets, deletes, lookups and uses over many growths and evictions), and each field read
-// back as it was written. The user-id arena beneath it gets a model check of its own: ids shared,
-// released and interned again, non-ASCII and of the longest length, through many compactions.
+// The L1's packed storage on its own: a model check against a plain Map (random sets, deletes,
+// lookups, uses and touches over many growths and evictions, with times that fit the 40-bit
+// fields and times that do not), the clock's choice of what to evict, and each field read back as
+// it was written. The user ids' column (in place or interned) and the arena beneath it get checks
+// of their own: ids shared, released and interned again, non-ASCII and of the longest length,
+// through many compactions.
 import t from 'tap';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { PackedTable } from '../../lib/core/packed-table.js';
 import type { Session } from '../../lib/core/session-data.js';
 import { UserArena } from '../../lib/core/user-arena.js';
+import { USER_KINDS, USER_SHORT, USER_UUID, UserColumn } from '../../lib/core/user-column.js';
 
 const b64 = (n: number) => randomBytes(n).toString('base64url').slice(0, n);
 const TAGS = Array.from({ length: 40 }, () => b64(22));
 const newId = (tag = TAGS[Math.floor(Math.random() * TAGS.length)]) => tag + b64(16);
 const secret = () => b64(43);
 /**
- * A UUID in canonical form (kept as 17 bytes) and spellings that are not one (kept as written):
- * uppercase, a letter past f, a dash out of place, no dashes, and ids of a packed UUID's length.
+ * A UUID in canonical form (kept as its 16 bytes) and spellings that are not one (kept as
+ * written): uppercase, a letter past f, a dash out of place, no dashes, and ids of 16 or 17 bytes.
  */
 const UUID = '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0';
 const NEAR_UUIDS = [UUID, UUID.toUpperCase(), `${UUID.slice(0, 35)}g`, `${UUID.slice(0, 7)}-0${UUID.slice(9)}`,
   `${UUID.replaceAll('-', '')}abcd`, 'x'.repeat(17), `\u00ff${'a'.repeat(15)}`, `${UUID.slice(0, 35)}\u00e9`];
+/** Ids that fit a slot (15 bytes of UTF-8 at most), then ids just too long for one. */
+const SHORT_IDS = ['1', '42', '123456789012345', 'abcdefghijklm\u00e9', '漢字漢字漢', '🙂🙂🙂x', '\uFEFF',
+  '1234567890123456', '漢字漢字漢字', '🙂🙂🙂🙂', `${'a'.repeat(14)}\u00e9`];
 /**
  * User ids held by several sessions at once: 1 to 4 bytes of UTF-8 a character, a leading U+FEFF
  * (not a byte order mark to drop), the longest ids (512 UTF-16 code units; 1,536 bytes for CJK),
  * and ASCII ids of one length that differ in one byte only.
  */
 const SHARED = ['ü', '漢字', '🙂', 'x🙂ü漢', '\uFEFFbom', 'a'.repeat(512), '漢'.repeat(512), '🙂'.repeat(256), `${'a'.repeat(511)}b`,
-  ...Array.from({ length: 40 }, (_, i) => `user${String(i).padStart(2, '0')}`), ...NEAR_UUIDS];
+  ...Array.from({ length: 40 }, (_, i) => `user${String(i).padStart(2, '0')}`), ...NEAR_UUIDS, ...SHORT_IDS];
 /** A user id seen once, seldom again: the arena's churn. */
 const freshUser = (n: number) => n % 6 === 5 ? randomUUID() : `${['', 'é', '漢', '🙂', 'usr-'][n % 5]}${n}-${b64(8)}`;
 const sessionOf = (id: string, userId: string, i = 0, data: object = {}): Session => Object.freeze({
@@ -155,25 +161,38 @@ t.test('sessions are rebuilt from their slot once no longer among the recent one
   t.equal(tb.session(slot), again, 'and kept while recent');
 });
 
-t.test('model check: random sets, deletes, finds and uses against a Map in LRU order', async (t) => {
+/** A time now and then that the 40-bit fields cannot hold: fractional, far from the epoch, infinite. */
+const odd = (step: number, ms: number) => [ms + 0.5, ms + 2 ** 40, ms - 2 ** 40, Number.POSITIVE_INFINITY, -ms][step % 5];
+const T0 = 1_764_000_000_000;
+
+t.test('model check: random sets, deletes, finds, uses and touches against a Map', async (t) => {
   for (const max of [1, 7, 1500, 5000, 12_000]) {
     const tb = new PackedTable(max);
-    /** id → [session, secret, touched]; insertion order is recency (oldest first). */
-    const model = new Map<string, [Session, string, number]>();
+    /** id → [session, secret, touched, filled] */
+    const model = new Map<string, [Session, string, number, number]>();
     const ids: string[] = [];
     let mismatches = 0;
-    const touch = (id: string) => { const v = model.get(id)!; model.delete(id); model.set(id, v); };
+    let evictions = 0;
     for (let step = 0; step < 40_000; step++) {
       const r = Math.random();
+      const now = step % 17 === 0 ? odd(step, T0 + step) : T0 + step;
       if (r < 0.45 || ids.length === 0) {
         const id = ids.length > 0 && Math.random() < 0.1 ? ids[Math.floor(Math.random() * ids.length)] : newId();
         const user = Math.random() < 0.6 ? SHARED[Math.floor(Math.random() * SHARED.length)] : freshUser(step);
-        const s = sessionOf(id, user, step, step % 7 === 0 ? { step } : {});
+        const base = sessionOf(id, user, step, step % 7 === 0 ? { step } : {});
+        const s = step % 13 === 0 ? Object.freeze({ ...base, createdAt: odd(step, base.createdAt) }) : base;
         const sec = secret();
-        tb.set(s, sec, step, step);
+        const touched = step % 11 === 0 ? odd(step, T0) : T0 - step;
         model.delete(id);
-        model.set(id, [s, sec, step]);
-        if (model.size > max) model.delete(model.keys().next().value!);
+        const evicted = tb.set(s, sec, touched, now);
+        if (evicted !== undefined) {
+          // Only a full table evicts, an entry it holds, never the one being set.
+          if (model.size !== max || evicted === id || !model.delete(evicted)) mismatches++;
+          evictions++;
+        } else if (model.size === max) {
+          mismatches++;
+        }
+        model.set(id, [s, sec, touched, now]);
         ids.push(id);
       } else if (r < 0.6) {
         const id = ids[Math.floor(Math.random() * ids.length)];
@@ -185,20 +204,26 @@ t.test('model check: random sets, deletes, finds and uses against a Map in LRU o
         if ((slot >= 0) !== (m !== undefined)) { mismatches++; continue; }
         if (m === undefined) continue;
         const s = tb.session(slot);
-        if (s.id !== id || s.userId !== m[0].userId || s.createdAt !== m[0].createdAt || s.remembered !== m[0].remembered ||
-          s.newDevice !== m[0].newDevice ||
-          JSON.stringify(s.data) !== JSON.stringify(m[0].data) || tb.touchedAt(slot) !== m[2] ||
-          !tb.secretMatches(slot, `${id}.${m[1]}`, 39)) mismatches++;
+        if (s.id !== id || s.userId !== m[0].userId || s.createdAt !== m[0].createdAt ||
+          s.absoluteExpiresAt !== m[0].absoluteExpiresAt || s.authenticatedAt !== m[0].authenticatedAt ||
+          s.remembered !== m[0].remembered || s.newDevice !== m[0].newDevice ||
+          JSON.stringify(s.data) !== JSON.stringify(m[0].data) || tb.touchedAt(slot) !== m[2] || tb.filledAt(slot) !== m[3] ||
+          tb.absoluteAt(slot) !== m[0].absoluteExpiresAt || !tb.secretMatches(slot, `${id}.${m[1]}`, 39)) mismatches++;
         tb.use(slot);
-        touch(id);
+        if (r > 0.9) {
+          // A touch: a time that fits, or one that moves the slot's times to the side map.
+          m[2] = step % 3 === 0 ? odd(step, now) : now;
+          tb.setTouched(slot, m[2]);
+        }
       }
       if (tb.size !== model.size) mismatches++;
     }
+    if (max < 12_000) t.ok(evictions > 1000, `max ${max}: ${evictions} evictions`);
     t.equal(mismatches, 0, `max ${max}: no difference from the model over 40,000 steps (${tb.size} cached at the end)`);
     // Every id the model holds is found, and no other.
     t.equal([...model.keys()].filter((id) => tb.find(id, 0) < 0).length, 0, `max ${max}: every cached id is found`);
     t.equal(ids.filter((id) => !model.has(id) && tb.find(id, 0) >= 0).length, 0, `max ${max}: no evicted or deleted id is`);
-    // Least recent first: the oldest entries' sessions are rebuilt from their slots (their user decoded from the arena).
+    // The oldest entries' sessions are rebuilt from their slots (their user decoded from the slot or the arena).
     let rebuilt = 0;
     const wrongUsers: string[] = [];
     for (const [id, [m]] of model) {
@@ -310,21 +335,75 @@ t.test('user arena: model check against a Map, shared and churning ids, through 
   t.ok(appended > 10 * largest, `freed bytes are reclaimed: ${appended} B of new ids, ${largest} B allocated at most`);
 });
 
-t.test('user arena: a UUID in canonical form takes 17 bytes; any other spelling its own, and every one reads back', async (t) => {
-  const arena = new UserArena(100);
-  const bytes = NEAR_UUIDS.map((id) => {
-    const before = arena.written;
-    const u = arena.intern(id);
-    return [arena.name(u), arena.written - before];
-  });
-  t.same(bytes, NEAR_UUIDS.map((id, i) => [id, i === 0 ? 17 : Buffer.byteLength(id)]), 'written as expected, read back exactly');
-  t.equal(arena.size, NEAR_UUIDS.length, 'all different users');
-  const again = NEAR_UUIDS.map((id) => arena.intern(id));
-  t.equal(arena.size, NEAR_UUIDS.length, 'each found again, none interned twice');
-  t.same(again.map((u) => arena.name(u)), NEAR_UUIDS);
+t.test('user column: a UUID in canonical form and an id of 15 bytes at most kept in the slot; every other interned', async (t) => {
+  const col = new UserColumn(100);
+  const all = [...NEAR_UUIDS, ...SHORT_IDS];
+  col.grow(100);
+  const kinds = all.map((id, slot) => col.write(slot, id));
+  const expected = all.map((id) => id === UUID ? USER_UUID : Buffer.byteLength(id) <= 15 ? USER_SHORT : 0);
+  t.same(kinds, expected, 'the kind each is kept as');
+  t.same(all.map((id, slot) => col.name(slot, kinds[slot])), all, 'each reads back exactly');
+  t.equal(col.interned, expected.filter((k) => k === 0).length, 'only the ids that fit no slot are interned');
+  // The same long id in a second slot shares its interned user; releasing both forgets it.
+  const long = all.findIndex((_, i) => expected[i] === 0);
+  const again = all.length;
+  t.equal(col.write(again, all[long]), 0);
+  t.equal(col.interned, expected.filter((k) => k === 0).length, 'a second hold interns nothing new');
+  col.release(long, 0);
+  col.release(again, 0);
+  t.equal(col.interned, expected.filter((k) => k === 0).length - 1, 'the last hold released: forgotten');
+  for (const [slot, kind] of kinds.entries()) if (kind !== 0) col.release(slot, kind);
+  t.equal(col.interned, expected.filter((k) => k === 0).length - 1, 'ids kept in their slot were never interned');
   const many = Array.from({ length: 50 }, () => randomUUID());
-  const slots = many.map((id) => arena.intern(id));
-  t.same(slots.map((u) => arena.name(u)), many, 'random UUIDs read back');
+  t.same(many.map((id, slot) => col.name(slot, col.write(slot, id))), many, 'random UUIDs read back');
+  t.equal(USER_KINDS & (USER_UUID | USER_SHORT), USER_KINDS);
+});
+
+t.test('a full table evicts what was not hit since the clock\'s hand last passed', async (t) => {
+  const tb = new PackedTable(100);
+  const ids = Array.from({ length: 100 }, () => newId());
+  for (const id of ids) t.equal(tb.set(sessionOf(id, 'u'), secret(), T0, T0), undefined, 'not full yet: nothing evicted');
+  const hit = ids.filter((_, i) => i % 2 === 0);
+  for (const id of hit) tb.use(tb.find(id, 0));
+  const evicted = Array.from({ length: 50 }, () => tb.set(sessionOf(newId(), 'u'), secret(), T0, T0));
+  t.same(evicted.sort(), ids.filter((_, i) => i % 2 === 1).sort(), 'the 50 not hit went, each once');
+  t.equal(hit.filter((id) => tb.find(id, 0) < 0).length, 0, 'every hit entry stayed');
+  // The hand cleared the hits it passed: with nothing hit since, the next to go are those entries, oldest slot first.
+  t.equal(tb.set(sessionOf(newId(), 'u'), secret(), T0, T0), hit[0], 'spared once, not twice');
+  t.equal(tb.size, 100);
+});
+
+t.test('times: whole ms within 40 bits of the epoch packed, any other kept as a double; each reads back exactly', async (t) => {
+  const tb = new PackedTable(50);
+  const cases = [T0, T0 + 1, T0 - 1, T0 + 2 ** 39 - 1, T0 - 2 ** 39, T0 + 2 ** 39, T0 - 2 ** 39 - 1, T0 + 0.25, T0 - 2 ** 32,
+    T0 + 2 ** 32, T0 + 2 ** 32 - 1, 0, -5, Number.POSITIVE_INFINITY, Number.MAX_SAFE_INTEGER, T0 + 400 * 86_400_000];
+  tb.set(sessionOf(newId(), 'u'), secret(), T0, T0);
+  const wrong: string[] = [];
+  for (const [k, v] of cases.entries()) {
+    const id = newId();
+    const s = Object.freeze({ ...sessionOf(id, 'u', k), createdAt: v, absoluteExpiresAt: v, authenticatedAt: v });
+    tb.set(s, secret(), v, T0 + k);
+    const slot = tb.find(id, 0);
+    const b = tb.session(slot);
+    const read = [b.createdAt, b.absoluteExpiresAt, b.authenticatedAt, tb.absoluteAt(slot), tb.touchedAt(slot), tb.filledAt(slot)];
+    if (read.some((x, i) => x !== (i === 5 ? T0 + k : v))) wrong.push(`${v}: ${read.join(' ')}`);
+    tb.set(s, secret(), T0, v);
+    if (tb.filledAt(tb.find(id, 0)) !== v || tb.touchedAt(tb.find(id, 0)) !== T0) wrong.push(`${v} as the fill time`);
+  }
+  t.same(wrong, [], `${cases.length} times, as session times and as fill times`);
+  // A slot's touch that does not fit moves its times to doubles; the others are kept as they were.
+  const id = newId();
+  tb.set(sessionOf(id, 'u', 1), secret(), T0, T0);
+  const slot = tb.find(id, 0);
+  for (const v of [T0 + 5, T0 + 0.5, T0 + 6, T0 + 2 ** 40, T0 + 7]) {
+    tb.setTouched(slot, v);
+    t.equal(tb.touchedAt(slot), v, `touched at ${v}`);
+  }
+  t.equal(tb.filledAt(slot), T0, 'the fill time kept');
+  t.equal(tb.absoluteAt(slot), sessionOf(id, 'u', 1).absoluteExpiresAt, 'the expiry kept');
+  // Filled again, the slot's times are packed again; a slot freed and reused starts packed.
+  for (let i = 0; i < 200; i++) tb.set(sessionOf(newId(), 'u', i), secret(), T0 + i, T0 + i);
+  t.equal(tb.size, 50);
 });
 
 t.test('user arena: a freed id\'s bytes go to the next new id of the same length', async (t) => {
