@@ -89,7 +89,7 @@ export interface ConfirmOptions {
 
 /** The in-process cache (L1) in front of Redis. */
 export interface LocalCacheOptions {
-  /** Most entries kept in this process. @default 10000 */
+  /** Most entries kept in this process; when full, a new entry takes the place of one not hit lately (CLOCK). @default 10000 */
   max?: number;
   /** Longest an entry lives without being re-read from Redis: the staleness bound under any fault. @default 15000 (ms) */
   ttl?: Milliseconds;
