@@ -107,6 +107,9 @@ const SCENARIOS: Scenario[] = [
     baseline: 'bare-login' },
   { key: 'tiered-login', label: 'tiered-session/fastify, POST /login (reply.signIn)', script: 'benchmarks/servers/tiered.ts', kind: 'login',
     baseline: 'bare-login' },
+  // The floor of any sign-in that writes Redis once before it answers: 32 random bytes, one SET, a cookie.
+  { key: 'naive-login', label: 'naive POST /login: one ioredis SET, a cookie (the one Redis write alone)',
+    script: 'benchmarks/servers/naive.ts', kind: 'login', baseline: 'bare-login' },
   { key: 'tiered-login-audit', label: 'tiered-session/fastify, POST /login, audit on (appends only; a worker consumes)',
     script: 'benchmarks/servers/tiered.ts', env: { BENCH_AUDIT: '1', BENCH_AUDIT_CONSUME: '0' }, kind: 'login', baseline: 'bare-login' },
   { key: 'tiered-login-audit-consuming', label: 'tiered-session/fastify, POST /login, audit on, consuming in-process',
@@ -137,6 +140,7 @@ const COMPARISONS: [string, string][] = [
   ['tiered', 'fsession'],
   ['tiered', 'fsession-no-rolling'],
   ['tiered', 'naive'],
+  ['tiered-login', 'naive-login'],
   ['express-tiered', 'express-session'],
   ['express-tiered-no-l1', 'express-session'],
   ['express-bare', 'bare'],
