@@ -327,7 +327,7 @@ async function main(): Promise<void> {
       'record size B (plugin metric)', '≤ 400 B'], redisRows),
     '',
     'L1: growth per cached entry after a full GC, one user per session: the JS heap (heapUsed), the packed table\'s typed ' +
-      'arrays (arrayBuffers: ids, secrets, times, links, index; they double as the cache fills, up to `max`), and the RSS.',
+      'arrays (arrayBuffers: ids, secrets, times, users, flags, index; they double as the cache fills, up to `max`), and the RSS.',
     '',
     table(['L1 entries, filled by', 'entries', 'heap B/entry', 'off-heap B/entry', 'total B/entry', 'RSS B/entry'], l1Rows),
     '',

@@ -274,16 +274,15 @@ export class PackedTable {
 
   /**
    * Cache a session (any earlier entry of its id goes). When the table is full the clock evicts an
-   * entry not hit since its hand last passed; answers that entry's id (undefined when none went).
-   * `proof` is the secret, or the stored hash.
+   * entry not hit since its hand last passed; answers that entry's slot (-1 when none went: the
+   * slot the new entry takes is not always the evicted one). `proof` is the secret, or the stored hash.
    */
-  set(session: Session, proof: string, touchedAt: number, now: number): string | undefined {
+  set(session: Session, proof: string, touchedAt: number, now: number): number {
     this.delete(session.id);
-    let evicted: string | undefined;
+    let evicted = -1;
     if (this.#size === this.#max) {
-      const victim = this.#victim();
-      evicted = this.idOf(victim);
-      this.#remove(victim);
+      evicted = this.#victim();
+      this.#remove(evicted);
     } else if (this.#free < 0 && this.#used === this.#cap) {
       this.#grow(Math.min(this.#max, this.#cap * 2));
     }

@@ -171,6 +171,8 @@ t.test('model check: random sets, deletes, finds, uses and touches against a Map
     /** id → [session, secret, touched, filled] */
     const model = new Map<string, [Session, string, number, number]>();
     const ids: string[] = [];
+    /** The id in each slot, as the table placed them (what an eviction's slot held). */
+    const bySlot = new Map<number, string>();
     let mismatches = 0;
     let evictions = 0;
     for (let step = 0; step < 40_000; step++) {
@@ -183,19 +185,23 @@ t.test('model check: random sets, deletes, finds, uses and touches against a Map
         const s = step % 13 === 0 ? Object.freeze({ ...base, createdAt: odd(step, base.createdAt) }) : base;
         const sec = secret();
         const touched = step % 11 === 0 ? odd(step, T0) : T0 - step;
-        model.delete(id);
-        const evicted = tb.set(s, sec, touched, now);
-        if (evicted !== undefined) {
+        if (model.delete(id)) bySlot.delete(tb.find(id, 0));
+        const slot = tb.set(s, sec, touched, now);
+        if (slot >= 0) {
           // Only a full table evicts, an entry it holds, never the one being set.
-          if (model.size !== max || evicted === id || !model.delete(evicted)) mismatches++;
+          const evicted = bySlot.get(slot);
+          if (model.size !== max || evicted === undefined || evicted === id || !model.delete(evicted)) mismatches++;
+          bySlot.delete(slot);
           evictions++;
         } else if (model.size === max) {
           mismatches++;
         }
+        bySlot.set(tb.find(id, 0), id);
         model.set(id, [s, sec, touched, now]);
         ids.push(id);
       } else if (r < 0.6) {
         const id = ids[Math.floor(Math.random() * ids.length)];
+        bySlot.delete(tb.find(id, 0));
         if (tb.delete(id) !== model.delete(id)) mismatches++;
       } else {
         const id = ids[Math.floor(Math.random() * ids.length)];
@@ -362,14 +368,21 @@ t.test('user column: a UUID in canonical form and an id of 15 bytes at most kept
 t.test('a full table evicts what was not hit since the clock\'s hand last passed', async (t) => {
   const tb = new PackedTable(100);
   const ids = Array.from({ length: 100 }, () => newId());
-  for (const id of ids) t.equal(tb.set(sessionOf(id, 'u'), secret(), T0, T0), undefined, 'not full yet: nothing evicted');
+  for (const id of ids) t.equal(tb.set(sessionOf(id, 'u'), secret(), T0, T0), -1, 'not full yet: nothing evicted');
+  const bySlot = new Map(ids.map((id) => [tb.find(id, 0), id]));
   const hit = ids.filter((_, i) => i % 2 === 0);
   for (const id of hit) tb.use(tb.find(id, 0));
-  const evicted = Array.from({ length: 50 }, () => tb.set(sessionOf(newId(), 'u'), secret(), T0, T0));
+  const evicted = Array.from({ length: 50 }, () => {
+    const id = newId();
+    const slot = tb.set(sessionOf(id, 'u'), secret(), T0, T0);
+    const gone = bySlot.get(slot);
+    bySlot.set(tb.find(id, 0), id);
+    return gone;
+  });
   t.same(evicted.sort(), ids.filter((_, i) => i % 2 === 1).sort(), 'the 50 not hit went, each once');
   t.equal(hit.filter((id) => tb.find(id, 0) < 0).length, 0, 'every hit entry stayed');
   // The hand cleared the hits it passed: with nothing hit since, the next to go are those entries, oldest slot first.
-  t.equal(tb.set(sessionOf(newId(), 'u'), secret(), T0, T0), hit[0], 'spared once, not twice');
+  t.equal(bySlot.get(tb.set(sessionOf(newId(), 'u'), secret(), T0, T0)), hit[0], 'spared once, not twice');
   t.equal(tb.size, 100);
 });
 
