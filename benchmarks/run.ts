@@ -20,7 +20,7 @@
 // are deleted), plus the settings of the other scripts (BENCH_SESSIONS, BENCH_L1_ENTRIES,
 // BENCH_ITERATIONS, BENCH_REVOCATIONS, BENCH_REVOCATIONS_HTTP).
 import autocannon, { type Options, type RequestSpec, type Result } from 'autocannon';
-import { USER } from './servers/common.js';
+import { UA, USER } from './servers/common.js';
 import { PostgresServer } from '../test/fixtures/postgres.js';
 import { ask, forkTs, nextMessage, runScript, stopChild, type Message } from './support/child.js';
 import { callsDelta, commandCalls, redisCpuSeconds, redisTarget, redisVersion, sleep, type RedisTarget } from './support/redis.js';
@@ -43,7 +43,6 @@ if (LOADGEN === 'wrk' && !wrkAvailable()) throw new Error('--loadgen wrk: wrk is
 /** Extra node flags for the server processes, e.g. BENCH_SERVER_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'. */
 const SERVER_NODE_ARGS = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
 
-const UA = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
 
 interface Scenario {
   key: string;
@@ -107,7 +106,10 @@ const SCENARIOS: Scenario[] = [
     baseline: 'bare-login' },
   { key: 'tiered-login', label: 'tiered-session/fastify, POST /login (reply.signIn)', script: 'benchmarks/servers/tiered.ts', kind: 'login',
     baseline: 'bare-login' },
-  // The floor of any sign-in that writes Redis once before it answers: 32 random bytes, one SET, a cookie.
+  // The floors: the sign-in's own script with its arguments and nothing of the package's JS around
+  // it; any sign-in that writes Redis once before it answers (32 random bytes, one SET, a cookie).
+  { key: 'script-login', label: 'the sign-in\'s script alone: POST /login sends it through the store, no package JS around it',
+    script: 'benchmarks/servers/tiered.ts', env: { BENCH_LOGIN: 'script' }, kind: 'login', baseline: 'bare-login' },
   { key: 'naive-login', label: 'naive POST /login: one ioredis SET, a cookie (the one Redis write alone)',
     script: 'benchmarks/servers/naive.ts', kind: 'login', baseline: 'bare-login' },
   { key: 'tiered-login-audit', label: 'tiered-session/fastify, POST /login, audit on (appends only; a worker consumes)',
@@ -141,6 +143,8 @@ const COMPARISONS: [string, string][] = [
   ['tiered', 'fsession-no-rolling'],
   ['tiered', 'naive'],
   ['tiered-login', 'naive-login'],
+  ['tiered-login', 'script-login'],
+  ['script-login', 'naive-login'],
   ['express-tiered', 'express-session'],
   ['express-tiered-no-l1', 'express-session'],
   ['express-bare', 'bare'],

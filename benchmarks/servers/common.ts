@@ -30,6 +30,8 @@ new PerformanceObserver((list) => {
 
 /** The user every GET answers with (servers without sessions answer it as a constant). */
 export const USER = 'user-000001';
+/** The User-Agent every load generator sends (a desktop Chrome). */
+export const UA = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
 
 /** The `secret` option of this package's servers (at least 32 characters). */
 export const SECRET = 'a benchmark secret that is at least 32 characters long';
