@@ -212,9 +212,14 @@ export class PackedTable {
   }
 
   #time(slot: number, k: number): number {
-    if ((this.#flags[slot] & WIDE) !== 0) return this.#wide.get(slot)![k];
+    if ((this.#flags[slot] & WIDE) !== 0) return this.#wideTime(slot, k);
     const i = slot * TIMES + k;
     return this.#epoch + this.#high[i] * TWO32 + this.#low[i];
+  }
+
+  /** Out of the hot path's way: the few WIDE slots' times. */
+  #wideTime(slot: number, k: number): number {
+    return this.#wide.get(slot)![k];
   }
 
   #fits(at: number): boolean {
