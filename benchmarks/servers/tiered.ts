@@ -64,8 +64,8 @@ app.post<{ Body: LoginBody }>('/login', { schema: loginSchema }, async (request,
     const userId = request.body.user;
     const now = Date.now();
     const n = String(++serial);
-    const tag = `${'t'.repeat(22 - Math.min(n.length, 22))}${n}`.slice(-22);
-    const random = `${'r'.repeat(16 - Math.min(n.length, 16))}${n}`.slice(-16);
+    const tag = n.padStart(22, 't');
+    const random = n.padStart(16, 'r');
     await managerOf(app.sessions).store.create(tag, random, now, 1_209_600_000, { total: 50, type: 'desktop', typeCap: 0 }, {
       userId, secretHash: 'h'.repeat(43), absoluteAt: now + 2_592_000_000, device: DEVICE, ip: '203.0.113.7', country: '',
       data: '', remembered: true,

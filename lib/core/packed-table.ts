@@ -11,10 +11,10 @@ import { USER_KINDS, UserColumn } from './user-column.js';
 // other interned: user-column.ts) and a flags byte. When the table is full a CLOCK picks the
 // entry to evict: a hit sets its slot's used bit, and the hand evicts the first slot it finds
 // without one, clearing the bits it passes (no LRU links: a hit writes one bit, not four links,
-// and a slot costs eight bytes less). An open-addressing index (linear probing, backward-shift deletion) finds a slot from
-// the id's characters in place, so a hit reads the Cookie header without slicing it, comparing
-// each group of four characters with its three bytes (a character outside base64url matches
-// nothing). Typed arrays hold their contents off the JS heap: a million cached sessions are a few
+// and a slot costs eight bytes less). An open-addressing index (linear probing, backward-shift
+// deletion) finds a slot from the id's characters in place, so a hit reads the Cookie header
+// without slicing it, comparing each group of four characters with its three bytes (a character
+// outside base64url matches nothing). Typed arrays hold their contents off the JS heap: a million cached sessions are a few
 // dozen objects to the garbage collector, not a few million. The `Session` object a hit answers is
 // built from the slot and kept for recent hits only (RECENT of them); app data (rarely set) sits
 // in a side map.
@@ -157,9 +157,6 @@ export class PackedTable {
   }
 
   get size(): number { return this.#size; }
-
-  /** Users interned outside the slots (ids neither a UUID nor 15 bytes at most). */
-  get internedUsers(): number { return this.#users.interned; }
 
   /** The slot of the id at `at` in `s` (38 characters), or -1. */
   find(s: string, at: number): number {

@@ -30,6 +30,24 @@ const ENCODER = new TextEncoder();
 // ignoreBOM: a leading U+FEFF is part of the id, not a byte order mark to drop.
 const DECODER = new TextDecoder('utf-8', { ignoreBOM: true });
 
+/**
+ * Write `s` as UTF-8 at `at`, in `room` bytes at most: the bytes written, or -1 when it does not
+ * fit (the bytes there are then undefined). ASCII is written in JS, anything else by the encoder.
+ */
+export function writeUtf8(b: Uint8Array, at: number, s: string, room: number): number {
+  const n = s.length;
+  if (n > room) return -1;
+  let i = 0;
+  while (i < n) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x80) break;
+    b[at + i++] = c;
+  }
+  if (i === n) return n;
+  const r = ENCODER.encodeInto(s, b.subarray(at, at + room));
+  return r.read === n ? r.written : -1;
+}
+
 /** The `n` bytes of UTF-8 at `o`, as a string. */
 export function utf8(b: Uint8Array, o: number, n: number): string {
   const v = b.subarray(o, o + n);
@@ -104,13 +122,7 @@ export class UserArena {
     // Encoded where a new id's bytes go: a known id leaves them unclaimed, and no temporary buffer is made.
     const b = this.#bytes;
     const at = this.#end;
-    let len = 0;
-    while (len < n) {
-      const c = userId.charCodeAt(len);
-      if (c >= 0x80) break;
-      b[at + len++] = c;
-    }
-    if (len < n) len = ENCODER.encodeInto(userId, b.subarray(at, at + n * 3)).written;
+    const len = writeUtf8(b, at, userId, n * 3);
     const h = hashOf(b, at, len);
     const idx = this.#index;
     const mask = this.#mask;

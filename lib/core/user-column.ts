@@ -1,4 +1,4 @@
-import { UserArena, utf8 } from './user-arena.js';
+import { UserArena, utf8, writeUtf8 } from './user-arena.js';
 
 // The packed table's user ids: sixteen bytes a slot, read by the slot's kind (two bits of the
 // table's flags). Most apps' user ids fit the slot itself, so most sessions cost no interned user
@@ -22,8 +22,6 @@ const NIBBLE = new Int8Array(128).fill(-1);
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 /** Where each of a UUID's 16 bytes is written (two hex digits), around the dashes at 8, 13, 18 and 23. */
 const UUID_DIGITS = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
-
-const ENCODER = new TextEncoder();
 
 /** Write `id` at `at` as 16 bytes when it is a UUID in canonical form; false (bytes there undefined) when not. */
 function packUuid(b: Uint8Array, at: number, id: string): boolean {
@@ -68,22 +66,10 @@ export class UserColumn {
     const b = this.#bytes;
     const o = slot * WIDTH;
     if (packUuid(b, o, userId)) return USER_UUID;
-    const n = userId.length;
-    if (n < WIDTH) {
-      let i = 0;
-      while (i < n) {
-        const c = userId.charCodeAt(i);
-        if (c >= 0x80) break;
-        b[o + 1 + i++] = c;
-      }
-      if (i < n) {
-        const r = ENCODER.encodeInto(userId, b.subarray(o + 1, o + WIDTH));
-        i = r.read === n ? r.written : -1;
-      }
-      if (i >= 0) {
-        b[o] = i;
-        return USER_SHORT;
-      }
+    const len = writeUtf8(b, o + 1, userId, WIDTH - 1);
+    if (len >= 0) {
+      b[o] = len;
+      return USER_SHORT;
     }
     const u = this.#arena.intern(userId);
     b[o] = u;

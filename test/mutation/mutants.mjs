@@ -318,9 +318,9 @@ export const MUTANTS = [
     id: 'user-column-sixteen-in-place',
     description: "The L1 keeps a user id of 16 characters in its slot's 15 bytes: its last byte overwrites the next slot's user, " +
       'and the length read back is not its own.',
-    file: 'lib/core/user-column.ts',
-    find: '    if (n < WIDTH) {',
-    replace: '    if (n <= WIDTH) {',
+    file: 'lib/core/user-arena.ts',
+    find: '  if (n > room) return -1;',
+    replace: '  if (n > room + 1) return -1;',
     tests: ['test/unit/packed-table.test.ts'],
   },
   {
