@@ -183,7 +183,8 @@ export class SessionFlows {
     if (options.remember !== undefined && typeof options.remember !== 'boolean') {
       throw new ERR_INVALID_ARGUMENT('signIn', `option "remember" must be a boolean, got ${describe(options.remember)}`);
     }
-    await this.#endCarried(r, current, 'replaced');
+    const ending = this.#endCarried(r, current, 'replaced');
+    if (ending !== undefined) await ending;
     const device = parseDevice(one(r.headers['user-agent']), this.#o.maxUserAgentLength);
     const known = this.#devices?.of(one(r.headers.cookie));
     const { session, token } = await this.manager.create(userId, {
@@ -192,10 +193,12 @@ export class SessionFlows {
       country: this.#country(r.headers),
       data: options.data,
       remember: options.remember,
-      ...(known === undefined ? {} : { knownDevice: { member: known.member, known: takeover } }),
+      knownDevice: known === undefined ? undefined : { member: known.member, known: takeover },
     });
+    // Field by field: a spread of a frozen object takes V8's slow path (~1 µs a sign-in).
+    const { id, data, createdAt, absoluteExpiresAt, remembered, authenticatedAt, newDevice } = session;
     return {
-      session: Object.freeze({ ...session, device }),
+      session: Object.freeze({ id, userId, data, createdAt, absoluteExpiresAt, remembered, authenticatedAt, newDevice, device }),
       setCookie: this.#cookieFor(session, token, session.createdAt),
       deviceCookie: known?.setCookie,
     };
@@ -214,13 +217,11 @@ export class SessionFlows {
    * being undone (its cap evicted it): the check drops that stash, so the undo cannot bring
    * back a session this request was told is signed out.
    */
-  async #endCarried(r: RequestFacts, current: Session | null | undefined, reason: 'replaced' | 'sign-out'): Promise<void> {
-    if (current != null) {
-      await this.manager.revoke(current.id, undefined, reason);
-      return;
-    }
+  #endCarried(r: RequestFacts, current: Session | null | undefined, reason: 'replaced' | 'sign-out'): Promise<unknown> | undefined {
+    if (current != null) return this.manager.revoke(current.id, undefined, reason);
     const token = this.tokenOf(r.headers);
-    if (token !== undefined) await this.manager.revokeToken(token, reason);
+    // Nothing to end (a first sign-in): undefined, so the caller does not wait a turn for nothing.
+    return token === undefined ? undefined : this.manager.revokeToken(token, reason);
   }
 
   clearCookie(): string { return setCookieLine(this.#o.cookie, '', 0); }

@@ -1,4 +1,5 @@
-import { createHmac, randomBytes, randomFillSync, hash } from 'node:crypto';
+import { randomBytes, randomFillSync, hash } from 'node:crypto';
+import { HmacSha256 } from './sha256.js';
 
 // Token = `<publicId>.<secret>`, publicId = `<userTag><random>`, userTag = `<bucket><user>`.
 // bucket: 3 characters, one of BUCKETS. It is the Redis hash tag of every key of the user, so
@@ -57,9 +58,18 @@ function isB64url(s: string, from: number, to: number): boolean {
 export const isWellFormed = (s: string) => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
 
 export function userTag(secret: string, keyPrefix: string, userId: string): string {
-  const mac = createHmac('sha256', secret).update(`${keyPrefix}\0${userId}`).digest();
-  return BUCKETS[mac[0]] + mac.subarray(1).toString('base64url').slice(0, TAG_LENGTH - BUCKET_LENGTH);
+  let key = KEYS.get(secret);
+  if (key === undefined) {
+    if (KEYS.size >= 16) KEYS.clear();
+    KEYS.set(secret, key = new HmacSha256(secret));
+  }
+  const mac = key.mac(`${keyPrefix}\0${userId}`);
+  // Bytes 1-15 are 20 base64url characters; the tag keeps 19 (114 bits).
+  return BUCKETS[mac[0]] + mac.toString('base64url', 1, 16).slice(0, TAG_LENGTH - BUCKET_LENGTH);
 }
+
+/** The HMAC key of each secret in use (lib/core/sha256.ts; a process lists a few secrets). */
+const KEYS = new Map<string, HmacSha256>();
 
 // CSPRNG output is drawn in 4 KB blocks and each byte is used once: one system call per ~90
 // sign-ins instead of one per sign-in.
@@ -72,10 +82,11 @@ export function newRandomAndSecret(): { random: string; secret: string } {
     randomFillSync(POOL);
     poolPos = 0;
   }
-  const b = POOL.subarray(poolPos, poolPos + 44);
+  const at = poolPos;
   poolPos += 44;
-  const out = { random: b.subarray(0, 12).toString('base64url'), secret: b.subarray(12).toString('base64url') };
-  b.fill(0);
+  // Read in place (no views), then wiped: the bytes are used once.
+  const out = { random: POOL.toString('base64url', at, at + 12), secret: POOL.toString('base64url', at + 12, at + 44) };
+  POOL.fill(0, at, at + 44);
   return out;
 }
 

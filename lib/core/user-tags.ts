@@ -1,7 +1,7 @@
 // A user's tags: the bucket and keyed hash of the user id that every key and session id of the
-// user begins with, one per listed secret (README: Rotating the secret). An HMAC each (a few µs):
-// the last MEMO users' tags are kept (lru-cache), so an L1 miss, an owner check or a returning
-// user's sign-in computes none.
+// user begins with, one per listed secret (README: Rotating the secret). An HMAC each (~1 µs,
+// lib/core/sha256.ts): the tags of the last MEMO users an L1 miss or an owner check asked for are
+// kept (lru-cache), so the next such check, or that user's next sign-in, computes none.
 import { LRUCache } from 'lru-cache';
 import { TAG_LENGTH, userTag } from './token.js';
 
@@ -27,8 +27,13 @@ export class UserTags {
     return tags;
   }
 
-  /** The tag of the user's new sessions (the first secret's). */
-  first(userId: string): string { return this.#all(userId)[0]; }
+  /**
+   * The tag of the user's new sessions (the first secret's), for a sign-in. A miss computes that
+   * one tag and is not remembered: the next requests of the session it creates are L1 hits, which
+   * need no tag, and a sign-in of each user new to the memo would turn it over (an eviction and an
+   * object for the old generation each) for nothing.
+   */
+  first(userId: string): string { return this.#memo.get(userId)?.[0] ?? userTag(this.#secrets[0], this.#prefix, userId); }
 
   /** The user's tag under each listed secret, the first secret's first. */
   of(userId: string): string[] {

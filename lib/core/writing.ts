@@ -13,7 +13,7 @@ import type { RevocationReplay } from './replay.js';
 import type { Resolving } from './resolving.js';
 import { planCaps, type Caps, type Row } from './secrets.js';
 import { encodeDevice, parseData, serialiseData, type Session, type SessionData } from './session-data.js';
-import { idleOf, own, preciseNow, sleep, type SessionParts } from './session-parts.js';
+import { idleOf, preciseNow, sleep, type SessionParts } from './session-parts.js';
 import type { ExplicitEndReason } from './audit/sql.js';
 import type { NewRecord } from './store/record.js';
 import { isUnknownOutcome } from './store/call.js';
@@ -97,7 +97,9 @@ export class Writing {
       if (this.#o.secrets.length > 1 && (caps.total > 0 || caps.typeCap > 0)) {
         ({ caps, evicted } = await this.#capOlderTags(userId, tag, now, caps));
       }
-      const device = await this.#device(userId, tag, now, input.knownDevice);
+      // Known devices off: no await (a sign-in's JS before its one write is its cost twice over).
+      const device = this.#o.knownDevices === undefined || input.knownDevice === undefined ? undefined
+        : await this.#device(userId, tag, now, input.knownDevice);
       let created: { evicted: string[]; newDevice: boolean } | null;
       try {
         created = await this.#store.create(tag, random, now, ttl, caps, record, this.#o.capPolicy === 'refuse', device);
@@ -129,7 +131,8 @@ export class Writing {
       if (this.#o.prewarm > 0) this.#resolving.noteRecent([{ publicId: id, now }]);
       this.metrics.sessionSize.observe(this.#store.sizeOf(record, now));
       const session: Session = Object.freeze({
-        id: own(id), userId, data: parseData(dat), createdAt: now, absoluteExpiresAt: absoluteAt, remembered, authenticatedAt: now,
+        // The id is a new string of two flat parts, not a slice of a request's header: no copy.
+        id, userId, data: parseData(dat), createdAt: now, absoluteExpiresAt: absoluteAt, remembered, authenticatedAt: now,
         newDevice: created.newDevice,
       });
       this.#l1.fill(t, session, secret, now);

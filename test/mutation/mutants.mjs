@@ -306,6 +306,23 @@ export const MUTANTS = [
     tests: ['test/unit/packed-table.test.ts'],
   },
   {
+    id: 'hmac-long-key-unhashed',
+    description: 'The user tag\'s HMAC uses a secret longer than a block as it is instead of its hash: with such a secret every ' +
+      'tag differs from the one its sessions were written with.',
+    file: 'lib/core/sha256.ts',
+    find: '    if (k.length > 64) {',
+    replace: '    if (k.length > 64 && false) {',
+    tests: ['test/unit/sha256.test.ts'],
+  },
+  {
+    id: 'hmac-length-without-key-block',
+    description: 'The HMAC\'s padding counts the message\'s bits without the key block before it: every tag is wrong.',
+    file: 'lib/core/sha256.ts',
+    find: '  const bits = (n + prior) * 8;',
+    replace: '  const bits = n * 8;',
+    tests: ['test/unit/sha256.test.ts'],
+  },
+  {
     id: 'user-column-uuid-any-case',
     description: "The L1 packs a user id that is a UUID written in uppercase as well: it reads back in lowercase, and its sessions " +
       'answer another spelling of the user id than the one signed in.',
@@ -607,8 +624,8 @@ export const MUTANTS = [
     id: 'tag-not-keyed-by-secret',
     description: "The user tag's HMAC is keyed by the key prefix instead of the secret: anyone can compute a user's tag from a guessed id.",
     file: 'lib/core/token.ts',
-    find: "createHmac('sha256', secret)",
-    replace: "createHmac('sha256', keyPrefix)",
+    find: 'KEYS.set(secret, key = new HmacSha256(secret));',
+    replace: 'KEYS.set(secret, key = new HmacSha256(keyPrefix));',
     tests: ['test/integration/security.test.ts'],
   },
   {
@@ -623,8 +640,8 @@ export const MUTANTS = [
     id: 'signin-keeps-carried-session',
     description: 'Sign-in does not revoke the session the request carried (fixation).',
     file: 'lib/core/flows.ts',
-    find: "    await this.#endCarried(r, current, 'replaced');\n",
-    replace: '',
+    find: "    const ending = this.#endCarried(r, current, 'replaced');\n",
+    replace: '    const ending = undefined;\n',
     tests: ['test/integration/lifecycle.test.ts'],
   },
   {
@@ -820,8 +837,8 @@ export const MUTANTS = [
     id: 'signout-unresolved-revokes-nothing',
     description: 'A sign-out whose request resolved no session revokes nothing (no revocation by token).',
     file: 'lib/core/flows.ts',
-    find: 'if (token !== undefined) await this.manager.revokeToken(token, reason);',
-    replace: 'void token;',
+    find: 'return token === undefined ? undefined : this.manager.revokeToken(token, reason);',
+    replace: 'return undefined;',
     tests: ['test/integration/undo.test.ts'],
   },
   {
