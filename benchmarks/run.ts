@@ -110,6 +110,10 @@ const SCENARIOS: Scenario[] = [
   // it; any sign-in that writes Redis once before it answers (32 random bytes, one SET, a cookie).
   { key: 'script-login', label: 'the sign-in\'s script alone: POST /login sends it through the store, no package JS around it',
     script: 'benchmarks/servers/tiered.ts', env: { BENCH_LOGIN: 'script' }, kind: 'login', baseline: 'bare-login' },
+  // The control: the script alone after as much busy JS as a sign-in's own (8 µs in process).
+  { key: 'script-login-js', label: 'the sign-in\'s script alone after 8 µs of busy JS (a sign-in\'s own JS, measured in process)',
+    script: 'benchmarks/servers/tiered.ts', env: { BENCH_LOGIN: 'script', BENCH_LOGIN_SPIN_US: '8' }, kind: 'login',
+    baseline: 'bare-login' },
   { key: 'naive-login', label: 'naive POST /login: one ioredis SET, a cookie (the one Redis write alone)',
     script: 'benchmarks/servers/naive.ts', kind: 'login', baseline: 'bare-login' },
   { key: 'tiered-login-audit', label: 'tiered-session/fastify, POST /login, audit on (appends only; a worker consumes)',
@@ -145,6 +149,8 @@ const COMPARISONS: [string, string][] = [
   ['tiered-login', 'naive-login'],
   ['tiered-login', 'script-login'],
   ['script-login', 'naive-login'],
+  ['tiered-login', 'script-login-js'],
+  ['script-login-js', 'script-login'],
   ['express-tiered', 'express-session'],
   ['express-tiered-no-l1', 'express-session'],
   ['express-bare', 'bare'],

@@ -57,10 +57,15 @@ app.get('/hello', { schema: helloSchema }, async (request, reply) => {
 // no L1 fill, no metrics. The floor of a sign-in that keeps this data model's guarantees (the
 // index, the caps, the broadcast, all in the script).
 const scriptOnly = process.env.BENCH_LOGIN === 'script';
+// BENCH_LOGIN_SPIN_US (with BENCH_LOGIN=script): that many µs of busy JS before the script is
+// sent, as a control: what a sign-in's own JS (measured in process, benchmarks/README.md) costs in
+// throughput on this host, where a delay before a loopback write costs more than itself.
+const spinUs = Number(process.env.BENCH_LOGIN_SPIN_US ?? 0);
 const DEVICE = encodeDevice(parseDevice(UA, 512));
 let serial = 0;
 app.post<{ Body: LoginBody }>('/login', { schema: loginSchema }, async (request, reply) => {
   if (scriptOnly) {
+    if (spinUs > 0) for (const until = performance.now() + spinUs / 1000; performance.now() < until;);
     const userId = request.body.user;
     const now = Date.now();
     const n = String(++serial);
