@@ -98,8 +98,9 @@ export class Writing {
         ({ caps, evicted } = await this.#capOlderTags(userId, tag, now, caps));
       }
       // Known devices off: no await (a sign-in's JS before its one write is its cost twice over).
-      const device = this.#o.knownDevices === undefined || input.knownDevice === undefined ? undefined
-        : await this.#device(userId, tag, now, input.knownDevice);
+      const kd = this.#o.knownDevices;
+      const device = kd === undefined || input.knownDevice === undefined ? undefined
+        : await this.#device(userId, tag, now, input.knownDevice, kd);
       let created: { evicted: string[]; newDevice: boolean } | null;
       try {
         created = await this.#store.create(tag, random, now, ttl, caps, record, this.#o.capPolicy === 'refuse', device);
@@ -143,13 +144,12 @@ export class Writing {
   }
 
   /**
-   * The create script's known-devices arguments (undefined: the option is off). The set is per
-   * tag: with a rotated secret, a device the user signed in from under an older secret is in
-   * that tag's set (another slot), read here, one ZSCORE per older tag, only during a rotation.
+   * The create script's known-devices arguments (the option on). The set is per tag: with a
+   * rotated secret, a device the user signed in from under an older secret is in that tag's set
+   * (another slot), read here, one ZSCORE per older tag, only during a rotation.
    */
-  async #device(userId: string, tag: string, now: number, d: CreateInput['knownDevice']): Promise<KnownDevice | undefined> {
-    const kd = this.#o.knownDevices;
-    if (kd === undefined || d === undefined) return undefined;
+  async #device(userId: string, tag: string, now: number, d: NonNullable<CreateInput['knownDevice']>,
+    kd: NonNullable<ResolvedOptions['knownDevices']>): Promise<KnownDevice> {
     let known = d.known === true;
     for (const t of this.#o.secrets.length > 1 && !known ? this.#tags.of(userId) : []) {
       if (t !== tag && await this.#store.knownUnder(t, d.member, now, kd.ttl)) {
