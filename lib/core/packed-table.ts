@@ -278,8 +278,12 @@ export class PackedTable {
    * Cache a session (any earlier entry of its id goes). When the table is full the clock evicts an
    * entry not hit since its hand last passed; answers that entry's slot (-1 when none went: the
    * slot the new entry takes is not always the evicted one). `proof` is the secret, or the stored hash.
+   * `keep`: the object is kept built for the next hits (an L1 miss's, answered now). A sign-in's
+   * and a pre-warm's are not: their first hit builds one. Kept, a sign-in's object would sit in the
+   * ring until RECENT more were built, an old-generation reference to a young object for each new
+   * session (a sign-in every request: 10 µs a request more and mark-compacts, benchmarks/README.md).
    */
-  set(session: Session, proof: string, touchedAt: number, now: number): number {
+  set(session: Session, proof: string, touchedAt: number, now: number, keep = false): number {
     this.delete(session.id);
     let evicted = -1;
     if (this.#size === this.#max) {
@@ -315,7 +319,7 @@ export class PackedTable {
     }
     this.#flags[slot] = flags | this.#users.write(slot, session.userId);
     if (session.data !== EMPTY_DATA && Object.keys(session.data).length > 0) this.#data.set(slot, session.data);
-    this.#keepBuilt(slot, session);
+    if (keep) this.#keepBuilt(slot, session);
     this.#place(slot);
     this.#size++;
     return evicted;

@@ -113,7 +113,7 @@ export class Resolving {
         touched = now;
         this.#touches.queue(session.id, now);
       }
-      this.#l1.fill(t, session, own(secret), touched);
+      this.#l1.fill(t, session, own(secret), touched, true);
       return session;
     } finally {
       this.#l1.release(id, t);

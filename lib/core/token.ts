@@ -1,5 +1,5 @@
 import { randomBytes, randomFillSync, hash } from 'node:crypto';
-import { HmacSha256 } from './sha256.js';
+import type { HmacSha256 } from './sha256.js';
 
 // Token = `<publicId>.<secret>`, publicId = `<userTag><random>`, userTag = `<bucket><user>`.
 // bucket: 3 characters, one of BUCKETS. It is the Redis hash tag of every key of the user, so
@@ -50,26 +50,21 @@ function isB64url(s: string, from: number, to: number): boolean {
   return true;
 }
 
-/** The user's tag (bucket + keyed hash of the user id): every key and session id of the user carries it. */
 /**
  * No lone surrogate. Every lone surrogate encodes to the same UTF-8 replacement bytes, so two
  * ill-formed ids would share one user tag, one Redis user and one PostgreSQL user_id.
  */
 export const isWellFormed = (s: string) => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
 
-export function userTag(secret: string, keyPrefix: string, userId: string): string {
-  let key = KEYS.get(secret);
-  if (key === undefined) {
-    if (KEYS.size >= 16) KEYS.clear();
-    KEYS.set(secret, key = new HmacSha256(secret));
-  }
+/**
+ * The user's tag (bucket + keyed hash of the user id): every key and session id of the user
+ * carries it. `key` is a secret's HMAC key (user-tags.ts keeps one per listed secret).
+ */
+export function userTag(key: HmacSha256, keyPrefix: string, userId: string): string {
   const mac = key.mac(`${keyPrefix}\0${userId}`);
   // Bytes 1-15 are 20 base64url characters; the tag keeps 19 (114 bits).
   return BUCKETS[mac[0]] + mac.toString('base64url', 1, 16).slice(0, TAG_LENGTH - BUCKET_LENGTH);
 }
-
-/** The HMAC key of each secret in use (lib/core/sha256.ts; a process lists a few secrets). */
-const KEYS = new Map<string, HmacSha256>();
 
 // CSPRNG output is drawn in 4 KB blocks and each byte is used once: one system call per ~90
 // sign-ins instead of one per sign-in.

@@ -1,27 +1,30 @@
 // A user's tags: the bucket and keyed hash of the user id that every key and session id of the
 // user begins with, one per listed secret (README: Rotating the secret). An HMAC each (~1 µs,
-// lib/core/sha256.ts): the tags of the last MEMO users an L1 miss or an owner check asked for are
-// kept (lru-cache), so the next such check, or that user's next sign-in, computes none.
+// lib/core/sha256.ts: each secret's key is prepared once, here): the tags of the last MEMO users
+// an L1 miss or an owner check asked for are kept (lru-cache), so the next such check, or that
+// user's next sign-in, computes none.
 import { LRUCache } from 'lru-cache';
+import { HmacSha256 } from './sha256.js';
 import { TAG_LENGTH, userTag } from './token.js';
 
 const MEMO = 10_000;
 
 export class UserTags {
-  readonly #secrets: readonly string[];
+  /** Each listed secret's HMAC key, in the secrets' order. */
+  readonly #keys: readonly HmacSha256[];
   readonly #prefix: string;
   /** userId → its tag under each listed secret, in the secrets' order. */
   readonly #memo = new LRUCache<string, readonly string[]>({ max: MEMO });
 
   constructor(secrets: readonly string[], keyPrefix: string) {
-    this.#secrets = secrets;
+    this.#keys = secrets.map((k) => new HmacSha256(k));
     this.#prefix = keyPrefix;
   }
 
   #all(userId: string): readonly string[] {
     let tags = this.#memo.get(userId);
     if (tags === undefined) {
-      tags = this.#secrets.map((k) => userTag(k, this.#prefix, userId));
+      tags = this.#keys.map((k) => userTag(k, this.#prefix, userId));
       this.#memo.set(userId, tags);
     }
     return tags;
@@ -33,7 +36,7 @@ export class UserTags {
    * need no tag, and a sign-in of each user new to the memo would turn it over (an eviction and an
    * object for the old generation each) for nothing.
    */
-  first(userId: string): string { return this.#memo.get(userId)?.[0] ?? userTag(this.#secrets[0], this.#prefix, userId); }
+  first(userId: string): string { return this.#memo.get(userId)?.[0] ?? userTag(this.#keys[0], this.#prefix, userId); }
 
   /** The user's tag under each listed secret, the first secret's first. */
   of(userId: string): string[] {

@@ -623,10 +623,10 @@ export const MUTANTS = [
   {
     id: 'tag-not-keyed-by-secret',
     description: "The user tag's HMAC is keyed by the key prefix instead of the secret: anyone can compute a user's tag from a guessed id.",
-    file: 'lib/core/token.ts',
-    find: 'KEYS.set(secret, key = new HmacSha256(secret));',
-    replace: 'KEYS.set(secret, key = new HmacSha256(keyPrefix));',
-    tests: ['test/integration/security.test.ts'],
+    file: 'lib/core/user-tags.ts',
+    find: 'this.#keys = secrets.map((k) => new HmacSha256(k));',
+    replace: 'this.#keys = secrets.map(() => new HmacSha256(keyPrefix));',
+    tests: ['test/unit/sha256.test.ts', 'test/integration/security.test.ts'],
   },
   {
     id: 'data-shallow-freeze',

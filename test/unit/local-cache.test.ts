@@ -24,10 +24,15 @@ t.test('hold, fill, release: a valid ticket fills, and the entry is there', asyn
   const ticket = l1.hold(ID);
   t.equal(ticket.valid, true);
   const e = sessionOf(ID);
-  t.equal(l1.fill(ticket, e, 's'.repeat(43), Date.now()), true, 'filled');
+  t.equal(l1.fill(ticket, e, 's'.repeat(43), Date.now(), true), true, 'filled');
   l1.release(ID, ticket);
-  t.equal(get(l1), e, 'the session is cached (the object filled, while it is recent)');
+  t.equal(get(l1), e, 'the session is cached (the object filled and kept, while it is recent)');
   t.equal(l1.size, 1);
+  const again = l1.hold(ID);
+  t.equal(l1.fill(again, e, 's'.repeat(43), Date.now()), true, 'filled again, not kept built');
+  l1.release(ID, again);
+  t.not(get(l1), e, 'its first hit builds the object');
+  t.same(get(l1), e, 'with the same fields');
 });
 
 t.test('nothing is filled while the channel is not trusted, nor with the cache off', async (t) => {

@@ -59,8 +59,23 @@ t.test('every field reads back as written, found in place inside a longer string
   t.equal(tb.filledAt(slot), 42);
   tb.setTouched(slot, 5);
   t.equal(tb.touchedAt(slot), 5);
-  t.equal(tb.session(slot), s, 'the object filled is the object answered while it is recent');
+  const built = tb.session(slot);
+  t.not(built, s, 'filled without keep: the first hit builds the object');
+  t.same(built, s, 'with every field as filled');
+  t.ok(Object.isFrozen(built));
+  t.equal(tb.session(slot), built, 'and keeps it for the next hits');
   t.equal(tb.idOf(slot), id);
+});
+
+t.test('keep: the object filled is the object answered while it is recent (an L1 miss\'s)', async (t) => {
+  const tb = new PackedTable(10);
+  const s = sessionOf(newId(), 'u', 1);
+  const slot = tb.set(s, secret(), 0, 0, true) < 0 ? tb.find(s.id, 0) : -1;
+  t.equal(tb.session(slot), s);
+  const other = sessionOf(newId(), 'u', 2);
+  tb.set(other, secret(), 0, 0);
+  t.same(tb.session(tb.find(other.id, 0)), other, 'not kept: built with the same fields');
+  t.equal(tb.session(slot), s, 'the kept one stays');
 });
 
 t.test('packed four characters to three bytes: only the exact base64url characters match', async (t) => {

@@ -7,8 +7,9 @@ import {
   BUCKETS, BUCKET_LENGTH, HASH_LENGTH, ID_LENGTH, RANDOM_LENGTH, SECRET_LENGTH, TAG_LENGTH, TOKEN_LENGTH,
   constantTimeEqual, hashSecret, isPublicId, isTokenShape, newRandomAndSecret, secretMatches, secretMatchesAt, userTag,
 } from '../../lib/core/token.js';
+import { HmacSha256 } from '../../lib/core/sha256.js';
 
-const KEY = 'k'.repeat(32);
+const KEY = new HmacSha256('k'.repeat(32));
 const B64URL = /^[A-Za-z0-9_-]+$/;
 
 /** CRC16 (XMODEM), as Redis Cluster hashes a key's tag to a slot. */
@@ -43,7 +44,7 @@ t.test('userTag: a bucket and a keyed hash, the same for the same inputs, differ
   t.ok(BUCKETS.includes(tag.slice(0, BUCKET_LENGTH)), 'starts with a bucket');
   t.match(tag.slice(BUCKET_LENGTH), B64URL);
   t.equal(userTag(KEY, 'ts:', 'alice'), tag, 'deterministic');
-  t.not(userTag('j'.repeat(32), 'ts:', 'alice'), tag, 'another secret');
+  t.not(userTag(new HmacSha256('j'.repeat(32)), 'ts:', 'alice'), tag, 'another secret');
   t.not(userTag(KEY, 'other:', 'alice'), tag, 'another key prefix');
   t.not(userTag(KEY, 'ts:', 'bob'), tag, 'another user');
   t.not(userTag(KEY, 'ts:a', 'lice'), userTag(KEY, 'ts:', 'alice'), 'the prefix and the user id do not run together');
