@@ -116,6 +116,9 @@ const SCENARIOS: Scenario[] = [
     baseline: 'bare-login' },
   { key: 'tiered-login-no-l1', label: 'tiered-session/fastify, POST /login, localCache: false (the sign-in without its L1 fill)',
     script: 'benchmarks/servers/tiered.ts', env: { BENCH_LOCAL_CACHE: '0' }, kind: 'login', baseline: 'bare-login' },
+  { key: 'tiered-login-autopipelining', label: 'tiered-session/fastify, POST /login, a control: the client with enableAutoPipelining ' +
+    '(not the README\'s)', script: 'benchmarks/servers/tiered.ts', env: { BENCH_AUTOPIPELINING: '1' }, kind: 'login',
+    baseline: 'bare-login' },
   { key: 'naive-login', label: 'naive POST /login: one ioredis SET, a cookie (the one Redis write alone)',
     script: 'benchmarks/servers/naive.ts', kind: 'login', baseline: 'bare-login' },
   { key: 'tiered-login-audit', label: 'tiered-session/fastify, POST /login, audit on (appends only; a worker consumes)',
@@ -153,6 +156,7 @@ const COMPARISONS: [string, string][] = [
   ['script-login', 'naive-login'],
   ['tiered-login', 'script-login-js'],
   ['tiered-login', 'tiered-login-no-l1'],
+  ['tiered-login-autopipelining', 'tiered-login'],
   ['script-login-js', 'script-login'],
   ['express-tiered', 'express-session'],
   ['express-tiered-no-l1', 'express-session'],

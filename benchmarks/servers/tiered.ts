@@ -25,7 +25,10 @@ const telemetry = process.env.BENCH_TELEMETRY === '0' ? false : undefined;
 const events = process.env.BENCH_EVENTS === undefined ? undefined : { consume: process.env.BENCH_EVENTS === 'consume' };
 const pool = process.env.BENCH_DATABASE_URL ? new pg.Pool({ connectionString: process.env.BENCH_DATABASE_URL }) : undefined;
 pool?.on('error', () => {});
-const client = new Redis(env('BENCH_REDIS_URL'), fastFail);
+// BENCH_AUTOPIPELINING=1: a control, not what the README recommends: the same client with
+// ioredis's `enableAutoPipelining` (the commands of one event-loop turn in one write).
+const autoPipelining = process.env.BENCH_AUTOPIPELINING === '1';
+const client = new Redis(env('BENCH_REDIS_URL'), autoPipelining ? { ...fastFail, enableAutoPipelining: true } : fastFail);
 client.on('error', () => {});
 await whenReady(client);
 
