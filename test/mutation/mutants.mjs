@@ -366,6 +366,15 @@ export const MUTANTS = [
     tests: ['test/unit/packed-table.test.ts', 'test/unit/local-cache.test.ts'],
   },
   {
+    id: 'reused-slot-answers-old-session',
+    description: "A removed entry's built Session stays attached to its slot: the next entry filled there without keeping its own " +
+      "object (a sign-in's) answers the old one, another user's session.",
+    file: 'lib/core/packed-table.ts',
+    find: '    this.#builtAt[slot] = 0;\n',
+    replace: '',
+    tests: ['test/unit/packed-table.test.ts'],
+  },
+  {
     id: 'user-arena-reuse-without-copy',
     description: "A new user id given a freed id's bytes is not copied into them: its sessions answer the freed id's user.",
     file: 'lib/core/user-arena.ts',

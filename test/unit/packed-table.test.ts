@@ -78,6 +78,20 @@ t.test('keep: the object filled is the object answered while it is recent (an L1
   t.equal(tb.session(slot), s, 'the kept one stays');
 });
 
+t.test('a slot reused after its entry went answers the new entry, never the object kept for the old one', async (t) => {
+  const tb = new PackedTable(10);
+  const a = sessionOf(newId(), 'alice', 1);
+  tb.set(a, secret(), 0, 0, true);
+  const slot = tb.find(a.id, 0);
+  t.equal(tb.session(slot), a, 'kept for its hits');
+  tb.delete(a.id);
+  const b = sessionOf(newId(), 'bob', 2);
+  tb.set(b, secret(), 0, 0);
+  t.equal(tb.find(b.id, 0), slot, 'the same slot, reused');
+  t.same(tb.session(slot), b, "bob's session, built from the slot");
+  t.equal(tb.session(slot).userId, 'bob');
+});
+
 t.test('packed four characters to three bytes: only the exact base64url characters match', async (t) => {
   const tb = new PackedTable(100);
   const id = newId();
