@@ -8,6 +8,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { eachTarget, makeApp, tokenOf, cacheTrusted, type Target } from '../fixtures/targets.js';
 import type { TestApp } from '../fixtures/targets.js';
+import { parseDevice } from '../../lib/index.js';
 
 /** Run `fn` on the single-server target only. */
 const onSingle = (t: Test, fn: (t: Test, target: Target) => Promise<void>) => eachTarget(t, fn, { only: ['single'] });
@@ -176,6 +177,39 @@ t.test('the session cookie is found among other cookies', async (t) => {
       t.equal(r.statusCode, 200, `${what}: 200`);
       t.equal(r.json().userId, 'among', `${what}: the right user`);
     }
+  });
+});
+
+t.test('a user id, data and user agent holding \'|\' (the create script joins its own fields with it) come back as given, ' +
+  'with every joined field in use (a device type\'s cap, known devices)', async (t) => {
+  await eachTarget(t, async (t, target) => {
+    const app = await makeApp(t, target.client(), {
+      keyPrefix: target.prefix(), localCache: false, knownDevices: true, maxSessionsPerUser: { total: 3, mobile: 1 },
+    });
+    const user = '|a||b|';
+    const data = { note: '|x|y|', list: ['|', '||'] };
+    // A mobile user agent (the type has a cap) with '|' where a parser keeps what it finds.
+    const ua = 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 ' +
+      'Mobile/15E148 Safari/604.1 |x|';
+    const signIn = async (device = '') => {
+      const r = await app.inject({ method: 'POST', url: '/login', payload: { user, data },
+        headers: { 'user-agent': ua, ...(device ? { cookie: device } : {}) } });
+      t.equal(r.statusCode, 200, 'signed in');
+      const set = ([] as string[]).concat(r.headers['set-cookie'] as string[]);
+      return { token: tokenOf(r)!, id: r.json().id as string, device: set.find((l) => !l.startsWith(`${COOKIE}=`))!.split(';')[0] };
+    };
+    const first = await signIn();
+    // Read back from Redis (no local cache): what the script wrote.
+    const m = await me(app, `${COOKIE}=${first.token}`);
+    t.same(m.json(), { id: first.id, userId: user, data }, 'the user id and the data, as given');
+    const rows = (await app.inject({ url: '/sessions', headers: { cookie: `${COOKIE}=${first.token}` } })).json().sessions;
+    t.same(rows.map((r: { id: string; device: unknown; newDevice: boolean }) => [r.id, r.device, r.newDevice]),
+      [[first.id, parseDevice(ua, 512), true]], 'the device as parsed, the first sign-in from it: new');
+    const second = await signIn(first.device);
+    t.equal((await me(app, `${COOKIE}=${first.token}`)).statusCode, 401, 'the mobile cap (1) evicted the first');
+    const again = (await app.inject({ url: '/sessions', headers: { cookie: `${COOKIE}=${second.token}` } })).json().sessions;
+    t.same(again.map((r: { id: string; newDevice: boolean }) => [r.id, r.newDevice]), [[second.id, false]],
+      'one session left, from a device now known (the device cookie came back)');
   });
 });
 

@@ -1050,7 +1050,7 @@ export const MUTANTS = [
     id: 'known-devices-unbounded',
     description: 'The create script adds each device to the user\'s known set but never trims it to `max`.',
     file: 'lib/core/store/scripts.ts',
-    find: "  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(ARGV[20]) + 1))\n",
+    find: "  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(dev_max) + 1))\n",
     replace: '',
     tests: ['test/integration/known-devices.test.ts'],
     env: { TS_ADAPTERS: 'fastify' },

@@ -104,11 +104,11 @@ export class RedisStore {
   /** `<prefix>{<bucket>}o`: the audit buffer of the bucket of `tagOrId` (a tag or a public id). */
   auditStream(tagOrId: string): string { return auditStreamKey(this.#prefix, tagOrId); }
 
-  /** The scripts' four trailing arguments for a user's bucket: the event stream, the audit stream ('' = off), cap, TTL. */
-  #auditArgs(tagOrId: string): (string | number)[] {
+  /** The scripts' trailing argument for a user's bucket: the event stream, the audit stream ('' = off), cap, TTL, joined by '|'. */
+  #auditArg(tagOrId: string): string {
     const a = this.#audit;
-    if (a === undefined) return ['', '', 0, 0];
-    return [a.events ? eventStreamKey(this.#prefix, tagOrId) : '', a.audit ? this.auditStream(tagOrId) : '', a.cap, a.ttl];
+    if (a === undefined) return '|||';
+    return `${a.events ? eventStreamKey(this.#prefix, tagOrId) : ''}|${a.audit ? this.auditStream(tagOrId) : ''}|${a.cap}|${a.ttl}`;
   }
 
   /** `<prefix>{<bucket>}u<user>`: the user's index. */
@@ -157,7 +157,7 @@ export class RedisStore {
     const tag = publicId.slice(0, TAG_LENGTH);
     const n = await this.#run('uncreate', () => this.#scripted.tieredSessionUncreate(
       this.sessionKey(publicId), this.indexKey(tag), publicId.slice(TAG_LENGTH), publicId, this.channel, now, this.base(tag), at,
-      ...this.#auditArgs(publicId),
+      this.#auditArg(publicId),
     ));
     return n === 1;
   }
@@ -199,10 +199,11 @@ export class RedisStore {
     record: NewRecord, refuse = false, device?: KnownDevice): Promise<{ evicted: string[]; newDevice: boolean } | null> {
     const base = this.base(tag);
     const out = await this.#run('create', () => this.#scripted.tieredSessionCreate(
-      `${base}${random}`, this.indexKey(tag), knownDevicesKey(this.#prefix, tag), random, now, ttl, caps.total, caps.typeCap, caps.type,
-      this.channel, tag, base, record.userId, record.secretHash, record.absoluteAt, record.device, record.ip, record.country, record.data,
-      record.remembered ? '' : '0', refuse ? 'refuse' : '',
-      device?.member ?? '', device?.max ?? 0, device?.ttl ?? 0, device?.known === true ? '1' : '', ...this.#auditArgs(tag),
+      `${base}${random}`, this.indexKey(tag), knownDevicesKey(this.#prefix, tag),
+      `${random}|${now}|${ttl}|${caps.total}|${caps.typeCap}|${caps.typeCap > 0 ? caps.type : ''}|${this.channel}|${tag}|${base}|` +
+      `${record.secretHash}|${record.absoluteAt}|${record.remembered ? '' : '0'}|${refuse ? 'refuse' : ''}|` +
+      (device === undefined ? '|0|0|' : `${device.member}|${device.max}|${device.ttl}|${device.known ? '1' : ''}`),
+      record.userId, record.device, record.ip, record.country, record.data, this.#auditArg(tag),
     ));
     if (out === -1) return null;
     const [flag, ...evicted] = out as string[];
@@ -229,7 +230,7 @@ export class RedisStore {
     const tag = publicId.slice(0, TAG_LENGTH);
     const n = await this.#revoking('revoke', 'tieredSessionRevoke', [
       this.sessionKey(publicId), this.indexKey(tag), publicId.slice(TAG_LENGTH), publicId, owner, this.channel, now, reason, at,
-      secretHash, ...this.#auditArgs(publicId),
+      secretHash, this.#auditArg(publicId),
     ], acknowledge);
     return n === 1;
   }
@@ -238,7 +239,7 @@ export class RedisStore {
   async revokeAll(tag: string, owner: string, keepPublicId: string | undefined, now: number, at = now): Promise<string[]> {
     const keep = keepPublicId && keepPublicId.startsWith(tag) ? keepPublicId.slice(TAG_LENGTH) : '';
     return (await this.#revoking('revokeAll', 'tieredSessionRevokeAll', [
-      this.indexKey(tag), this.base(tag), tag, keep, owner, this.channel, now, at, '', ...this.#auditArgs(tag),
+      this.indexKey(tag), this.base(tag), tag, keep, owner, this.channel, now, at, '', this.#auditArg(tag),
     ])) as string[];
   }
 
@@ -248,7 +249,7 @@ export class RedisStore {
     const open = this.#prefix.length;
     const tag = key.slice(open + 1, open + 1 + BUCKET_LENGTH) + key.slice(open + BUCKET_LENGTH + 3);
     return (await this.#revoking('revokeAll', 'tieredSessionRevokeAll', [
-      key, this.base(tag), tag, '', '', this.channel, now, at, '1', ...this.#auditArgs(tag),
+      key, this.base(tag), tag, '', '', this.channel, now, at, '1', this.#auditArg(tag),
     ])) as string[];
   }
 
@@ -282,7 +283,7 @@ export class RedisStore {
   /** Set one field of a live session (never recreating it); `now` and `at` as for revoke(). */
   async update(publicId: string, field: 'j', value: string, now: number, at = now): Promise<boolean> {
     const n = await this.#revoking('update', 'tieredSessionUpdate', [
-      this.sessionKey(publicId), field, value, publicId, this.channel, now, at, '', ...this.#auditArgs(publicId),
+      this.sessionKey(publicId), field, value, publicId, this.channel, now, at, '', this.#auditArg(publicId),
     ], false);
     return n === 1;
   }
@@ -297,7 +298,7 @@ export class RedisStore {
   async rotate(publicId: string, secretHash: string, now: number, at = now, replayOf?: number, authenticatedAt?: number): Promise<number> {
     const value = authenticatedAt === undefined ? secretHash : `${secretHash}:${authenticatedAt}`;
     return Number(await this.#revoking('rotate', 'tieredSessionUpdate', [
-      this.sessionKey(publicId), 'h', value, publicId, this.channel, now, at, replayOf ?? '', ...this.#auditArgs(publicId),
+      this.sessionKey(publicId), 'h', value, publicId, this.channel, now, at, replayOf ?? '', this.#auditArg(publicId),
     ], replayOf === undefined));
   }
 
@@ -330,7 +331,7 @@ export class RedisStore {
       const p = this.#client.pipeline() as ChainableCommander & Record<string, Cmd>;
       for (const { publicId, now } of group) {
         p.tieredSessionTouch(this.sessionKey(publicId), this.indexKey(publicId.slice(0, TAG_LENGTH)), publicId.slice(TAG_LENGTH), now,
-          this.#idles.long, this.#idles.short, publicId, this.#audit?.activity ?? 0, ...this.#auditArgs(publicId));
+          this.#idles.long, this.#idles.short, publicId, this.#audit?.activity ?? 0, this.#auditArg(publicId));
       }
       const res = await this.#run('touch', () => p.exec());
       for (const [err, n] of res ?? []) if (!err && n === 1) written++;

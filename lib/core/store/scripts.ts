@@ -34,10 +34,11 @@
 // channel is refused too, so its local cache is off and nothing needs the broadcast.
 
 /**
- * Shared helper: the audit trail's durable buffer and the event feed's. Every script takes four
- * trailing arguments: the event stream of the user's bucket (`<prefix>{<bucket>}v`, '' = events
- * off), the audit stream of the bucket (`<prefix>{<bucket>}o`, '' = audit off), their length cap,
- * and their TTL. Both are in the user's slot, so an event is written atomically with its change.
+ * Shared helper: the audit trail's durable buffer and the event feed's. Every script takes one
+ * trailing argument, four fields joined by '|' (key names and numbers: none holds one): the event
+ * stream of the user's bucket (`<prefix>{<bucket>}v`, '' = events off), the audit stream of the
+ * bucket (`<prefix>{<bucket>}o`, '' = audit off), their length cap, and their TTL. Both are in the
+ * user's slot, so an event is written atomically with its change.
  * A stream and its consumer group (`audit`, `events`) are created together; the TTL is refreshed
  * on each append, so no key lacks one. One group per stream: each consumer deletes what it has
  * handled, and turning one off never strands entries the other has not read.
@@ -51,7 +52,7 @@
  * and index are gone by then.
  */
 const AUDIT = `
-local E_STREAM, A_STREAM, A_CAP, A_TTL = ARGV[#ARGV - 3], ARGV[#ARGV - 2], ARGV[#ARGV - 1], ARGV[#ARGV]
+local E_STREAM, A_STREAM, A_CAP, A_TTL = string.match(ARGV[#ARGV], '^([^|]*)|([^|]*)|([^|]*)|([^|]*)$')
 local E_SCHED = E_STREAM == '' and '' or string.sub(E_STREAM, 1, -2) .. 'x'
 local function append(stream, group, ...)
   if redis.call('EXISTS', stream) == 0 then redis.call('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM') end
@@ -123,13 +124,18 @@ end
 
 /**
  * create: KEYS[1] session, KEYS[2] index, KEYS[3] the user's known devices.
- * ARGV: random, now, ttl, total cap (0 = none), the new session's device type's cap (0 = none),
- * that type, channel, tag, base, then the record: user id, secret hash, absolute deadline,
- * device, ip, country, data, remembered ('' = field absent); the cap policy ('refuse', or ''
- * to evict); [19..22] known devices: the device's member (the hash of its id; '' = knownDevices
- * off, KEYS[3] untouched), how many the set keeps, its TTL (ms), '1' when the device is known
- * already (under an older secret's tag, or a takeover) or ''; then the audit and event arguments. The
- * field names live here, not on the wire.
+ * ARGV[1]: what the package makes, joined by '|' (none of it can hold one: numbers, base64url,
+ * key names of [A-Za-z0-9_:.{}-], device types of [a-z0-9-]): random, now, ttl, total cap (0 =
+ * none), the new session's device type's cap (0 = none), that type ('' when uncapped), channel,
+ * tag, base, secret hash, absolute deadline, remembered ('0' = not, '' = yes), the cap policy
+ * ('refuse', or '' to evict), then the known devices: the device's member (the hash of its id;
+ * '' = knownDevices off, KEYS[3] untouched), how many the set keeps, its TTL (ms), '1' when the
+ * device is known already (under an older secret's tag, or a takeover) or ''.
+ * ARGV[2..6]: what the app gives, each an argument of its own (any character): user id, device,
+ * ip, country, data ('' = field absent). Then the audit and event argument.
+ * One joined argument instead of sixteen: the client encodes each argument on its own, about
+ * 0.3 µs apiece, the most of a sign-in's own CPU after its HMAC (benchmarks/README.md).
+ * The field names live here, not on the wire.
  * Returns { new device ('1' | '0'), the public ids evicted by the caps… }, or -1 when the policy
  * refuses a sign-in at a cap (nothing written). A new device is one not in the set within its
  * TTL: the session gets `v` '1' and its audit event `v` '1'; the set then holds the device
@@ -137,12 +143,13 @@ end
  * device known: its sign-in did reach the password check.
  */
 export const CREATE = `${EXTEND_INDEX}${DROP_STASHES}${AUDIT}
-local rnd, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local max, tcap, ttype = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
-local channel, tag, base = ARGV[7], ARGV[8], ARGV[9]
+local rnd, now_s, ttl_s, max_s, tcap_s, ttype, channel, tag, base, hash, absat, rem, policy, dev, dev_max, dev_ttl, dev_known =
+  string.match(ARGV[1], '^${'([^|]*)|'.repeat(16)}([^|]*)$')
+local now, ttl, max, tcap = tonumber(now_s), tonumber(ttl_s), tonumber(max_s), tonumber(tcap_s)
+local user, device, ip, country, data = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local exp = now + ttl
 -- Refused at a cap: counted before anything is written, the live sessions only.
-if ARGV[18] == 'refuse' then
+if policy == 'refuse' then
   local card = redis.call('ZCARD', KEYS[2])
   if (max > 0 and card >= max) or (tcap > 0 and card >= tcap) then
     local n, nt = 0, 0
@@ -157,24 +164,24 @@ if ARGV[18] == 'refuse' then
   end
 end
 -- Known devices: members last seen longer than the TTL ago are forgotten first.
-local dev, newdev = ARGV[19], {}
+local newdev = {}
 if dev ~= '' then
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[21]))
-  if ARGV[22] ~= '1' and not redis.call('ZSCORE', KEYS[3], dev) then newdev = { 'v', '1' } end
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(dev_ttl))
+  if dev_known ~= '1' and not redis.call('ZSCORE', KEYS[3], dev) then newdev = { 'v', '1' } end
 end
-local f = { 'u', ARGV[10], 'h', ARGV[11], 'c', ARGV[2], 'a', ARGV[2], 'x', ARGV[12], 'd', ARGV[13], unpack(newdev) }
-if ARGV[14] ~= '' then f[#f + 1] = 'i'; f[#f + 1] = ARGV[14] end
-if ARGV[15] ~= '' then f[#f + 1] = 'k'; f[#f + 1] = ARGV[15] end
-if ARGV[16] ~= '' then f[#f + 1] = 'j'; f[#f + 1] = ARGV[16] end
+local f = { 'u', user, 'h', hash, 'c', now_s, 'a', now_s, 'x', absat, 'd', device, unpack(newdev) }
+if ip ~= '' then f[#f + 1] = 'i'; f[#f + 1] = ip end
+if country ~= '' then f[#f + 1] = 'k'; f[#f + 1] = country end
+if data ~= '' then f[#f + 1] = 'j'; f[#f + 1] = data end
 -- 'r' = '0' marks a session signed in without "remember me" (its own, shorter lifetimes).
-if ARGV[17] ~= '' then f[#f + 1] = 'r'; f[#f + 1] = ARGV[17] end
+if rem ~= '' then f[#f + 1] = 'r'; f[#f + 1] = rem end
 -- The audit event first, then the session: under maxmemory + noeviction the first write is
 -- the one refused, before anything has been touched, so a session never lacks its event.
-audit('t', 'c', 's', tag .. rnd, 'u', ARGV[10], 'w', ARGV[2], 'd', ARGV[13], 'i', ARGV[14], 'k', ARGV[15], 'x', ARGV[12], 'p', ms(exp),
-  'm', ARGV[17] == '' and '1' or '0', unpack(newdev))
+audit('t', 'c', 's', tag .. rnd, 'u', user, 'w', now_s, 'd', device, 'i', ip, 'k', country, 'x', absat, 'p', ms(exp),
+  'm', rem == '' and '1' or '0', unpack(newdev))
 redis.call('HSET', KEYS[1], unpack(f))
 redis.call('PEXPIRE', KEYS[1], ttl)
-schedule(tag .. rnd, ARGV[10], exp, ttl)
+schedule(tag .. rnd, user, exp, ttl)
 local evicted = {}
 -- Below every cap nothing needs pruning yet (LIST drops dead members, and the index expires
 -- with its last session); at a cap, expired members leave before live sessions are counted.
@@ -212,8 +219,8 @@ if over then
     redis.call('DEL', base .. e[1])
     redis.call('ZREM', KEYS[2], e[1])
     evicted[#evicted + 1] = tag .. e[1]
-    unschedule(tag .. e[1], ARGV[10])
-    audit_after('t', 'e', 's', tag .. e[1], 'u', ARGV[10], 'w', ARGV[2], 'y', 'cap')
+    unschedule(tag .. e[1], user)
+    audit_after('t', 'e', 's', tag .. e[1], 'u', user, 'w', now_s, 'y', 'cap')
   end
   -- Past the type's cap: its least recently active sessions go first.
   if tcap > 0 and #oftype >= tcap then
@@ -238,11 +245,11 @@ redis.call('ZADD', KEYS[2], exp, rnd)
 -- An index that had no member did not exist, so it has no TTL to compare with (a user's first
 -- session: most sign-ins).
 if card == 0 then redis.call('PEXPIRE', KEYS[2], ttl) else extend_index(KEYS[2], ttl) end
-if #evicted > 0 then redis.pcall('PUBLISH', channel, ARGV[2] .. '!|' .. table.concat(evicted, ',')) end
+if #evicted > 0 then redis.pcall('PUBLISH', channel, now_s .. '!|' .. table.concat(evicted, ',')) end
 if dev ~= '' then
   redis.call('ZADD', KEYS[3], now, dev)
-  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(ARGV[20]) + 1))
-  redis.call('PEXPIRE', KEYS[3], ARGV[21])
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(dev_max) + 1))
+  redis.call('PEXPIRE', KEYS[3], dev_ttl)
 end
 table.insert(evicted, 1, #newdev > 0 and '1' or '0')
 return evicted
