@@ -1048,7 +1048,7 @@ export const MUTANTS = [
   },
   {
     id: 'audit-streams-swapped',
-    description: 'The scripts read the audit stream where the event stream is, and the other way round, from their joined trailing argument.',
+    description: 'The scripts read the audit stream where the event stream is, and the other way round, from their trailing argument.',
     file: 'lib/core/store/scripts.ts',
     find: "local E_STREAM, A_STREAM, A_CAP, A_TTL = string.match(ARGV[#ARGV],",
     replace: "local A_STREAM, E_STREAM, A_CAP, A_TTL = string.match(ARGV[#ARGV],",
