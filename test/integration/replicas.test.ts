@@ -12,21 +12,24 @@ import { makeApp, cacheTrusted, signIn, me, eventually, tokenOf, COOKIE, type Te
 import { sleep, ready, type RedisServer } from '../fixtures/redis.js';
 
 let cluster: ReplicatedCluster;
+t.before(async () => { cluster = await ReplicatedCluster.start(); });
+t.teardown(async () => { await cluster?.stop(); });
+
+/** The replicas a lagging round held back, and what their master listed. */
+interface Held { servers: RedisServer[]; listed: string }
 
 /**
  * Hold back every replica `master` itself lists as connected, and the one the cluster's views
  * name: the revocation must reach none. Answers them, and what the master listed (a message
  * names it if such a round is ever told "signed out").
  */
-async function holdBackAll(master: RedisServer, named: RedisServer): Promise<{ servers: RedisServer[]; listed: string }> {
+async function holdBackAll(master: RedisServer, named: RedisServer): Promise<Held> {
   const info = await withAdmin(master.port, (r) => r.info('replication'));
   const ports = [...info.matchAll(/^slave\d+:ip=[^,]*,port=(\d+)/gm)].map((m) => Number(m[1]));
   const servers = cluster.nodes.filter((n) => n === named || ports.includes(n.port));
   for (const r of servers) await pauseReplication(r);
   return { servers, listed: info.split(/\r?\n/).filter((l) => /^(connected_slaves|slave\d+):/.test(l)).join(' ') };
 }
-t.before(async () => { cluster = await ReplicatedCluster.start(); });
-t.teardown(async () => { await cluster?.stop(); });
 
 const prefixes = (() => { let n = 0; return () => `rc${process.pid}x${n++}:`; })();
 
@@ -54,7 +57,7 @@ t.test('a revocation that answered success is still in force after its master is
     // Every other round, the replica is held back first: the revocation cannot reach it.
     const lagging = i % 2 === 0;
     let s, out, master, replica;
-    let held: { servers: RedisServer[]; listed: string } = { servers: [], listed: '' };
+    let held: Held = { servers: [], listed: '' };
     // A healthy round that answers 503 is inconclusive, not wrong (the user was told nothing):
     // on a loaded machine the script and its WAIT can outlast commandTimeout. It is tried again
     // with a fresh session, at most twice; a WAIT that never confirms still fails the round.

@@ -34,6 +34,12 @@
 // channel is refused too, so its local cache is off and nothing needs the broadcast.
 
 /**
+ * The Lua pattern that splits one argument of `n` fields joined by '|' (string.match answers the
+ * fields, '' for an empty one). The JS side joins only what cannot hold a '|'.
+ */
+const joined = (n: number): string => `'^${'([^|]*)|'.repeat(n - 1)}([^|]*)$'`;
+
+/**
  * Shared helper: the audit trail's durable buffer and the event feed's. Every script takes one
  * trailing argument, four fields joined by '|' (key names and numbers: none holds one): the event
  * stream of the user's bucket (`<prefix>{<bucket>}v`, '' = events off), the audit stream of the
@@ -52,7 +58,7 @@
  * and index are gone by then.
  */
 const AUDIT = `
-local E_STREAM, A_STREAM, A_CAP, A_TTL = string.match(ARGV[#ARGV], '^([^|]*)|([^|]*)|([^|]*)|([^|]*)$')
+local E_STREAM, A_STREAM, A_CAP, A_TTL = string.match(ARGV[#ARGV], ${joined(4)})
 local E_SCHED = E_STREAM == '' and '' or string.sub(E_STREAM, 1, -2) .. 'x'
 local function append(stream, group, ...)
   if redis.call('EXISTS', stream) == 0 then redis.call('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM') end
@@ -144,7 +150,7 @@ end
  */
 export const CREATE = `${EXTEND_INDEX}${DROP_STASHES}${AUDIT}
 local rnd, now_s, ttl_s, max_s, tcap_s, ttype, channel, tag, base, hash, absat, rem, policy, dev, dev_max, dev_ttl, dev_known =
-  string.match(ARGV[1], '^${'([^|]*)|'.repeat(16)}([^|]*)$')
+  string.match(ARGV[1], ${joined(17)})
 local now, ttl, max, tcap = tonumber(now_s), tonumber(ttl_s), tonumber(max_s), tonumber(tcap_s)
 local user, device, ip, country, data = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local exp = now + ttl
