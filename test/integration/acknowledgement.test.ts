@@ -10,7 +10,7 @@ import type { Test } from 'tap';
 import type { Redis, Cluster } from 'ioredis';
 import { failFast } from '../../examples/redis-client.js';
 import {
-  ReplicatedCluster, IoRedis, freeze, thaw, cutReplicaLinks, keepingAlive, withAdmin,
+  ReplicatedCluster, IoRedis, freeze, thaw, cutReplicaLinks, keepingAlive, withAdmin, pauseReplication, resumeReplication, waitForSync,
 } from '../fixtures/replicas.js';
 import { RedisServer } from '../fixtures/redis.js';
 import { eachAdapter, makeApp, signIn, me, eventually, COOKIE } from '../fixtures/targets.js';
@@ -119,6 +119,55 @@ t.test('a single primary whose replica link just dropped (connected_slaves:0) st
     const found = logs.filter((l) => /replicas found/.test(l.msg));
     t.equal(found.length, 1, 'one log line for the decision');
     t.equal(found[0]?.level, 'info');
+  });
+});
+
+// A node forgets its scripts on SCRIPT FLUSH (and a client can believe a node has a script it
+// never ran: ioredis marks a connection as holding a script once it has sent it, even when the
+// node answered MOVED). A client's defined command answers NOSCRIPT by sending the script again
+// on its own, after a WAIT pipelined behind it has already answered for a connection that wrote
+// nothing new: the revocation was confirmed by nobody. Each topology, the README's clients.
+t.test('a node that lost its scripts (SCRIPT FLUSH) confirms a revocation only when a replica has it: a held-back replica answers 503 ' +
+  'NOT_CONFIRMED, never 204, on a Cluster and on a single primary', async (t) => {
+  const cluster = await ReplicatedCluster.start();
+  t.teardown(() => cluster.stop());
+  const primary = await RedisServer.start(['--repl-diskless-sync-delay', '0']);
+  t.teardown(() => keepingAlive(primary.stop()));
+  const second = await RedisServer.start(['--replicaof', '127.0.0.1', String(primary.port), '--repl-diskless-sync-delay', '0']);
+  t.teardown(() => keepingAlive(second.stop()));
+  await eventually(() => withAdmin(second.port, (r) => r.info('replication')), (i) => i.includes('master_link_status:up'), 10_000);
+  const topologies = [
+    { name: 'Cluster', client: (t: Test) => clusterClient(t, cluster), masterOf: (key: string) => cluster.masterForKey(key),
+      replicaOf: async (m: RedisServer) => (await cluster.replicasOf(m))[0] },
+    { name: 'single primary', client: (t: Test) => redisClient(t, primary), masterOf: async () => primary,
+      replicaOf: async () => second },
+  ];
+  await eachAdapter(t, async (t) => {
+    for (const topology of topologies) {
+      const app = await makeApp(t, topology.client(t), { keyPrefix: prefixes() });
+      // The first sign-out loads the revocation script on the connection it uses.
+      const first = await signIn(app, 'dora');
+      t.equal((await logout(app, first.token)).statusCode, 204, `${topology.name}: a healthy replica confirms`);
+      const s = await signIn(app, 'dora');
+      const master = await topology.masterOf(app.sessions.store.sessionKey(s.id));
+      const replica = await topology.replicaOf(master);
+      await waitForSync(replica);
+      await withAdmin(master.port, (r) => r.script('FLUSH'));
+      await pauseReplication(replica);
+      let out;
+      try {
+        out = await logout(app, s.token);
+      } finally {
+        await resumeReplication(replica);
+      }
+      t.equal(out.statusCode, 503, `${topology.name}: the replica never had it: not confirmed (${out.statusCode} ${out.body})`);
+      t.equal(JSON.parse(out.body).code, 'ERR_TIERED_SESSION_NOT_CONFIRMED', `${topology.name}: coded`);
+      // Applied on the master all the same: once the replica catches up, the token is refused.
+      await waitForSync(replica);
+      t.equal((await me(app, s.token)).statusCode, 401, `${topology.name}: the sign-out was applied`);
+      const again = await signIn(app, 'dora');
+      t.equal((await logout(app, again.token)).statusCode, 204, `${topology.name}: the next sign-out reloads the script and confirms`);
+    }
   });
 });
 

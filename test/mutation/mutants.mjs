@@ -702,6 +702,18 @@ export const MUTANTS = [
     tests: ['test/unit/cross-site.test.ts', 'test/integration/routes.test.ts'],
   },
   {
+    id: 'wait-noscript-resent-alone',
+    description: 'A revocation goes by its SHA and, where the node lost its scripts (NOSCRIPT), is sent again on its own, as ' +
+      'ioredis does for a defined command: the WAIT that answered before it is taken as its acknowledgement, by nobody.',
+    file: 'lib/core/store/acknowledgement.ts',
+    find: '  const res = (await client.pipeline().eval(s.lua, s.keys, ...args).wait(c.replicas, c.timeout).exec()) ?? [];\n',
+    replace: "  const sha = (await import('node:crypto')).createHash('sha1').update(s.lua).digest('hex');\n" +
+      '  const res = (await client.pipeline().evalsha(sha, s.keys, ...args).wait(c.replicas, c.timeout).exec()) ?? [];\n' +
+      '  if (/^NOSCRIPT/.test(String(res[0]?.[0]?.message))) res[0] = [null, await client.eval(s.lua, s.keys, ...args)];\n',
+    tests: ['test/integration/acknowledgement.test.ts'],
+    env: { TS_ADAPTERS: 'fastify' },
+  },
+  {
     id: 'ack-from-client-pool',
     description: "confirmRevocations 'auto' on a Cluster counts the replicas in the client's pool (filled from CLUSTER SLOTS, which " +
       "leaves out a replica that has not replicated yet) instead of the masters' CLUSTER NODES.",

@@ -1,4 +1,4 @@
-import type { Redis, Cluster, ChainableCommander } from 'ioredis';
+import type { Redis, Cluster } from 'ioredis';
 import type { RedisClient } from '../options.js';
 import { withTimeout } from './timeout.js';
 
@@ -130,29 +130,40 @@ export interface AckRequirement { readonly replicas: number; readonly timeout: n
 /** A Cluster's redirection: the command went to a node that does not serve its key, and did not run. */
 const isRedirect = (err: unknown): boolean => err instanceof Error && /^(MOVED|ASK) /.test(err.message);
 
+/** A script as {@link thenWait} sends it: its body and how many of its arguments are keys. */
+export interface WaitedScript { readonly lua: string; readonly keys: number }
+
 /**
- * `command` then WAIT, in one pipeline to the node serving `key` (WAIT counts the writes of its
- * own connection). Answers the command's result and the replicas that acknowledged.
+ * The script `s` then WAIT, in one pipeline to the node serving the script's first key (WAIT
+ * counts the writes its own connection made before it). Answers the script's result and the
+ * replicas that acknowledged.
+ *
+ * The script goes as EVAL with its body, never by its SHA: a node that lacks it (SCRIPT FLUSH, a
+ * promoted replica) answers EVALSHA with NOSCRIPT, and ioredis answers a defined command's
+ * NOSCRIPT by sending the script again on its own, after the WAIT has already answered for a
+ * connection that wrote nothing new: the revocation would be confirmed by nobody. (ioredis also
+ * marks a connection as holding a script once it has sent it, even when the node answered MOVED
+ * and never ran it.) A pipeline that met NOSCRIPT and ran again would wait twice, past the
+ * command timeout, whenever the replica is slow. The body costs a revocation about 3 KB on the
+ * wire and a SHA1 in Redis (docs/decisions.md).
  *
  * A Cluster client whose slot map is stale (a failover, a resharding) sends the pipeline to a
- * node that no longer serves `key`: the command answers MOVED or ASK, and the WAIT answers
+ * node that no longer serves the key: the script answers MOVED or ASK, and the WAIT answers
  * there. ioredis follows a pipeline's redirect only when every command in it was redirected
  * alike, and learns nothing from this one, so every later revocation on those slots would fail
- * the same way. Then the command runs alone (the client follows the redirect and mends its
- * map) and the WAIT goes after it, to the node it ran on; if that cannot be acknowledged, the
- * change is applied but not acknowledged (acked 0).
+ * the same way. Then the script runs alone (the client follows the redirect and mends its map)
+ * and the WAIT goes after it, to the node it ran on; if that cannot be acknowledged (the WAIT's
+ * pipeline was redirected too), the change is applied but not acknowledged (acked 0).
  */
-export async function thenWait(client: RedisClient, key: string, c: AckRequirement,
-  command: (on: Record<string, Cmd>) => unknown): Promise<[unknown, number]> {
-  const p = client.pipeline() as ChainableCommander & Record<string, Cmd>;
-  command(p);
-  p.wait(c.replicas, c.timeout);
-  const res = (await p.exec()) ?? [];
+export async function thenWait(client: RedisClient, s: WaitedScript, args: (string | number)[],
+  c: AckRequirement): Promise<[unknown, number]> {
+  const res = (await client.pipeline().eval(s.lua, s.keys, ...args).wait(c.replicas, c.timeout).exec()) ?? [];
   if (!isRedirect(res[0]?.[0])) {
     for (const [err] of res) if (err) throw err;
     return [res[0]?.[1], res[1]?.[1] as number];
   }
-  const applied = await command(client as unknown as Record<string, Cmd>);
-  const [, [err, acked] = []] = (await client.pipeline().pttl(key).wait(c.replicas, c.timeout).exec()) ?? [];
-  return [applied, err ? 0 : acked as number];
+  const applied = await client.eval(s.lua, s.keys, ...args);
+  const [[pttlErr] = [null], [err, acked] = [null, 0]] = (await client.pipeline().pttl(String(args[0])).wait(c.replicas, c.timeout)
+    .exec()) ?? [];
+  return [applied, pttlErr || err ? 0 : acked as number];
 }

@@ -11,7 +11,7 @@ import { boundedCall, type RedisObserver } from './call.js';
 
 import type { ExplicitEndReason } from '../audit/sql.js';
 import type { StreamBuffer } from '../audit/trail.js';
-import { thenWait, type Acknowledgement, type AckRequirement, type Cmd } from './acknowledgement.js';
+import { thenWait, type Acknowledgement, type AckRequirement, type Cmd, type WaitedScript } from './acknowledgement.js';
 import { CREATE, TOUCH, REVOKE, REVOKE_ALL, UPDATE, LIST, READ, UNCREATE, PRESENT } from './scripts.js';
 
 interface Scripted {
@@ -37,6 +37,9 @@ const SCRIPTS: [keyof Scripted, number, string][] = [
   ['tieredSessionUncreate', 2, UNCREATE],
   ['tieredSessionPresent', 1, PRESENT],
 ];
+
+/** Each script as a WAIT follows it (thenWait sends it itself). */
+const WAITED = Object.fromEntries(SCRIPTS.map(([name, keys, lua]) => [name, { lua, keys }])) as Record<keyof Scripted, WaitedScript>;
 
 /** A sign-in's device for the create script (knownDevices on). */
 export interface KnownDevice {
@@ -142,7 +145,7 @@ export class RedisStore {
     if (acknowledge) await this.#decided();
     const c = acknowledge ? this.acknowledgedBy : undefined;
     if (c === undefined) return this.#run(what, () => this.#scripted[name](...args));
-    const [applied, acked] = await this.#run(what, () => thenWait(this.#client, String(args[0]), c, (on) => on[name](...args)));
+    const [applied, acked] = await this.#run(what, () => thenWait(this.#client, WAITED[name], args, c));
     if (acked < c.replicas) throw Object.assign(new ERR_NOT_CONFIRMED(), { applied, acked });
     return applied;
   }
@@ -179,7 +182,7 @@ export class RedisStore {
     const c = this.acknowledgedBy;
     if (c === undefined) return;
     const key = this.sessionKey(publicId);
-    const [present, acked] = await this.#run('WAIT', () => thenWait(this.#client, key, c, (on) => on.tieredSessionPresent(key)));
+    const [present, acked] = await this.#run('WAIT', () => thenWait(this.#client, WAITED.tieredSessionPresent, [key], c));
     if (present !== 1 || acked < c.replicas) throw Object.assign(new ERR_NOT_CONFIRMED(), { acked });
   }
 
