@@ -38,7 +38,7 @@ const SCRIPTS: [keyof Scripted, number, string][] = [
   ['tieredSessionPresent', 1, PRESENT],
 ];
 
-/** Each script as a WAIT follows it (thenWait sends it itself). */
+/** Each script as a WAIT follows it: its body, sent by thenWait itself (never ioredis's defined command). */
 const WAITED = Object.fromEntries(SCRIPTS.map(([name, keys, lua]) => [name, { lua, keys }])) as Record<keyof Scripted, WaitedScript>;
 
 /** A sign-in's device for the create script (knownDevices on). */
@@ -137,9 +137,10 @@ export class RedisStore {
   }
 
   /**
-   * Run a script; when revocations are acknowledged, pipelined with WAIT on the same connection
-   * (the script's node). The change is applied either way; when fewer replicas than required
-   * acknowledge it in time, throws ERR_NOT_CONFIRMED carrying the script's result as `applied`.
+   * Run a script; when revocations are acknowledged, sent with its body (EVAL, never by SHA:
+   * thenWait says why) and pipelined with WAIT on the same connection (the script's node). The
+   * change is applied either way; when fewer replicas than required acknowledge it in time,
+   * throws ERR_NOT_CONFIRMED carrying the script's result as `applied`.
    */
   async #revoking(what: string, name: keyof Scripted, args: (string | number)[], acknowledge = true): Promise<unknown> {
     if (acknowledge) await this.#decided();
