@@ -11,6 +11,7 @@ import type { Redis, Cluster } from 'ioredis';
 import { failFast } from '../../examples/redis-client.js';
 import {
   ReplicatedCluster, IoRedis, freeze, thaw, cutReplicaLinks, keepingAlive, withAdmin, pauseReplication, resumeReplication, waitForSync,
+  listedReplicas,
 } from '../fixtures/replicas.js';
 import { RedisServer } from '../fixtures/redis.js';
 import { eachAdapter, makeApp, signIn, me, eventually, COOKIE } from '../fixtures/targets.js';
@@ -35,6 +36,16 @@ function redisClient(t: Test, server: RedisServer): Redis {
   c.on('error', () => {});
   t.teardown(() => c.disconnect());
   return c;
+}
+
+/** A primary and one replica linked to it (private processes, stopped at teardown). */
+async function primaryWithReplica(t: Test): Promise<{ primary: RedisServer; replica: RedisServer }> {
+  const primary = await RedisServer.start(['--repl-diskless-sync-delay', '0']);
+  t.teardown(() => keepingAlive(primary.stop()));
+  const replica = await RedisServer.start(['--replicaof', '127.0.0.1', String(primary.port), '--repl-diskless-sync-delay', '0']);
+  t.teardown(() => keepingAlive(replica.stop()));
+  await eventually(() => withAdmin(replica.port, (r) => r.info('replication')), (i) => i.includes('master_link_status:up'), 10_000);
+  return { primary, replica };
 }
 
 const logout = (app: { inject: (o: object) => Promise<{ statusCode: number; body: string }> }, token: string) =>
@@ -63,12 +74,10 @@ t.test('a fresh replicated Cluster (no data, replicas absent from CLUSTER SLOTS)
     frozen.push(await freeze(replica));
     t.ok(await cutReplicaLinks(master) >= 1, 'the master dropped its replica link');
     // What the master lists as replicas around the sign-out: named if a sign-out is ever confirmed here.
-    const listed = async () => (await withAdmin(master.port, (r) => r.info('replication'))).split(/\r?\n/)
-      .filter((l) => /^(connected_slaves|slave\d+):/.test(l)).join(' ');
-    const before = await listed();
+    const before = await listedReplicas(master);
     const out = await logout(app, alice.token);
     t.equal(out.statusCode, 503, `the sign-out is not confirmed (${out.statusCode} ${out.body}; the master listed ${before}, then ` +
-      `${await listed()}; acknowledgement ${app.sessions.stats().acknowledgement})`);
+      `${await listedReplicas(master)}; acknowledgement ${app.sessions.stats().acknowledgement})`);
     t.equal(JSON.parse(out.body).code, 'ERR_TIERED_SESSION_NOT_CONFIRMED');
     t.ok(app.sessions.stats().unconfirmed >= 1, 'and counted');
 
@@ -96,11 +105,7 @@ t.test('a fresh replicated Cluster (no data, replicas absent from CLUSTER SLOTS)
 t.test('a single primary whose replica link just dropped (connected_slaves:0) still confirms: 503, not 204; the gauge, stats() and one ' +
   'log line show it', async (t) => {
   await eachAdapter(t, async (t) => {
-    const primary = await RedisServer.start(['--repl-diskless-sync-delay', '0']);
-    t.teardown(() => keepingAlive(primary.stop()));
-    const replica = await RedisServer.start(['--replicaof', '127.0.0.1', String(primary.port), '--repl-diskless-sync-delay', '0']);
-    t.teardown(() => keepingAlive(replica.stop()));
-    await eventually(() => withAdmin(replica.port, (r) => r.info('replication')), (i) => i.includes('master_link_status:up'), 10_000);
+    const { primary, replica } = await primaryWithReplica(t);
     const pid = await freeze(replica);
     t.teardown(() => thaw(pid));
     await cutReplicaLinks(primary);
@@ -136,11 +141,7 @@ t.test('a node that lost its scripts (SCRIPT FLUSH) confirms a revocation only w
   'NOT_CONFIRMED, never 204, on a Cluster and on a single primary', async (t) => {
   const cluster = await ReplicatedCluster.start();
   t.teardown(() => cluster.stop());
-  const primary = await RedisServer.start(['--repl-diskless-sync-delay', '0']);
-  t.teardown(() => keepingAlive(primary.stop()));
-  const second = await RedisServer.start(['--replicaof', '127.0.0.1', String(primary.port), '--repl-diskless-sync-delay', '0']);
-  t.teardown(() => keepingAlive(second.stop()));
-  await eventually(() => withAdmin(second.port, (r) => r.info('replication')), (i) => i.includes('master_link_status:up'), 10_000);
+  const { primary, replica: second } = await primaryWithReplica(t);
   const topologies = [
     { name: 'Cluster', client: (t: Test) => clusterClient(t, cluster), masterOf: (key: string) => cluster.masterForKey(key),
       replicaOf: async (m: RedisServer) => (await cluster.replicasOf(m))[0] },
@@ -192,11 +193,7 @@ t.test('a single Redis without replicas: revocations do not wait (gauge off)', a
 
 t.test("a sign-in's cap eviction is acknowledged after a write of its own on the connection that waits: a frozen replica does not " +
   'confirm it, and a node without the new session (its create lost to a failover) confirms nothing', async (t) => {
-  const primary = await RedisServer.start(['--repl-diskless-sync-delay', '0']);
-  t.teardown(() => keepingAlive(primary.stop()));
-  const replica = await RedisServer.start(['--replicaof', '127.0.0.1', String(primary.port), '--repl-diskless-sync-delay', '0']);
-  t.teardown(() => keepingAlive(replica.stop()));
-  await eventually(() => withAdmin(replica.port, (r) => r.info('replication')), (i) => i.includes('master_link_status:up'), 10_000);
+  const { primary, replica } = await primaryWithReplica(t);
   const keyPrefix = prefixes();
   const app = await makeApp(t, redisClient(t, primary), { keyPrefix });
   const s = await signIn(app, 'carol');

@@ -6,7 +6,7 @@ import t from 'tap';
 import type { Test } from 'tap';
 import type { Cluster } from 'ioredis';
 import {
-  ReplicatedCluster, pauseReplication, resumeReplication, keepingAlive, waitForSync, withAdmin,
+  ReplicatedCluster, pauseReplication, resumeReplication, keepingAlive, waitForSync, withAdmin, listedReplicas,
 } from '../fixtures/replicas.js';
 import { makeApp, cacheTrusted, signIn, me, eventually, tokenOf, COOKIE, type TestApp } from '../fixtures/targets.js';
 import { sleep, ready, type RedisServer } from '../fixtures/redis.js';
@@ -24,11 +24,11 @@ interface Held { servers: RedisServer[]; listed: string }
  * names it if such a round is ever told "signed out").
  */
 async function holdBackAll(master: RedisServer, named: RedisServer): Promise<Held> {
-  const info = await withAdmin(master.port, (r) => r.info('replication'));
-  const ports = [...info.matchAll(/^slave\d+:ip=[^,]*,port=(\d+)/gm)].map((m) => Number(m[1]));
+  const listed = await listedReplicas(master);
+  const ports = [...listed.matchAll(/slave\d+:ip=[^,]*,port=(\d+)/g)].map((m) => Number(m[1]));
   const servers = cluster.nodes.filter((n) => n === named || ports.includes(n.port));
   for (const r of servers) await pauseReplication(r);
-  return { servers, listed: info.split(/\r?\n/).filter((l) => /^(connected_slaves|slave\d+):/.test(l)).join(' ') };
+  return { servers, listed };
 }
 
 const prefixes = (() => { let n = 0; return () => `rc${process.pid}x${n++}:`; })();
